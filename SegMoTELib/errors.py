@@ -1,0 +1,26 @@
+"""One exception family for everything a user can get wrong.
+
+Every user mistake (bad argument, unreadable file, mismatched checkpoint) raises a subclass of
+`SegMoTEError` whose message names the argument or file and what was expected, so callers (CLI,
+Slicer) can show it as is instead of a traceback from inside torch.
+"""
+
+
+class SegMoTEError(ValueError):
+    """Base class of all errors caused by user input or user files."""
+
+
+class InputError(SegMoTEError):
+    """An argument (image, prompt, option) has the wrong shape, type or value."""
+
+
+class CheckpointError(SegMoTEError):
+    """A checkpoint or adapter file is missing, corrupt or does not match what was expected."""
+
+
+class BackboneError(SegMoTEError):
+    """An unknown backbone was requested or its dependencies are missing."""
+
+
+class DataError(SegMoTEError):
+    """A data file or folder (volume, image, dataset) is unreadable or malformed."""

@@ -1,0 +1,70 @@
+"""Saving and loading adapter files: the adapter's own parameters plus a header.
+
+Header: format name and version, backbone id, adapter configuration, and (for the
+adapter+decoder and decoder training modes) the fine-tuned SAM decoder weights. Files load with
+`torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import CheckpointError
+from .config import AdapterConfig
+
+FORMAT_NAME = "segmote-adapter"
+FORMAT_VERSION = 1
+
+
+def save_adapter(path: str | Path, adapter_state: dict, config: AdapterConfig, backbone: str,
+                 decoder_state: dict | None = None, metadata: dict | None = None, half: bool = False) -> Path:
+    import torch
+
+    def convert(state):
+        return {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu().contiguous()
+                for k, v in state.items()}
+
+    payload = {
+        "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "backbone": backbone,
+        "config": config.to_dict(), "adapter": convert(adapter_state),
+        "decoder": convert(decoder_state) if decoder_state is not None else None,
+        "metadata": metadata or {},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def read_adapter(path: str | Path, expected_backbone: str | None = None) -> dict:
+    """The adapter file's payload, after checking its header."""
+    import torch
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"adapter: file {path} does not exist")
+    try:
+        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"adapter: cannot read {path}: {error.__class__.__name__}: {error}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"adapter: {path} is not a SegMoTE adapter file (no '{FORMAT_NAME}' header)")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"adapter: {path} has format version {payload.get('format_version')}, this SegMoTE reads version {FORMAT_VERSION}"
+        )
+    if expected_backbone is not None and payload.get("backbone") != expected_backbone:
+        raise CheckpointError(
+            f"adapter: {path} was trained for backbone {payload.get('backbone')!r}, not {expected_backbone!r}"
+        )
+    payload["config"] = AdapterConfig.from_dict(payload["config"])
+    return payload

@@ -1,0 +1,95 @@
+"""SegMoTEModel: a frozen backbone plus the SegMoTE decoder, for training and inference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..backbones.base import Backbone
+from ..errors import CheckpointError
+from .adapter_io import read_adapter, save_adapter
+from .config import AdapterConfig
+from .decoder import DecoderOutput, SegMoTEAdapter, SegMoTEDecoder
+
+
+class SegMoTEModel(nn.Module):
+    def __init__(self, backbone: Backbone, config: AdapterConfig | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.config = config or AdapterConfig()
+        sam_decoder = backbone.mask_decoder
+        dim = sam_decoder.transformer_dim
+        adapter = SegMoTEAdapter(self.config, dim, backbone.early_channels, len(sam_decoder.transformer.layers))
+        self.decoder = SegMoTEDecoder(sam_decoder, adapter)
+        self.set_trainable(self.config.training_mode)
+
+    @property
+    def adapter(self) -> SegMoTEAdapter:
+        return self.decoder.adapter
+
+    def set_trainable(self, mode: str) -> None:
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        if mode in ("adapter", "adapter+decoder"):
+            for parameter in self.adapter.parameters():
+                parameter.requires_grad_(True)
+        if mode in ("adapter+decoder", "decoder"):
+            for parameter in self.backbone.mask_decoder.parameters():
+                parameter.requires_grad_(True)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.backbone.encode(images)
+
+    def encode_prompts(self, points=None, boxes=None, masks=None):
+        """SAM's prompt encoder (frozen). points = (coords (B,N,2), labels (B,N)) in model-input pixels."""
+        return self.backbone.prompt_encoder(points=points, boxes=boxes, masks=masks)
+
+    def dense_no_prompt(self, batch: int) -> torch.Tensor:
+        encoder = self.backbone.prompt_encoder
+        return encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(batch, -1, *encoder.image_embedding_size)
+
+    def decode(self, embeddings: torch.Tensor, early: torch.Tensor, sparse: torch.Tensor | None,
+               dense: torch.Tensor) -> DecoderOutput:
+        image_pe = self.backbone.prompt_encoder.get_dense_pe()
+        return self.decoder(embeddings, early, image_pe, sparse, dense)
+
+    def decode_base(self, embeddings: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor, multimask: bool):
+        """SAM's own decoder, untouched: (low-res logits, IoU predictions)."""
+        decoder = self.backbone.mask_decoder
+        return decoder(image_embeddings=embeddings, image_pe=self.backbone.prompt_encoder.get_dense_pe(),
+                       sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
+
+    # --- adapter files -------------------------------------------------------------------
+    def save_adapter(self, path: str | Path, metadata: dict | None = None, half: bool = False) -> Path:
+        decoder_state = None
+        if self.config.training_mode in ("adapter+decoder", "decoder"):
+            decoder_state = self.backbone.mask_decoder.state_dict()
+        return save_adapter(path, self.adapter.state_dict(), self.config, self.backbone.name,
+                            decoder_state=decoder_state, metadata=metadata, half=half)
+
+    @classmethod
+    def from_adapter(cls, backbone: Backbone, path: str | Path) -> SegMoTEModel:
+        payload = read_adapter(path, expected_backbone=backbone.name)
+        model = cls(backbone, payload["config"])
+        model._load_states(payload, path)
+        model.metadata = payload.get("metadata", {})
+        model.set_trainable("none")
+        return model
+
+    def _load_states(self, payload: dict, path) -> None:
+        def load(module, state, what):
+            state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+            try:
+                module.load_state_dict(state, strict=True)
+            except RuntimeError as error:
+                raise CheckpointError(f"adapter: {path} does not fit this model ({what}): {str(error)[:300]}") from None
+
+        load(self.adapter, payload["adapter"], "adapter parameters")
+        if payload.get("decoder") is not None:
+            load(self.backbone.mask_decoder, payload["decoder"], "decoder parameters")

@@ -1,0 +1,203 @@
+"""SegMoTEPredictor: the one façade the Slicer effect, the Logic, the CLI and the tests use.
+
+`set_image` maps the image to 8-bit RGB, resizes and pads it and caches its embedding (LRU keyed
+by content hash); `predict` turns points / boxes / a previous mask into masks at the image's own
+resolution; `predict_auto` segments without a prompt (PPT).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .intensity import IntensityMapping
+from .preprocessing import ImageTransform, as_rgb_uint8, to_model_input
+from .prompts_validation import validate_box, validate_mask_input, validate_points
+
+LOW_RES = 256
+
+
+@dataclass
+class Prediction:
+    masks: np.ndarray            # bool (K, H, W), or (B, K, H, W) for a batch of boxes
+    scores: np.ndarray           # predicted IoU, (K,) or (B, K)
+    low_res_logits: np.ndarray   # float32 (K, 256, 256) or (B, K, 256, 256), for refinement
+    decoder: str                 # "segmote" or "base"
+
+
+@dataclass
+class _Embedding:
+    embedding: object   # torch.Tensor (1, 256, 64, 64)
+    early: object       # torch.Tensor (1, C, h, w)
+    transform: ImageTransform
+
+
+def resolve_default_adapter(backbone: str) -> Path | None:
+    """The shipped adapter for `backbone` from the manifest, verified by sha256, or None."""
+    from .backbones.checkpoints import verify_checkpoint
+    from .resources import load_manifest, resources_dir
+
+    for name, entry in load_manifest().get("adapters", {}).items():
+        if entry.get("backbone") == backbone and entry.get("default"):
+            return verify_checkpoint(resources_dir() / entry["file"], entry["sha256"], f"shipped adapter {name}")
+    return None
+
+
+class SegMoTEPredictor:
+    def __init__(self, backbone: str = "litemedsam", checkpoint: str | Path | None = None,
+                 adapter: str | Path | None = "default", device: str = "auto", cache_size: int = 8,
+                 model=None):
+        import torch
+
+        from .backbones import load_backbone
+        from .device import select_device
+        from .modeling import SegMoTEModel
+
+        if cache_size < 1:
+            raise InputError(f"cache_size: must be at least 1, got {cache_size}")
+        self.device = select_device(device)
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, _Embedding] = OrderedDict()
+        self._current: _Embedding | None = None
+        self.notice: str | None = None
+        self.box_decoder = "base"
+        if model is not None:  # an in-memory model (training-time evaluation)
+            self.model, self.uses_adapter = model, True
+            self.box_decoder = "segmote"
+        else:
+            base = load_backbone(backbone, checkpoint)
+            adapter_path = resolve_default_adapter(backbone) if adapter == "default" else adapter
+            if adapter_path is None:
+                self.model, self.uses_adapter = SegMoTEModel(base), False
+                self.notice = (
+                    "no trained SegMoTE adapter is available for this backbone: using the base decoder "
+                    "(boxes work; single clicks and prompt-free masks need the adapter)"
+                    if adapter == "default" else None
+                )
+            else:
+                self.model = SegMoTEModel.from_adapter(base, adapter_path)
+                self.uses_adapter = True
+                self.box_decoder = "segmote" if self.model.metadata.get("use_for_boxes", False) else "base"
+        self.model.to(self.device).eval()
+        self.input_size = self.model.backbone.input_size
+        self.backbone_name = self.model.backbone.name
+        self._torch = torch
+
+    # --- images ---------------------------------------------------------------------------
+    def _key(self, rgb: np.ndarray) -> str:
+        return hashlib.sha1(rgb.tobytes() + str(rgb.shape).encode()).hexdigest()
+
+    def set_image(self, image: np.ndarray, modality: str = "auto", mapping: IntensityMapping | None = None) -> None:
+        rgb = as_rgb_uint8(image, modality, mapping)
+        key = self._key(rgb)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+        else:
+            self._store(key, *self._embed([rgb]))
+        self._current = self._cache[key]
+
+    def embed_images(self, images: list[np.ndarray], modality: str = "auto", mapping: IntensityMapping | None = None,
+                     batch_size: int = 16) -> None:
+        """Embed several images in batches (worth it on a GPU) and keep them in the cache."""
+        rgbs = [as_rgb_uint8(image, modality, mapping) for image in images]
+        self.cache_size = max(self.cache_size, len(rgbs))
+        pending = [(self._key(rgb), rgb) for rgb in rgbs]
+        pending = [(key, rgb) for key, rgb in pending if key not in self._cache]
+        for start in range(0, len(pending), batch_size):
+            chunk = pending[start:start + batch_size]
+            embeddings, earlies, transforms = self._embed([rgb for _, rgb in chunk])
+            for index, (key, _) in enumerate(chunk):
+                self._store(key, embeddings[index:index + 1], earlies[index:index + 1], transforms[index])
+
+    def _embed(self, rgbs: list[np.ndarray]):
+        torch = self._torch
+        inputs, transforms = zip(*(to_model_input(rgb, self.model.backbone, self.device) for rgb in rgbs))
+        with torch.inference_mode():
+            embedding, early = self.model.encode(torch.cat(inputs))
+        if len(rgbs) == 1:
+            return embedding, early, transforms[0]
+        return embedding, early, list(transforms)
+
+    def _store(self, key: str, embedding, early, transform: ImageTransform) -> None:
+        self._cache[key] = _Embedding(embedding, early, transform)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self._require_image().transform.original_hw
+
+    def _require_image(self) -> _Embedding:
+        if self._current is None:
+            raise InputError("image: no image is set; call set_image(image) before predict()")
+        return self._current
+
+    # --- prompts --------------------------------------------------------------------------
+    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask: bool = False) -> Prediction:
+        current = self._require_image()
+        height, width = current.transform.original_hw
+        points, labels = validate_points(points, labels, height, width)
+        boxes, batched = validate_box(box, height, width)
+        if points is None and boxes is None and mask_input is None:
+            raise InputError("prompt: give at least one of points, box or mask_input")
+        batch = 1 if boxes is None else len(boxes)
+        masks_in = validate_mask_input(mask_input, batch, LOW_RES)
+        if points is not None and batched and batch > 1:
+            raise InputError("points: points cannot be combined with a batch of several boxes")
+        use_adapter = self.uses_adapter and (boxes is None or self.box_decoder == "segmote")
+        torch = self._torch
+        with torch.inference_mode():
+            point_tensors = None
+            if points is not None:
+                coords = torch.as_tensor(current.transform.points_to_input(points), dtype=torch.float32,
+                                         device=self.device)
+                point_tensors = (coords.unsqueeze(0), torch.as_tensor(labels, device=self.device).unsqueeze(0))
+            box_tensor = None
+            if boxes is not None:
+                box_tensor = torch.as_tensor(current.transform.boxes_to_input(boxes), dtype=torch.float32,
+                                             device=self.device)
+            mask_tensor = None if masks_in is None else torch.as_tensor(masks_in, device=self.device)
+            sparse, dense = self.model.encode_prompts(points=point_tensors, boxes=box_tensor, masks=mask_tensor)
+            embedding = current.embedding.expand(sparse.shape[0], -1, -1, -1)
+            if use_adapter:
+                early = current.early.expand(sparse.shape[0], -1, -1, -1)
+                output = self.model.decode(embedding, early, sparse, dense)
+                low_res, scores = self._adapter_outputs(output, multimask)
+            else:
+                low_res, scores = self.model.decode_base(embedding, sparse, dense, multimask)
+        return self._finish(low_res, scores, current.transform, batched, "segmote" if use_adapter else "base")
+
+    def predict_auto(self) -> Prediction:
+        """Prompt-free segmentation of the current image (PPT tokens replace the prompt)."""
+        current = self._require_image()
+        if not self.uses_adapter:
+            raise InputError("prompt: prompt-free segmentation needs a trained SegMoTE adapter; none is loaded")
+        torch = self._torch
+        with torch.inference_mode():
+            dense = self.model.dense_no_prompt(1)
+            output = self.model.decode(current.embedding, current.early, None, dense)
+            low_res, scores = self._adapter_outputs(output, False)
+        return self._finish(low_res, scores, current.transform, False, "segmote")
+
+    @staticmethod
+    def _adapter_outputs(output, multimask: bool):
+        if not multimask:
+            return output.masks, output.iou
+        order = output.confidence.argsort(dim=1, descending=True)
+        return output.expert_masks.gather(1, order[..., None, None].expand_as(output.expert_masks)), \
+            output.expert_iou.gather(1, order)
+
+    def _finish(self, low_res, scores, transform: ImageTransform, batched: bool, decoder: str) -> Prediction:
+        logits = transform.logits_to_image(low_res.float())
+        masks = (logits > 0).cpu().numpy()
+        low = low_res.float().cpu().numpy()
+        iou = scores.float().cpu().numpy()
+        if not batched:
+            masks, low, iou = masks[0], low[0], iou[0]
+        return Prediction(masks=masks, scores=iou, low_res_logits=low, decoder=decoder)

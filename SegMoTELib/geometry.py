@@ -1,0 +1,317 @@
+"""Patient-axis slices of a volume, shown like Slicer shows them, and RAS ⇄ slice-pixel mapping.
+
+A slice holds one voxel axis fixed (`SliceRef(axis, index)`, axis 0/1/2 = i/j/k). "Axial" means
+axial in the patient: the voxel axis closest to the superior axis, read from the direction matrix
+(for an oblique or permuted acquisition that can be i or j, not k). The three patient axes are
+matched to the three voxel axes together (the best of the 6 pairings), so axial, coronal and
+sagittal always name three different voxel axes.
+
+Slices come out in display orientation, as Slicer's slice views show them
+(`vtkMRMLSliceNode::SetOrientationTo*`):
+  axial    x (column) → patient left,      y (row, downwards) → posterior  (anterior at the top)
+  coronal  x → patient left,               y → inferior                     (superior at the top)
+  sagittal x → posterior (anterior left),  y → inferior                     (superior at the top)
+Pixel (x, y) has its centre at integer coordinates. The display layout of a voxel axis is one
+`DisplayFrame`; `_pixel_to_voxel` / `_voxel_to_pixel` are the only place it is applied, by slice
+extraction, insertion and the point mapping alike, so they cannot disagree.
+
+Coordinates are rounded to the nearest voxel (halves up), never truncated; a point outside the
+volume raises `InputError` naming it. Boxes are 2 opposite RAS corners (the RAS-axis-aligned box
+they span) or 8 corners (a rotated ROI). Vectorised numpy throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import permutations
+
+import numpy as np
+
+from .errors import InputError
+from .volume import Volume, as_points, round_half_up
+
+ORIENTATIONS = ("sagittal", "coronal", "axial")  # index = patient axis: 0 R-L, 1 A-P, 2 S-I
+_ALIASES = {"yellow": "sagittal", "green": "coronal", "red": "axial", "transverse": "axial"}
+# Column (x) and row (y) directions of each view in RAS.
+DISPLAY_AXES_RAS = {
+    "axial": ((-1.0, 0.0, 0.0), (0.0, -1.0, 0.0)),
+    "coronal": ((-1.0, 0.0, 0.0), (0.0, 0.0, -1.0)),
+    "sagittal": ((0.0, -1.0, 0.0), (0.0, 0.0, -1.0)),
+}
+AXIS_NAMES = ("i", "j", "k")
+
+
+@dataclass(frozen=True)
+class SliceRef:
+    """A slice: voxel axis `axis` (0 = i, 1 = j, 2 = k) held at `index`."""
+
+    axis: int
+    index: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.axis, bool) or self.axis not in (0, 1, 2):
+            raise InputError(f"slice axis: expected 0, 1 or 2 (i, j, k), got {self.axis!r}")
+        if isinstance(self.index, bool) or int(self.index) != self.index or self.index < 0:
+            raise InputError(f"slice index: expected an integer >= 0, got {self.index!r}")
+        object.__setattr__(self, "axis", int(self.axis))
+        object.__setattr__(self, "index", int(self.index))
+
+
+@dataclass(frozen=True)
+class DisplayFrame:
+    """How the slices across voxel axis `axis` are laid out on screen."""
+
+    axis: int
+    orientation: str
+    col_axis: int  # voxel axis running along image columns (x)
+    row_axis: int  # voxel axis running down image rows (y)
+    col_flip: bool  # x increases as that voxel index decreases
+    row_flip: bool
+    width: int
+    height: int
+
+
+# --- which voxel axis is which patient axis --------------------------------------------------
+def patient_axis_map(volume: Volume) -> tuple[int, int, int]:
+    """Voxel axis (0 i, 1 j, 2 k) of the patient R-L, A-P and S-I axes, matched jointly."""
+    cosines = np.abs(volume.direction_ras)  # [patient axis, voxel axis]; columns are unit vectors
+    best = max(permutations(range(3)), key=lambda perm: sum(cosines[p, perm[p]] for p in range(3)))
+    return tuple(int(a) for a in best)
+
+
+def normalise_orientation(orientation: str) -> str:
+    name = str(orientation).strip().lower()
+    name = _ALIASES.get(name, name)
+    if name not in ORIENTATIONS:
+        raise InputError(f"orientation: expected axial, coronal, sagittal or a normal vector (3,) in RAS, "
+                         f"got {orientation!r}")
+    return name
+
+
+def slice_axis_for(volume: Volume, orientation) -> int:
+    """Voxel axis to hold fixed for "axial" / "coronal" / "sagittal" or a slice normal in RAS (3,)."""
+    if isinstance(orientation, str):
+        return patient_axis_map(volume)[ORIENTATIONS.index(normalise_orientation(orientation))]
+    normal = np.asarray(orientation, dtype=np.float64).reshape(-1)
+    if normal.shape != (3,) or not np.all(np.isfinite(normal)) or not np.any(normal):
+        raise InputError(f"orientation: a slice normal must be 3 finite numbers, not all 0; got {orientation!r}")
+    return int(np.argmax(np.abs(volume.direction_ras.T @ (normal / np.linalg.norm(normal)))))
+
+
+def orientation_of_axis(volume: Volume, axis: int) -> str:
+    """"axial", "coronal" or "sagittal": the patient orientation of slices across voxel `axis`."""
+    return ORIENTATIONS[patient_axis_map(volume).index(int(axis))]
+
+
+def display_frame(volume: Volume, axis: int) -> DisplayFrame:
+    orientation = orientation_of_axis(volume, axis)
+    column_ras, row_ras = (np.array(d) for d in DISPLAY_AXES_RAS[orientation])
+    axis_of_patient = patient_axis_map(volume)
+    col_axis = axis_of_patient[int(np.argmax(np.abs(column_ras)))]
+    row_axis = axis_of_patient[int(np.argmax(np.abs(row_ras)))]
+    direction = volume.direction_ras
+    shape = volume.shape_ijk
+    return DisplayFrame(
+        axis=int(axis), orientation=orientation, col_axis=col_axis, row_axis=row_axis,
+        col_flip=bool(direction[:, col_axis] @ column_ras < 0), row_flip=bool(direction[:, row_axis] @ row_ras < 0),
+        width=shape[col_axis], height=shape[row_axis])
+
+
+# --- the one mapping between voxel coordinates and display pixels ----------------------------
+def _mirror(values, flip: bool, size: int):
+    """Index along a displayed axis ⇄ voxel index (its own inverse)."""
+    return (size - 1) - values if flip else values
+
+
+def _pixel_to_voxel(frame: DisplayFrame, x, y, index) -> list:
+    """Pixel (x, y) of slice `index` -> voxel coordinates [i, j, k] (broadcastable arrays)."""
+    ijk = [None, None, None]
+    ijk[frame.axis] = index
+    ijk[frame.col_axis] = _mirror(x, frame.col_flip, frame.width)
+    ijk[frame.row_axis] = _mirror(y, frame.row_flip, frame.height)
+    return ijk
+
+
+def _voxel_to_pixel(frame: DisplayFrame, ijk: np.ndarray) -> np.ndarray:
+    """Voxel coordinates (N, 3) -> pixel (N, 2) x, y of the slice through them."""
+    x = _mirror(ijk[:, frame.col_axis], frame.col_flip, frame.width)
+    y = _mirror(ijk[:, frame.row_axis], frame.row_flip, frame.height)
+    return np.stack([x, y], axis=1)
+
+
+# --- slices -----------------------------------------------------------------------------------
+def slice_through(volume: Volume, orientation, point_ras) -> SliceRef:
+    """The slice of the given orientation through the voxel containing `point_ras`."""
+    axis = slice_axis_for(volume, orientation)
+    return SliceRef(axis, int(ras_to_voxel(volume, point_ras)[0, axis]))
+
+
+def slice_count(volume: Volume, axis: int) -> int:
+    return volume.shape_ijk[int(axis)]
+
+
+def slice_shape(volume: Volume, ref: SliceRef) -> tuple[int, int]:
+    """(height, width) of the displayed slice."""
+    frame = display_frame(volume, ref.axis)
+    return frame.height, frame.width
+
+
+def _checked_frame(volume: Volume, ref: SliceRef) -> DisplayFrame:
+    if not isinstance(ref, SliceRef):
+        raise InputError(f"ref: expected a SliceRef, got {type(ref).__name__}")
+    count = slice_count(volume, ref.axis)
+    if ref.index >= count:
+        raise InputError(f"slice index: {ref.index} is outside 0..{count - 1} along axis {AXIS_NAMES[ref.axis]}")
+    return display_frame(volume, ref.axis)
+
+
+def _slice_indices(frame: DisplayFrame, index: int) -> tuple:
+    """Open-mesh index arrays into an array [k, j, i] that gather the slice as (H, W)."""
+    x = np.arange(frame.width)[None, :]
+    y = np.arange(frame.height)[:, None]
+    i, j, k = _pixel_to_voxel(frame, x, y, index)
+    return k, j, i
+
+
+def extract_slice(volume: Volume, ref: SliceRef) -> np.ndarray:
+    """The slice as a 2D array (H, W) in display orientation ((H, W, 3) for RGB); a copy."""
+    frame = _checked_frame(volume, ref)
+    return volume.array[_slice_indices(frame, ref.index)]
+
+
+def insert_slice(labelmap, ref: SliceRef, mask2d, geometry: Volume | None = None):
+    """Write a display-oriented 2D mask into slice `ref` of a labelmap (inverse of extract_slice).
+
+    `labelmap`: a `Volume` (its array is written in place), or an array [k, j, i] together with
+    `geometry`, the volume it belongs to (the display layout depends on its direction matrix).
+    Returns the labelmap array.
+    """
+    if isinstance(labelmap, Volume):
+        geometry = labelmap if geometry is None else geometry
+        target = labelmap.array
+    else:
+        target = labelmap
+        if not isinstance(geometry, Volume):
+            raise InputError("geometry: insert_slice into a bare array needs the Volume it belongs to "
+                             "(its direction decides the display layout)")
+    if not isinstance(target, np.ndarray) or target.shape[:3] != geometry.array.shape[:3]:
+        raise InputError(f"labelmap: expected an array of shape {geometry.array.shape[:3]} [k, j, i], "
+                         f"got {getattr(target, 'shape', type(target).__name__)}")
+    frame = _checked_frame(geometry, ref)
+    mask2d = np.asarray(mask2d)
+    if mask2d.shape[:2] != (frame.height, frame.width):
+        raise InputError(f"mask2d: expected shape {(frame.height, frame.width)} (the displayed slice), "
+                         f"got {mask2d.shape}")
+    target[_slice_indices(frame, ref.index)] = mask2d
+    return target
+
+
+# --- points and boxes -------------------------------------------------------------------------
+def _describe_ras(point) -> str:
+    return "(R {:.2f}, A {:.2f}, S {:.2f} mm)".format(*point)
+
+
+def _outside_error(volume: Volume, points_ras: np.ndarray, ijk: np.ndarray, name: str) -> InputError:
+    inside = volume.contains_ijk(ijk)
+    first = int(np.flatnonzero(~inside)[0])
+    count = int(np.count_nonzero(~inside))
+    more = f" ({count} of {len(inside)} points are outside)" if count > 1 else ""
+    extent = " x ".join(str(n) for n in volume.shape_ijk)
+    return InputError(
+        f"{name}: point {first} {_describe_ras(points_ras[first])} lies outside the volume: voxel "
+        f"{np.round(ijk[first], 2).tolist()} is not within the {extent} (i x j x k) voxels{more}")
+
+
+def ras_to_voxel(volume: Volume, points_ras) -> np.ndarray:
+    """RAS mm (N, 3) -> nearest voxel (N, 3) int, i, j, k order; outside the volume -> InputError."""
+    points = as_points(points_ras, "points_ras")
+    ijk = volume.ras_to_ijk_points(points)
+    if not volume.contains_ijk(ijk).all():
+        raise _outside_error(volume, points, ijk, "points_ras")
+    return round_half_up(ijk)
+
+
+def ras_to_slice_pixels(volume: Volume, ref: SliceRef, points_ras) -> np.ndarray:
+    """RAS mm (N, 3) -> (N, 2) float pixel x (column), y (row) of slice `ref`.
+
+    Points are projected along the slice's voxel axis; each must lie inside the volume.
+    Round the result (halves up) where a whole pixel is needed.
+    """
+    frame = _checked_frame(volume, ref)
+    points = as_points(points_ras, "points_ras")
+    ijk = volume.ras_to_ijk_points(points)
+    if not volume.contains_ijk(ijk).all():
+        raise _outside_error(volume, points, ijk, "points_ras")
+    return _voxel_to_pixel(frame, ijk)
+
+
+def slice_pixels_to_ras(volume: Volume, ref: SliceRef, xy) -> np.ndarray:
+    """Pixel (N, 2) x, y of slice `ref` (float allowed) -> RAS mm (N, 3) on the slice plane."""
+    frame = _checked_frame(volume, ref)
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.ndim == 1:
+        xy = xy[None]
+    if xy.ndim != 2 or xy.shape[1] != 2 or not np.all(np.isfinite(xy)):
+        raise InputError(f"xy: expected finite pixel coordinates of shape (N, 2), got {np.asarray(xy).shape}")
+    index = np.full(len(xy), float(ref.index))
+    ijk = np.stack(_pixel_to_voxel(frame, xy[:, 0], xy[:, 1], index), axis=1)
+    return volume.ijk_to_ras_points(ijk)
+
+
+def _corners(corners_ras, name: str) -> np.ndarray:
+    corners = np.asarray(corners_ras, dtype=np.float64)
+    if corners.shape not in ((2, 3), (8, 3)) or not np.all(np.isfinite(corners)):
+        raise InputError(f"{name}: expected 2 opposite corners (2, 3) or the 8 corners (8, 3) of a box in "
+                         f"RAS mm, got shape {np.asarray(corners_ras).shape}")
+    return corners
+
+
+def box_corners_ras(corners_ras) -> np.ndarray:
+    """The 8 corners of the RAS-axis-aligned box spanned by two opposite corners (2, 3)."""
+    corners = _corners(corners_ras, "corners_ras")
+    if len(corners) == 8:
+        return corners
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    grid = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=np.float64)
+    return low + grid * (high - low)
+
+
+def _rounded_span(low: float, high: float, size: int, what: str) -> tuple[int, int]:
+    """Round a continuous [low, high] voxel span to whole voxels, clamped to 0..size-1."""
+    if high < -0.5 or low >= size - 0.5:
+        raise InputError(f"{what}: the box lies outside the volume (voxels {low:.2f}..{high:.2f}, extent 0..{size - 1})")
+    first, last = round_half_up([low, high])
+    return int(max(first, 0)), int(min(last, size - 1))
+
+
+def ras_box_to_slice_box(volume: Volume, ref: SliceRef, corners_ras) -> np.ndarray:
+    """Box corners in RAS -> (4,) int x0, y0, x1, y1 (inclusive pixels) on slice `ref`.
+
+    Two corners mean the RAS-axis-aligned box they span, as everywhere in this module: for a box
+    drawn in one of Slicer's (RAS-aligned) slice views that is the drawn rectangle itself, also
+    when the volume is oblique. Eight corners (a rotated ROI or a reformatted view) are used as
+    given. All corners are projected along the slice axis; the bounding box of the projections
+    is rounded and clamped to the slice; a box outside the slice or without area is refused.
+    """
+    frame = _checked_frame(volume, ref)
+    pixels = _voxel_to_pixel(frame, volume.ras_to_ijk_points(box_corners_ras(corners_ras)))
+    low, high = pixels.min(axis=0), pixels.max(axis=0)
+    x0, x1 = _rounded_span(low[0], high[0], frame.width, "corners_ras")
+    y0, y1 = _rounded_span(low[1], high[1], frame.height, "corners_ras")
+    if x1 <= x0 or y1 <= y0:
+        raise InputError(f"corners_ras: the box covers {x1 - x0 + 1} x {y1 - y0 + 1} pixels on the slice "
+                         f"(x {x0}..{x1}, y {y0}..{y1}); it has no area: draw a larger box")
+    return np.array([x0, y0, x1, y1], dtype=np.int64)
+
+
+def slice_extent_of_box(volume: Volume, ref_axis, corners_ras) -> tuple[int, int]:
+    """Inclusive range (lo, hi) of slice indices along `ref_axis` (int or SliceRef) a 3D box covers.
+
+    Two corners mean the RAS-axis-aligned box they span (expanded to its 8 corners); 8 corners
+    (a rotated ROI) are used as given.
+    """
+    axis = ref_axis.axis if isinstance(ref_axis, SliceRef) else ref_axis
+    if isinstance(axis, bool) or axis not in (0, 1, 2):
+        raise InputError(f"ref_axis: expected 0, 1 or 2 (i, j, k) or a SliceRef, got {ref_axis!r}")
+    ijk = volume.ras_to_ijk_points(box_corners_ras(corners_ras))
+    return _rounded_span(ijk[:, axis].min(), ijk[:, axis].max(), slice_count(volume, axis), "corners_ras")

@@ -1,0 +1,129 @@
+"""Read and write volumes: NIfTI, NRRD, MHA/MHD, DICOM series (a folder), 2D images, npz.
+
+`read_volume(path)` picks the reader from the extension (a folder is a DICOM series) and returns a
+`Volume` with its full geometry; `write_volume(volume, path)` writes atomically. Any failure names
+the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..errors import DataError, InputError
+from ..volume import Volume
+from .atomic import atomic_output
+from .formats import IMAGE_2D_EXTENSIONS, VOLUME_EXTENSIONS, WRITABLE_EXTENSIONS, extension_of
+from .sitk_convert import short_message, volume_from_sitk, volume_to_sitk
+
+log = logging.getLogger(__name__)
+MODALITY_TAG = "0008|0060"
+
+
+def read_volume(path, series_uid: str | None = None) -> Volume:
+    """Read a 3D volume or a 2D image as a `Volume`.
+
+    Folders are read as a DICOM series (`series_uid` picks one when the folder holds several;
+    otherwise the series with most files is used and the choice is logged). `.npz` files give
+    their `imgs` array (see `io.npz`). 2D PNG/JPEG images become one slice, spacing 1, identity
+    direction. Float volumes with NaN or infinite voxels are refused.
+    """
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise DataError(f"{source}: no such file or folder")
+    if source.is_dir():
+        return read_dicom_series(source, series_uid)
+    extension = extension_of(source)
+    if extension == ".npz":
+        from .npz import read_npz_case
+
+        return read_npz_case(source)[0]
+    if extension in IMAGE_2D_EXTENSIONS:
+        from .images2d import read_image_2d
+
+        return read_image_2d(source)
+    return _read_with_sitk(source)
+
+
+def _read_with_sitk(source: Path) -> Volume:
+    import SimpleITK as sitk
+
+    if source.stat().st_size == 0:
+        raise DataError(f"{source}: the file is empty")
+    try:
+        image = sitk.ReadImage(str(source))
+    except RuntimeError as error:
+        raise DataError(f"{source}: not a readable image ({short_message(error)}); expected one of "
+                        f"{', '.join(VOLUME_EXTENSIONS)}, a 2D image, .npz or a DICOM folder") from error
+    modality = image.GetMetaData(MODALITY_TAG).strip() if image.HasMetaDataKey(MODALITY_TAG) else None
+    return volume_from_sitk(image, str(source), modality=modality or None)
+
+
+def read_dicom_series(folder, series_uid: str | None = None) -> Volume:
+    """Read one DICOM series from a folder (not recursive)."""
+    import SimpleITK as sitk
+
+    folder = Path(folder)
+    reader = sitk.ImageSeriesReader()
+    series = list(reader.GetGDCMSeriesIDs(str(folder)))
+    if not series:
+        raise DataError(f"{folder}: the folder holds no DICOM series")
+    if series_uid is not None:
+        if series_uid not in series:
+            raise InputError(f"series_uid: {series_uid!r} is not in {folder}; it holds {', '.join(series)}")
+        chosen = series_uid
+    else:
+        files_of = {uid: reader.GetGDCMSeriesFileNames(str(folder), uid) for uid in series}
+        chosen = max(series, key=lambda uid: len(files_of[uid]))
+        if len(series) > 1:
+            log.warning("%s holds %d DICOM series; reading %s (%d files), the largest. Pass series_uid "
+                        "to choose another.", folder, len(series), chosen, len(files_of[chosen]))
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), chosen))
+    reader.MetaDataDictionaryArrayUpdateOn()
+    try:
+        image = reader.Execute()
+    except RuntimeError as error:
+        raise DataError(f"{folder}: DICOM series {chosen} is unreadable ({short_message(error)})") from error
+    modality = reader.GetMetaData(0, MODALITY_TAG).strip() if reader.HasMetaDataKey(0, MODALITY_TAG) else None
+    return volume_from_sitk(image, f"{folder} (series {chosen})", modality=modality or None)
+
+
+def write_volume(volume: Volume, path) -> Path:
+    """Write `volume` to `path` atomically; the extension picks the format.
+
+    `.nii(.gz)`, `.nrrd`, `.nhdr`, `.mha`, `.mhd` keep the full geometry; `.png`/`.jpg` hold one
+    slice of uint8 (or uint16 for PNG) and no geometry; `.npz` uses the LiteMedSAM layout;
+    `.seg.nrrd` goes through `write_segmentation`. Returns the path written.
+    """
+    if not isinstance(volume, Volume):
+        raise InputError(f"volume: expected a SegMoTELib Volume, got {type(volume).__name__}")
+    target = Path(path).expanduser()
+    extension = extension_of(target)
+    if extension == ".seg.nrrd":
+        from .segmentation import write_segmentation
+
+        return write_segmentation(target, volume)
+    if extension == ".npz":
+        from .npz import write_npz_case
+
+        return write_npz_case(target, volume)
+    if extension in IMAGE_2D_EXTENSIONS:
+        from .images2d import write_image_2d
+
+        return write_image_2d(volume, target)
+    if extension not in VOLUME_EXTENSIONS:
+        raise InputError(f"output: unknown format {extension or '(no extension)'!r} for {target}; expected one "
+                         f"of {', '.join(WRITABLE_EXTENSIONS)} (DICOM is read-only)")
+    write_sitk_image(volume_to_sitk(volume), target)
+    return target
+
+
+def write_sitk_image(image, target: Path) -> None:
+    """Write a SimpleITK image atomically, compressed where the format allows it."""
+    import SimpleITK as sitk
+
+    with atomic_output(target) as staged:
+        try:
+            sitk.WriteImage(image, str(staged), useCompression=extension_of(target) not in (".jpg", ".jpeg"))
+        except RuntimeError as error:
+            raise DataError(f"{target}: writing failed ({short_message(error)})") from error

@@ -276,6 +276,20 @@ def box_corners_ras(corners_ras) -> np.ndarray:
     return low + grid * (high - low)
 
 
+def roi_corners(object_to_world, size) -> np.ndarray:
+    """The 8 world corners (8, 3) of a (possibly rotated) ROI: its centre frame `object_to_world`
+    (4×4, as Slicer's markups ROI GetObjectToWorldMatrix) and its edge lengths `size` (3,) in mm."""
+    matrix = np.asarray(object_to_world, dtype=np.float64)
+    half = np.asarray(size, dtype=np.float64).reshape(-1) / 2.0
+    if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
+        raise InputError(f"object_to_world: expected a finite 4×4 matrix, got shape {matrix.shape}")
+    if half.shape != (3,) or not np.all(np.isfinite(half)) or np.any(half <= 0):
+        raise InputError(f"size: expected three positive edge lengths, got {np.asarray(size).tolist()}")
+    signs = np.array([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)], dtype=np.float64)
+    local = np.hstack([signs * half, np.ones((8, 1))])
+    return (local @ matrix.T)[:, :3]
+
+
 def _rounded_span(low: float, high: float, size: int, what: str) -> tuple[int, int]:
     """Round a continuous [low, high] voxel span to whole voxels, clamped to 0..size-1."""
     if high < -0.5 or low >= size - 0.5:

@@ -366,3 +366,23 @@ def test_npz_ct_displays_anatomically_upright():
         middle = extract_slice(image, SliceRef(2, image.shape_ijk[2] // 2))
         rows, _ = np.nonzero(middle >= 240)
         assert rows.mean() / middle.shape[0] > 0.55, path.name
+
+
+def test_roi_corners_follow_rotation_and_size():
+    from SegMoTELib.geometry import roi_corners
+
+    angle = np.deg2rad(30.0)
+    matrix = np.eye(4)
+    matrix[:3, :3] = [[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
+    matrix[:3, 3] = [10.0, -5.0, 2.0]
+    corners = roi_corners(matrix, [4.0, 2.0, 6.0])
+    assert corners.shape == (8, 3)
+    np.testing.assert_allclose(corners.mean(axis=0), [10.0, -5.0, 2.0])
+    # the corner at local (+2, +1, +3) rotated by 30 degrees about S
+    local = np.array([2.0, 1.0, 3.0])
+    expected = matrix[:3, :3] @ local + matrix[:3, 3]
+    assert np.min(np.linalg.norm(corners - expected, axis=1)) < 1e-9
+    nearest = np.sort(np.linalg.norm(corners - corners[0], axis=1))[1:4]  # the three edges at one corner
+    np.testing.assert_allclose(nearest, [2.0, 4.0, 6.0])
+    with pytest.raises(InputError, match="size"):
+        roi_corners(matrix, [4.0, 0.0, 6.0])

@@ -1,0 +1,78 @@
+"""Curation records shown in Slicer: a table node and a plot of the scores per class.
+
+Columns follow the CLI's manifest (SegMoTELib.curation.tables.MANIFEST_COLUMNS): identity, metrics,
+gate verdicts, passed, failures, score, selected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import slicer
+import vtk
+from vtk.util import numpy_support
+
+HISTOGRAM_BINS = 20
+
+
+def fillRecordTable(tableNode: slicer.vtkMRMLTableNode, records: list[dict], columns) -> None:
+    """Replace the table's content by one row per record (numbers as numbers, the rest as text)."""
+    table = tableNode.GetTable()
+    with slicer.util.NodeModify(tableNode):
+        tableNode.RemoveAllColumns()
+        for name in columns:
+            values = [record.get(name) for record in records]
+            if all(isinstance(value, (bool, int, float, np.number)) for value in values) and values:
+                array = numpy_support.numpy_to_vtk(np.asarray(values, dtype=np.float64), deep=True)
+            else:
+                array = vtk.vtkStringArray()
+                array.SetNumberOfValues(len(values))
+                for row, value in enumerate(values):
+                    array.SetValue(row, "" if value is None else str(value))
+            array.SetName(name)
+            table.AddColumn(array)
+        table.Modified()
+
+
+def scoreHistogramChart(records: list[dict], classBy: tuple, chartNode: slicer.vtkMRMLPlotChartNode | None = None
+                        ) -> slicer.vtkMRMLPlotChartNode:
+    """A plot chart with one line per class: the histogram of quality scores (0..1)."""
+    from SegMoTELib.curation.sampler import class_key
+
+    classes: dict[tuple, list[float]] = {}
+    for record in records:
+        classes.setdefault(class_key(record, classBy), []).append(float(record.get("score") or 0.0))
+    edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    names = ["/".join(key) for key in sorted(classes)]
+    counts = [np.histogram(classes[key], bins=edges)[0].astype(np.float64) for key in sorted(classes)]
+
+    tableNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "SegMoTE score histogram")
+    slicer.util.updateTableFromArray(tableNode, [centres, *counts], ["score", *names])
+    if chartNode is None:
+        chartNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotChartNode", "SegMoTE scores per class")
+    chartNode.RemoveAllPlotSeriesNodeIDs()
+    for name in names:
+        series = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", f"scores {name}")
+        series.SetAndObserveTableNodeID(tableNode.GetID())
+        series.SetXColumnName("score")
+        series.SetYColumnName(name)
+        series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeLine)
+        series.SetUniqueColor()
+        chartNode.AddAndObservePlotSeriesNodeID(series.GetID())
+    chartNode.SetTitle("Quality score per class")
+    chartNode.SetXAxisTitle("score")
+    chartNode.SetYAxisTitle("slices")
+    return chartNode
+
+
+def showInLayout(tableNode: slicer.vtkMRMLTableNode, chartNode: slicer.vtkMRMLPlotChartNode) -> None:
+    """Switch to the four-up plot + table layout and show both there."""
+    layoutManager = slicer.app.layoutManager()
+    if layoutManager is None:  # no main window (tests, batch)
+        return
+    layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
+    selectionNode = slicer.app.applicationLogic().GetSelectionNode()
+    selectionNode.SetActiveTableID(tableNode.GetID())
+    selectionNode.SetActivePlotChartID(chartNode.GetID())
+    slicer.app.applicationLogic().PropagateTableSelection()
+    slicer.app.applicationLogic().PropagatePlotChartSelection()

@@ -1,0 +1,78 @@
+"""Waiting feedback for a worker job: a busy cursor at once, a progress dialog after ~2 s.
+
+Short jobs (a prompt on a cached slice) only flash the cursor; long ones (propagation, curation,
+the first model load) get a cancellable progress dialog fed from `Job.progress`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import qt
+import slicer
+
+DIALOG_DELAY_MSEC = 2000
+_REFRESH_MSEC = 100
+
+
+class BusyFeedback:
+    def __init__(self, job, title: str, cancellable: bool = True):
+        self.job = job
+        self.title = title
+        self.cancellable = cancellable
+        self.dialog = None
+        qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
+        self._timer = qt.QTimer()
+        self._timer.setInterval(_REFRESH_MSEC)
+        self._timer.connect("timeout()", self._refresh)
+        self._timer.start()
+        self._elapsedMsec = 0
+
+    def _refresh(self) -> None:
+        if self.job.finished:
+            self.close()
+            return
+        self._elapsedMsec += _REFRESH_MSEC
+        if self.dialog is None and self._elapsedMsec >= DIALOG_DELAY_MSEC:
+            self._openDialog()
+        if self.dialog is not None:
+            self.dialog.setValue(int(100 * min(max(self.job.progress, 0.0), 1.0)))
+
+    def _openDialog(self) -> None:
+        self.dialog = slicer.util.createProgressDialog(
+            value=0, maximum=100, labelText=self.title, windowTitle="SegMoTE")
+        if self.cancellable:
+            self.dialog.connect("canceled()", self.job.cancel)
+        else:
+            self.dialog.setCancelButton(None)
+        qt.QApplication.restoreOverrideCursor()  # the dialog now shows that work is going on
+
+    def close(self) -> None:
+        if self._timer is None:
+            return
+        self._timer.stop()
+        self._timer = None
+        if self.dialog is not None:
+            self.dialog.close()
+            self.dialog = None
+        else:
+            qt.QApplication.restoreOverrideCursor()
+
+
+def describeError(error: BaseException) -> str:
+    """User mistakes (SegMoTE errors, missing dependencies) as they are; anything else with its type."""
+    from SegMoTELib.errors import SegMoTEError
+
+    from .dependencies import DependenciesMissingError
+    from .worker import JobCancelled
+
+    if isinstance(error, JobCancelled):
+        return f"Cancelled: {error}."
+    if isinstance(error, (SegMoTEError, DependenciesMissingError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def showError(error: BaseException, windowTitle: str = "SegMoTE") -> None:
+    logging.error("SegMoTE: %s", describeError(error), exc_info=not isinstance(error, ValueError))
+    slicer.util.errorDisplay(describeError(error), windowTitle=windowTitle)

@@ -1,0 +1,455 @@
+"""Segment Editor effect "SegMoTE": clicks, boxes and prompt-free masks on any slice view, and 3D.
+
+Left click = positive point, Shift/Ctrl + click = negative point, drag = box, in any slice view
+(Red, Yellow, Green or oblique). Each prompt replaces the selected segment on that slice; the
+prompts of one slice refine each other (previous logits go along as a dense prompt). "Propagate to
+3D" extends the last slice mask through the volume. Edits go through saveStateForUndo() and
+modifySelectedSegmentByLabelmap(), so undo, masking and overwrite settings work as for any effect.
+
+All model work runs on SegMoTE's worker thread; the GUI only converts MRML ⇄ arrays and shows
+results. The slice under the mouse is embedded ahead of time, so a prompt costs only the decoder.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import qt
+import slicer
+import vtk
+from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
+
+import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
+from SegMoTEGlue.dependencies import dependencyStatus
+from SegMoTEGlue.engine import engineSession
+from SegMoTEGlue.feedback import BusyFeedback, describeError
+from SegMoTEGlue.markers import PromptMarkers
+from SegMoTEGlue.mrmlconvert import (
+    geometryOfNode,
+    orientedImageArray,
+    orientedImageToVolume,
+    sliceExtent,
+    sliceNormalWorld,
+)
+from SegMoTEGlue.prompts import MODE_AUTO, MODE_BOX, MODE_CLICK, MODES, SlicePrompts
+from SegMoTEGlue.worker import BATCH, INTERACTIVE, PREFETCH
+from SegMoTELib import geometry
+from SegMoTELib.errors import InputError
+from SegMoTELib.intensity import MODALITIES, IntensityMapping
+
+DRAG_PIXELS = 4          # a press and release further apart than this is a box, not a click
+PREFETCH_DELAY_MSEC = 300  # wait for the slice to settle before embedding it
+_ICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SegmentEditorEffect.png")
+
+
+class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
+    def __init__(self, scriptedEffect):
+        scriptedEffect.name = "SegMoTE"
+        scriptedEffect.perSegment = True
+        scriptedEffect.requireSegments = True
+        AbstractScriptedSegmentEditorEffect.__init__(self, scriptedEffect)
+        self.prompts: SlicePrompts | None = None
+        self.markers = PromptMarkers()
+        self.pressXy = None
+        self.pressViewName = None
+        self.dragging = False
+        self.draggedOutlineRas = None
+        self.activeFeedbacks: set = set()
+        self.latestSerial = 0
+        self.volumeCache = (None, None)
+        self.prefetchViewNode: slicer.vtkMRMLSliceNode | None = None
+        self.prefetchTimer = None
+
+    def clone(self):
+        clonedEffect = slicer.qSlicerSegmentEditorScriptedEffect(None)
+        clonedEffect.setPythonSource(__file__.replace("\\", "/"))
+        return clonedEffect
+
+    def icon(self):
+        return qt.QIcon(_ICON) if os.path.exists(_ICON) else qt.QIcon()
+
+    def helpText(self):
+        return ("<html>Segment with SegMoTE (SAM with a Mixture-of-Experts adapter).<p>"
+                "<b>Left click</b>: positive point. <b>Shift+click</b> or <b>Ctrl+click</b>: negative point. "
+                "<b>Drag</b>: box. Works in any slice view; each prompt replaces the selected segment on "
+                "that slice. <b>Propagate to 3D</b> extends the mask through the volume.</html>")
+
+    # --- options panel -------------------------------------------------------------------------
+    def setupOptionsFrame(self):
+        self.modeButtons = {}
+        modeLayout = qt.QHBoxLayout()
+        for mode in MODES:
+            button = qt.QRadioButton(mode.capitalize())
+            button.connect("toggled(bool)", self.updateMRMLFromGUI)
+            modeLayout.addWidget(button)
+            self.modeButtons[mode] = button
+        self.scriptedEffect.addLabeledOptionsWidget("Mode:", modeLayout)
+
+        self.modalityComboBox = qt.QComboBox()
+        for modality in MODALITIES:
+            self.modalityComboBox.addItem(modality)
+        self.modalityComboBox.toolTip = "How intensities become 8-bit for the model (auto: CT if Hounsfield-like)."
+        self.modalityComboBox.connect("currentIndexChanged(int)", self.updateMRMLFromGUI)
+        self.scriptedEffect.addLabeledOptionsWidget("Modality:", self.modalityComboBox)
+
+        self.limitRangeCheckBox = qt.QCheckBox("Only slices")
+        self.firstSliceSpinBox = qt.QSpinBox()
+        self.lastSliceSpinBox = qt.QSpinBox()
+        for spinBox in (self.firstSliceSpinBox, self.lastSliceSpinBox):
+            spinBox.setRange(0, 100000)
+            spinBox.connect("valueChanged(int)", self.updateMRMLFromGUI)
+        self.limitRangeCheckBox.connect("toggled(bool)", self.updateMRMLFromGUI)
+        rangeLayout = qt.QHBoxLayout()
+        rangeLayout.addWidget(self.limitRangeCheckBox)
+        rangeLayout.addWidget(self.firstSliceSpinBox)
+        rangeLayout.addWidget(qt.QLabel("to"))
+        rangeLayout.addWidget(self.lastSliceSpinBox)
+        self.scriptedEffect.addLabeledOptionsWidget("3D range:", rangeLayout)
+
+        self.propagateButton = qt.QPushButton("Propagate to 3D")
+        self.propagateButton.toolTip = "Extend the last slice mask through the volume (whole extent or the slice range)."
+        self.propagateButton.connect("clicked()", self.onPropagate)
+        self.clearButton = qt.QPushButton("Clear prompts")
+        self.clearButton.connect("clicked()", self.clearPrompts)
+        buttonLayout = qt.QHBoxLayout()
+        buttonLayout.addWidget(self.propagateButton)
+        buttonLayout.addWidget(self.clearButton)
+        self.scriptedEffect.addOptionsWidget(buttonLayout)
+
+        self.statusLabel = qt.QLabel("")
+        self.statusLabel.wordWrap = True
+        self.scriptedEffect.addOptionsWidget(self.statusLabel)
+
+    def setMRMLDefaults(self):
+        self.scriptedEffect.setParameterDefault("Mode", MODE_CLICK)
+        self.scriptedEffect.setParameterDefault("Modality", "auto")
+        self.scriptedEffect.setParameterDefault("LimitRange", 0)
+        self.scriptedEffect.setParameterDefault("FirstSlice", 0)
+        self.scriptedEffect.setParameterDefault("LastSlice", 0)
+
+    def updateGUIFromMRML(self):
+        mode = self.scriptedEffect.parameter("Mode")
+        for name, button in self.modeButtons.items():
+            wasBlocked = button.blockSignals(True)
+            button.checked = name == mode
+            button.blockSignals(wasBlocked)
+        wasBlocked = self.modalityComboBox.blockSignals(True)
+        self.modalityComboBox.setCurrentText(self.scriptedEffect.parameter("Modality"))
+        self.modalityComboBox.blockSignals(wasBlocked)
+        for widget, name in ((self.firstSliceSpinBox, "FirstSlice"), (self.lastSliceSpinBox, "LastSlice")):
+            wasBlocked = widget.blockSignals(True)
+            widget.value = self.scriptedEffect.integerParameter(name)
+            widget.blockSignals(wasBlocked)
+        wasBlocked = self.limitRangeCheckBox.blockSignals(True)
+        self.limitRangeCheckBox.checked = self.scriptedEffect.integerParameter("LimitRange") != 0
+        self.limitRangeCheckBox.blockSignals(wasBlocked)
+
+    def updateMRMLFromGUI(self, *_unused):
+        for name, button in self.modeButtons.items():
+            if button.checked:
+                self.scriptedEffect.setParameter("Mode", name)
+        self.scriptedEffect.setParameter("Modality", self.modalityComboBox.currentText)
+        self.scriptedEffect.setParameter("LimitRange", 1 if self.limitRangeCheckBox.checked else 0)
+        self.scriptedEffect.setParameter("FirstSlice", self.firstSliceSpinBox.value)
+        self.scriptedEffect.setParameter("LastSlice", self.lastSliceSpinBox.value)
+
+    # --- lifetime ------------------------------------------------------------------------------
+    def activate(self):
+        status = dependencyStatus()
+        self.setStatus("Click or drag in a slice view." if status.ready else status.describe()
+                       + " Open the SegMoTE module to install them.")
+        layoutManager = slicer.app.layoutManager()
+        if status.ready and layoutManager is not None and layoutManager.sliceWidget("Red") is not None:
+            # Embed the slice the user most likely prompts first while they aim.
+            self.processViewNodeEvents(layoutManager.sliceWidget("Red").mrmlSliceNode(), None, None)
+
+    def deactivate(self):
+        self.markers.remove()
+        self.prompts = None
+        if self.prefetchTimer is not None:
+            self.prefetchTimer.stop()
+
+    def cleanup(self):
+        self.markers.remove()
+        AbstractScriptedSegmentEditorEffect.cleanup(self)
+
+    def interactionNodeModified(self, interactionNode):
+        # The default implementation deactivates the effect when the interaction mode changes
+        # (e.g. markups placement). SegMoTE's own markers are locked nodes placed from code, so
+        # the effect stays active; the user can still pick another effect.
+        pass
+
+    def sourceVolumeNodeChanged(self):
+        self.clearPrompts()
+        self.volumeCache = (None, None)
+
+    def setStatus(self, text: str) -> None:
+        if getattr(self, "statusLabel", None) is not None:
+            self.statusLabel.text = text
+        slicer.util.showStatusMessage("SegMoTE: " + text, 5000)
+
+    # --- mouse ---------------------------------------------------------------------------------
+    def processInteractionEvents(self, callerInteractor: vtk.vtkRenderWindowInteractor, eventId,
+                                 viewWidget: slicer.qMRMLSliceWidget):
+        if viewWidget.className() != "qMRMLSliceWidget":
+            return False
+        xy = callerInteractor.GetEventPosition()
+        viewName = viewWidget.mrmlSliceNode().GetName()
+        if eventId == vtk.vtkCommand.LeftButtonPressEvent:
+            self.pressXy, self.pressViewName, self.dragging = xy, viewName, False
+            return True
+        if self.pressXy is None or viewName != self.pressViewName:
+            return False
+        if eventId == vtk.vtkCommand.MouseMoveEvent:
+            if abs(xy[0] - self.pressXy[0]) + abs(xy[1] - self.pressXy[1]) > DRAG_PIXELS:
+                self.dragging = self.scriptedEffect.parameter("Mode") != MODE_AUTO
+            if self.dragging:
+                self.showDraggedBox(self.pressXy, xy, viewWidget)
+            return True
+        if eventId == vtk.vtkCommand.LeftButtonReleaseEvent:
+            negative = bool(callerInteractor.GetShiftKey() or callerInteractor.GetControlKey())
+            self.onMouseReleased(self.pressXy, xy, viewWidget, negative)
+            self.pressXy, self.pressViewName, self.dragging = None, None, False
+            return True
+        return False
+
+    def showDraggedBox(self, startXy, endXy, viewWidget: slicer.qMRMLSliceWidget) -> None:
+        rectangleXy = [(startXy[0], startXy[1]), (endXy[0], startXy[1]), (endXy[0], endXy[1]), (startXy[0], endXy[1])]
+        self.draggedOutlineRas = [self.xyToRas(cornerXy, viewWidget) for cornerXy in rectangleXy]
+        points = self.prompts.pointsRas if self.prompts is not None else []
+        labels = self.prompts.labels if self.prompts is not None else []
+        self.markers.show(points, labels, self.draggedOutlineRas)
+
+    def onMouseReleased(self, pressXy, releaseXy, viewWidget: slicer.qMRMLSliceWidget, negative: bool) -> None:
+        sliceNode = viewWidget.mrmlSliceNode()
+        viewName = sliceNode.GetName()
+        orientation = sliceNormalWorld(sliceNode)
+        mode = self.scriptedEffect.parameter("Mode")
+        releaseRas = self.xyToRas(releaseXy, viewWidget)
+        if self.dragging:
+            self.setBoxPrompt(self.xyToRas(pressXy, viewWidget), releaseRas, orientation, viewName,
+                              outlineRas=self.draggedOutlineRas)
+        elif mode == MODE_AUTO:
+            self.segmentPromptFree(releaseRas, orientation, viewName)
+        elif mode == MODE_BOX and (self.prompts is None or self.prompts.boxCornersRas is None):
+            self.setStatus("Box mode: drag to draw a box first; clicks then refine it.")
+        else:
+            self.addPointPrompt(releaseRas, not negative, orientation, viewName)
+
+    # --- prompt API (world RAS; also used by the self-tests) -----------------------------------
+    def addPointPrompt(self, pointRas, positive: bool = True, orientation="axial", viewName: str = "API") -> None:
+        prompts = self.promptsFor(pointRas, orientation, viewName)
+        if prompts is not None:
+            prompts.addPoint(pointRas, positive)
+            self.submitSlicePrompt(prompts)
+
+    def setBoxPrompt(self, cornerRas0, cornerRas1, orientation="axial", viewName: str = "API",
+                     outlineRas=None) -> None:
+        """A box by two opposite corners; `outlineRas`: the 4 rectangle corners drawn as its marker."""
+        prompts = self.promptsFor(cornerRas1, orientation, viewName)
+        if prompts is not None:
+            prompts.setBox(cornerRas0, cornerRas1, outlineRas)
+            self.submitSlicePrompt(prompts)
+
+    def addPointPromptIjk(self, ijk, positive: bool = True, orientation="axial", viewName: str = "API") -> None:
+        """A click at voxel (i, j, k) of the source volume node."""
+        self.addPointPrompt(self.sourceIjkToRas(ijk), positive, orientation, viewName)
+
+    def setBoxPromptIjk(self, ijk0, ijk1, orientation="axial", viewName: str = "API") -> None:
+        """A box with opposite corners at voxels ijk0 and ijk1 of the source volume node."""
+        self.setBoxPrompt(self.sourceIjkToRas(ijk0), self.sourceIjkToRas(ijk1), orientation, viewName)
+
+    def sourceIjkToRas(self, ijk) -> list:
+        sourceNode = self.scriptedEffect.parameterSetNode().GetSourceVolumeNode()
+        if sourceNode is None:
+            raise InputError("source volume: select a source volume in the Segment Editor")
+        return list(geometryOfNode(sourceNode).ijk_to_ras_points([ijk])[0])
+
+    def clearPrompts(self) -> None:
+        self.prompts = None
+        self.latestSerial += 1  # results still on their way are dropped
+        self.markers.clear()
+
+    def waitForIdle(self, timeoutSeconds: float = 600.0) -> None:
+        """Process events until no SegMoTE job of this effect is pending (tests, scripts)."""
+        elapsed = 0.0
+        while self.activeFeedbacks and elapsed < timeoutSeconds:
+            slicer.app.processEvents()
+            time.sleep(0.02)
+            elapsed += 0.02
+        if self.activeFeedbacks:
+            raise TimeoutError(f"SegMoTE: still busy after {timeoutSeconds} s")
+
+    # --- slices and jobs -----------------------------------------------------------------------
+    def context(self):
+        """(segmentationNode, source image, Volume in world RAS, cache key); raises InputError."""
+        parameterSetNode = self.scriptedEffect.parameterSetNode()
+        segmentationNode = parameterSetNode.GetSegmentationNode()
+        if parameterSetNode.GetSourceVolumeNode() is None:
+            raise InputError("source volume: select a source volume in the Segment Editor")
+        if not parameterSetNode.GetSelectedSegmentID():
+            raise InputError("segment: add or select a segment first")
+        image = self.scriptedEffect.sourceVolumeImageData()
+        parent = segmentationNode.GetParentTransformNode()
+        key = (segmentationNode.GetID(), image.GetMTime(), parent.GetTransformToWorldMTime() if parent else 0,
+               self.scriptedEffect.parameter("Modality"))
+        if self.volumeCache[0] != key:
+            self.volumeCache = (key, orientedImageToVolume(image, segmentationNode))
+        return segmentationNode, image, self.volumeCache[1], key
+
+    def promptsFor(self, anchorRas, orientation, viewName: str) -> SlicePrompts | None:
+        """The prompt set of the slice through `anchorRas`; a new one when the slice changed."""
+        try:
+            _segmentationNode, _image, volume, _key = self.context()
+            ref = geometry.slice_through(volume, orientation, anchorRas)
+        except (InputError, ValueError) as error:
+            self.setStatus(describeError(error))
+            return None
+        sliceKey = (viewName, ref.axis, ref.index)
+        if self.prompts is None or self.prompts.sliceKey != sliceKey:
+            self.prompts = SlicePrompts(orientation, sliceKey)
+        return self.prompts
+
+    def mapping(self) -> IntensityMapping:
+        return IntensityMapping(modality=self.scriptedEffect.parameter("Modality") or "auto")
+
+    def submitSlicePrompt(self, prompts: SlicePrompts) -> None:
+        self.markers.show(prompts.pointsRas, prompts.labels, prompts.boxOutlineRas)
+        arguments = prompts.arguments()
+        self.submit(lambda segmenter: segmenter.segment_slice(**arguments), prompts, "Segmenting the slice...")
+
+    def segmentPromptFree(self, pointRas, orientation, viewName: str) -> None:
+        self.prompts = None
+        prompts = self.promptsFor(pointRas, orientation, viewName)
+        if prompts is not None:
+            self.markers.clear()
+            index = prompts.sliceKey[2]
+            self.submit(lambda segmenter: segmenter.segment_auto(orientation, index), prompts,
+                        "Segmenting the slice without prompts...")
+
+    def submit(self, predict, prompts: SlicePrompts, title: str) -> None:
+        try:
+            segmentationNode, image, volume, key = self.context()
+        except InputError as error:
+            self.setStatus(str(error))
+            return
+        session = engineSession()
+        mapping = self.mapping()
+        self.latestSerial += 1
+        serial = self.latestSerial
+
+        def run(job, predictor):
+            return predict(session.segmenterFor(predictor, key, volume, mapping))
+
+        def onDone(result):
+            if serial != self.latestSerial:
+                return  # a newer prompt is on its way
+            prompts.lastResult = result
+            self.writeLabelmap(result.labelmap, image, result.ref.axis, result.ref.index, result.ref.index)
+            self.setStatus(f"Slice {result.ref.index} segmented (predicted IoU {result.score:.2f}, {result.decoder} decoder).")
+
+        self.startJob(session, run, title, INTERACTIVE, onDone)
+
+    def onPropagate(self) -> None:
+        if self.prompts is None or self.prompts.lastResult is None:
+            self.setStatus("Place a prompt on a slice first; its mask is what gets propagated.")
+            return
+        try:
+            _segmentationNode, image, volume, key = self.context()
+        except InputError as error:
+            self.setStatus(str(error))
+            return
+        seed = self.prompts.lastResult
+        sliceRange = None
+        if self.scriptedEffect.integerParameter("LimitRange"):
+            sliceRange = (self.scriptedEffect.integerParameter("FirstSlice"),
+                          self.scriptedEffect.integerParameter("LastSlice"))
+        self.propagateTo3D(seed, sliceRange, image, volume, key)
+
+    def propagateTo3D(self, seed, sliceRange, image, volume, key) -> None:
+        session = engineSession()
+        mapping = self.mapping()
+
+        def run(job, predictor):
+            segmenter = session.segmenterFor(predictor, key, volume, mapping)
+            return segmenter.propagate(seed, slice_range=sliceRange, progress=job.reportProgress)
+
+        def onDone(labelmap):
+            first, last = sliceRange if sliceRange is not None else (0, geometry.slice_count(volume, seed.ref.axis) - 1)
+            self.writeLabelmap(labelmap, image, seed.ref.axis, first, last)
+            self.setStatus("Propagated through the volume.")
+
+        self.startJob(session, run, "Propagating to 3D...", BATCH, onDone)
+
+    def startJob(self, session, run, title: str, priority: int, onDone) -> None:
+        """Submit `run`; busy cursor, then a progress dialog; `onDone(result)` on the main thread."""
+        holder = {}
+
+        def finish():
+            feedback = holder.pop("feedback", None)
+            if feedback is not None:
+                feedback.close()
+                self.activeFeedbacks.discard(feedback)
+
+        def finished(result):
+            finish()
+            onDone(result)
+
+        def failed(error):
+            finish()
+            self.setStatus(describeError(error))
+
+        try:
+            job = session.submit(run, title, priority, onDone=finished, onError=failed)
+        except Exception as error:  # dependencies missing: say so instead of a traceback
+            self.setStatus(describeError(error))
+            return
+        holder["feedback"] = BusyFeedback(job, title, cancellable=priority != INTERACTIVE)
+        self.activeFeedbacks.add(holder["feedback"])
+
+    def writeLabelmap(self, labelmap, image: slicer.vtkOrientedImageData, axis: int, first: int, last: int) -> None:
+        """Replace the selected segment on slices first..last along `axis` by `labelmap` [k, j, i]."""
+        self.scriptedEffect.saveStateForUndo()
+        modifier = self.scriptedEffect.defaultModifierLabelmap()
+        if tuple(modifier.GetExtent()) != tuple(image.GetExtent()):
+            self.setStatus("The segmentation's geometry differs from the source volume's; "
+                           "set it with 'Specify geometry' (source volume) and try again.")
+            return
+        orientedImageArray(modifier)[:] = labelmap
+        modifier.Modified()
+        self.scriptedEffect.modifySelectedSegmentByLabelmap(
+            modifier, slicer.qSlicerSegmentEditorAbstractEffect.ModificationModeSet,
+            sliceExtent(modifier, axis, first, last))
+
+    # --- embedding ahead of time ---------------------------------------------------------------
+    def processViewNodeEvents(self, callerViewNode: slicer.vtkMRMLAbstractViewNode, eventId, viewWidget):
+        if callerViewNode is None or not callerViewNode.IsA("vtkMRMLSliceNode"):
+            return
+        self.prefetchViewNode: slicer.vtkMRMLSliceNode = callerViewNode
+        if self.prefetchTimer is None:
+            self.prefetchTimer = qt.QTimer()
+            self.prefetchTimer.setSingleShot(True)
+            self.prefetchTimer.setInterval(PREFETCH_DELAY_MSEC)
+            self.prefetchTimer.connect("timeout()", self.prefetchCurrentSlice)
+        self.prefetchTimer.start()
+
+    def prefetchCurrentSlice(self) -> None:
+        sliceNode = self.prefetchViewNode
+        if sliceNode is None or not dependencyStatus().ready:
+            return
+        sliceToRas = sliceNode.GetSliceToRAS()
+        centerRas = [sliceToRas.GetElement(row, 3) for row in range(3)]
+        try:
+            _segmentationNode, _image, volume, key = self.context()
+            ref = geometry.slice_through(volume, sliceNormalWorld(sliceNode), centerRas)
+        except (InputError, ValueError):
+            return  # nothing to prefetch: no source volume or the view is outside it
+        session = engineSession()
+        mapping = self.mapping()
+
+        def run(job, predictor):
+            segmenter = session.segmenterFor(predictor, key, volume, mapping)
+            predictor.set_image(segmenter.slice_image(ref))
+
+        session.submit(run, "Embedding the current slice", PREFETCH, replaceKey="prefetch")

@@ -1,0 +1,1 @@
+"""The SegMoTE Segment Editor effect (loaded by SegmentEditorSegMoTE through setPythonSource)."""

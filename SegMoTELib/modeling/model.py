@@ -26,6 +26,11 @@ class SegMoTEModel(nn.Module):
         self.set_trainable(self.config.training_mode)
 
     @property
+    def uses_experts(self) -> bool:
+        """False for the 'decoder' training mode: SAM's own decoder, fine-tuned, without experts or PPT."""
+        return self.config.training_mode != "decoder"
+
+    @property
     def adapter(self) -> SegMoTEAdapter:
         return self.decoder.adapter
 

@@ -50,7 +50,7 @@ class MixtureOfTokenExperts(nn.Module):
     def gates(self, routing: Routing) -> torch.Tensor:
         chosen = routing.probs.gather(-1, routing.experts)  # (B, T, k)
         if self.active == 1:
-            return 1.0 + chosen - chosen.detach()
+            return chosen - chosen.detach() + 1.0  # c - c is exactly 0, so the forward value is exactly 1
         return chosen / chosen.sum(dim=-1, keepdim=True)
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, Routing]:

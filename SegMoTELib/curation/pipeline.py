@@ -1,0 +1,205 @@
+"""The curation run: measure every (slice, label) of the sources, gate, score, sample, export.
+
+Output folder layout:
+  manifest.csv        one row per record: identity, metrics, gate verdicts, score, selected
+  rejects.csv         one row per failed gate (gate, metric, value, bounds)
+  errors.csv          files that could not be curated and why (the run goes past them)
+  config.json         the QCConfig used
+  training_set/       the selected records in the train_pool layout (see export.py)
+  report/             hist_<metric>.png per class, score_by_modality.png, summary.json, report.md
+  work/journal.jsonl  finished work units: a rerun with the same --out resumes from it
+
+Sources are only read. Measuring runs in `workers` processes over work units (64 pairs or one
+study); each finished unit is journalled before the next is taken, so an interrupted run loses
+only the units in flight, and a rerun measures only what is missing, giving the same records.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from ..errors import InputError
+from ..intensity import normalise_modality
+from .config import QCConfig
+from .export import assign_names, export_records, prepare_folder, write_manifest
+from .gates import apply_quality
+from .journal import Journal
+from .report import summarise, write_plots, write_report
+from .sampler import parse_class_by, sample_records
+from .sources import plan_units
+from .tables import ERROR_COLUMNS, MANIFEST_COLUMNS, REJECT_COLUMNS, reject_rows, write_csv, write_text_atomic
+from .work import process_unit
+
+
+def run_curation(sources, target, out_dir, class_by=("dataset",), workers=None, seed=0, config=None,
+                 progress=True, axis=0, modality="auto", export=True, plots=True) -> dict:
+    """Curate `sources` into `out_dir` (see the module notes); returns the run summary."""
+    started = time.perf_counter()
+    config = config or QCConfig()
+    class_by = parse_class_by(class_by)
+    _check_arguments(sources, target, workers, axis, modality)
+    workers = int(workers or os.cpu_count() or 1)
+    out_dir = Path(out_dir).expanduser().resolve()
+    _check_out_dir(out_dir, sources)
+    units = plan_units(sources, modality=modality, axis=axis)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    with Journal(out_dir / "work" / "journal.jsonl") as journal:
+        results = journal.load()
+        pending = [unit for unit in units if unit.key not in results]
+        measure_started = time.perf_counter()
+        fresh = _measure(pending, workers, axis, modality, journal, progress)
+        measure_seconds = time.perf_counter() - measure_started
+    results.update(fresh)
+    records = [record for unit in units for record in results[unit.key]["records"]]
+    errors = [error for unit in units for error in results[unit.key]["errors"]]
+
+    apply_quality(records, config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        selected = sample_records(records, int(target), class_by, seed, config)
+    chosen = set(selected)
+    for index, record in enumerate(records):
+        record["selected"] = index in chosen
+    write_csv(out_dir / "manifest.csv", MANIFEST_COLUMNS, records)
+    write_csv(out_dir / "rejects.csv", REJECT_COLUMNS, reject_rows(records, config))
+    write_csv(out_dir / "errors.csv", ERROR_COLUMNS, errors)
+    write_text_atomic(out_dir / "config.json", _json(config.to_dict()))
+
+    export_started = time.perf_counter()
+    if export:
+        _export(out_dir / "training_set", [records[i] for i in selected], modality, workers)
+    export_seconds = time.perf_counter() - export_started
+
+    summary = summarise(records, selected, int(target), class_by, errors)
+    fresh_slices = sum(result["slices"] for result in fresh.values())
+    summary["timing"] = {"workers": workers, "units": len(units), "units_resumed": len(units) - len(pending),
+                         "slices_measured": fresh_slices, "measure_seconds": measure_seconds,
+                         "slices_per_second": fresh_slices / measure_seconds if measure_seconds > 0 else 0.0,
+                         "export_seconds": export_seconds}
+    summary["warnings"] = [str(item.message) for item in caught]
+    summary["out_dir"] = str(out_dir)
+    report_started = time.perf_counter()
+    summary["plots"] = write_plots(records, selected, class_by, config, out_dir / "report") if plots else []
+    summary["timing"]["report_seconds"] = time.perf_counter() - report_started
+    summary["timing"]["wall_seconds"] = time.perf_counter() - started
+    write_report(summary, out_dir / "report")
+    for item in caught:
+        warnings.warn(item.message, item.category, stacklevel=2)
+    return summary
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, indent=1) + "\n"
+
+
+def _check_arguments(sources, target, workers, axis, modality) -> None:
+    if isinstance(target, bool) or not isinstance(target, int) or target <= 0:
+        raise InputError(f"target: expected a positive whole number of slices, got {target!r}")
+    if isinstance(sources, (str, Path)) or not list(sources):
+        raise InputError("sources: give a list of one or more source folders or files")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise InputError(f"workers: expected a positive number of processes, got {workers!r}")
+    if axis not in (0, 1, 2):
+        raise InputError(f"axis: expected 0, 1 or 2 (array axis of [k, j, i] volumes), got {axis!r}")
+    normalise_modality(modality)
+
+
+def _check_out_dir(out_dir: Path, sources) -> None:
+    """Sources are never modified: the output may not live inside one."""
+    for source in sources:
+        source_path = Path(source).expanduser().resolve()
+        if source_path.is_dir() and (out_dir == source_path or source_path in out_dir.parents):
+            raise InputError(f"out: {out_dir} lies inside the source {source}; choose a folder outside the sources")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"out: {out_dir} exists and is not a folder")
+
+
+def _measure(units, workers, axis, modality, journal: Journal, progress: bool) -> dict[str, dict]:
+    from tqdm import tqdm
+
+    results: dict[str, dict] = {}
+    with tqdm(total=sum(unit.size for unit in units), unit="item", desc="curate: measuring",
+              disable=not progress or not units, file=sys.stderr, dynamic_ncols=True) as bar:
+        def finished(result):
+            size = result.pop("size")
+            journal.append(result)
+            results[result["key"]] = result
+            bar.update(size)
+            bar.set_postfix(records=sum(len(r["records"]) for r in results.values()), refresh=False)
+
+        tasks = [(unit, axis, modality) for unit in units]
+        if workers == 1 or len(units) <= 1:
+            for task in tasks:
+                finished(_process_task(task))
+        else:
+            with _pool_context().Pool(min(workers, len(units)), initializer=_worker_ignores_sigint) as pool:
+                for result in pool.imap_unordered(_process_task, tasks):
+                    finished(result)
+    return results
+
+
+def _process_task(task) -> dict:
+    unit, axis, modality = task
+    result = process_unit(unit, axis, modality)
+    result["size"] = unit.size
+    return result
+
+
+def _pool_context():
+    # fork is fastest but unsafe once torch (threads) is loaded, e.g. inside Slicer or the trainer.
+    if sys.platform.startswith("linux") and "torch" not in sys.modules:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _worker_ignores_sigint() -> None:
+    # Ctrl-C goes to the whole process group: the parent alone handles it (terminates the pool).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _export(folder: Path, records: list[dict], modality: str, workers: int) -> None:
+    """Training set of the selected records, written in parallel into a .partial folder first."""
+    partial = folder.with_name(folder.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    prepare_folder(partial)
+    names = assign_names(records)
+    tasks = [(partial, chunk, [names[i] for i in indices], modality) for chunk, indices in _export_chunks(records)]
+    if workers == 1 or len(tasks) <= 1:
+        parts = [_export_task(task) for task in tasks]
+    else:
+        with _pool_context().Pool(min(workers, len(tasks)), initializer=_worker_ignores_sigint) as pool:
+            parts = pool.map(_export_task, tasks)
+    row_of = {row["file"]: row for part in parts for row in part}
+    write_manifest(partial, [row_of[f"{name}.png"] for name in names])
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(partial, folder)
+
+
+def _export_chunks(records: list[dict], size: int = 64):
+    """2D records in runs of `size`; the records of one 3D study together (read once)."""
+    studies: dict[tuple, list[int]] = {}
+    flat = []
+    for index, record in enumerate(records):
+        if record.get("axis") is None:
+            flat.append(index)
+        else:
+            studies.setdefault((record["image_file"], record["mask_file"]), []).append(index)
+    groups = [flat[start:start + size] for start in range(0, len(flat), size)] + list(studies.values())
+    return [([records[i] for i in group], group) for group in groups]
+
+
+def _export_task(task) -> list[dict]:
+    folder, records, names, modality = task
+    return export_records(folder, records, names, modality)

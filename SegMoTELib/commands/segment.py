@@ -1,0 +1,328 @@
+"""`segmote segment`: segment a 2D image or a 3D volume from the command line.
+
+2D images (PNG/JPEG/TIFF, single-slice NIfTI/NRRD) take pixel prompts (`--box`, `--point`,
+`--negative`, `--auto`) in the image as stored (x = column, y = row) and give a mask plus an
+overlay PNG beside it. Volumes (NIfTI, NRRD, MHA, a DICOM folder, a LiteMedSAM .npz) take prompts
+in RAS millimetres (what Slicer shows for a markup) and give a `.seg.nrrd` (or a labelmap such as
+`.nii.gz`) in the source geometry. Every argument and file is checked before the model loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..intensity import CT_WINDOWS, IntensityMapping
+
+HELP = "segment a 2D image (pixel prompts) or a 3D volume (RAS prompts, propagation, 3D box)"
+
+MASK_IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp")
+OVERLAY_COLOUR = np.array([255, 64, 32], dtype=np.float32)
+OVERLAY_OPACITY = 0.45
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT",
+                        help="2D image (PNG/JPEG/TIFF, single-slice NIfTI) or volume (NIfTI, NRRD, MHA, DICOM folder, .npz)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="2D: mask file (.png, 0/255; or .nii.gz), with OUT_overlay.png beside it; "
+                             "volume: .seg.nrrd (named segment) or a labelmap (.nii.gz, .nrrd, .mha)")
+    pixel = parser.add_argument_group("2D prompts (pixels of the image as stored: x = column, y = row)")
+    pixel.add_argument("--box", nargs=4, type=float, metavar=("X0", "Y0", "X1", "Y1"), help="box corners (inclusive)")
+    pixel.add_argument("--point", nargs=2, type=float, action="append", metavar=("X", "Y"),
+                       help="positive click (repeatable)")
+    pixel.add_argument("--negative", nargs=2, type=float, action="append", metavar=("X", "Y"),
+                       help="negative click (repeatable)")
+    pixel.add_argument("--auto", action="store_true",
+                       help="prompt-free mask (needs a trained adapter); for a volume, of slice --slice")
+    ras = parser.add_argument_group("volume prompts (RAS millimetres, as Slicer shows them)")
+    ras.add_argument("--ras-point", nargs=3, type=float, action="append", metavar=("R", "A", "S"),
+                     help="positive click; the slice through the first one is segmented (repeatable)")
+    ras.add_argument("--ras-negative", nargs=3, type=float, action="append", metavar=("R", "A", "S"),
+                     help="negative click on the same slice (repeatable)")
+    ras.add_argument("--ras-box", nargs=6, type=float, metavar=("R0", "A0", "S0", "R1", "A1", "S1"),
+                     help="box by two opposite corners; a box spanning several slices is segmented in 3D "
+                          "within it, a flat box segments its slice")
+    ras.add_argument("--propagate", action="store_true",
+                     help="propagate a point or flat-box mask through the volume until the structure ends")
+    ras.add_argument("--orientation", default="axial", choices=("axial", "coronal", "sagittal"),
+                     help="slice orientation of the prompt and of propagation (default: axial)")
+    ras.add_argument("--slice", type=int, default=None, metavar="INDEX",
+                     help="with --auto on a volume: the slice index along --orientation (default: the middle)")
+    ras.add_argument("--name", default="segment", help="segment name in the .seg.nrrd (default: segment)")
+    intensity = parser.add_argument_group("intensity mapping (one window for the whole volume)")
+    window = intensity.add_mutually_exclusive_group()
+    window.add_argument("--window", nargs=2, type=float, metavar=("WIDTH", "LEVEL"), help="explicit window")
+    window.add_argument("--preset", choices=(*CT_WINDOWS, "auto"), help="CT window preset")
+    intensity.add_argument("--modality", default=None,
+                           help="CT, MR, US, XRAY, RGB, PET or OTHER (default: from the file, else auto)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--backbone", default="litemedsam", help="backbone name (default: litemedsam)")
+    model.add_argument("--checkpoint", default=None, help="backbone checkpoint file (SAM/MedSAM backbones)")
+    model.add_argument("--adapter", default="default",
+                       help="adapter file, 'default' (the shipped one, if any) or 'none' (base decoder)")
+    model.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+
+
+@dataclass
+class _Job:
+    """What to do, decided and checked before any model work."""
+
+    mode: str                  # "2d" or "volume"
+    volume: object             # Volume
+    mapping: IntensityMapping
+    output: Path
+    overlay: Path | None
+
+
+def run(args) -> int:
+    job = _prepare(args)
+    predictor = _predictor(args)
+    if predictor.notice:
+        print(f"note: {predictor.notice}", file=sys.stderr)
+    if job.mode == "2d":
+        written = _segment_2d(args, job, predictor)
+    else:
+        written = _segment_volume(args, job, predictor)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+# --- checking ----------------------------------------------------------------------------------
+def _prepare(args) -> _Job:
+    from ..io import extension_of, read_volume, writable_target
+    from ..io.formats import VOLUME_EXTENSIONS
+
+    pixel_prompt = args.box is not None or args.point or args.negative
+    ras_prompt = args.ras_box is not None or args.ras_point or args.ras_negative
+    if pixel_prompt and ras_prompt:
+        raise InputError("prompt: give pixel prompts (--box/--point) for a 2D image or RAS prompts "
+                         "(--ras-point/--ras-box) for a volume, not both")
+    if not (pixel_prompt or ras_prompt or args.auto):
+        raise InputError("prompt: give --box, --point, --auto (2D) or --ras-point, --ras-box (volume)")
+    if args.auto and (pixel_prompt or ras_prompt):
+        raise InputError("--auto: a prompt-free mask takes no other prompt")
+    if args.box is not None and args.point:
+        raise InputError("--box: give a box or clicks, not both")
+    if args.ras_box is not None and args.ras_point:
+        raise InputError("--ras-box: give a box or clicks, not both")
+    if args.negative and not args.point:
+        raise InputError("--negative: needs at least one --point (positive click)")
+    if args.ras_negative and not args.ras_point:
+        raise InputError("--ras-negative: needs at least one --ras-point (positive click)")
+    output = writable_target(args.output, "--output")
+    volume = read_volume(args.input)
+    single_slice = volume.array.shape[0] == 1
+    mode = "2d" if pixel_prompt or (args.auto and single_slice) else "volume"
+    if mode == "2d" and not single_slice:
+        raise InputError(f"--box/--point: {args.input} is a volume of {volume.array.shape[0]} slices; "
+                         f"give prompts in RAS mm (--ras-point, --ras-box)")
+    extension = extension_of(output)
+    allowed = MASK_IMAGE_EXTENSIONS + VOLUME_EXTENSIONS + (".seg.nrrd",) if mode == "2d" else \
+        VOLUME_EXTENSIONS + (".seg.nrrd",)
+    if extension not in allowed:
+        raise InputError(f"--output: cannot write a {mode} mask as {extension or '(no extension)'!r}; "
+                         f"expected one of {', '.join(allowed)}")
+    overlay = _overlay_path(output) if mode == "2d" else None
+    job = _Job(mode, volume, _mapping(args, volume), output, overlay)
+    if mode == "volume":
+        _check_ras_prompts(args, volume)
+    else:
+        _check_pixel_prompts(args, volume)
+    return job
+
+
+def _overlay_path(output: Path) -> Path:
+    from ..io import extension_of
+
+    stem = output.name[: len(output.name) - len(extension_of(output))]
+    return output.with_name(f"{stem}_overlay.png")
+
+
+def _mapping(args, volume) -> IntensityMapping:
+    from ..intensity import normalise_modality
+
+    normalise_modality(args.modality)  # an unknown name fails here, before the model loads
+    if args.window is not None:
+        if not args.window[0] > 0:
+            raise InputError(f"--window: the width must be positive, got {args.window[0]:g}")
+        return IntensityMapping(modality=args.modality or "CT", window=args.window[0], level=args.window[1])
+    if args.preset is not None:
+        if args.modality not in (None, "CT", "ct"):
+            raise InputError(f"--preset: CT window presets need CT images, not --modality {args.modality}")
+        return IntensityMapping(modality="CT", preset=args.preset)
+    return IntensityMapping(modality=args.modality or volume.modality or "auto")
+
+
+def _check_pixel_prompts(args, volume) -> None:
+    from ..prompts_validation import validate_box, validate_points
+
+    height, width = volume.array.shape[1:3]
+    if args.box is not None:
+        validate_box(args.box, height, width)
+    if args.point:
+        validate_points(*_pixel_points(args), height, width)
+
+
+def _pixel_points(args):
+    points = list(args.point or []) + list(args.negative or [])
+    labels = [1] * len(args.point or []) + [0] * len(args.negative or [])
+    return np.asarray(points, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+
+
+def _ras_points(args):
+    points = list(args.ras_point or []) + list(args.ras_negative or [])
+    labels = [1] * len(args.ras_point or []) + [0] * len(args.ras_negative or [])
+    return np.asarray(points, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+
+
+def _ras_corners(args) -> np.ndarray:
+    return np.asarray(args.ras_box, dtype=np.float64).reshape(2, 3)
+
+
+def _check_ras_prompts(args, volume) -> None:
+    """Map the prompts once without the model, so a point outside or a box with no area fails fast."""
+    from ..geometry import SliceRef, ras_box_to_slice_box, ras_to_voxel, slice_axis_for, slice_count, \
+        slice_extent_of_box
+
+    axis = slice_axis_for(volume, args.orientation)
+    if args.ras_point:
+        ras_to_voxel(volume, _ras_points(args)[0])
+    if args.ras_box is not None:
+        corners = _ras_corners(args)
+        first, last = slice_extent_of_box(volume, axis, corners)
+        ras_box_to_slice_box(volume, SliceRef(axis, (first + last) // 2), corners)
+    if args.slice is not None:
+        count = slice_count(volume, axis)
+        if not 0 <= args.slice < count:
+            raise InputError(f"--slice: expected 0..{count - 1} along the {args.orientation} axis, got {args.slice}")
+
+
+def _predictor(args):
+    from ..predictor import SegMoTEPredictor
+
+    adapter = None if str(args.adapter).lower() == "none" else args.adapter
+    # A cache as large as a typical walk: propagation revisits no slice, but the seed slice is
+    # set twice (prompt, then walk start) and several segments may share slices.
+    return SegMoTEPredictor(backbone=args.backbone, checkpoint=args.checkpoint, adapter=adapter,
+                            device=args.device, cache_size=16)
+
+
+# --- 2D --------------------------------------------------------------------------------------
+def _segment_2d(args, job: _Job, predictor) -> list[Path]:
+    from ..io import write_segmentation, write_volume
+
+    image = job.volume.array[0]
+    predictor.set_image(image, mapping=job.mapping if not job.volume.rgb else None)
+    if args.auto:
+        prediction = predictor.predict_auto()
+    elif args.box is not None:
+        prediction = predictor.predict(box=np.asarray(args.box, dtype=np.float64))
+    else:
+        points, labels = _pixel_points(args)
+        prediction = predictor.predict(points=points, labels=labels)
+    mask = np.asarray(prediction.masks[0], dtype=bool)
+    from ..io import extension_of
+
+    if extension_of(job.output) in MASK_IMAGE_EXTENSIONS:
+        write_volume(job.volume.with_array((mask * 255).astype(np.uint8)[None]), job.output)
+    else:
+        write_segmentation(job.output, job.volume.with_array(mask.astype(np.uint8)[None]), _segments(args))
+    grey = image if job.volume.rgb else _as_uint8(image, job.mapping)
+    try:
+        write_volume(job.volume.with_array(overlay_image(grey, mask)[None]), job.overlay)
+    except Exception:
+        job.output.unlink(missing_ok=True)  # both files or neither
+        raise
+    print(f"mask: {int(mask.sum())} pixels, predicted IoU {float(np.ravel(prediction.scores)[0]):.3f} "
+          f"({prediction.decoder} decoder)")
+    return [job.output, job.overlay]
+
+
+def _as_uint8(image, mapping):
+    from ..intensity import to_uint8
+
+    return to_uint8(image, mapping)
+
+
+def overlay_image(image_uint8: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: the image with the mask tinted and its outline drawn."""
+    from scipy import ndimage
+
+    rgb = image_uint8 if image_uint8.ndim == 3 else np.repeat(image_uint8[..., None], 3, axis=2)
+    blended = rgb.astype(np.float32)
+    blended[mask] = (1 - OVERLAY_OPACITY) * blended[mask] + OVERLAY_OPACITY * OVERLAY_COLOUR
+    outline = mask & ~ndimage.binary_erosion(mask)
+    blended[outline] = OVERLAY_COLOUR
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def _segments(args):
+    from ..io import SegmentInfo
+
+    return [SegmentInfo(args.name, 1)]
+
+
+# --- volumes ---------------------------------------------------------------------------------
+def _segment_volume(args, job: _Job, predictor) -> list[Path]:
+    from ..geometry import slice_axis_for, slice_count, slice_extent_of_box
+    from ..io import write_segmentation
+    from ..segment3d import VolumeSegmenter
+
+    segmenter = VolumeSegmenter(predictor, job.volume, job.mapping)
+    orientation = args.orientation
+    with ProgressBar() as progress:
+        if args.auto:
+            axis = slice_axis_for(job.volume, orientation)
+            index = args.slice if args.slice is not None else slice_count(job.volume, axis) // 2
+            labelmap = segmenter.segment_auto(orientation, index).labelmap
+        elif args.ras_box is not None:
+            corners = _ras_corners(args)
+            first, last = slice_extent_of_box(job.volume, slice_axis_for(job.volume, orientation), corners)
+            if last > first:
+                labelmap = segmenter.segment_box3d(corners, orientation, progress=progress)
+            else:
+                seed = segmenter.segment_slice(orientation, box_ras=corners)
+                labelmap = segmenter.propagate(seed, progress=progress) if args.propagate else seed.labelmap
+        else:
+            points, labels = _ras_points(args)
+            seed = segmenter.segment_slice(orientation, points_ras=points, labels=labels)
+            labelmap = segmenter.propagate(seed, progress=progress) if args.propagate else seed.labelmap
+    write_segmentation(job.output, job.volume.with_array(labelmap.astype(np.uint8)), _segments(args))
+    _print_volume_summary(job.volume, labelmap, args.name)
+    return [job.output]
+
+
+def _print_volume_summary(volume, labelmap: np.ndarray, name: str) -> None:
+    voxels = int(labelmap.sum())
+    millilitres = voxels * float(np.prod(volume.spacing)) / 1000.0
+    slices = np.flatnonzero(labelmap.any(axis=(1, 2)))
+    where = f", k {slices[0]}..{slices[-1]}" if voxels else ""
+    print(f"{name}: {voxels} voxels ({millilitres:.1f} mL{where})")
+
+
+class ProgressBar:
+    """A tqdm bar fed by segment3d's progress(done, total) callback (hidden when not a terminal)."""
+
+    def __enter__(self):
+        self.bar = None
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="slice", desc="propagating", file=sys.stderr, disable=None, leave=False)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+        return False

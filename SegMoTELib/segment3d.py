@@ -1,0 +1,311 @@
+"""3D segmentation of a volume with a 2D promptable predictor.
+
+`VolumeSegmenter` takes prompts in RAS millimetres (what Slicer markups and ROIs give), segments
+one patient-axis slice, and extends a slice mask through the volume by propagation: each next
+slice is prompted with the box of the previous slice's mask (optionally with its low-res logits as
+a dense prompt) until the structure ends. All slice and coordinate mapping goes through
+`geometry`; all model work through the predictor's public API (`set_image`, `predict`,
+`predict_auto`, `embed_images`).
+
+The whole volume is mapped to 8 bits once, with one window, so that neighbouring slices look alike
+to the model (a per-slice window would change contrast from slice to slice and derail the walk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from .errors import InputError
+from .geometry import (
+    SliceRef,
+    box_corners_ras,
+    extract_slice,
+    insert_slice,
+    ras_box_to_slice_box,
+    ras_to_slice_pixels,
+    slice_axis_for,
+    slice_count,
+    slice_extent_of_box,
+    slice_shape,
+    slice_through,
+)
+from .intensity import IntensityMapping, to_uint8
+from .volume import Volume, as_points, round_half_up
+
+Progress = Callable[[int, int], None]
+PREFETCH_SLICES = 32  # slices embedded per batch ahead of the walk on a GPU
+
+
+@dataclass
+class SliceResult:
+    """One segmented slice: where it is, the mask in slice pixels and in the volume."""
+
+    ref: SliceRef
+    mask2d: np.ndarray          # bool (H, W), display orientation of `ref`
+    score: float                # the model's predicted IoU
+    low_res_logits: np.ndarray  # float32 (256, 256), a dense prompt for refinement / propagation
+    geometry: Volume = field(repr=False)  # the volume the slice belongs to
+    decoder: str = "base"       # "segmote" or "base"
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.mask2d))
+
+    @cached_property
+    def labelmap(self) -> np.ndarray:
+        """bool [k, j, i]: the mask placed in the volume (built on first use)."""
+        labelmap = np.zeros(self.geometry.array.shape[:3], dtype=bool)
+        insert_slice(labelmap, self.ref, self.mask2d, geometry=self.geometry)
+        return labelmap
+
+
+@dataclass(frozen=True)
+class PropagationRules:
+    """When the walk stops: the mask vanishes, its area collapses, the model doubts it, or it
+    lies on tissue of another brightness than the seed's (the structure ended and the box caught
+    a neighbour: the model's own IoU estimate stays high there, so it cannot tell)."""
+
+    min_score: float = 0.5              # predicted IoU below this ends the walk
+    min_area_ratio: float = 0.2         # area below this fraction of the previous slice's ends the walk
+    use_logits: bool = False            # also give the previous low-res logits as a dense prompt
+    box_margin: float = 0.02            # previous-mask box grown by this fraction of the slice's longest side
+    max_intensity_shift: float | None = 40.0  # mean 8-bit grey under the mask vs the seed's; None: off
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_score <= 1.0:
+            raise InputError(f"min_score: expected a predicted IoU in 0..1, got {self.min_score}")
+        if not 0.0 <= self.min_area_ratio < 1.0:
+            raise InputError(f"min_area_ratio: expected a fraction in 0..1, got {self.min_area_ratio}")
+        if not 0.0 <= self.box_margin < 0.5:
+            raise InputError(f"box_margin: expected a fraction of the slice size in 0..0.5, got {self.box_margin}")
+        if self.max_intensity_shift is not None and not 0.0 < self.max_intensity_shift <= 255.0:
+            raise InputError(f"max_intensity_shift: expected 8-bit grey levels in (0, 255] or None, "
+                             f"got {self.max_intensity_shift}")
+
+
+class VolumeSegmenter:
+    """Slice prompts in RAS, propagation, 3D boxes and prompt-free slices on one volume."""
+
+    def __init__(self, predictor, volume: Volume, mapping: IntensityMapping | None = None):
+        if not isinstance(volume, Volume):
+            raise InputError(f"volume: expected a SegMoTELib Volume, got {type(volume).__name__}")
+        self.predictor = predictor
+        self.volume = volume
+        self.mapping = mapping or IntensityMapping(modality=volume.modality or "auto")
+        voxels = volume.array if volume.rgb else to_uint8(volume.array, self.mapping)
+        # The 8-bit copy shares the geometry, so geometry.extract_slice reads it like the source.
+        self.display = volume.with_array(voxels)
+
+    # --- slices -------------------------------------------------------------------------------
+    def slice_image(self, ref: SliceRef) -> np.ndarray:
+        """The 8-bit slice the model sees, in display orientation."""
+        return extract_slice(self.display, ref)
+
+    def _set_slice(self, ref: SliceRef) -> np.ndarray:
+        image = self.slice_image(ref)
+        self.predictor.set_image(image)
+        return image
+
+    def _result(self, ref: SliceRef, prediction, clip_box=None) -> SliceResult:
+        mask2d = np.asarray(prediction.masks[0], dtype=bool)
+        if clip_box is not None:
+            mask2d = _clip_to_box(mask2d, clip_box)
+        return SliceResult(ref=ref, mask2d=mask2d, score=float(np.asarray(prediction.scores).reshape(-1)[0]),
+                           low_res_logits=np.asarray(prediction.low_res_logits[0], dtype=np.float32),
+                           geometry=self.volume, decoder=prediction.decoder)
+
+    def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
+                      slice_index: int | None = None) -> SliceResult:
+        """Segment the slice of `orientation` through the prompt (or at `slice_index`).
+
+        points_ras (N, 3) RAS mm, labels (N,) 1 positive / 0 negative; box_ras (2, 3) opposite
+        corners or (8, 3) corners in RAS mm, projected onto the slice. The slice is the one through
+        the first point, else through the box centre, unless `slice_index` names it.
+        """
+        if points_ras is None and box_ras is None and mask_input is None:
+            raise InputError("prompt: give points_ras, box_ras or mask_input")
+        ref = self._slice_for_prompt(orientation, points_ras, box_ras, slice_index)
+        points = None
+        if points_ras is not None:  # mapped before the (costly) embedding, so bad prompts fail fast
+            height, width = slice_shape(self.volume, ref)
+            points = np.clip(round_half_up(ras_to_slice_pixels(self.volume, ref, points_ras)), 0, [width - 1, height - 1])
+        box = None if box_ras is None else ras_box_to_slice_box(self.volume, ref, box_ras)
+        self._set_slice(ref)
+        prediction = self.predictor.predict(points=points, labels=labels, box=box, mask_input=mask_input)
+        return self._result(ref, prediction)
+
+    def _slice_for_prompt(self, orientation, points_ras, box_ras, slice_index) -> SliceRef:
+        axis = slice_axis_for(self.volume, orientation)
+        if slice_index is not None:
+            count = slice_count(self.volume, axis)
+            if isinstance(slice_index, bool) or int(slice_index) != slice_index or not 0 <= slice_index < count:
+                raise InputError(f"slice_index: expected an integer in 0..{count - 1}, got {slice_index!r}")
+            return SliceRef(axis, int(slice_index))
+        if points_ras is not None:
+            anchor = as_points(points_ras, "points_ras")[0]
+        elif box_ras is None:
+            raise InputError("slice_index: a mask_input alone does not say which slice; give slice_index")
+        else:
+            anchor = box_corners_ras(box_ras).mean(axis=0)
+        return slice_through(self.volume, orientation, anchor)
+
+    def segment_auto(self, orientation="axial", slice_index: int = 0) -> SliceResult:
+        """Prompt-free mask of one slice (needs a predictor with a trained adapter)."""
+        ref = self._slice_for_prompt(orientation, None, None, slice_index)
+        self._set_slice(ref)
+        return self._result(ref, self.predictor.predict_auto())
+
+    # --- propagation --------------------------------------------------------------------------
+    def propagate(self, seed: SliceResult, slice_range: tuple[int, int] | None = None, use_logits: bool = False,
+                  min_score: float = 0.5, min_area_ratio: float = 0.2, progress: Progress | None = None,
+                  box_margin: float = 0.02, max_intensity_shift: float | None = 40.0) -> np.ndarray:
+        """Extend the seed's mask slice by slice in both directions; bool labelmap [k, j, i].
+
+        Each next slice is prompted with the box of the previous mask (grown by `box_margin` of the
+        slice size), plus its logits if `use_logits`. The walk stops at the first slice whose mask
+        is empty, smaller than `min_area_ratio` of the previous one, scored below `min_score`
+        (predicted IoU) or whose mean 8-bit grey differs from the seed mask's by more than
+        `max_intensity_shift`, or at the end of `slice_range` (inclusive, along the seed's axis).
+        `progress(done, total)` is called after each slice, total = the slices in the range.
+        """
+        rules = PropagationRules(min_score, min_area_ratio, use_logits, box_margin, max_intensity_shift)
+        return self._propagate(seed, self._checked_range(seed.ref, slice_range), rules, progress, clip_box=None)
+
+    def _checked_range(self, ref: SliceRef, slice_range) -> tuple[int, int]:
+        count = slice_count(self.volume, ref.axis)
+        if slice_range is None:
+            return 0, count - 1
+        low, high = (int(v) for v in slice_range)
+        if not 0 <= low <= ref.index <= high < count:
+            raise InputError(f"slice_range: expected first <= seed slice {ref.index} <= last within 0..{count - 1}, "
+                             f"got {tuple(slice_range)}")
+        return low, high
+
+    def _propagate(self, seed: SliceResult, span: tuple[int, int], rules: PropagationRules,
+                   progress: Progress | None, clip_box) -> np.ndarray:
+        labelmap = seed.labelmap.copy()
+        total = span[1] - span[0] + 1
+        done = [1]
+
+        def step():
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], total)
+
+        if progress is not None:
+            progress(1, total)
+        if seed.area > 0:
+            for direction, end in ((+1, span[1]), (-1, span[0])):
+                for result in self._walk(seed, direction, end, rules, clip_box, step):
+                    insert_slice(labelmap, result.ref, result.mask2d, geometry=self.volume)
+        if progress is not None:
+            progress(total, total)
+        return labelmap
+
+    def _walk(self, seed: SliceResult, direction: int, end: int, rules: PropagationRules, clip_box, step):
+        """Yield the accepted SliceResults from the seed's neighbour towards `end`."""
+        previous = seed
+        seed_grey = _mean_grey(self.slice_image(seed.ref), seed.mask2d)
+        indices = range(seed.ref.index + direction, end + direction, direction)
+        prefetched: set[int] = set()
+        for index in indices:
+            ref = SliceRef(seed.ref.axis, index)
+            image = self.slice_image(ref)
+            if int(image.max()) == int(image.min()):
+                return  # a blank slice (padding, outside the scan): nothing to follow
+            if index not in prefetched:
+                prefetched |= self._prefetch(seed.ref.axis, index, direction, end)
+            self.predictor.set_image(image)
+            box = _grown_box(previous.mask2d, rules.box_margin, clip_box)
+            mask_input = previous.low_res_logits if rules.use_logits else None
+            result = self._result(ref, self.predictor.predict(box=box, mask_input=mask_input), clip_box)
+            step()
+            if not _continues(previous, result, rules) or _brightness_changed(image, result, seed_grey, rules):
+                return
+            yield result
+            previous = result
+
+    def _prefetch(self, axis: int, start: int, direction: int, end: int) -> set[int]:
+        """On a GPU, embed the next slices of the walk in one batch; on a CPU, embed lazily."""
+        device = getattr(self.predictor, "device", None)
+        if getattr(device, "type", "cpu") == "cpu":
+            return {start}
+        indices = list(range(start, end + direction, direction))[:PREFETCH_SLICES]
+        images = [self.slice_image(SliceRef(axis, i)) for i in indices]
+        kept = [(i, image) for i, image in zip(indices, images) if int(image.max()) != int(image.min())]
+        self.predictor.embed_images([image for _, image in kept])
+        return {i for i, _ in kept} | {start}
+
+    # --- 3D box -------------------------------------------------------------------------------
+    def segment_box3d(self, corners_ras, orientation="axial", progress: Progress | None = None,
+                      use_logits: bool = False, min_score: float = 0.5, min_area_ratio: float = 0.2,
+                      box_margin: float = 0.02, max_intensity_shift: float | None = 40.0) -> np.ndarray:
+        """Segment what a 3D box holds; bool labelmap [k, j, i].
+
+        corners_ras: (2, 3) opposite corners of a RAS-aligned box or (8, 3) corners of a rotated
+        ROI. The middle slice of the box's extent is prompted with the box, then the mask is
+        propagated no further than the box's first and last slices, and every mask is clipped to
+        the box's extent on the slice.
+        """
+        axis = slice_axis_for(self.volume, orientation)
+        first, last = slice_extent_of_box(self.volume, axis, corners_ras)
+        middle = SliceRef(axis, (first + last) // 2)
+        box = ras_box_to_slice_box(self.volume, middle, corners_ras)
+        self._set_slice(middle)
+        seed = self._result(middle, self.predictor.predict(box=box), clip_box=box)
+        rules = PropagationRules(min_score, min_area_ratio, use_logits, box_margin, max_intensity_shift)
+        return self._propagate(seed, (first, last), rules, progress, clip_box=box)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+def mask_box(mask2d: np.ndarray) -> np.ndarray | None:
+    """Inclusive pixel box x0, y0, x1, y1 of a 2D mask, or None when it is empty."""
+    rows = np.flatnonzero(mask2d.any(axis=1))
+    cols = np.flatnonzero(mask2d.any(axis=0))
+    if rows.size == 0:
+        return None
+    return np.array([cols[0], rows[0], cols[-1], rows[-1]], dtype=np.int64)
+
+
+def _grown_box(mask2d: np.ndarray, margin: float, clip_box) -> np.ndarray:
+    """The mask's box grown by `margin` of the slice's longest side, kept inside the slice (and clip box)."""
+    x0, y0, x1, y1 = mask_box(mask2d)
+    height, width = mask2d.shape
+    grow = int(round(margin * max(height, width)))
+    low = np.array([max(x0 - grow, 0), max(y0 - grow, 0)])
+    high = np.array([min(x1 + grow, width - 1), min(y1 + grow, height - 1)])
+    if clip_box is not None:
+        low = np.maximum(low, clip_box[:2])
+        high = np.minimum(high, clip_box[2:])
+    # A one-pixel-wide mask gives a zero-area box, which the predictor refuses: widen it.
+    high = np.maximum(high, np.minimum(low + 1, [width - 1, height - 1]))
+    low = np.minimum(low, high - 1)
+    return np.concatenate([low, high]).astype(np.int64)
+
+
+def _clip_to_box(mask2d: np.ndarray, box) -> np.ndarray:
+    x0, y0, x1, y1 = (int(v) for v in box)
+    clipped = np.zeros_like(mask2d)
+    clipped[y0:y1 + 1, x0:x1 + 1] = mask2d[y0:y1 + 1, x0:x1 + 1]
+    return clipped
+
+
+def _continues(previous: SliceResult, result: SliceResult, rules: PropagationRules) -> bool:
+    if result.area == 0 or result.score < rules.min_score:
+        return False
+    return result.area >= rules.min_area_ratio * previous.area
+
+
+def _mean_grey(image: np.ndarray, mask2d: np.ndarray) -> float:
+    """Mean 8-bit grey of the image under a mask (all channels of an RGB image)."""
+    return float(image[mask2d].mean()) if mask2d.any() else 0.0
+
+
+def _brightness_changed(image: np.ndarray, result: SliceResult, seed_grey: float, rules: PropagationRules) -> bool:
+    if rules.max_intensity_shift is None:
+        return False
+    return abs(_mean_grey(image, result.mask2d) - seed_grey) > rules.max_intensity_shift

@@ -1,0 +1,307 @@
+"""VolumeSegmenter: RAS prompts, propagation, 3D boxes.
+
+Two kinds of tests:
+- the walk's control flow (stop rules, ranges, progress, GPU prefetch, RAS ⇄ pixel flow) with a
+  stand-in predictor that returns the phantom's true mask inside the prompt box — fast and exact;
+- the real LiteMedSAM on real volumes (DeepLesion CT npz, pyradiomics MRI NRRD): a box on the
+  middle slice of the ground truth, then propagation. Those assert only that the result is
+  non-empty and where the box says; the 3D Dice is printed (run with -s) for the reports.
+  The volumes are used whole (no crop): LiteMedSAM embeds every slice at 256², so cropping would
+  not save time, and the walk visits only the lesion's slices plus one or two.
+"""
+
+from __future__ import annotations
+
+import glob
+
+import numpy as np
+import pytest
+from conftest import dice, shared_path
+
+from SegMoTELib.errors import InputError
+from SegMoTELib.geometry import SliceRef, extract_slice, ras_to_slice_pixels, slice_pixels_to_ras
+from SegMoTELib.intensity import IntensityMapping
+from SegMoTELib.phantom import make_phantom
+from SegMoTELib.predictor import Prediction
+from SegMoTELib.segment3d import PropagationRules, VolumeSegmenter, mask_box
+
+AXIAL = 2  # the phantom's axial slices are along k
+
+
+# --- a stand-in predictor: the true mask inside the box ---------------------------------------
+class TruthInBoxPredictor:
+    """Answers like a model whose mask is the ground truth clipped to the prompt box."""
+
+    def __init__(self, segmenter: VolumeSegmenter, truth_kji: np.ndarray, device: str = "cpu"):
+        self.device = type("Device", (), {"type": device})()
+        self.truth_of = {}
+        for index in range(truth_kji.shape[0]):
+            ref = SliceRef(AXIAL, index)
+            self.truth_of[segmenter.slice_image(ref).tobytes()] = extract_slice(
+                segmenter.volume.with_array(truth_kji.astype(np.uint8)), ref).astype(bool)
+        self.current = None
+        self.score_of = {}  # slice bytes -> predicted IoU to report (default 0.9)
+        self.shrink_at = set()  # slice bytes whose mask collapses to a few pixels
+        self.elsewhere_at = set()  # slice bytes whose mask jumps to the air in the slice's corner
+        self.set_images, self.embedded, self.prompts = [], [], []
+
+    def set_image(self, image, modality="auto", mapping=None):
+        self.current = image.tobytes()
+        self.set_images.append(self.current)
+
+    def embed_images(self, images, modality="auto", mapping=None, batch_size=16):
+        self.embedded.append([image.tobytes() for image in images])
+
+    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False):
+        self.prompts.append({"points": points, "labels": labels, "box": box, "mask_input": mask_input})
+        truth = self.truth_of[self.current]
+        mask = np.zeros_like(truth)
+        if box is not None:
+            x0, y0, x1, y1 = (int(v) for v in box)
+            mask[y0:y1 + 1, x0:x1 + 1] = truth[y0:y1 + 1, x0:x1 + 1]
+        else:
+            mask = truth.copy()
+        if self.current in self.shrink_at and mask.any():
+            ys, xs = np.nonzero(mask)
+            mask = np.zeros_like(mask)
+            mask[ys[0], xs[0]] = True
+        if self.current in self.elsewhere_at and mask.any():
+            moved = np.zeros_like(mask)
+            moved.flat[:int(mask.sum())] = True  # same area, in the top rows: air outside the body
+            mask = moved
+        score = self.score_of.get(self.current, 0.9)
+        return Prediction(masks=mask[None], scores=np.array([score], dtype=np.float32),
+                          low_res_logits=np.zeros((1, 256, 256), np.float32), decoder="base")
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom(seed=0)
+
+
+def _fake(phantom, name="spleen", device="cpu"):
+    segmenter = VolumeSegmenter(None, phantom.image, IntensityMapping(modality="CT", preset="abdomen"))
+    fake = TruthInBoxPredictor(segmenter, phantom.mask(name), device=device)
+    segmenter.predictor = fake
+    return segmenter, fake
+
+
+def _slices(labelmap) -> np.ndarray:
+    return np.flatnonzero(labelmap.any(axis=(1, 2)))
+
+
+def _box_corners_ras(volume, mask_kji, pad=0):
+    """The 8 RAS corners of a mask's voxel bounding box (an ROI aligned with the volume)."""
+    present = np.argwhere(mask_kji)
+    low, high = present.min(axis=0)[::-1] - pad, present.max(axis=0)[::-1] + pad
+    ijk = np.array([[i, j, k] for i in (low[0], high[0]) for j in (low[1], high[1]) for k in (low[2], high[2])], float)
+    return volume.ijk_to_ras_points(ijk)
+
+
+def _middle_box_seed(segmenter, truth):
+    """Tight box of the truth on its middle slice, drawn on that slice (a flat ROI of 8 corners:
+    two RAS corners would mean a RAS-aligned box, which an oblique volume's slice sees larger)."""
+    present = _slices(truth)
+    ref = SliceRef(AXIAL, int((present[0] + present[-1]) // 2))
+    x0, y0, x1, y1 = mask_box(extract_slice(segmenter.volume.with_array(truth.astype(np.uint8)), ref).astype(bool))
+    rectangle = slice_pixels_to_ras(segmenter.volume, ref, [[x0, y0], [x1, y0], [x0, y1], [x1, y1]])
+    corners = np.concatenate([rectangle, rectangle])
+    return ref, (x0, y0, x1, y1), segmenter.segment_slice("axial", box_ras=corners)
+
+
+# --- control flow with the stand-in ------------------------------------------------------------
+def test_box_on_a_slice_reaches_the_predictor_as_the_same_pixel_box(phantom):
+    segmenter, fake = _fake(phantom)
+    ref, box, seed = _middle_box_seed(segmenter, phantom.mask("spleen"))
+    assert seed.ref == ref
+    np.testing.assert_array_equal(fake.prompts[-1]["box"], box)
+    assert seed.labelmap[ref.index].any() and _slices(seed.labelmap).tolist() == [ref.index]
+
+
+def test_click_in_ras_lands_on_its_pixel(phantom):
+    segmenter, fake = _fake(phantom)
+    ref = SliceRef(AXIAL, 40)
+    click = slice_pixels_to_ras(phantom.image, ref, [[60.4, 101.6]])
+    result = segmenter.segment_slice("axial", points_ras=click, labels=[1])
+    assert result.ref == ref
+    np.testing.assert_array_equal(fake.prompts[-1]["points"], [[60, 102]])  # rounded, not truncated
+    np.testing.assert_array_equal(fake.prompts[-1]["labels"], [1])
+
+
+def test_propagation_follows_the_organ_to_both_ends_and_stops(phantom):
+    truth = phantom.mask("spleen")
+    segmenter, _ = _fake(phantom)
+    _, _, seed = _middle_box_seed(segmenter, truth)
+    reports = []
+    labelmap = segmenter.propagate(seed, progress=lambda done, total: reports.append((done, total)))
+    assert _slices(labelmap).tolist() == _slices(truth).tolist()
+    assert dice(labelmap, truth) > 0.95
+    totals = {total for _, total in reports}
+    assert totals == {phantom.labels.shape[0]}
+    assert [done for done, _ in reports] == sorted(done for done, _ in reports)
+    assert reports[-1] == (phantom.labels.shape[0], phantom.labels.shape[0])
+
+
+def test_slice_range_bounds_the_walk(phantom):
+    truth = phantom.mask("spleen")
+    segmenter, _ = _fake(phantom)
+    _, _, seed = _middle_box_seed(segmenter, truth)
+    labelmap = segmenter.propagate(seed, slice_range=(seed.ref.index - 2, seed.ref.index + 3))
+    assert _slices(labelmap).tolist() == list(range(seed.ref.index - 2, seed.ref.index + 4))
+    with pytest.raises(InputError, match="slice_range"):
+        segmenter.propagate(seed, slice_range=(0, seed.ref.index - 1))
+
+
+def test_walk_stops_at_a_collapsed_mask_and_at_a_doubtful_one(phantom):
+    truth = phantom.mask("spleen")
+    segmenter, fake = _fake(phantom)
+    _, _, seed = _middle_box_seed(segmenter, truth)
+    above, below = seed.ref.index + 4, seed.ref.index - 3
+    fake.shrink_at.add(segmenter.slice_image(SliceRef(AXIAL, above)).tobytes())
+    fake.score_of[segmenter.slice_image(SliceRef(AXIAL, below)).tobytes()] = 0.3
+    labelmap = segmenter.propagate(seed, min_score=0.5, min_area_ratio=0.2)
+    assert _slices(labelmap).tolist() == list(range(below + 1, above))
+    # the same walk with the rules relaxed goes on past both slices
+    relaxed = segmenter.propagate(seed, min_score=0.2, min_area_ratio=0.0)
+    assert _slices(relaxed)[0] < below and _slices(relaxed)[-1] >= above
+
+
+def test_walk_stops_where_the_mask_moves_to_other_tissue(phantom):
+    truth = phantom.mask("spleen")
+    segmenter, fake = _fake(phantom)
+    _, _, seed = _middle_box_seed(segmenter, truth)
+    jump = seed.ref.index + 3
+    fake.elsewhere_at.add(segmenter.slice_image(SliceRef(AXIAL, jump)).tobytes())
+    labelmap = segmenter.propagate(seed)
+    assert _slices(labelmap)[-1] == jump - 1
+    unchecked = segmenter.propagate(seed, max_intensity_shift=None)
+    assert unchecked[jump].any() and not (unchecked[jump] & truth[jump]).any()
+
+
+def test_logits_of_the_previous_slice_are_passed_on_request(phantom):
+    segmenter, fake = _fake(phantom)
+    _, _, seed = _middle_box_seed(segmenter, phantom.mask("spleen"))
+    segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1), use_logits=True)
+    assert fake.prompts[-1]["mask_input"] is not None and fake.prompts[-1]["box"] is not None
+    segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1))
+    assert fake.prompts[-1]["mask_input"] is None
+
+
+def test_box3d_stays_inside_the_box_and_its_slices(phantom):
+    truth = phantom.mask("left kidney")
+    segmenter, _ = _fake(phantom, "left kidney")
+    # a box cut short: two slices less at each end, and 5 voxels less on one side
+    present = np.argwhere(truth)
+    low, high = present.min(axis=0) + [2, 0, 0], present.max(axis=0) - [2, 0, 5]
+    ijk = np.array([[i, j, k] for i in (low[2], high[2]) for j in (low[1], high[1]) for k in (low[0], high[0])], float)
+    labelmap = segmenter.segment_box3d(phantom.image.ijk_to_ras_points(ijk))
+    inside = np.zeros_like(truth)
+    inside[low[0]:high[0] + 1, low[1]:high[1] + 1, low[2]:high[2] + 1] = True
+    assert labelmap.any() and not (labelmap & ~inside).any()
+    assert _slices(labelmap).tolist() == list(range(low[0], high[0] + 1))
+    assert dice(labelmap, truth & inside) > 0.95
+
+
+def test_gpu_prefetches_the_walk_in_batches_and_cpu_embeds_lazily(phantom):
+    truth = phantom.mask("spleen")
+    for device, expect_batches in (("cuda", True), ("cpu", False)):
+        segmenter, fake = _fake(phantom, device=device)
+        _, _, seed = _middle_box_seed(segmenter, truth)
+        segmenter.propagate(seed)
+        if expect_batches:
+            walked = {image for batch in fake.embedded for image in batch}
+            assert len(fake.embedded) == 2  # one batch upwards, one downwards
+            assert set(fake.set_images[1:]) <= walked
+        else:
+            assert fake.embedded == []
+
+
+def test_bad_prompts_and_rules_are_refused(phantom):
+    segmenter, _ = _fake(phantom)
+    with pytest.raises(InputError, match="outside the volume"):
+        segmenter.segment_slice("axial", points_ras=[[1e4, 0.0, 0.0]])
+    with pytest.raises(InputError, match="prompt"):
+        segmenter.segment_slice("axial")
+    with pytest.raises(InputError, match="slice_index"):
+        segmenter.segment_auto("axial", slice_index=999)
+    with pytest.raises(InputError, match="min_score"):
+        PropagationRules(min_score=1.5)
+    with pytest.raises(InputError, match="min_area_ratio"):
+        PropagationRules(min_area_ratio=1.0)
+    with pytest.raises(InputError, match="max_intensity_shift"):
+        PropagationRules(max_intensity_shift=0.0)
+    with pytest.raises(InputError, match="volume"):
+        VolumeSegmenter(None, np.zeros((4, 4, 4)))
+
+
+def test_whole_volume_is_mapped_with_one_window(phantom):
+    segmenter = VolumeSegmenter(None, phantom.image, IntensityMapping(modality="CT", preset="abdomen"))
+    assert segmenter.display.array.dtype == np.uint8
+    # abdomen window (400, 40): -160 HU and below -> 0, 240 HU and above -> 255, on every slice alike
+    hu = phantom.image.array
+    assert np.all(segmenter.display.array[hu <= -160] == 0) and np.all(segmenter.display.array[hu >= 240] == 255)
+    pixels = ras_to_slice_pixels(phantom.image, SliceRef(AXIAL, 10), phantom.image.ijk_to_ras_points([[5, 7, 10]]))
+    x, y = np.rint(pixels[0]).astype(int)
+    assert segmenter.slice_image(SliceRef(AXIAL, 10))[y, x] == segmenter.display.array[10, 7, 5]
+
+
+# --- the real model on real volumes -----------------------------------------------------------
+def _npz_cases():
+    return sorted(glob.glob(str(shared_path("volumes", "medsam2_deeplesion_npz") / "data" / "*" / "*.npz")))
+
+
+def _pyradiomics_case(name):
+    from SegMoTELib.io import read_labelmap, read_volume
+
+    folder = shared_path("volumes", "pyradiomics_testcases", "data")
+    return read_volume(folder / f"{name}_image.nrrd"), read_labelmap(folder / f"{name}_label.nrrd")
+
+
+def _real_cases():
+    from SegMoTELib.io import read_npz_case
+
+    for path in _npz_cases():
+        image, labels = read_npz_case(path)
+        yield path.rsplit("/", 1)[-1], image, labels.array > 0
+    for name in ("brain1", "breast1"):
+        image, labels = _pyradiomics_case(name)
+        yield name, image, labels.array > 0
+
+
+@pytest.mark.parametrize("case", ["CT_Lesion_000001", "CT_Lesion_000015", "brain1", "breast1"])
+def test_propagation_from_a_middle_slice_box_on_real_volumes(base_predictor, case):
+    name, image, truth = next(c for c in _real_cases() if c[0].startswith(case))
+    assert _slices(truth).size > 1
+    segmenter = VolumeSegmenter(base_predictor, image)
+    ref, box, seed = _middle_box_seed(segmenter, truth)
+    labelmap = segmenter.propagate(seed)
+    assert seed.area > 0 and labelmap[ref.index].any()
+    # where the box says: the seed mask within the box; the walk near the lesion, not elsewhere
+    x0, y0, x1, y1 = box
+    assert not seed.mask2d[:, :x0].any() and not seed.mask2d[:, x1 + 1:].any()
+    assert not seed.mask2d[:y0].any() and not seed.mask2d[y1 + 1:].any()
+    present = _slices(truth)
+    assert _slices(labelmap)[0] >= present[0] - 2 and _slices(labelmap)[-1] <= present[-1] + 2
+    box3d = segmenter.segment_box3d(_box_corners_ras(image, truth))
+    assert box3d.any() and not (box3d & ~_bounding_box(truth)).any()
+    print(f"\n{name}: 3D Dice, middle-slice box + propagation {dice(labelmap, truth):.3f} "
+          f"(slices {_slices(labelmap).tolist()} vs truth {present.tolist()}); 3D box {dice(box3d, truth):.3f}")
+
+
+def _bounding_box(mask):
+    present = np.argwhere(mask)
+    low, high = present.min(axis=0), present.max(axis=0)
+    box = np.zeros_like(mask)
+    box[low[0]:high[0] + 1, low[1]:high[1] + 1, low[2]:high[2] + 1] = True
+    return box
+
+
+def test_box3d_on_the_phantom_with_the_real_model(base_predictor):
+    """A coarser phantom (5 mm slices, fewer embeddings); rotated, flipped grid end to end."""
+    coarse = make_phantom(seed=2, shape=(28, 176, 208), spacing=(1.5, 1.5, 5.0))
+    truth = coarse.mask("spleen")
+    segmenter = VolumeSegmenter(base_predictor, coarse.image, IntensityMapping(modality="CT", preset="abdomen"))
+    labelmap = segmenter.segment_box3d(_box_corners_ras(coarse.image, truth))
+    score = dice(labelmap, truth)
+    print(f"\nphantom spleen (5 mm slices), 3D box: Dice {score:.3f}")
+    assert score > 0.8

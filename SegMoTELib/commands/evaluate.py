@@ -1,0 +1,116 @@
+"""`segmote evaluate`: Dice of the SegMoTE adapter and of the base decoder on 2D evaluation sets."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+from ..errors import DataError, InputError
+
+HELP = "Dice of the SegMoTE adapter vs the base decoder on 2D image-mask sets (box, clicks or prompt-free)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", nargs="+", metavar="DATA",
+                        help="evaluation folders: train_pool layout (or a parent of such folders), "
+                             "MedScribble-style case folders, images/ + masks/ (same stem or <stem>_<target>)")
+    parser.add_argument("--prompt", choices=("box", "click", "auto"), default="box",
+                        help="box: tight box of each mask; click: central click then refinements; "
+                             "auto: prompt-free, foreground/background targets only (default: box)")
+    parser.add_argument("--clicks", type=int, default=1,
+                        help="with --prompt click: total clicks per target, each after the first at the "
+                             "largest error region (default: 1)")
+    parser.add_argument("--adapter", default="default",
+                        help="adapter file, 'default' (the shipped one, if any) or 'none' (base decoder only)")
+    parser.add_argument("--backbone", default="litemedsam", help="backbone name (default: litemedsam)")
+    parser.add_argument("--checkpoint", default=None, help="backbone checkpoint file (SAM/MedSAM backbones)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="write evaluation_<prompt>.md and .json into DIR (created if missing)")
+    parser.add_argument("--split", choices=("all", "train", "val"), default="all",
+                        help="train_pool-layout data: which side of the case split to score (default: all)")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="case fraction of the val split (default: 0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the case split (default: 0)")
+    parser.add_argument("--max-per-dataset", type=int, default=None, metavar="N",
+                        help="score at most N images per dataset (the first in file order)")
+    parser.add_argument("--quiet", action="store_true", help="no per-target progress lines")
+
+
+def _check_arguments(args) -> None:
+    from ..training.evalsets import detect_layout
+
+    if args.clicks < 1:
+        raise InputError(f"--clicks: expected at least 1, got {args.clicks}")
+    if args.prompt != "click" and args.clicks != 1:
+        raise InputError("--clicks: only meaningful with --prompt click")
+    if args.max_per_dataset is not None and args.max_per_dataset < 1:
+        raise InputError(f"--max-per-dataset: expected at least 1, got {args.max_per_dataset}")
+    if args.prompt == "auto" and str(args.adapter).lower() == "none":
+        raise InputError("--prompt auto: prompt-free segmentation needs an adapter; --adapter none has none")
+    for path in args.data:
+        detect_layout(path)  # DataError naming the folder before the model loads
+
+
+def _samples(args):
+    from ..training.evalsets import iter_eval_samples
+
+    return itertools.chain.from_iterable(
+        iter_eval_samples(path, prompt_free_only=args.prompt == "auto", split=args.split,
+                          val_fraction=args.val_fraction, seed=args.seed, max_per_dataset=args.max_per_dataset)
+        for path in args.data
+    )
+
+
+def _predictor(args):
+    from ..predictor import SegMoTEPredictor
+
+    adapter = None if str(args.adapter).lower() == "none" else args.adapter
+    predictor = SegMoTEPredictor(backbone=args.backbone, checkpoint=args.checkpoint, adapter=adapter,
+                                 device=args.device)
+    if args.prompt == "auto" and not predictor.uses_adapter:
+        raise InputError("--prompt auto: no adapter could be loaded (no shipped adapter); give --adapter PATH")
+    return predictor
+
+
+def _write_outputs(report, out_dir: str, prompt: str, clicks: int) -> list[Path]:
+    from ..io.atomic import atomic_output
+
+    folder = Path(out_dir).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--out: {folder} exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"evaluation_{prompt}" + (f"_{clicks}clicks" if prompt == "click" else "")
+    written = []
+    for suffix, text in ((".md", report.to_markdown()), (".json", report.to_json() + "\n")):
+        with atomic_output(folder / f"{stem}{suffix}", "--out") as temporary:
+            temporary.write_text(text, encoding="utf-8")
+        written.append(folder / f"{stem}{suffix}")
+    return written
+
+
+def run(args) -> int:
+    from ..evaluation import decoder_views, evaluate
+
+    _check_arguments(args)
+    predictor = _predictor(args)
+    views = decoder_views(predictor)
+    done = itertools.count(1)
+
+    def progress(result) -> None:
+        if not args.quiet:
+            scores = "  ".join(f"{name} {100 * dice:.1f}" for name, dice in result.dice.items())
+            print(f"[{next(done)}] {result.dataset} {result.case} {result.target}: {scores}", file=sys.stderr)
+
+    report = evaluate(_samples(args), views, prompt=args.prompt, clicks=args.clicks, progress=progress)
+    if predictor.notice:
+        report.notes.append(predictor.notice)
+    if not report.samples:
+        what = "prompt-free (foreground/background) targets" if args.prompt == "auto" else "targets"
+        raise DataError(f"DATA: no {what} found in {', '.join(args.data)}")
+    print(report.to_markdown())
+    if args.out:
+        for path in _write_outputs(report, args.out, args.prompt, args.clicks):
+            print(f"wrote {path}")
+    return 0

@@ -1,0 +1,216 @@
+"""Dice evaluation of the SegMoTE adapter against the base decoder (box, clicks or prompt-free).
+
+Protocol (2D, one score per target):
+  * box -- the tight box of the target mask, no jitter (a one-pixel-thin box is widened by one
+    pixel, since a box needs an area);
+  * click -- N clicks: the first at `central_click` (the foreground pixel deepest inside the mask),
+    each later one at `deepest_error_click` of the previous prediction (deepest pixel of the
+    largest connected error region; positive if missed object, negative if extra background), with
+    all clicks so far and the previous low-res logits as mask_input; Dice after each click is kept;
+  * auto -- `predict_auto()` (PPT) on foreground/background targets only; the base decoder has no
+    prompt-free mode, so it gets no score there.
+Both decoders run on one predictor so they share each image's embedding: the base decoder is the
+untouched SAM decoder, "segmote" is the adapter (for boxes too, whatever the adapter's
+use_for_boxes routing says, so that the comparison is the adapter's own).
+Scores: mean Dice per dataset, and the macro average (mean of the dataset means).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+from .training.prompts import central_click, deepest_error_click, tight_box
+
+PROMPTS = ("box", "click", "auto")
+DECODER_TITLES = {"segmote": "SegMoTE", "base": "base decoder"}
+
+
+def dice_score(prediction: np.ndarray, target: np.ndarray) -> float:
+    """2·|P∩T| / (|P| + |T|); 1.0 when both masks are empty."""
+    prediction, target = np.asarray(prediction, bool), np.asarray(target, bool)
+    total = int(prediction.sum()) + int(target.sum())
+    return 1.0 if total == 0 else 2.0 * int((prediction & target).sum()) / total
+
+
+def evaluation_box(mask: np.ndarray) -> np.ndarray:
+    """The tight box (x0, y0, x1, y1) of a mask, widened by a pixel where it is one pixel thin."""
+    x0, y0, x1, y1 = tight_box(mask)
+    height, width = mask.shape
+    if x1 == x0:
+        x0, x1 = (x0, x0 + 1) if x0 + 1 <= width - 1 else (x0 - 1, x0)
+    if y1 == y0:
+        y0, y1 = (y0, y0 + 1) if y0 + 1 <= height - 1 else (y0 - 1, y0)
+    return np.array([x0, y0, x1, y1], dtype=np.float64)
+
+
+class DecoderView:
+    """One decoder ("segmote" or "base") of a shared `SegMoTEPredictor`.
+
+    Both views share the predictor's embedding cache; each call names its decoder explicitly.
+    """
+
+    def __init__(self, predictor, name: str):
+        if name not in DECODER_TITLES:
+            raise InputError(f"decoder: expected one of {', '.join(DECODER_TITLES)}, got {name!r}")
+        if name == "segmote" and not predictor.uses_adapter:
+            raise InputError("adapter: the SegMoTE decoder needs an adapter; the predictor has none loaded")
+        self.predictor = predictor
+        self.name = name
+
+    @property
+    def can_predict_auto(self) -> bool:
+        return self.name == "segmote"
+
+    def set_image(self, image: np.ndarray) -> None:
+        self.predictor.set_image(image)
+
+    def predict(self, **prompts):
+        return self.predictor.predict(decoder=self.name, **prompts)
+
+    def predict_auto(self):
+        return self.predictor.predict_auto()
+
+
+def decoder_views(predictor, decoders: Iterable[str] | None = None) -> dict[str, DecoderView]:
+    """Views of the predictor's decoders: both when it holds an adapter, else the base one."""
+    names = list(decoders) if decoders is not None else (["segmote", "base"] if predictor.uses_adapter else ["base"])
+    return {name: DecoderView(predictor, name) for name in names}
+
+
+def box_dice(view, mask: np.ndarray) -> float:
+    prediction = view.predict(box=evaluation_box(mask))
+    return dice_score(prediction.masks[0], mask)
+
+
+def click_dice_curve(view, mask: np.ndarray, clicks: int) -> list[float]:
+    """Dice after each of `clicks` simulated clicks (central, then deepest-error refinements)."""
+    x, y = central_click(mask)
+    points, labels = [[x, y]], [1]
+    prediction = view.predict(points=np.array(points, float), labels=np.array(labels))
+    curve = [dice_score(prediction.masks[0], mask)]
+    while len(curve) < clicks:
+        click = deepest_error_click(mask, prediction.masks[0])
+        if click is None:  # perfect: further clicks would change nothing
+            curve.append(curve[-1])
+            continue
+        points.append([click[0], click[1]])
+        labels.append(click[2])
+        prediction = view.predict(points=np.array(points, float), labels=np.array(labels),
+                                  mask_input=prediction.low_res_logits[0])
+        curve.append(dice_score(prediction.masks[0], mask))
+    return curve
+
+
+@dataclass
+class SampleResult:
+    dataset: str
+    case: str
+    target: str
+    dice: dict[str, float]  # decoder -> final Dice
+    curve: dict[str, list[float]] = field(default_factory=dict)  # decoder -> Dice after each click
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+@dataclass
+class EvaluationReport:
+    prompt: str
+    clicks: int
+    decoders: list[str]
+    samples: list[SampleResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def per_dataset(self) -> dict[str, dict]:
+        grouped: dict[str, list[SampleResult]] = {}
+        for sample in self.samples:
+            grouped.setdefault(sample.dataset, []).append(sample)
+        summary = {}
+        for dataset, samples in sorted(grouped.items()):
+            row = {"n": len(samples),
+                   "dice": {d: _mean([s.dice[d] for s in samples if d in s.dice]) for d in self.decoders}}
+            if self.prompt == "click":
+                row["dice_per_click"] = {
+                    d: [float(v) for v in np.mean([s.curve[d] for s in samples if d in s.curve], axis=0)]
+                    for d in self.decoders if any(d in s.curve for s in samples)
+                }
+            summary[dataset] = row
+        return summary
+
+    def macro(self) -> dict[str, float | None]:
+        """Mean over datasets of each decoder's per-dataset mean Dice."""
+        rows = self.per_dataset().values()
+        return {d: _mean([r["dice"][d] for r in rows if r["dice"][d] is not None]) for d in self.decoders}
+
+    def to_dict(self) -> dict:
+        return {
+            "prompt": self.prompt,
+            "clicks": self.clicks if self.prompt == "click" else None,
+            "decoders": self.decoders,
+            "notes": self.notes,
+            "n_targets": len(self.samples),
+            "datasets": self.per_dataset(),
+            "macro": self.macro(),
+            "samples": [{"dataset": s.dataset, "case": s.case, "target": s.target, "dice": s.dice,
+                         **({"dice_per_click": s.curve} if s.curve else {})} for s in self.samples],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_markdown(self) -> str:
+        def percent(value):
+            return "n/a" if value is None else f"{100 * value:.1f}"
+
+        prompt = f"{self.clicks} click(s)" if self.prompt == "click" else self.prompt
+        titles = [f"{DECODER_TITLES[d]} Dice %" for d in self.decoders]
+        lines = [f"## Dice by dataset — prompt: {prompt}", "",
+                 "| dataset | n | " + " | ".join(titles) + " |",
+                 "|---|---:|" + "---:|" * len(titles)]
+        for dataset, row in self.per_dataset().items():
+            lines.append(f"| {dataset} | {row['n']} | " + " | ".join(percent(row["dice"][d]) for d in self.decoders) + " |")
+        macro = self.macro()
+        lines.append(f"| **macro average** | {len(self.samples)} | "
+                     + " | ".join(f"**{percent(macro[d])}**" for d in self.decoders) + " |")
+        lines += [""] + [f"- {note}" for note in self.notes]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def evaluate(samples: Iterable, views: dict[str, DecoderView], prompt: str = "box", clicks: int = 1,
+             progress: Callable[[SampleResult], None] | None = None) -> EvaluationReport:
+    """Score every sample (an `evalsets.EvalSample`) with every decoder view.
+
+    For prompt "auto", give only prompt-free targets (`iter_eval_samples(prompt_free_only=True)`);
+    decoders without a prompt-free mode are left out of the scores.
+    """
+    if prompt not in PROMPTS:
+        raise InputError(f"prompt: expected one of {', '.join(PROMPTS)}, got {prompt!r}")
+    if clicks < 1:
+        raise InputError(f"clicks: expected at least 1, got {clicks}")
+    if not views:
+        raise InputError("decoders: nothing to evaluate (no decoder given)")
+    report = EvaluationReport(prompt, clicks, list(views))
+    if prompt == "auto":
+        skipped = [name for name, view in views.items() if not view.can_predict_auto]
+        report.notes += [f"{DECODER_TITLES[name]}: no prompt-free mode, not scored" for name in skipped]
+    for sample in samples:
+        result = SampleResult(sample.dataset, sample.case, sample.target, {})
+        for name, view in views.items():
+            view.set_image(sample.image)
+            if prompt == "box":
+                result.dice[name] = box_dice(view, sample.mask)
+            elif prompt == "click":
+                result.curve[name] = click_dice_curve(view, sample.mask, clicks)
+                result.dice[name] = result.curve[name][-1]
+            elif view.can_predict_auto:
+                result.dice[name] = dice_score(view.predict_auto().masks[0], sample.mask)
+        report.samples.append(result)
+        if progress is not None:
+            progress(result)
+    return report

@@ -1,0 +1,69 @@
+"""Training configuration: a JSON file read by `segmote train CONFIG`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..errors import InputError
+from ..modeling.config import AdapterConfig
+
+
+@dataclass
+class TrainConfig:
+    data: list[str] = field(default_factory=list)   # train_pool-layout folders (e.g. a curated set)
+    out_dir: str = "runs/segmote"
+    backbone: str = "litemedsam"
+    checkpoint: str | None = None
+    adapter: dict = field(default_factory=dict)     # AdapterConfig fields
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    val_fraction: float = 0.1
+    seed: int = 0
+    precision: str = "auto"                          # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    device: str = "auto"
+    prompt_mix: dict = field(default_factory=lambda: {"box": 0.35, "click": 0.45, "auto": 0.2})
+    max_refinement_clicks: int = 2
+    refinement_probability: float = 0.5
+    box_jitter: float = 0.01
+    loss_weights: dict = field(default_factory=lambda: {"focal": 20.0, "dice": 1.0, "iou": 1.0, "balance": 0.01})
+    checkpoint_every: int = 500
+    log_every: int = 10
+    max_images: int | None = None                    # cap for quick runs / CI
+    time_budget_s: float | None = None               # stop (and save) after this much training time
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise InputError("config: steps and batch_size must be positive")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise InputError(f"config: precision {self.precision!r} not in auto, fp32, bf16, fp16")
+        unknown = set(self.prompt_mix) - {"box", "click", "auto"}
+        if unknown or not self.prompt_mix or min(self.prompt_mix.values()) < 0:
+            raise InputError(f"config: prompt_mix must weight box, click and auto with non-negative numbers, got {self.prompt_mix}")
+        AdapterConfig.from_dict(self.adapter)  # refuses unknown or invalid adapter settings now
+
+    @property
+    def adapter_config(self) -> AdapterConfig:
+        return AdapterConfig.from_dict(self.adapter)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError(f"config: file {path} does not exist") from None
+        except json.JSONDecodeError as error:
+            raise InputError(f"config: {path} is not valid JSON: {error}") from None
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise InputError(f"config: {path} has unknown settings {sorted(unknown)}")
+        return cls(**values)

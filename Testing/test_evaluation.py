@@ -1,0 +1,211 @@
+"""Evaluation sets, the Dice harness and `segmote evaluate` (SegMoTELib.evaluation)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import REPO, shared_path
+
+from SegMoTELib.errors import InputError
+from SegMoTELib.evaluation import (
+    DecoderView,
+    EvaluationReport,
+    SampleResult,
+    click_dice_curve,
+    decoder_views,
+    dice_score,
+    evaluate,
+    evaluation_box,
+)
+from SegMoTELib.training.evalsets import detect_layout, iter_eval_samples
+from SegMoTELib.training.prompts import error_regions
+
+
+# --- evaluation sets --------------------------------------------------------------------------
+def test_dev_eval_layouts_and_samples():
+    dev = shared_path("dev_eval")
+    assert detect_layout(dev / "medscribble") == "medscribble"
+    assert detect_layout(dev / "ham10000") == "paired"
+    assert detect_layout(dev / "biomedparse_demo") == "biomedparse"
+    assert detect_layout(shared_path("train_pool")) == "train_pool"
+    medscribble = list(iter_eval_samples(dev / "medscribble"))
+    assert len(medscribble) == 17
+    assert {s.dataset for s in medscribble} == {f"medscribble/{t}" for t in ("ACDC", "BTCV", "CHAOS", "SCD")}
+    biomedparse = list(iter_eval_samples(dev / "biomedparse_demo"))
+    assert len(biomedparse) == 56 and len({s.case for s in biomedparse}) == 19
+    liver = next(s for s in biomedparse if s.case == "06_CT_abdomen" and s.target == "liver")
+    assert liver.dataset == "biomedparse_demo/CT" and liver.image.shape == (512, 512, 3)
+    for sample in medscribble + biomedparse + list(iter_eval_samples(dev / "ham10000")):
+        assert sample.image.dtype == np.uint8 and sample.image.ndim == 3
+        assert sample.mask.dtype == bool and sample.mask.shape == sample.image.shape[:2] and sample.mask.any()
+    prompt_free = [(s.dataset, s.target) for s in iter_eval_samples(dev / "biomedparse_demo", prompt_free_only=True)]
+    assert prompt_free == [("biomedparse_demo/X-Ray", "lung"), ("biomedparse_demo/dermoscopy", "melanoma")]
+
+
+def test_train_pool_eval_samples_limit_and_prompt_free(tmp_path):
+    jsrt = shared_path("train_pool", "jsrt_scr_chest_xray")
+    samples = list(iter_eval_samples(jsrt, max_per_dataset=2))
+    assert [(s.case, s.target) for s in samples] == [
+        (case, target) for case in ("JPCLN001", "JPCLN002") for target in ("right_lung", "left_lung", "heart")]
+    lungs = list(iter_eval_samples(jsrt, prompt_free_only=True, max_per_dataset=2))
+    assert [s.target for s in lungs] == ["lungs", "lungs"]
+    with pytest.raises(Exception, match="unknown layout"):
+        detect_layout(tmp_path)
+
+
+# --- Dice and boxes ---------------------------------------------------------------------------
+def test_dice_score_by_hand_and_thin_box_widening():
+    a = np.zeros((4, 4), bool)
+    b = np.zeros((4, 4), bool)
+    a[0, :2] = True
+    b[0, 1:4] = True
+    assert dice_score(a, b) == pytest.approx(2 * 1 / 5)
+    assert dice_score(np.zeros((3, 3)), np.zeros((3, 3))) == 1.0
+    row = np.zeros((10, 10), bool)
+    row[9, 2:6] = True
+    assert evaluation_box(row).tolist() == [2, 8, 5, 9]
+
+
+# --- the harness with a scripted predictor ----------------------------------------------------
+class ScriptedPredictor:
+    """Predicts a 13×13 square around each positive click, minus squares around negative clicks."""
+
+    def __init__(self, shape):
+        self.shape = shape
+        self.uses_adapter, self.box_decoder = True, "base"
+        self.calls = []
+
+    def set_image(self, image):
+        self.image = image
+
+    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False):
+        self.calls.append(SimpleNamespace(points=points, labels=labels, box=box, mask_input=mask_input,
+                                          routed=(self.uses_adapter, self.box_decoder)))
+        mask = np.zeros(self.shape, bool)
+        if box is not None:
+            x0, y0, x1, y1 = np.asarray(box, int)
+            mask[y0:y1 + 1, x0:x1 + 1] = True
+        for (x, y), label in zip(np.asarray(points if points is not None else [], int).reshape(-1, 2),
+                                 labels if labels is not None else []):
+            mask[max(0, y - 6):y + 7, max(0, x - 6):x + 7] = bool(label)
+        logits = np.full((1, 256, 256), len(self.calls), np.float32)
+        return SimpleNamespace(masks=mask[None], low_res_logits=logits, scores=np.ones(1))
+
+
+def test_click_refinement_clicks_on_errors_and_passes_previous_logits():
+    gt = np.zeros((64, 64), bool)
+    gt[10:50, 10:40] = True
+    predictor = ScriptedPredictor(gt.shape)
+    view = DecoderView(predictor, "segmote")
+    curve = click_dice_curve(view, gt, clicks=5)
+    assert len(curve) == 5 and curve[-1] > curve[0]
+    first, *later = predictor.calls
+    assert first.mask_input is None and first.labels.tolist() == [1]
+    assert gt[int(first.points[0, 1]), int(first.points[0, 0])]
+    previous_mask = np.zeros_like(gt)
+    x, y = first.points[0].astype(int)
+    previous_mask[max(0, y - 6):y + 7, max(0, x - 6):x + 7] = True
+    for number, call in enumerate(later, start=1):
+        assert call.mask_input is not None and call.mask_input[0, 0] == number  # the previous call's logits
+        x, y = call.points[-1].astype(int)
+        false_negative, false_positive = error_regions(gt, previous_mask)
+        assert (false_negative if call.labels[-1] == 1 else false_positive)[y, x]
+        previous_mask = ScriptedPredictor(gt.shape).predict(points=call.points, labels=call.labels).masks[0]
+    assert all(call.routed == (True, "segmote") for call in predictor.calls)
+    assert (predictor.uses_adapter, predictor.box_decoder) == (True, "base")  # restored
+
+
+def test_evaluate_scores_both_decoders_and_aggregates():
+    gt = np.zeros((32, 32), bool)
+    gt[4:20, 6:30] = True
+    samples = [SimpleNamespace(dataset=d, case=str(i), target="t", image=np.zeros((32, 32, 3), np.uint8), mask=gt)
+               for i, d in enumerate(["a", "a", "b"])]
+    predictor = ScriptedPredictor(gt.shape)
+    report = evaluate(samples, decoder_views(predictor), prompt="box")
+    assert report.decoders == ["segmote", "base"]
+    assert {c.routed for c in predictor.calls} == {(True, "segmote"), (False, "base")}
+    assert all(r.dice == {"segmote": 1.0, "base": 1.0} for r in report.samples)  # the scripted box is exact
+    with pytest.raises(InputError, match="clicks"):
+        evaluate(samples, decoder_views(predictor), prompt="click", clicks=0)
+    with pytest.raises(InputError, match="adapter"):
+        DecoderView(SimpleNamespace(uses_adapter=False), "segmote")
+
+
+def test_report_per_dataset_macro_markdown_and_json():
+    report = EvaluationReport("box", 1, ["segmote", "base"])
+    report.samples = [SampleResult("a", "1", "t", {"segmote": 0.9, "base": 0.5}),
+                      SampleResult("a", "2", "t", {"segmote": 0.7, "base": 0.7}),
+                      SampleResult("b", "3", "t", {"segmote": 0.2, "base": 0.4})]
+    rows = report.per_dataset()
+    assert rows["a"]["n"] == 2 and rows["a"]["dice"]["segmote"] == pytest.approx(0.8)
+    assert report.macro() == pytest.approx({"segmote": 0.5, "base": 0.5})  # mean of dataset means
+    markdown = report.to_markdown()
+    assert "| a | 2 | 80.0 | 60.0 |" in markdown and "**50.0**" in markdown
+    data = json.loads(report.to_json())
+    assert data["datasets"]["b"]["dice"]["base"] == pytest.approx(0.4) and data["n_targets"] == 3
+
+
+# --- the real model ---------------------------------------------------------------------------
+PREDICTOR_MISSING = not (REPO / "SegMoTELib" / "predictor.py").exists()
+
+
+@pytest.fixture(scope="module")
+def base_predictor():
+    if PREDICTOR_MISSING:
+        pytest.skip("SegMoTELib/predictor.py is not written yet")
+    pytest.importorskip("torch", reason="the predictor needs torch")
+    from SegMoTELib.predictor import SegMoTEPredictor
+
+    return SegMoTEPredictor(adapter=None, device="cpu")
+
+
+def test_box_dice_of_the_base_decoder_on_real_dev_eval_images(base_predictor):
+    dev = shared_path("dev_eval")
+    samples = [next(iter_eval_samples(dev / "medscribble" / "CHAOS")),
+               next(iter_eval_samples(dev / "medscribble" / "ACDC")),
+               next(iter_eval_samples(dev / "ham10000"))]
+    report = evaluate(samples, decoder_views(base_predictor), prompt="box")
+    assert report.decoders == ["base"]
+    for result in report.samples:
+        assert result.dice["base"] > 0.5, result
+
+
+def test_segmote_and_base_views_share_one_embedding(base_predictor):
+    from SegMoTELib.modeling import SegMoTEModel
+    from SegMoTELib.predictor import SegMoTEPredictor
+
+    predictor = SegMoTEPredictor(model=SegMoTEModel(base_predictor.model.backbone), device="cpu")
+    sample = next(iter_eval_samples(shared_path("dev_eval", "medscribble", "CHAOS")))
+    views = decoder_views(predictor)
+    predictions = {}
+    for name, view in views.items():
+        view.set_image(sample.image)
+        predictions[name] = view.predict(box=evaluation_box(sample.mask))
+    assert {name: p.decoder for name, p in predictions.items()} == {"segmote": "segmote", "base": "base"}
+    assert len(predictor._cache) == 1
+
+
+def test_segmote_evaluate_command_writes_markdown_and_json(base_predictor, tmp_path):
+    from SegMoTELib.cli import main
+
+    ham = shared_path("dev_eval", "ham10000")
+    assert main(["evaluate", str(ham), "--prompt", "box", "--adapter", "none", "--max-per-dataset", "1",
+                 "--device", "cpu", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    data = json.loads((tmp_path / "out" / "evaluation_box.json").read_text())
+    assert data["datasets"]["ham10000"]["n"] == 1 and data["macro"]["base"] > 0.5
+    assert "| ham10000 | 1 |" in (tmp_path / "out" / "evaluation_box.md").read_text()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["evaluation_box.json", "evaluation_box.md"]
+
+
+def test_segmote_evaluate_command_rejects_bad_arguments(tmp_path, capsys):
+    from SegMoTELib.cli import main
+
+    assert main(["evaluate", str(tmp_path), "--adapter", "none"]) == 2
+    assert "unknown layout" in capsys.readouterr().err
+    ham = shared_path("dev_eval", "ham10000")
+    assert main(["evaluate", str(ham), "--prompt", "auto", "--adapter", "none"]) == 2
+    assert "needs an adapter" in capsys.readouterr().err
+    assert main(["evaluate", str(ham), "--prompt", "click", "--clicks", "0"]) == 2

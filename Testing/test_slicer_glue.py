@@ -1,4 +1,4 @@
-"""Static checks of the 3D Slicer glue (SegMoTE/, CMake, s4ext, docs/SLICER.md); Slicer is not needed.
+"""Static checks of the 3D Slicer glue (SegMoTE/, CMake, s4ext, the README's Slicer sections); Slicer is not needed.
 
 - every glue file parses as Python 3.12 and passes `ruff --select F` (no undefined names);
 - API conformance against Slicer's name index (../shared/slicer-api/slicer-api.json): the names the
@@ -358,7 +358,7 @@ def test_cmake_lists_every_segmotelib_and_resources_file_and_nothing_else():
     scripts = sorted(f for f in on_disk if f.startswith("SegMoTELib/") and f.endswith(".py"))
     resources = sorted(on_disk.difference(scripts))
     assert not missing and not extra, (
-        "CMakeLists.txt (SEGMOTELIB_PYTHON_SCRIPTS / _RESOURCES) is out of date.\n"
+        "CMakeLists.txt (SEGMOTELIB_PYTHON_SCRIPTS / _RESOURCES) is out of date: run `python scripts/sync_cmake_lists.py .`\n"
         "missing:\n  " + "\n  ".join(missing) + "\nlisted but absent:\n  " + "\n  ".join(extra)
         + "\nthe lists should read:\nset(SEGMOTELIB_PYTHON_SCRIPTS\n  " + "\n  ".join(scripts)
         + "\n  )\nset(SEGMOTELIB_PYTHON_RESOURCES\n  " + "\n  ".join(resources) + "\n  )")
@@ -410,7 +410,7 @@ def test_s4ext_is_complete():
 
 # --- docs -------------------------------------------------------------------------------------------
 def test_slicer_docs_have_install_and_console_sections(checker: ApiChecker):
-    text = (REPO / "docs" / "SLICER.md").read_text()
+    text = (REPO / "README.md").read_text()
     assert "## Install in 3D Slicer" in text and "## Batch from the Python console" in text
     install = text.split("## Install in 3D Slicer")[1].split("\n## ")[0]
     for topic in ("Extension Manager", "from source", "Install dependencies"):
@@ -421,7 +421,7 @@ def test_slicer_docs_have_install_and_console_sections(checker: ApiChecker):
     example = "\n".join(blocks)
     ast.parse(example, feature_version=(3, 12))
     assert "SegMoTELogic" in example and "scriptedEffect" not in example and "Widget" not in example
-    assert checker.check_source(example, "docs/SLICER.md") == []
+    assert checker.check_source(example, "README.md") == []
     logic_methods = {n.name for n in ast.walk(ast.parse((GLUE / "SegMoTE.py").read_text()))
                      if isinstance(n, ast.FunctionDef)}
     used = set(re.findall(r"logic\.(\w+)\(", example))

@@ -105,7 +105,9 @@ def to_uint8(array: np.ndarray, mapping: IntensityMapping | None = None, **kwarg
     array = np.asarray(array)
     if array.size == 0:
         raise InputError("image: the image is empty")
-    if array.dtype.kind not in "uifb":
+    if array.dtype.kind == "b":
+        raise InputError("image: a boolean array is a mask, not an image; pass the image itself")
+    if array.dtype.kind not in "uif":
         raise InputError(f"image: unsupported dtype {array.dtype}")
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise InputError("image: contains NaN or infinite values")

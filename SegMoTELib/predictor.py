@@ -8,6 +8,7 @@ resolution; `predict_auto` segments without a prompt (PPT).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 
 from .errors import InputError
 from .intensity import IntensityMapping
-from .preprocessing import ImageTransform, as_rgb_uint8, to_model_input
+from .preprocessing import ImageTransform, as_model_uint8, to_model_input, to_model_inputs
 from .prompts_validation import validate_box, validate_mask_input, validate_points
 
 LOW_RES = 256
@@ -37,6 +38,16 @@ class _Embedding:
     transform: ImageTransform
 
 
+def _parallel_map(function, items: list) -> list:
+    """`function` over `items` in threads when there are many (hashing releases the GIL)."""
+    if len(items) < 16:
+        return [function(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        return list(pool.map(function, items))
+
+
 def resolve_default_adapter(backbone: str) -> Path | None:
     """The shipped adapter for `backbone` from the manifest, verified by sha256, or None."""
     from .backbones.checkpoints import verify_checkpoint
@@ -51,7 +62,12 @@ def resolve_default_adapter(backbone: str) -> Path | None:
 class SegMoTEPredictor:
     def __init__(self, backbone: str = "litemedsam", checkpoint: str | Path | None = None,
                  adapter: str | Path | None = "default", device: str = "auto", cache_size: int = 8,
-                 model=None):
+                 model=None, *, precision: str = "fp32", optimize: bool = False, cuda_graphs: bool = False):
+        """Speed options (defaults change nothing): `precision` "bf16"/"fp16" runs the image encoder
+        in that precision (GPU; the decoder stays fp32); `optimize` swaps in faster modules with the
+        same weights and maths (float rounding aside: masks checked equal by Dice on real images;
+        with `model=` the predictor then works on a copy of it); `cuda_graphs` replays decoder calls
+        from CUDA graphs (CUDA devices)."""
         import torch
 
         from .backbones import load_backbone
@@ -84,29 +100,53 @@ class SegMoTEPredictor:
                 self.uses_adapter = True
                 self.box_decoder = "segmote" if self.model.metadata.get("use_for_boxes", False) else "base"
         self.model.to(self.device).eval()
+        self._configure_speed(precision, optimize, cuda_graphs, copy_model=model is not None)
         self.input_size = self.model.backbone.input_size
         self.backbone_name = self.model.backbone.name
         self._torch = torch
 
+    def _configure_speed(self, precision: str, optimize: bool, cuda_graphs: bool, copy_model: bool) -> None:
+        import copy
+
+        from .modeling.speed import DecoderGraphs, accelerate_model, check_speed_options
+
+        self.precision = check_speed_options(self.device, precision, cuda_graphs)
+        self.optimize = bool(optimize)
+        if self.optimize:
+            if copy_model:
+                self.model = copy.deepcopy(self.model)
+            accelerate_model(self.model, self.device)
+        # decode / decode_base go through CUDA graphs or straight to the model
+        self.decoder_graphs = DecoderGraphs(self.model) if cuda_graphs else None
+        self._decoding = self.decoder_graphs or self.model
+
     # --- images ---------------------------------------------------------------------------
-    def _key(self, rgb: np.ndarray) -> str:
-        return hashlib.sha1(rgb.tobytes() + str(rgb.shape).encode()).hexdigest()
+    @staticmethod
+    def _key(pixels: np.ndarray) -> str:
+        # hashlib reads the array's buffer (no copy) and releases the GIL, so keys hash in parallel
+        return hashlib.sha1(np.ascontiguousarray(pixels).data).hexdigest() + str(pixels.shape)
 
     def set_image(self, image: np.ndarray, modality: str = "auto", mapping: IntensityMapping | None = None) -> None:
-        rgb = as_rgb_uint8(image, modality, mapping)
-        key = self._key(rgb)
+        pixels = as_model_uint8(image, modality, mapping)
+        key = self._key(pixels)
         if key in self._cache:
             self._cache.move_to_end(key)
         else:
-            self._store(key, *self._embed([rgb]))
+            embedding, early, transforms = self._embed([pixels])
+            self._store(key, embedding, early, transforms[0])
         self._current = self._cache[key]
+
+    def clear_cache(self) -> None:
+        """Forget every cached embedding (the current image too)."""
+        self._cache.clear()
+        self._current = None
 
     def embed_images(self, images: list[np.ndarray], modality: str = "auto", mapping: IntensityMapping | None = None,
                      batch_size: int = 16) -> None:
         """Embed several images in batches (worth it on a GPU) and keep them in the cache."""
-        rgbs = [as_rgb_uint8(image, modality, mapping) for image in images]
+        rgbs = [as_model_uint8(image, modality, mapping) for image in images]
         self.cache_size = max(self.cache_size, len(rgbs))
-        pending = [(self._key(rgb), rgb) for rgb in rgbs]
+        pending = list(zip(_parallel_map(self._key, rgbs), rgbs))
         pending = [(key, rgb) for key, rgb in pending if key not in self._cache]
         for start in range(0, len(pending), batch_size):
             chunk = pending[start:start + batch_size]
@@ -115,12 +155,16 @@ class SegMoTEPredictor:
                 self._store(key, embeddings[index:index + 1], earlies[index:index + 1], transforms[index])
 
     def _embed(self, rgbs: list[np.ndarray]):
+        from .modeling.speed import encode
+
         torch = self._torch
-        inputs, transforms = zip(*(to_model_input(rgb, self.model.backbone, self.device) for rgb in rgbs))
+        if all(rgb.shape == rgbs[0].shape for rgb in rgbs):  # one upload and resize for the batch
+            inputs, transforms = to_model_inputs(rgbs, self.model.backbone, self.device)
+        else:
+            inputs, transforms = zip(*(to_model_input(rgb, self.model.backbone, self.device) for rgb in rgbs))
+            inputs = torch.cat(inputs)
         with torch.inference_mode():
-            embedding, early = self.model.encode(torch.cat(inputs))
-        if len(rgbs) == 1:
-            return embedding, early, transforms[0]
+            embedding, early = encode(self.model, inputs, self.device, self.precision, channels_last=self.optimize)
         return embedding, early, list(transforms)
 
     def _store(self, key: str, embedding, early, transform: ImageTransform) -> None:
@@ -139,7 +183,10 @@ class SegMoTEPredictor:
         return self._current
 
     # --- prompts --------------------------------------------------------------------------
-    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask: bool = False) -> Prediction:
+    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask: bool = False,
+                decoder: str | None = None) -> Prediction:
+        """`decoder` None follows the predictor's policy (the adapter for clicks, for boxes only where it
+        beat the base decoder on validation); "base" or "segmote" forces one (for comparisons)."""
         current = self._require_image()
         height, width = current.transform.original_hw
         points, labels = validate_points(points, labels, height, width)
@@ -150,7 +197,7 @@ class SegMoTEPredictor:
         masks_in = validate_mask_input(mask_input, batch, LOW_RES)
         if points is not None and batched and batch > 1:
             raise InputError("points: points cannot be combined with a batch of several boxes")
-        use_adapter = self.uses_adapter and (boxes is None or self.box_decoder == "segmote")
+        use_adapter = self._use_adapter(decoder, boxes is not None)
         torch = self._torch
         with torch.inference_mode():
             point_tensors = None
@@ -167,11 +214,20 @@ class SegMoTEPredictor:
             embedding = current.embedding.expand(sparse.shape[0], -1, -1, -1)
             if use_adapter and self.model.uses_experts:
                 early = current.early.expand(sparse.shape[0], -1, -1, -1)
-                output = self.model.decode(embedding, early, sparse, dense)
+                output = self._decoding.decode(embedding, early, sparse, dense)
                 low_res, scores = self._adapter_outputs(output, multimask)
             else:
-                low_res, scores = self.model.decode_base(embedding, sparse, dense, multimask)
+                low_res, scores = self._decoding.decode_base(embedding, sparse, dense, multimask, tuned=use_adapter)
         return self._finish(low_res, scores, current.transform, batched, "segmote" if use_adapter else "base")
+
+    def _use_adapter(self, decoder: str | None, has_box: bool) -> bool:
+        if decoder not in (None, "base", "segmote"):
+            raise InputError(f"decoder: expected None, 'base' or 'segmote', got {decoder!r}")
+        if decoder == "segmote" and not self.uses_adapter:
+            raise InputError("decoder: 'segmote' was requested but no SegMoTE adapter is loaded")
+        if decoder is not None:
+            return decoder == "segmote"
+        return self.uses_adapter and (not has_box or self.box_decoder == "segmote")
 
     def predict_auto(self) -> Prediction:
         """Prompt-free segmentation of the current image (PPT tokens replace the prompt)."""
@@ -181,7 +237,7 @@ class SegMoTEPredictor:
         torch = self._torch
         with torch.inference_mode():
             dense = self.model.dense_no_prompt(1)
-            output = self.model.decode(current.embedding, current.early, None, dense)
+            output = self._decoding.decode(current.embedding, current.early, None, dense)
             low_res, scores = self._adapter_outputs(output, False)
         return self._finish(low_res, scores, current.transform, False, "segmote")
 

@@ -37,14 +37,28 @@ class ImageTransform:
         """Low-res logits (B, K, s, s) → logits at the original image size (B, K, H, W)."""
         import torch.nn.functional as F
 
-        upscaled = F.interpolate(low_res_logits, size=(self.input_size, self.input_size), mode="bilinear",
-                                 align_corners=False)
+        upscaled = low_res_logits
+        if tuple(upscaled.shape[-2:]) != (self.input_size, self.input_size):
+            # (an interpolation to the same size is the identity: skipped, the values are equal)
+            upscaled = F.interpolate(low_res_logits, size=(self.input_size, self.input_size), mode="bilinear",
+                                     align_corners=False)
         cropped = upscaled[..., : self.resized_hw[0], : self.resized_hw[1]]
+        if tuple(cropped.shape[-2:]) == tuple(self.original_hw):
+            return cropped
         return F.interpolate(cropped, size=self.original_hw, mode="bilinear", align_corners=False)
 
 
 def as_rgb_uint8(image: np.ndarray, modality: str = "auto", mapping: IntensityMapping | None = None) -> np.ndarray:
     """Any 2D grey image or (H, W, 3) RGB image → (H, W, 3) uint8, through the shared intensity mapping."""
+    pixels = as_model_uint8(image, modality, mapping)
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    return pixels
+
+
+def as_model_uint8(image: np.ndarray, modality: str = "auto", mapping: IntensityMapping | None = None) -> np.ndarray:
+    """Like `as_rgb_uint8`, but a grey image stays (H, W): the three equal channels are made on the
+    model's device (a third of the bytes to hash, copy and upload)."""
     if not isinstance(image, np.ndarray):
         raise InputError(f"image: expected a numpy array, got {type(image).__name__}")
     if image.ndim == 3 and image.shape[2] == 1:
@@ -52,8 +66,7 @@ def as_rgb_uint8(image: np.ndarray, modality: str = "auto", mapping: IntensityMa
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]  # RGBA screenshots: the alpha channel carries no anatomy
     if image.ndim == 2:
-        grey = to_uint8(image, mapping or IntensityMapping(modality=modality))
-        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+        rgb = to_uint8(image, mapping or IntensityMapping(modality=modality))
     elif image.ndim == 3 and image.shape[2] == 3:
         rgb = to_uint8(image, mapping or IntensityMapping(modality="RGB"))
     else:
@@ -66,19 +79,37 @@ def as_rgb_uint8(image: np.ndarray, modality: str = "auto", mapping: IntensityMa
 
 
 def to_model_input(rgb: np.ndarray, backbone, device):
-    """(H, W, 3) uint8 → (1, 3, S, S) float tensor on `device` and the image's transform."""
+    """(H, W, 3) uint8 (or (H, W) grey) → (1, 3, S, S) float tensor on `device` and the image's transform."""
+    tensor, transform = to_model_inputs([rgb], backbone, device)
+    return tensor, transform[0]
+
+
+def to_model_inputs(images: list[np.ndarray], backbone, device):
+    """Images of one shape, (H, W, 3) or (H, W) uint8 → (N, 3, S, S) float tensor on `device` and
+    their transforms: one upload and one resize for the batch; each image's values are those of
+    `to_model_input` on it alone."""
     import torch
     import torch.nn.functional as F
 
-    transform = ImageTransform.for_image(rgb.shape[0], rgb.shape[1], backbone.input_size)
-    tensor = torch.from_numpy(rgb).to(device).permute(2, 0, 1).unsqueeze(0).float()
+    shape = images[0].shape
+    if any(image.shape != shape for image in images):
+        raise InputError(f"images: a batch needs images of one shape, got {sorted({i.shape for i in images})}")
+    transform = ImageTransform.for_image(shape[0], shape[1], backbone.input_size)
+    stacked = np.stack(images) if len(images) > 1 else images[0][None]
+    pixels = torch.from_numpy(stacked)
+    if device.type == "cuda":
+        pixels = pixels.pin_memory().to(device, non_blocking=True)
+    else:
+        pixels = pixels.to(device)
+    pixels = pixels.unsqueeze(1).expand(-1, 3, -1, -1) if pixels.ndim == 3 else pixels.permute(0, 3, 1, 2)
+    tensor = pixels.float()
     if tensor.shape[-2:] != transform.resized_hw:
         # Pixel-area averaging when shrinking, as LiteMedSAM's own pipeline (cv2.INTER_AREA) did in
         # training: a wider anti-aliasing filter blurs small lesions and costs Dice on real slices.
-        shrinking = transform.resized_hw[0] < rgb.shape[0]
+        shrinking = transform.resized_hw[0] < shape[0]
         mode = {"mode": "area"} if shrinking else {"mode": "bilinear", "align_corners": False}
         tensor = F.interpolate(tensor, size=transform.resized_hw, **mode)
     tensor = backbone.normalize(tensor, transform.resized_hw)
     pad_h = backbone.input_size - transform.resized_hw[0]
     pad_w = backbone.input_size - transform.resized_hw[1]
-    return F.pad(tensor, (0, pad_w, 0, pad_h)), transform
+    return F.pad(tensor, (0, pad_w, 0, pad_h)), [transform] * len(images)

@@ -81,9 +81,9 @@ class ScriptedPredictor:
     def set_image(self, image):
         self.image = image
 
-    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False):
+    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False, decoder=None):
         self.calls.append(SimpleNamespace(points=points, labels=labels, box=box, mask_input=mask_input,
-                                          routed=(self.uses_adapter, self.box_decoder)))
+                                          decoder=decoder))
         mask = np.zeros(self.shape, bool)
         if box is not None:
             x0, y0, x1, y1 = np.asarray(box, int)
@@ -114,8 +114,7 @@ def test_click_refinement_clicks_on_errors_and_passes_previous_logits():
         false_negative, false_positive = error_regions(gt, previous_mask)
         assert (false_negative if call.labels[-1] == 1 else false_positive)[y, x]
         previous_mask = ScriptedPredictor(gt.shape).predict(points=call.points, labels=call.labels).masks[0]
-    assert all(call.routed == (True, "segmote") for call in predictor.calls)
-    assert (predictor.uses_adapter, predictor.box_decoder) == (True, "base")  # restored
+    assert all(call.decoder == "segmote" for call in predictor.calls)  # each call names its decoder
 
 
 def test_evaluate_scores_both_decoders_and_aggregates():
@@ -126,7 +125,7 @@ def test_evaluate_scores_both_decoders_and_aggregates():
     predictor = ScriptedPredictor(gt.shape)
     report = evaluate(samples, decoder_views(predictor), prompt="box")
     assert report.decoders == ["segmote", "base"]
-    assert {c.routed for c in predictor.calls} == {(True, "segmote"), (False, "base")}
+    assert {c.decoder for c in predictor.calls} == {"segmote", "base"}
     assert all(r.dice == {"segmote": 1.0, "base": 1.0} for r in report.samples)  # the scripted box is exact
     with pytest.raises(InputError, match="clicks"):
         evaluate(samples, decoder_views(predictor), prompt="click", clicks=0)

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InputError
 from .config import AdapterConfig
 
 FORMAT_NAME = "segmote-adapter"
@@ -38,6 +38,7 @@ def save_adapter(path: str | Path, adapter_state: dict, config: AdapterConfig, b
     os.close(handle)
     try:
         torch.save(payload, temporary)
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; an adapter file is meant to be shared
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -66,5 +67,8 @@ def read_adapter(path: str | Path, expected_backbone: str | None = None) -> dict
         raise CheckpointError(
             f"adapter: {path} was trained for backbone {payload.get('backbone')!r}, not {expected_backbone!r}"
         )
-    payload["config"] = AdapterConfig.from_dict(payload["config"])
+    try:
+        payload["config"] = AdapterConfig.from_dict(payload["config"])
+    except (InputError, TypeError) as error:
+        raise CheckpointError(f"adapter: {path} has an invalid configuration: {error}") from None
     return payload

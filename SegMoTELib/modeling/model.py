@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -19,7 +20,11 @@ class SegMoTEModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.config = config or AdapterConfig()
+        # The backbone's SAM decoder always stays the untouched base; the training modes that
+        # fine-tune it work on a copy, which the SegMoTE path then uses.
         sam_decoder = backbone.mask_decoder
+        if self.config.training_mode != "adapter":
+            sam_decoder = copy.deepcopy(sam_decoder)
         dim = sam_decoder.transformer_dim
         adapter = SegMoTEAdapter(self.config, dim, backbone.early_channels, len(sam_decoder.transformer.layers))
         self.decoder = SegMoTEDecoder(sam_decoder, adapter)
@@ -41,7 +46,7 @@ class SegMoTEModel(nn.Module):
             for parameter in self.adapter.parameters():
                 parameter.requires_grad_(True)
         if mode in ("adapter+decoder", "decoder"):
-            for parameter in self.backbone.mask_decoder.parameters():
+            for parameter in self.decoder.sam.parameters():
                 parameter.requires_grad_(True)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -51,9 +56,30 @@ class SegMoTEModel(nn.Module):
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.backbone.encode(images)
 
+    def _full_precision(self):
+        # Random-Fourier positional encodings take sin/cos of large products: in bf16/fp16 they
+        # become noise, so prompt and image positional encodings are always computed in fp32.
+        return torch.autocast(self.backbone.pixel_mean.device.type, enabled=False)
+
     def encode_prompts(self, points=None, boxes=None, masks=None):
         """SAM's prompt encoder (frozen). points = (coords (B,N,2), labels (B,N)) in model-input pixels."""
-        return self.backbone.prompt_encoder(points=points, boxes=boxes, masks=masks)
+        with self._full_precision():
+            return self.backbone.prompt_encoder(points=points, boxes=boxes, masks=masks)
+
+    def dense_pe(self) -> torch.Tensor:
+        """The prompt encoder's dense positional encoding (1, D, h, w): it depends on no input, so it
+        is computed once per device (same ops, same values) instead of at every decode."""
+        gaussian = self.backbone.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+        # channels-last (set by the predictor's `optimize`) lets the decoder read it without a copy
+        layout = getattr(self, "dense_pe_memory_format", torch.contiguous_format)
+        key = (gaussian.device, gaussian.dtype, gaussian.data_ptr(), gaussian._version, layout)
+        cached = getattr(self, "_dense_pe_cache", None)
+        if cached is None or cached[0] != key:
+            # A plain tensor (not an inference tensor), so training may use it too.
+            with torch.inference_mode(False), torch.no_grad(), self._full_precision():
+                cached = (key, self.backbone.prompt_encoder.get_dense_pe().contiguous(memory_format=layout))
+            self._dense_pe_cache = cached
+        return cached[1]
 
     def dense_no_prompt(self, batch: int) -> torch.Tensor:
         encoder = self.backbone.prompt_encoder
@@ -61,20 +87,21 @@ class SegMoTEModel(nn.Module):
 
     def decode(self, embeddings: torch.Tensor, early: torch.Tensor, sparse: torch.Tensor | None,
                dense: torch.Tensor) -> DecoderOutput:
-        image_pe = self.backbone.prompt_encoder.get_dense_pe()
-        return self.decoder(embeddings, early, image_pe, sparse, dense)
+        return self.decoder(embeddings, early, self.dense_pe(), sparse, dense)
 
-    def decode_base(self, embeddings: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor, multimask: bool):
-        """SAM's own decoder, untouched: (low-res logits, IoU predictions)."""
-        decoder = self.backbone.mask_decoder
-        return decoder(image_embeddings=embeddings, image_pe=self.backbone.prompt_encoder.get_dense_pe(),
+    def decode_base(self, embeddings: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor, multimask: bool,
+                    tuned: bool = False):
+        """SAM's decoder path: (low-res logits, IoU predictions) — the base one, or with `tuned` the
+        fine-tuned copy of the 'decoder' training mode."""
+        decoder = self.decoder.sam if tuned else self.backbone.mask_decoder
+        return decoder(image_embeddings=embeddings, image_pe=self.dense_pe(),
                        sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
 
     # --- adapter files -------------------------------------------------------------------
     def save_adapter(self, path: str | Path, metadata: dict | None = None, half: bool = False) -> Path:
         decoder_state = None
         if self.config.training_mode in ("adapter+decoder", "decoder"):
-            decoder_state = self.backbone.mask_decoder.state_dict()
+            decoder_state = self.decoder.sam.state_dict()
         return save_adapter(path, self.adapter.state_dict(), self.config, self.backbone.name,
                             decoder_state=decoder_state, metadata=metadata, half=half)
 
@@ -97,4 +124,4 @@ class SegMoTEModel(nn.Module):
 
         load(self.adapter, payload["adapter"], "adapter parameters")
         if payload.get("decoder") is not None:
-            load(self.backbone.mask_decoder, payload["decoder"], "decoder parameters")
+            load(self.decoder.sam, payload["decoder"], "decoder parameters")

@@ -56,10 +56,13 @@ class MixtureOfTokenExperts(nn.Module):
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, Routing]:
         routing = self.route(tokens)
         gates = self.gates(routing)
+        # Every expert's low-rank map for every token, then pick: with only E expert tokens this
+        # costs little, and unlike indexing the weights its backward is deterministic on CPU.
+        all_experts = torch.einsum("btd,edr->bter", tokens, self.down)      # (B, T, E, rank)
         output = torch.zeros_like(tokens)
         for slot in range(self.active):
-            down = self.down[routing.experts[..., slot]]           # (B, T, D, rank)
-            hidden = torch.einsum("btd,btdr->btr", tokens, down)
+            index = routing.experts[..., slot, None, None].expand(-1, -1, 1, all_experts.shape[-1])
+            hidden = all_experts.gather(2, index).squeeze(2)
             hidden = F.gelu(self.shared(F.gelu(hidden)))
             output = output + self.up(hidden) * gates[..., slot:slot + 1]
         return output, routing

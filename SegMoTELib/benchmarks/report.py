@@ -1,0 +1,90 @@
+"""A `run_benchmarks` result as a Markdown fragment (the table BENCHMARKS.md holds)."""
+
+from __future__ import annotations
+
+from .contenders import FAST, OURS, REFERENCE
+
+
+def _latency(stats: dict) -> str:
+    scale, unit = (1e3, "ms") if stats["median_s"] < 1.0 else (1.0, "s")
+    return (f"{stats['median_s'] * scale:.{_digits(stats['median_s'] * scale)}f} {unit} "
+            f"[{stats['q1_s'] * scale:.{_digits(stats['q1_s'] * scale)}f}–{stats['q3_s'] * scale:.{_digits(stats['q3_s'] * scale)}f}]")
+
+
+def _digits(value: float) -> int:
+    return 2 if value < 10 else 1 if value < 100 else 0
+
+
+def _rate(stats: dict, work: int) -> str:
+    median, low, high = work / stats["median_s"], work / stats["q3_s"], work / stats["q1_s"]
+    digits = _digits(median)
+    return f"{median:,.{digits}f} /s [{low:,.{digits}f}–{high:,.{digits}f}]"
+
+
+def _cell(row: dict, name: str) -> str:
+    stats = row["results"].get(name)
+    if stats is None:
+        return "—"
+    return _rate(stats, row["work"]) if row["kind"] == "throughput" else _latency(stats)
+
+
+def _speedup(row: dict, name: str, reference: str = REFERENCE) -> str:
+    ours, base = row["results"].get(name), row["results"].get(reference)
+    if ours is None or base is None:
+        return "—"
+    return f"{base['median_s'] / ours['median_s']:.2f}×"
+
+
+def _cpu_line(row: dict) -> str:
+    """Process CPU seconds per call (all threads): less sensitive than wall time to other jobs."""
+    cpu = {name: stats.get("cpu_median_s") for name, stats in row["results"].items()}
+    if any(value is None for value in cpu.values()) or row["kind"] != "latency":
+        return ""
+    parts = [f"{name} {value * 1e3:.0f} ms" if value < 1 else f"{name} {value:.2f} s" for name, value in cpu.items()]
+    return f"- {row['measurement']}, CPU time per call (median, all threads): " + ", ".join(parts)
+
+
+def machine_line(result: dict) -> str:
+    machine = result["machine"]
+    where = f"GPU {machine['gpu']} (CUDA {machine['cuda']})" if "gpu" in machine else \
+        f"CPU {machine['cpu']}, {machine['torch_threads']} torch threads of {machine['cpu_cores']} cores"
+    load = machine.get("load_average")
+    load_text = f", load average at the end {load[0]:.1f}" if load else ""
+    allocator = " glibc mmap threshold raised for every contender (as optimize does);" \
+        if result.get("allocator_tuned") else ""
+    return (f"{where}; torch {machine['torch']}, Python {machine['python']}{load_text};{allocator} "
+            f"fast path = {result['fast_path']}; SegMoTE decoder: {result['adapter']}.")
+
+
+def format_markdown(result: dict) -> str:
+    """One table: median [interquartile range] of each contender, the speed-ups over the reference."""
+    has_bf16 = any(f"{REFERENCE}, bf16" in row["results"] for row in result["rows"])
+    header = ["measurement", "reference LiteMedSAM", "ours (default)", "ours (fast)",
+              "speed-up default", "speed-up fast"]
+    if has_bf16:
+        header[2:2] = ["reference, bf16"]
+        header.append("fast vs reference bf16")
+    lines = [machine_line(result), "", "| " + " | ".join(header) + " | target |",
+             "|" + "---|" * (len(header) + 1)]
+    for row in result["rows"]:
+        cells = [row["measurement"], _cell(row, REFERENCE)]
+        if has_bf16:
+            cells.append(_cell(row, f"{REFERENCE}, bf16"))
+        cells += [_cell(row, OURS), _cell(row, FAST), _speedup(row, OURS), _speedup(row, FAST)]
+        if has_bf16:
+            cells.append(_speedup(row, FAST, f"{REFERENCE}, bf16"))
+        cells.append(row.get("target") or "")
+        lines.append("| " + " | ".join(cells) + " |")
+    details = [f"- {row['measurement']}: {row['detail']}" for row in result["rows"] if row.get("detail")]
+    if "gpu" not in result["machine"]:
+        details += [_cpu_line(row) for row in result["rows"] if _cpu_line(row)]
+    if details:
+        lines += ["", *details]
+    for error in result.get("errors", []):
+        lines.append(f"- **not measured** — {error}")
+    for failure in result.get("cuda_graph_failures", []):
+        lines.append(f"- CUDA graph capture failed for some shapes (they ran eagerly): {failure}")
+    settings = result["settings"]
+    lines += ["", f"Repeats: latency {settings['repeats']}, embedding {settings['embed_repeats']}, "
+                  f"propagation {settings['volume_repeats']}; wall time of the run {result['wall_seconds']:.0f} s."]
+    return "\n".join(lines)

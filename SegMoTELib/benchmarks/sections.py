@@ -1,0 +1,176 @@
+"""The measurements of `segmote bench`, one function per section; each returns rows.
+
+A row: {"measurement", "kind" ("latency" | "throughput"), "work" (items per call, throughput
+only), "unit", "results" {contender: Timing.as_dict()}, "detail", "target"}. Contenders of one row
+are timed in turns in the same run (`measure_interleaved`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .contenders import FAST, OURS, REFERENCE, Contenders
+from .timing import measure_interleaved, synchronizer
+
+
+def _row(measurement: str, timings: dict, kind: str = "latency", work: int = 1, detail: str = "",
+         target: str = "") -> dict:
+    return {"measurement": measurement, "kind": kind, "work": work, "results": {k: t.as_dict() for k, t in timings.items()},
+            "detail": detail, "target": target}
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2.0 * (a & b).sum() / total)
+
+
+# --- encoder --------------------------------------------------------------------------------------
+def encoder_latency(c: Contenders, image: np.ndarray, repeats: int, targets: dict) -> list[dict]:
+    """One slice, image → cached embedding: ours through set_image (mapping, hashing, resize,
+    encoder) with an empty cache; the reference through _image_tensor + image_encoder."""
+    sync = synchronizer(c.device)
+
+    def ours(predictor):
+        def call():
+            predictor.clear_cache()
+            predictor.set_image(image)
+        return call
+
+    timings = measure_interleaved({
+        REFERENCE: lambda: c.reference.embed(c.reference.preprocess([image])),
+        OURS: ours(c.base), FAST: ours(c.fast_base),
+    }, repeats, sync=sync)
+    return [_row(f"encoder, one {image.shape[0]}×{image.shape[1]} slice → embedding", timings,
+                 target=targets.get("encoder", ""))]
+
+
+# --- prompt → mask --------------------------------------------------------------------------------
+def prompt_latency(c: Contenders, sample, repeats: int, targets: dict) -> list[dict]:
+    """Prompt → mask at the image's size, embedding cached. Box: SAM's decoder (our default for
+    boxes); click, 3-click refinement, prompt-free: the SegMoTE decoder. The reference is the
+    LiteMedSAM decoder with the same prompt (prompt-free: the whole-image box, as predict_array)."""
+    sync = synchronizer(c.device)
+    image, hw = sample.image, sample.image.shape
+    reference_embedding = c.reference.embed(c.reference.preprocess([image]))
+    for predictor in (c.base, c.fast_base, c.adapter, c.fast_adapter):
+        predictor.set_image(image)
+    first_ours = c.adapter.predict(points=sample.click, labels=[1]).low_res_logits
+    first_fast = c.fast_adapter.predict(points=sample.click, labels=[1]).low_res_logits
+    _, first_reference = c.reference.decode(reference_embedding, hw, points=sample.click, labels=[1])
+    clicks, labels = sample.clicks, sample.click_labels
+    cases = {
+        "box": (lambda: c.reference.decode(reference_embedding, hw, box=sample.box),
+                lambda: c.base.predict(box=sample.box), lambda: c.fast_base.predict(box=sample.box)),
+        "one click": (lambda: c.reference.decode(reference_embedding, hw, points=sample.click, labels=[1]),
+                      lambda: c.adapter.predict(points=sample.click, labels=[1]),
+                      lambda: c.fast_adapter.predict(points=sample.click, labels=[1])),
+        "3-click refinement (+ previous logits)": (
+            lambda: c.reference.decode(reference_embedding, hw, points=clicks, labels=labels, mask_logits=first_reference),
+            lambda: c.adapter.predict(points=clicks, labels=labels, mask_input=first_ours),
+            lambda: c.fast_adapter.predict(points=clicks, labels=labels, mask_input=first_fast)),
+        "prompt-free": (lambda: c.reference.decode(reference_embedding, hw),
+                        c.adapter.predict_auto, c.fast_adapter.predict_auto),
+    }
+    rows = []
+    for name, (reference, ours, fast) in cases.items():
+        timings = measure_interleaved({REFERENCE: reference, OURS: ours, FAST: fast}, repeats, warmup=3, sync=sync)
+        agreement = dice(ours().masks[0], fast().masks[0])
+        decoder = "SAM decoder" if name == "box" else "SegMoTE decoder"
+        rows.append(_row(f"prompt → mask, {name} ({decoder})", timings, target=targets.get("prompt", ""),
+                         detail=f"mask Dice fast vs default {agreement:.4f}"))
+    return rows
+
+
+# --- embedding throughput ---------------------------------------------------------------------------
+def embedding_throughput(c: Contenders, slices: np.ndarray, batch_size: int, repeats: int, targets: dict) -> list[dict]:
+    """Slices/s embedding a volume's slices into the cache. Ours: embed_images (batched); the
+    reference: its preprocessing per slice, then image_encoder on batches of the same size."""
+    import torch
+
+    sync = synchronizer(c.device)
+    images = list(slices)
+
+    def reference(dtype=None):
+        def call():
+            for start in range(0, len(images), batch_size):
+                c.reference.embed(c.reference.preprocess(images[start:start + batch_size]), autocast_dtype=dtype)
+        return call
+
+    def ours(predictor):
+        def call():
+            predictor.clear_cache()
+            predictor.embed_images(images, batch_size=batch_size)
+        return call
+
+    calls = {REFERENCE: reference(), OURS: ours(c.base), FAST: ours(c.fast_base)}
+    if c.device.type == "cuda":
+        calls[f"{REFERENCE}, bf16"] = reference(torch.bfloat16)
+    timings = measure_interleaved(calls, repeats, sync=sync)
+    c.clear_caches()
+    return [_row(f"embedding throughput, {len(images)} slices of {images[0].shape[0]}², batches of {batch_size}",
+                 timings, kind="throughput", work=len(images), target=targets.get("embedding", ""))]
+
+
+# --- 3D propagation ---------------------------------------------------------------------------------
+def propagation(c: Contenders, tube, repeats: int, targets: dict) -> list[dict]:
+    """One structure through the volume, embeddings not cached: ours = segment_slice (box on the
+    middle slice) + VolumeSegmenter.propagate; the reference = the wheel's predict_array on every
+    slice in turn, prompted with the box of the previous slice's mask."""
+    from ..segment3d import VolumeSegmenter
+    from .data import BENCH_MAPPING
+    from .walk import reference_walk
+
+    sync = synchronizer(c.device)
+    segmenters = {OURS: VolumeSegmenter(c.base, tube.volume, mapping=BENCH_MAPPING),
+                  FAST: VolumeSegmenter(c.fast_base, tube.volume, mapping=BENCH_MAPPING)}
+    labelmaps = {}
+
+    def ours(name):
+        segmenter = segmenters[name]
+
+        def call():
+            segmenter.predictor.clear_cache()
+            seed = segmenter.segment_slice("axial", box_ras=tube.seed_box_ras, slice_index=tube.seed_index)
+            labelmaps[name] = segmenter.propagate(seed)
+        return call
+
+    def reference():
+        labelmaps[REFERENCE] = reference_walk(c.reference, segmenters[OURS], tube)
+
+    timings = measure_interleaved({REFERENCE: reference, OURS: ours(OURS), FAST: ours(FAST)}, repeats, warmup=0,
+                                  sync=sync)
+    c.clear_caches()
+    slices = {name: int(labelmap.any(axis=(1, 2)).sum()) for name, labelmap in labelmaps.items()}
+    detail = "; ".join(f"{name}: {slices[name]} slices, Dice vs truth {dice(labelmaps[name], tube.truth):.3f}"
+                       for name in labelmaps)
+    detail += f"; fast vs default Dice {dice(labelmaps[FAST], labelmaps[OURS]):.4f}"
+    shape = tube.volume.array.shape
+    return [_row(f"3D propagation of one structure, {shape[0]} slices of {shape[1]}×{shape[2]}", timings,
+                 detail=detail, target=targets.get("propagation", ""))]
+
+
+# --- curation -------------------------------------------------------------------------------------
+def curation(n_slices: int, repeats: int, workers: int | None) -> tuple[list[dict], dict]:
+    """The curation engineer's benchmark (`curation.benchmark.benchmark_curation`), our stacks vs
+    the per-slice scipy reference, one process each; their full table is returned as well."""
+    from ..curation.benchmark import benchmark_curation
+
+    result = benchmark_curation(n_slices=n_slices, size=256, repeats=repeats, workers=workers)
+    rows = []
+    for processes in sorted({stats["processes"] for stats in result["results"].values()}):
+        suffix = f", {processes} process" + ("es" if processes > 1 else "")
+        ours = result["results"].get(f"segmote (stacks){suffix}")
+        reference = result["results"].get(f"reference scipy (per slice){suffix}")
+        if ours is None or reference is None:
+            continue
+        timings = {REFERENCE: _rates_as_timing(reference["runs"], n_slices), OURS: _rates_as_timing(ours["runs"], n_slices)}
+        rows.append(_row(f"curation metrics, {n_slices} slices of 256²{suffix}", timings, kind="throughput",
+                         work=n_slices, detail="reference: per-slice scipy.ndimage (curation/benchmark.py)"))
+    return rows, result
+
+
+def _rates_as_timing(rates: list[float], n_slices: int):
+    from .timing import Timing
+
+    return Timing([n_slices / rate for rate in rates])

@@ -1,0 +1,85 @@
+"""`segmote bench`: speed of our predictor against the reference LiteMedSAM pipeline (one run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import InputError
+
+HELP = "time encoder, prompt → mask, embedding, 3D propagation and curation against reference LiteMedSAM"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from ..benchmarks import SECTIONS
+
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and slices: a fast run")
+    parser.add_argument("--threads", type=_positive, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--repeats", type=_positive, default=None, help="latency repeats (default 10 CPU, 20 GPU)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="encoder precision of the fast path (auto: bf16 on CUDA, fp32 elsewhere)")
+    parser.add_argument("--no-cuda-graphs", action="store_true", help="fast path without decoder CUDA graphs")
+    parser.add_argument("--embed-slices", type=_positive, default=None, help="slices embedded (default 300 GPU, 8 CPU)")
+    parser.add_argument("--volume-slices", type=_positive, default=None,
+                        help="slices of the propagation volume (default 300 GPU, 16 CPU)")
+    parser.add_argument("--batch-size", type=_positive, default=None, help="embedding batch (default 64 GPU, 4 CPU)")
+    parser.add_argument("--curation-slices", type=_positive, default=None, help="curation slices (default 1024)")
+    parser.add_argument("--only", default=None, help=f"comma list of sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--out", default=None, help="write the full result as JSON here")
+    parser.add_argument("--markdown", default=None,
+                        help="write the Markdown table here (default: beside --out, same name with .md)")
+
+
+def _sections(text: str | None) -> tuple[str, ...]:
+    from ..benchmarks import SECTIONS
+
+    if not text:
+        return SECTIONS
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown or not names:
+        raise InputError(f"--only: unknown section(s) {unknown or text!r}; expected some of {', '.join(SECTIONS)}")
+    return names
+
+
+def _write(path: Path, text: str) -> None:
+    from ..io import atomic_output
+
+    with atomic_output(path) as temporary:
+        Path(temporary).write_text(text, encoding="utf-8")
+
+
+def run(args) -> int:
+    from ..benchmarks import BenchConfig, run_benchmarks
+    from ..benchmarks.report import format_markdown
+
+    config = BenchConfig(device=args.device, quick=args.quick, repeats=args.repeats, threads=args.threads,
+                         precision=args.precision, cuda_graphs=False if args.no_cuda_graphs else None,
+                         embed_slices=args.embed_slices, volume_slices=args.volume_slices,
+                         batch_size=args.batch_size, curation_slices=args.curation_slices,
+                         sections=_sections(args.only))
+    out = Path(args.out) if args.out else None
+    markdown_path = Path(args.markdown) if args.markdown else (out.with_suffix(".md") if out else None)
+    for path in (out, markdown_path):
+        if path is not None and not path.parent.is_dir():
+            raise InputError(f"--out/--markdown: the folder {path.parent} does not exist")
+    result = run_benchmarks(config, log=lambda message: print(message, flush=True))
+    markdown = format_markdown(result)
+    print(markdown)
+    if out is not None:
+        _write(out, json.dumps(result, indent=2, default=str))
+    if markdown_path is not None:
+        _write(markdown_path, markdown + "\n")
+    return 0

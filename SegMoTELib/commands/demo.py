@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .model_options import add_model_arguments, predictor_from_args
 
 HELP = "segment a procedural 3D CT phantom (one click + propagation, 3D boxes) and print the Dice"
 
@@ -29,11 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="folder for phantom.nii.gz, reference.seg.nrrd and segmentation.seg.nrrd "
                              "(created if missing; default: outputs/demo)")
     parser.add_argument("--seed", type=int, default=0, help="phantom seed (default: 0)")
-    parser.add_argument("--backbone", default="litemedsam", help="backbone name (default: litemedsam)")
-    parser.add_argument("--checkpoint", default=None, help="backbone checkpoint file (SAM/MedSAM backbones)")
-    parser.add_argument("--adapter", default="default",
-                        help="adapter file, 'default' (the shipped one, if any) or 'none' (base decoder)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    add_model_arguments(parser)
 
 
 @dataclass
@@ -96,13 +93,9 @@ def _output_folder(out: str) -> Path:
 
 
 def _predictor(args, slice_count: int):
-    from ..predictor import SegMoTEPredictor
-
-    adapter = None if str(args.adapter).lower() == "none" else args.adapter
     # Keep every slice's embedding: the click walk and the boxes share slices, and on a CPU an
     # embedding costs seconds while a cached one is free.
-    return SegMoTEPredictor(backbone=args.backbone, checkpoint=args.checkpoint, adapter=adapter,
-                            device=args.device, cache_size=slice_count)
+    return predictor_from_args(args, cache_size=slice_count)
 
 
 def _dice(predicted: np.ndarray, truth: np.ndarray) -> float:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DataError, InputError
+from .model_options import add_model_arguments, predictor_from_args
 
 HELP = "Dice of the SegMoTE adapter vs the base decoder on 2D image-mask sets (box, clicks or prompt-free)"
 
@@ -22,11 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clicks", type=int, default=1,
                         help="with --prompt click: total clicks per target, each after the first at the "
                              "largest error region (default: 1)")
-    parser.add_argument("--adapter", default="default",
-                        help="adapter file, 'default' (the shipped one, if any) or 'none' (base decoder only)")
-    parser.add_argument("--backbone", default="litemedsam", help="backbone name (default: litemedsam)")
-    parser.add_argument("--checkpoint", default=None, help="backbone checkpoint file (SAM/MedSAM backbones)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    add_model_arguments(parser)
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="write evaluation_<prompt>.md and .json into DIR (created if missing)")
     parser.add_argument("--split", choices=("all", "train", "val"), default="all",
@@ -64,11 +61,7 @@ def _samples(args):
 
 
 def _predictor(args):
-    from ..predictor import SegMoTEPredictor
-
-    adapter = None if str(args.adapter).lower() == "none" else args.adapter
-    predictor = SegMoTEPredictor(backbone=args.backbone, checkpoint=args.checkpoint, adapter=adapter,
-                                 device=args.device)
+    predictor = predictor_from_args(args)
     if args.prompt == "auto" and not predictor.uses_adapter:
         raise InputError("--prompt auto: no adapter could be loaded (no shipped adapter); give --adapter PATH")
     return predictor

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..intensity import CT_WINDOWS, IntensityMapping
+from .model_options import add_model_arguments, predictor_from_args
 
 HELP = "segment a 2D image (pixel prompts) or a 3D volume (RAS prompts, propagation, 3D box)"
 
@@ -62,11 +63,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     intensity.add_argument("--modality", default=None,
                            help="CT, MR, US, XRAY, RGB, PET or OTHER (default: from the file, else auto)")
     model = parser.add_argument_group("model")
-    model.add_argument("--backbone", default="litemedsam", help="backbone name (default: litemedsam)")
-    model.add_argument("--checkpoint", default=None, help="backbone checkpoint file (SAM/MedSAM backbones)")
-    model.add_argument("--adapter", default="default",
-                       help="adapter file, 'default' (the shipped one, if any) or 'none' (base decoder)")
-    model.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    add_model_arguments(model)
 
 
 @dataclass
@@ -205,13 +202,9 @@ def _check_ras_prompts(args, volume) -> None:
 
 
 def _predictor(args):
-    from ..predictor import SegMoTEPredictor
-
-    adapter = None if str(args.adapter).lower() == "none" else args.adapter
     # A cache as large as a typical walk: propagation revisits no slice, but the seed slice is
     # set twice (prompt, then walk start) and several segments may share slices.
-    return SegMoTEPredictor(backbone=args.backbone, checkpoint=args.checkpoint, adapter=adapter,
-                            device=args.device, cache_size=16)
+    return predictor_from_args(args, cache_size=16)
 
 
 # --- 2D --------------------------------------------------------------------------------------

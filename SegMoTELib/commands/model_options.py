@@ -1,0 +1,24 @@
+"""The model options shared by the commands that segment (segment, demo, evaluate)."""
+
+from __future__ import annotations
+
+
+def add_model_arguments(parser) -> None:
+    """--backbone, --checkpoint, --adapter, --device on a parser or argument group."""
+    parser.add_argument("--backbone", default="litemedsam", help="backbone name (default: litemedsam)")
+    parser.add_argument("--checkpoint", default=None, help="backbone checkpoint file (SAM/MedSAM backbones)")
+    parser.add_argument("--adapter", default="default",
+                        help="adapter file, 'default' (the shipped one, if any) or 'none' (base decoder)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+
+
+def adapter_choice(args):
+    """The predictor's `adapter` argument for --adapter: None for 'none', else the value."""
+    return None if str(args.adapter).lower() == "none" else args.adapter
+
+
+def predictor_from_args(args, cache_size: int = 8):
+    from ..predictor import SegMoTEPredictor
+
+    return SegMoTEPredictor(backbone=args.backbone, checkpoint=args.checkpoint, adapter=adapter_choice(args),
+                            device=args.device, cache_size=cache_size)

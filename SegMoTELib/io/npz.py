@@ -50,13 +50,19 @@ def read_npz_case(path) -> tuple[Volume, Volume | None]:
     return image, (_label_volume(image, labels, source) if labels is not None else None)
 
 
+def _vector3(arrays: dict, key: str, default: np.ndarray, meaning: str, source: Path) -> np.ndarray:
+    """A 3-vector stored under `key` (2 values for a 2D case fill the first two), else `default`."""
+    if key not in arrays:
+        return default
+    given = np.asarray(arrays[key], dtype=np.float64).reshape(-1)
+    if given.size not in (2, 3):
+        raise DataError(f"{source}: '{key}' has {given.size} values; expected 3 {meaning}")
+    default[:given.size] = given
+    return default
+
+
 def _geometry(arrays: dict, source: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    spacing = np.ones(3)
-    if "spacing" in arrays:
-        given = np.asarray(arrays["spacing"], dtype=np.float64).reshape(-1)
-        if given.size not in (2, 3):
-            raise DataError(f"{source}: 'spacing' has {given.size} values; expected 3 (i, j, k) in mm")
-        spacing[:given.size] = given
+    spacing = _vector3(arrays, "spacing", np.ones(3), "(i, j, k) in mm", source)
     direction = np.eye(3)
     if "direction" in arrays:
         given = np.asarray(arrays["direction"], dtype=np.float64).reshape(-1)
@@ -66,12 +72,7 @@ def _geometry(arrays: dict, source: Path) -> tuple[np.ndarray, np.ndarray, np.nd
             direction = given.reshape(3, 3)  # row-major, as ITK's GetDirection()
         else:
             raise DataError(f"{source}: 'direction' has {given.size} values; expected 9 (a row-major 3x3 matrix)")
-    origin = np.zeros(3)
-    if "origin" in arrays:
-        given = np.asarray(arrays["origin"], dtype=np.float64).reshape(-1)
-        if given.size not in (2, 3):
-            raise DataError(f"{source}: 'origin' has {given.size} values; expected 3 (LPS mm)")
-        origin[:given.size] = given
+    origin = _vector3(arrays, "origin", np.zeros(3), "(LPS mm)", source)
     return origin, spacing, direction
 
 

@@ -23,6 +23,7 @@ they span) or 8 corners (a rotated ROI). Vectorised numpy throughout.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import permutations
 
 import numpy as np
@@ -74,7 +75,11 @@ class DisplayFrame:
 # --- which voxel axis is which patient axis --------------------------------------------------
 def patient_axis_map(volume: Volume) -> tuple[int, int, int]:
     """Voxel axis (0 i, 1 j, 2 k) of the patient R-L, A-P and S-I axes, matched jointly."""
-    cosines = np.abs(volume.direction_ras)  # [patient axis, voxel axis]; columns are unit vectors
+    return _patient_axis_map(volume.direction_ras)
+
+
+def _patient_axis_map(direction_ras: np.ndarray) -> tuple[int, int, int]:
+    cosines = np.abs(direction_ras)  # [patient axis, voxel axis]; columns are unit vectors
     best = max(permutations(range(3)), key=lambda perm: sum(cosines[p, perm[p]] for p in range(3)))
     return tuple(int(a) for a in best)
 
@@ -104,13 +109,19 @@ def orientation_of_axis(volume: Volume, axis: int) -> str:
 
 
 def display_frame(volume: Volume, axis: int) -> DisplayFrame:
-    orientation = orientation_of_axis(volume, axis)
+    # Cached by value: a propagation asks for the same frame a few times per slice.
+    direction = np.asarray(volume.direction_ras, dtype=np.float64)
+    return _display_frame(direction.tobytes(), volume.shape_ijk, int(axis))
+
+
+@lru_cache(maxsize=64)
+def _display_frame(direction_bytes: bytes, shape: tuple[int, int, int], axis: int) -> DisplayFrame:
+    direction = np.frombuffer(direction_bytes, dtype=np.float64).reshape(3, 3)
+    axis_of_patient = _patient_axis_map(direction)
+    orientation = ORIENTATIONS[axis_of_patient.index(axis)]
     column_ras, row_ras = (np.array(d) for d in DISPLAY_AXES_RAS[orientation])
-    axis_of_patient = patient_axis_map(volume)
     col_axis = axis_of_patient[int(np.argmax(np.abs(column_ras)))]
     row_axis = axis_of_patient[int(np.argmax(np.abs(row_ras)))]
-    direction = volume.direction_ras
-    shape = volume.shape_ijk
     return DisplayFrame(
         axis=int(axis), orientation=orientation, col_axis=col_axis, row_axis=row_axis,
         col_flip=bool(direction[:, col_axis] @ column_ras < 0), row_flip=bool(direction[:, row_axis] @ row_ras < 0),
@@ -165,18 +176,24 @@ def _checked_frame(volume: Volume, ref: SliceRef) -> DisplayFrame:
     return display_frame(volume, ref.axis)
 
 
-def _slice_indices(frame: DisplayFrame, index: int) -> tuple:
-    """Open-mesh index arrays into an array [k, j, i] that gather the slice as (H, W)."""
-    x = np.arange(frame.width)[None, :]
-    y = np.arange(frame.height)[:, None]
-    i, j, k = _pixel_to_voxel(frame, x, y, index)
-    return k, j, i
+def _slice_view(array: np.ndarray, frame: DisplayFrame, index: int) -> np.ndarray:
+    """A view of slice `index` of an array [k, j, i] (, C) as (H, W) (, C) in display orientation:
+    basic slicing, a transpose and reversed strides, no gather (a 512² slice in microseconds)."""
+    fixed = 2 - frame.axis  # voxel axis a is array dimension 2 - a
+    take = [slice(None)] * 3
+    take[fixed] = index
+    view = array[tuple(take)]
+    remaining = [d for d in range(3) if d != fixed]
+    order = [remaining.index(2 - frame.row_axis), remaining.index(2 - frame.col_axis)]
+    view = view.transpose(order + list(range(2, view.ndim)))
+    reverse = slice(None, None, -1)
+    return view[reverse if frame.row_flip else slice(None), reverse if frame.col_flip else slice(None)]
 
 
 def extract_slice(volume: Volume, ref: SliceRef) -> np.ndarray:
     """The slice as a 2D array (H, W) in display orientation ((H, W, 3) for RGB); a copy."""
     frame = _checked_frame(volume, ref)
-    return volume.array[_slice_indices(frame, ref.index)]
+    return _slice_view(volume.array, frame, ref.index).copy(order="C")
 
 
 def insert_slice(labelmap, ref: SliceRef, mask2d, geometry: Volume | None = None):
@@ -202,7 +219,7 @@ def insert_slice(labelmap, ref: SliceRef, mask2d, geometry: Volume | None = None
     if mask2d.shape[:2] != (frame.height, frame.width):
         raise InputError(f"mask2d: expected shape {(frame.height, frame.width)} (the displayed slice), "
                          f"got {mask2d.shape}")
-    target[_slice_indices(frame, ref.index)] = mask2d
+    _slice_view(target, frame, ref.index)[...] = mask2d
     return target
 
 

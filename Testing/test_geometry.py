@@ -155,6 +155,8 @@ def test_extracted_pixels_match_brute_force_and_display_directions(volume, axis,
     origin, step_x, step_y = slice_pixels_to_ras(volume, ref, [[0, 0], [1, 0], [0, 1]])
     assert (step_x - origin) @ column_ras > 0
     assert (step_y - origin) @ row_ras > 0
+    # A copy, C-contiguous (what the model input and hashing want), never a view into the volume.
+    assert image.flags.c_contiguous and not np.shares_memory(image, volume.array)
 
 
 @PROPERTY

@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import InputError
 from .intensity import IntensityMapping
+from .modeling.prompt_path import PromptCall
 from .preprocessing import ImageTransform, as_model_uint8, to_model_input, to_model_inputs
 from .prompts_validation import validate_box, validate_mask_input, validate_points
 
@@ -36,6 +37,7 @@ class _Embedding:
     embedding: object   # torch.Tensor (1, 256, 64, 64)
     early: object       # torch.Tensor (1, C, h, w)
     transform: ImageTransform
+    ready: object = None  # torch.cuda.Event of a background embedding not yet waited for
 
 
 def _parallel_map(function, items: list) -> list:
@@ -62,12 +64,16 @@ def resolve_default_adapter(backbone: str) -> Path | None:
 class SegMoTEPredictor:
     def __init__(self, backbone: str = "litemedsam", checkpoint: str | Path | None = None,
                  adapter: str | Path | None = "default", device: str = "auto", cache_size: int = 8,
-                 model=None, *, precision: str = "fp32", optimize: bool = False, cuda_graphs: bool = False):
-        """Speed options (defaults change nothing): `precision` "bf16"/"fp16" runs the image encoder
-        in that precision (GPU; the decoder stays fp32); `optimize` swaps in faster modules with the
+                 model=None, *, precision: str = "fp32", optimize: bool = False, cuda_graphs: bool = False,
+                 compile_encoder: bool = False):
+        """Speed options (defaults change nothing): `precision` "fp16"/"bf16" runs the image encoder
+        in that precision (the decoder stays fp32); on GPUs use fp16: bf16's coarser mantissa
+        changes SegMoTE's expert choice on some images (BENCHMARKS.md); `optimize` swaps in faster modules with the
         same weights and maths (float rounding aside: masks checked equal by Dice on real images;
-        with `model=` the predictor then works on a copy of it); `cuda_graphs` replays decoder calls
-        from CUDA graphs (CUDA devices)."""
+        with `model=` the predictor then works on a copy of it); `cuda_graphs` replays prompt → mask
+        calls from CUDA graphs; `compile_encoder` compiles the encoder for batches of slices
+        (`embed_images`, propagation; the first batch waits 20–50 s for the compilation). The last
+        two need a CUDA device."""
         import torch
 
         from .backbones import load_backbone
@@ -100,25 +106,28 @@ class SegMoTEPredictor:
                 self.uses_adapter = True
                 self.box_decoder = "segmote" if self.model.metadata.get("use_for_boxes", False) else "base"
         self.model.to(self.device).eval()
-        self._configure_speed(precision, optimize, cuda_graphs, copy_model=model is not None)
+        self._configure_speed(precision, optimize, cuda_graphs, compile_encoder, copy_model=model is not None)
         self.input_size = self.model.backbone.input_size
         self.backbone_name = self.model.backbone.name
         self._torch = torch
 
-    def _configure_speed(self, precision: str, optimize: bool, cuda_graphs: bool, copy_model: bool) -> None:
+    def _configure_speed(self, precision: str, optimize: bool, cuda_graphs: bool, compile_encoder: bool,
+                         copy_model: bool) -> None:
         import copy
 
-        from .modeling.speed import DecoderGraphs, accelerate_model, check_speed_options
+        from .modeling.prompt_path import EagerPrompts, GraphedPrompts
+        from .modeling.speed import CompiledEncoder, accelerate_model, check_speed_options
 
-        self.precision = check_speed_options(self.device, precision, cuda_graphs)
+        self.precision = check_speed_options(self.device, precision, cuda_graphs, compile_encoder)
         self.optimize = bool(optimize)
         if self.optimize:
             if copy_model:
                 self.model = copy.deepcopy(self.model)
             accelerate_model(self.model, self.device)
-        # decode / decode_base go through CUDA graphs or straight to the model
-        self.decoder_graphs = DecoderGraphs(self.model) if cuda_graphs else None
-        self._decoding = self.decoder_graphs or self.model
+        self.compiled_encoder = CompiledEncoder(self.model) if compile_encoder else None
+        # prompt → mask calls are replayed from CUDA graphs or run directly
+        self.decoder_graphs = GraphedPrompts(self.model) if cuda_graphs else None
+        self._prompts = self.decoder_graphs or EagerPrompts(self.model)
 
     # --- images ---------------------------------------------------------------------------
     @staticmethod
@@ -134,7 +143,18 @@ class SegMoTEPredictor:
         else:
             embedding, early, transforms = self._embed([pixels])
             self._store(key, embedding, early, transforms[0])
-        self._current = self._cache[key]
+        self._current = self._claim(self._cache[key])
+
+    def _claim(self, entry: _Embedding) -> _Embedding:
+        """Make a background embedding usable on the current stream: the GPU waits for it (Python
+        does not), and its memory is marked as in use there."""
+        if entry.ready is not None:
+            stream = self._torch.cuda.current_stream(self.device)
+            stream.wait_event(entry.ready)
+            entry.embedding.record_stream(stream)
+            entry.early.record_stream(stream)
+            entry.ready = None
+        return entry
 
     def clear_cache(self) -> None:
         """Forget every cached embedding (the current image too)."""
@@ -142,17 +162,35 @@ class SegMoTEPredictor:
         self._current = None
 
     def embed_images(self, images: list[np.ndarray], modality: str = "auto", mapping: IntensityMapping | None = None,
-                     batch_size: int = 16) -> None:
-        """Embed several images in batches (worth it on a GPU) and keep them in the cache."""
+                     batch_size: int = 16, background: bool = False) -> None:
+        """Embed several images in batches (worth it on a GPU) and keep them in the cache.
+
+        `background` (CUDA devices; ignored elsewhere): queue the work on a side stream and return
+        at once, so that it runs while the caller keeps the GPU busy with prompts (propagation);
+        `set_image` of one of these images makes the GPU wait for its batch. The cache then also
+        keeps room for as many earlier embeddings (the ones in use meanwhile)."""
+        import contextlib
+
         rgbs = [as_model_uint8(image, modality, mapping) for image in images]
-        self.cache_size = max(self.cache_size, len(rgbs))
+        stream = self._side_stream() if background and self.device.type == "cuda" else None
+        self.cache_size = max(self.cache_size, len(rgbs) * (2 if stream is not None else 1))
         pending = list(zip(_parallel_map(self._key, rgbs), rgbs))
         pending = [(key, rgb) for key, rgb in pending if key not in self._cache]
         for start in range(0, len(pending), batch_size):
             chunk = pending[start:start + batch_size]
-            embeddings, earlies, transforms = self._embed([rgb for _, rgb in chunk])
+            ready = None
+            with self._torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+                embeddings, earlies, transforms = self._embed([rgb for _, rgb in chunk])
+                if stream is not None:
+                    ready = self._torch.cuda.Event()
+                    ready.record(stream)
             for index, (key, _) in enumerate(chunk):
-                self._store(key, embeddings[index:index + 1], earlies[index:index + 1], transforms[index])
+                self._store(key, embeddings[index:index + 1], earlies[index:index + 1], transforms[index], ready)
+
+    def _side_stream(self):
+        if getattr(self, "_background_stream", None) is None:
+            self._background_stream = self._torch.cuda.Stream(self.device)
+        return self._background_stream
 
     def _embed(self, rgbs: list[np.ndarray]):
         from .modeling.speed import encode
@@ -164,11 +202,12 @@ class SegMoTEPredictor:
             inputs, transforms = zip(*(to_model_input(rgb, self.model.backbone, self.device) for rgb in rgbs))
             inputs = torch.cat(inputs)
         with torch.inference_mode():
-            embedding, early = encode(self.model, inputs, self.device, self.precision, channels_last=self.optimize)
+            encoder = self.compiled_encoder or self.model.encode
+            embedding, early = encode(encoder, inputs, self.device, self.precision, channels_last=self.optimize)
         return embedding, early, list(transforms)
 
-    def _store(self, key: str, embedding, early, transform: ImageTransform) -> None:
-        self._cache[key] = _Embedding(embedding, early, transform)
+    def _store(self, key: str, embedding, early, transform: ImageTransform, ready=None) -> None:
+        self._cache[key] = _Embedding(embedding, early, transform, ready)
         self._cache.move_to_end(key)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -200,25 +239,25 @@ class SegMoTEPredictor:
         use_adapter = self._use_adapter(decoder, boxes is not None)
         torch = self._torch
         with torch.inference_mode():
-            point_tensors = None
+            tensors = []
             if points is not None:
-                coords = torch.as_tensor(current.transform.points_to_input(points), dtype=torch.float32,
-                                         device=self.device)
-                point_tensors = (coords.unsqueeze(0), torch.as_tensor(labels, device=self.device).unsqueeze(0))
-            box_tensor = None
+                tensors += [torch.as_tensor(current.transform.points_to_input(points)[None], dtype=torch.float32,
+                                            device=self.device),
+                            torch.as_tensor(labels[None], device=self.device)]
             if boxes is not None:
-                box_tensor = torch.as_tensor(current.transform.boxes_to_input(boxes), dtype=torch.float32,
-                                             device=self.device)
-            mask_tensor = None if masks_in is None else torch.as_tensor(masks_in, device=self.device)
-            sparse, dense = self.model.encode_prompts(points=point_tensors, boxes=box_tensor, masks=mask_tensor)
-            embedding = current.embedding.expand(sparse.shape[0], -1, -1, -1)
-            if use_adapter and self.model.uses_experts:
-                early = current.early.expand(sparse.shape[0], -1, -1, -1)
-                output = self._decoding.decode(embedding, early, sparse, dense)
-                low_res, scores = self._adapter_outputs(output, multimask)
-            else:
-                low_res, scores = self._decoding.decode_base(embedding, sparse, dense, multimask, tuned=use_adapter)
-        return self._finish(low_res, scores, current.transform, batched, "segmote" if use_adapter else "base")
+                tensors.append(torch.as_tensor(current.transform.boxes_to_input(boxes), dtype=torch.float32,
+                                               device=self.device))
+            if masks_in is not None:
+                tensors.append(torch.as_tensor(masks_in, device=self.device))
+            kind = ("segmote" if self.model.uses_experts else "tuned") if use_adapter else "base"
+            call = PromptCall(points=points is not None, boxes=boxes is not None, masks=masks_in is not None,
+                              decoder=kind, multimask=bool(multimask), transform=current.transform)
+            outputs = self._run(call, current, tensors)
+        return self._finish(*outputs, batched, "segmote" if use_adapter else "base")
+
+    def _run(self, call: PromptCall, current: _Embedding, prompt_tensors: list):
+        image_tensors = [current.embedding] + ([current.early] if call.needs_early_features else [])
+        return self._prompts(call, *image_tensors, *prompt_tensors)
 
     def _use_adapter(self, decoder: str | None, has_box: bool) -> bool:
         if decoder not in (None, "base", "segmote"):
@@ -234,26 +273,15 @@ class SegMoTEPredictor:
         current = self._require_image()
         if not (self.uses_adapter and self.model.uses_experts):
             raise InputError("prompt: prompt-free segmentation needs a trained SegMoTE adapter with PPT; none is loaded")
-        torch = self._torch
-        with torch.inference_mode():
-            dense = self.model.dense_no_prompt(1)
-            output = self._decoding.decode(current.embedding, current.early, None, dense)
-            low_res, scores = self._adapter_outputs(output, False)
-        return self._finish(low_res, scores, current.transform, False, "segmote")
+        call = PromptCall(points=False, boxes=False, masks=False, decoder="segmote", multimask=False,
+                          transform=current.transform)
+        with self._torch.inference_mode():
+            outputs = self._run(call, current, [])
+        return self._finish(*outputs, False, "segmote")
 
     @staticmethod
-    def _adapter_outputs(output, multimask: bool):
-        if not multimask:
-            return output.masks, output.iou
-        order = output.confidence.argsort(dim=1, descending=True)
-        return output.expert_masks.gather(1, order[..., None, None].expand_as(output.expert_masks)), \
-            output.expert_iou.gather(1, order)
-
-    def _finish(self, low_res, scores, transform: ImageTransform, batched: bool, decoder: str) -> Prediction:
-        logits = transform.logits_to_image(low_res.float())
-        masks = (logits > 0).cpu().numpy()
-        low = low_res.float().cpu().numpy()
-        iou = scores.float().cpu().numpy()
+    def _finish(masks, low_res, scores, batched: bool, decoder: str) -> Prediction:
+        masks, low, iou = masks.cpu().numpy(), low_res.cpu().numpy(), scores.cpu().numpy()
         if not batched:
             masks, low, iou = masks[0], low[0], iou[0]
         return Prediction(masks=masks, scores=iou, low_res_logits=low, decoder=decoder)

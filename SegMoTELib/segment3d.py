@@ -37,7 +37,7 @@ from .intensity import IntensityMapping, to_uint8
 from .volume import Volume, as_points, round_half_up
 
 Progress = Callable[[int, int], None]
-PREFETCH_SLICES = 32  # slices embedded per batch ahead of the walk on a GPU
+PREFETCH_SLICES = 64  # slices embedded in one batch ahead of the walk on a GPU
 
 
 @dataclass
@@ -211,14 +211,13 @@ class VolumeSegmenter:
         previous = seed
         seed_grey = _mean_grey(self.slice_image(seed.ref), seed.mask2d)
         indices = range(seed.ref.index + direction, end + direction, direction)
-        prefetched: set[int] = set()
-        for index in indices:
+        prefetch = _Prefetcher(self, seed.ref.axis, indices)
+        for position, index in enumerate(indices):
             ref = SliceRef(seed.ref.axis, index)
             image = self.slice_image(ref)
             if int(image.max()) == int(image.min()):
                 return  # a blank slice (padding, outside the scan): nothing to follow
-            if index not in prefetched:
-                prefetched |= self._prefetch(seed.ref.axis, index, direction, end)
+            prefetch.reach(position)
             self.predictor.set_image(image)
             box = _grown_box(previous.mask2d, rules.box_margin, clip_box)
             mask_input = previous.low_res_logits if rules.use_logits else None
@@ -228,17 +227,6 @@ class VolumeSegmenter:
                 return
             yield result
             previous = result
-
-    def _prefetch(self, axis: int, start: int, direction: int, end: int) -> set[int]:
-        """On a GPU, embed the next slices of the walk in one batch; on a CPU, embed lazily."""
-        device = getattr(self.predictor, "device", None)
-        if getattr(device, "type", "cpu") == "cpu":
-            return {start}
-        indices = list(range(start, end + direction, direction))[:PREFETCH_SLICES]
-        images = [self.slice_image(SliceRef(axis, i)) for i in indices]
-        kept = [(i, image) for i, image in zip(indices, images) if int(image.max()) != int(image.min())]
-        self.predictor.embed_images([image for _, image in kept])
-        return {i for i, _ in kept} | {start}
 
     # --- 3D box -------------------------------------------------------------------------------
     def segment_box3d(self, corners_ras, orientation="axial", progress: Progress | None = None,
@@ -262,6 +250,34 @@ class VolumeSegmenter:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+class _Prefetcher:
+    """On a GPU, embeds a walk's slices in chunks of PREFETCH_SLICES, one chunk ahead of the walk and
+    in the background, so that the GPU embeds the next chunk while the walk decodes this one; on a
+    CPU, nothing: the walk embeds each slice as it meets it (it may stop long before the end)."""
+
+    def __init__(self, segmenter: VolumeSegmenter, axis: int, indices: range):
+        device = getattr(segmenter.predictor, "device", None)
+        self.enabled = getattr(device, "type", "cpu") != "cpu"
+        self.segmenter, self.axis = segmenter, axis
+        self.chunks = [indices[start:start + PREFETCH_SLICES] for start in range(0, len(indices), PREFETCH_SLICES)]
+        self.launched = 0
+
+    def reach(self, position: int) -> None:
+        """The walk is at `position` (0-based) of its indices: keep its chunk and the next one queued."""
+        if not self.enabled:
+            return
+        wanted = min(position // PREFETCH_SLICES + 2, len(self.chunks))
+        while self.launched < wanted:
+            self._launch(self.chunks[self.launched])
+            self.launched += 1
+
+    def _launch(self, chunk: range) -> None:
+        images = [self.segmenter.slice_image(SliceRef(self.axis, index)) for index in chunk]
+        kept = [image for image in images if int(image.max()) != int(image.min())]
+        if kept:
+            self.segmenter.predictor.embed_images(kept, batch_size=PREFETCH_SLICES, background=True)
+
+
 def mask_box(mask2d: np.ndarray) -> np.ndarray | None:
     """Inclusive pixel box x0, y0, x1, y1 of a 2D mask, or None when it is empty."""
     rows = np.flatnonzero(mask2d.any(axis=1))

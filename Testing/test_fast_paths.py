@@ -180,6 +180,53 @@ def test_bf16_encoder_masks_match_fp32_on_a_real_image(chest_xray):
     assert abs(dice(low.masks[0], truth) - dice(ours.masks[0], truth)) <= 0.01
 
 
+def _dev_eval_samples():
+    from conftest import shared_path
+    from SegMoTELib.training.evalsets import iter_eval_samples
+
+    root = shared_path("dev_eval")
+    return [sample for folder in ("medscribble", "biomedparse_demo", "ham10000")
+            for sample in iter_eval_samples(root / folder)]
+
+
+def _masks_per_prompt(predictor, samples, batched: bool) -> dict[str, list[np.ndarray]]:
+    from SegMoTELib.evaluation import evaluation_box
+
+    if batched:  # through embed_images, i.e. the compiled encoder where there is one
+        predictor.embed_images([sample.image for sample in samples], batch_size=32)
+    masks = {"box": [], "box, SAM decoder": [], "click": [], "prompt-free": []}
+    for sample in samples:
+        predictor.set_image(sample.image)
+        box = evaluation_box(sample.mask)
+        masks["box"].append(predictor.predict(box=box).masks[0])
+        masks["box, SAM decoder"].append(predictor.predict(box=box, decoder="base").masks[0])
+        masks["click"].append(predictor.predict(points=_inner_point(sample.mask), labels=[1]).masks[0])
+        masks["prompt-free"].append(predictor.predict_auto().masks[0])
+    return masks
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 inference needs a GPU")
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_fp16_fast_path_gives_the_fp32_masks_on_real_images(compiled):
+    """The GPU fast path (fp16 encoder, optimize, CUDA graphs, optionally the compiled encoder)
+    against the fp32 default on the 78 dev_eval targets, for every prompt kind and both decoders:
+    mean mask Dice ≥ 0.99, no image below 0.9, and the same accuracy against the experts' masks."""
+    samples = _dev_eval_samples()
+    fp32 = SegMoTEPredictor(device="cuda", cache_size=len(samples))
+    if not fp32.uses_adapter:
+        pytest.skip("no shipped adapter in Resources/")
+    fast = SegMoTEPredictor(device="cuda", cache_size=len(samples), optimize=True, precision="fp16",
+                            cuda_graphs=True, compile_encoder=compiled)
+    expected, got = _masks_per_prompt(fp32, samples, compiled), _masks_per_prompt(fast, samples, compiled)
+    for prompt in expected:
+        agreement = np.array([dice(a, b) for a, b in zip(got[prompt], expected[prompt])])
+        assert agreement.mean() >= 0.99 and agreement.min() >= 0.9, (prompt, agreement.mean(), agreement.min())
+        accuracy = [np.mean([dice(m, s.mask) for m, s in zip(masks[prompt], samples)]) for masks in (expected, got)]
+        assert abs(accuracy[0] - accuracy[1]) <= 0.005, (prompt, accuracy)
+    if compiled:
+        assert fast.compiled_encoder.failure is None
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
 def test_cuda_graph_decoding_equals_eager(chest_xray):
     image, truth, box = chest_xray
@@ -193,8 +240,69 @@ def test_cuda_graph_decoding_equals_eager(chest_xray):
     assert graphed.decoder_graphs.failures == []
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+def test_cuda_graph_segmote_decoding_equals_eager(chest_xray):
+    """The shipped adapter's decoder (clicks, refinement, prompt-free) replayed from graphs."""
+    image, truth, box = chest_xray
+    eager = SegMoTEPredictor(device="cuda", optimize=True)
+    graphed = SegMoTEPredictor(device="cuda", optimize=True, cuda_graphs=True)
+    if not graphed.uses_adapter:
+        pytest.skip("no shipped adapter in Resources/")
+    click = _inner_point(truth)
+    for predictor in (eager, graphed):
+        predictor.set_image(image)
+    for _ in range(2):  # capture, then replay
+        first = (graphed.predict(points=click, labels=[1]), eager.predict(points=click, labels=[1]))
+        np.testing.assert_array_equal(first[0].masks, first[1].masks)
+        refined = [p.predict(points=np.vstack([click, click + 5]), labels=[1, 1], mask_input=f.low_res_logits)
+                   for p, f in ((graphed, first[0]), (eager, first[1]))]
+        np.testing.assert_array_equal(refined[0].masks, refined[1].masks)
+        np.testing.assert_array_equal(graphed.predict_auto().masks, eager.predict_auto().masks)
+    assert graphed.decoder_graphs.failures == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="compiling the encoder is offered on CUDA only")
+def test_compiled_encoder_embeddings_give_the_masks_of_the_default_path(chest_xray):
+    """A batch embedded through the compiled fp16 encoder gives the fp32 path's masks."""
+    from SegMoTELib.benchmarks.data import tube_volume, volume_slices_uint8
+
+    image, truth, box = chest_xray
+    fp32 = SegMoTEPredictor(adapter=None, device="cuda", cache_size=64)
+    fast = SegMoTEPredictor(adapter=None, device="cuda", cache_size=64, optimize=True, precision="fp16",
+                            cuda_graphs=True, compile_encoder=True)
+    slices = list(volume_slices_uint8(tube_volume(n_slices=7, size=256))) + [image]
+    for predictor in (fp32, fast):
+        predictor.embed_images(slices, batch_size=8)
+        predictor.set_image(image)  # a cache hit: the batch's embedding
+    assert fast.compiled_encoder.failure is None
+    ours, low = fp32.predict(box=box), fast.predict(box=box)
+    assert dice(low.masks, ours.masks) >= 0.99
+    assert abs(dice(low.masks[0], truth) - dice(ours.masks[0], truth)) <= 0.01
+
+
+def test_graph_safe_point_embedding_is_bit_identical(backbone):
+    """The point embedding without boolean-mask writes (capturable in a CUDA graph) gives SAM's own
+    values exactly, for positive, negative and padding points, with and without a box."""
+    import copy
+
+    from SegMoTELib.modeling.prompt_path import graph_safe_point_embedding
+
+    original = backbone.prompt_encoder
+    safe = copy.deepcopy(original)
+    graph_safe_point_embedding(safe)
+    coords = torch.tensor([[[10.0, 20.0], [100.5, 3.0], [255.0, 255.0]], [[0.0, 0.0], [50.0, 60.0], [7.0, 200.0]]])
+    labels = torch.tensor([[1, 0, 1], [0, 0, -1]])
+    boxes = torch.tensor([[5.0, 6.0, 100.0, 120.0], [0.0, 0.0, 255.0, 255.0]])
+    with torch.inference_mode():
+        for box in (None, boxes):
+            expected = original(points=(coords, labels), boxes=box, masks=None)
+            got = safe(points=(coords, labels), boxes=box, masks=None)
+            assert torch.equal(expected[0], got[0]) and torch.equal(expected[1], got[1])
+
+
 @pytest.mark.parametrize("options, named", [({"cuda_graphs": True}, "cuda_graphs"), ({"precision": "int4"}, "precision"),
-                                            ({"precision": "fp16"}, "precision")])
+                                            ({"precision": "fp16"}, "precision"),
+                                            ({"compile_encoder": True}, "compile_encoder")])
 def test_speed_options_refuse_what_the_device_cannot_do(options, named):
     with pytest.raises(InputError, match=named):
         SegMoTEPredictor(adapter=None, device="cpu", **options)
@@ -309,3 +417,85 @@ def test_bench_command_refuses_unknown_sections(capsys):
 
     assert main(["bench", "--only", "encoder,warp-drive"]) == 2
     assert "--only" in capsys.readouterr().err
+
+
+class _PerSampleModel:
+    """A stand-in with the encoder's contract: each sample's outputs depend on that sample alone."""
+
+    def encode(self, images):
+        return images * 2.0 + 1.0, images.mean(dim=1, keepdim=True)
+
+
+def test_compiled_encoder_chunks_pads_and_keeps_small_batches_eager():
+    """Every compiled call gets exactly `chunk` slices; the results are those of the eager encoder
+    for every batch size (padding dropped); small batches and single slices never compile."""
+    from SegMoTELib.modeling.speed import CompiledEncoder
+
+    model = _PerSampleModel()
+    encoder = CompiledEncoder.__new__(CompiledEncoder)  # no torch.compile: the chunking logic alone
+    encoder.model, encoder.chunk, encoder.failure = model, 8, None
+    compiled_sizes = []
+
+    def compiled(images):
+        compiled_sizes.append(images.shape[0])
+        return model.encode(images)
+
+    encoder._compiled = compiled
+    generator = torch.Generator().manual_seed(0)
+    for count, expected_sizes in ((1, []), (3, []), (4, [8]), (8, [8]), (11, [8]), (13, [8, 8]), (20, [8, 8, 8])):
+        compiled_sizes.clear()
+        images = torch.randn(count, 3, 4, 4, generator=generator)
+        embedding, early = encoder(images)
+        reference = model.encode(images)
+        assert torch.equal(embedding, reference[0]) and torch.equal(early, reference[1])
+        assert compiled_sizes == expected_sizes, count
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="background embedding runs on a CUDA side stream")
+def test_background_embeddings_equal_foreground_ones():
+    """Embeddings queued on the side stream give the logits of the same batch embedded in the
+    foreground, also when the slices are used at once (the GPU must wait for each batch)."""
+    from SegMoTELib.benchmarks.data import tube_volume, volume_slices_uint8
+
+    slices = list(volume_slices_uint8(tube_volume(n_slices=40, size=256)))
+    box = np.array([40, 40, 200, 200])
+    speed = {"optimize": True, "precision": "fp16", "cuda_graphs": True}
+    foreground = SegMoTEPredictor(adapter=None, device="cuda", **speed)
+    background = SegMoTEPredictor(adapter=None, device="cuda", **speed)
+    foreground.embed_images(slices, batch_size=16)
+    background.embed_images(slices, batch_size=16, background=True)
+    for image in slices:
+        foreground.set_image(image)
+        background.set_image(image)
+        np.testing.assert_array_equal(background.predict(box=box).low_res_logits,
+                                      foreground.predict(box=box).low_res_logits)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the prefetching walk runs on GPUs")
+def test_gpu_fast_propagation_through_several_chunks_matches_the_default():
+    """A walk long enough for several background chunks each way (150 slices), fast path vs fp32."""
+    from SegMoTELib.benchmarks.data import BENCH_MAPPING, tube_volume
+    from SegMoTELib.segment3d import VolumeSegmenter
+
+    tube = tube_volume(n_slices=150, size=256)
+    labelmaps = []
+    for speed in ({}, {"optimize": True, "precision": "fp16", "cuda_graphs": True, "compile_encoder": True}):
+        segmenter = VolumeSegmenter(SegMoTEPredictor(adapter=None, device="cuda", **speed), tube.volume,
+                                    mapping=BENCH_MAPPING)
+        seed = segmenter.segment_slice("axial", box_ras=tube.seed_box_ras, slice_index=tube.seed_index)
+        labelmaps.append(segmenter.propagate(seed))
+    assert dice(labelmaps[1], labelmaps[0]) >= 0.99
+    assert dice(labelmaps[0], tube.truth) > 0.9
+
+
+def test_fast_options_suit_the_device():
+    """What `--fast` and the Slicer module's fast mode ask for: on a CPU the equivalent modules
+    only (fp16 and CUDA graphs need a GPU), on CUDA also fp16 and graphs."""
+    from SegMoTELib.modeling.speed import fast_options
+
+    assert fast_options("cpu") == {"optimize": True}
+    if torch.cuda.is_available():
+        assert fast_options("cuda") == {"optimize": True, "precision": "fp16", "cuda_graphs": True}
+    predictor = SegMoTEPredictor(adapter=None, device="cpu", **fast_options("cpu"))
+    assert predictor.optimize and predictor.precision == "fp32" and predictor.decoder_graphs is None
+

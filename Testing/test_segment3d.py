@@ -49,7 +49,7 @@ class TruthInBoxPredictor:
         self.current = image.tobytes()
         self.set_images.append(self.current)
 
-    def embed_images(self, images, modality="auto", mapping=None, batch_size=16):
+    def embed_images(self, images, modality="auto", mapping=None, batch_size=16, background=False):
         self.embedded.append([image.tobytes() for image in images])
 
     def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False):

@@ -17,6 +17,7 @@ class Contenders:
     device: object
     precision: str
     cuda_graphs: bool
+    compile_encoder: bool
     reference: object
     base: object
     fast_base: object
@@ -27,7 +28,8 @@ class Contenders:
 
     @property
     def fast_label(self) -> str:
-        parts = ["optimize", self.precision] + (["CUDA graphs"] if self.cuda_graphs else [])
+        parts = (["optimize", self.precision] + (["CUDA graphs"] if self.cuda_graphs else [])
+                 + (["compiled encoder"] if self.compile_encoder else []))
         return ", ".join(parts)
 
     def clear_caches(self) -> None:
@@ -47,14 +49,14 @@ def _adapter_model(device):
     return SegMoTEModel(load_backbone("litemedsam")), "untrained adapter (no shipped one yet; same computation)"
 
 
-def build_contenders(device, precision: str, cuda_graphs: bool) -> Contenders:
+def build_contenders(device, precision: str, cuda_graphs: bool, compile_encoder: bool = False) -> Contenders:
     from ..predictor import SegMoTEPredictor
     from .reference import ReferenceLiteMedSAM
 
-    speed = {"precision": precision, "optimize": True, "cuda_graphs": cuda_graphs}
+    speed = {"precision": precision, "optimize": True, "cuda_graphs": cuda_graphs, "compile_encoder": compile_encoder}
     adapter_model, adapter_kind = _adapter_model(device)
     return Contenders(
-        device=device, precision=precision, cuda_graphs=cuda_graphs,
+        device=device, precision=precision, cuda_graphs=cuda_graphs, compile_encoder=compile_encoder,
         reference=ReferenceLiteMedSAM(device),
         base=SegMoTEPredictor(adapter=None, device=str(device)),
         fast_base=SegMoTEPredictor(adapter=None, device=str(device), **speed),

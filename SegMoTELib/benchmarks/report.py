@@ -84,6 +84,8 @@ def format_markdown(result: dict) -> str:
         lines.append(f"- **not measured** — {error}")
     for failure in result.get("cuda_graph_failures", []):
         lines.append(f"- CUDA graph capture failed for some shapes (they ran eagerly): {failure}")
+    if result.get("compile_failure"):
+        lines.append(f"- compiling the encoder failed (it ran eagerly): {result['compile_failure']}")
     settings = result["settings"]
     lines += ["", f"Repeats: latency {settings['repeats']}, embedding {settings['embed_repeats']}, "
                   f"propagation {settings['volume_repeats']}; wall time of the run {result['wall_seconds']:.0f} s."]

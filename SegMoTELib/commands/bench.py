@@ -29,8 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=_positive, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--repeats", type=_positive, default=None, help="latency repeats (default 10 CPU, 20 GPU)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="encoder precision of the fast path (auto: bf16 on CUDA, fp32 elsewhere)")
-    parser.add_argument("--no-cuda-graphs", action="store_true", help="fast path without decoder CUDA graphs")
+                        help="encoder precision of the fast path (auto: fp16 on CUDA, fp32 elsewhere)")
+    parser.add_argument("--no-cuda-graphs", action="store_true", help="fast path without prompt → mask CUDA graphs")
+    parser.add_argument("--no-compile", action="store_true", help="fast path without the compiled encoder (CUDA)")
     parser.add_argument("--embed-slices", type=_positive, default=None, help="slices embedded (default 300 GPU, 8 CPU)")
     parser.add_argument("--volume-slices", type=_positive, default=None,
                         help="slices of the propagation volume (default 300 GPU, 16 CPU)")
@@ -67,6 +68,7 @@ def run(args) -> int:
 
     config = BenchConfig(device=args.device, quick=args.quick, repeats=args.repeats, threads=args.threads,
                          precision=args.precision, cuda_graphs=False if args.no_cuda_graphs else None,
+                         compile_encoder=False if args.no_compile else None,
                          embed_slices=args.embed_slices, volume_slices=args.volume_slices,
                          batch_size=args.batch_size, curation_slices=args.curation_slices,
                          sections=_sections(args.only))

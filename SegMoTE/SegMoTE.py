@@ -87,6 +87,7 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
             adapterIndex = self.ui.adapterComboBox.findData("file")
             self.ui.adapterPathLineEdit.currentPath = engineSettings.adapter
         self.ui.adapterComboBox.setCurrentIndex(adapterIndex)
+        self.ui.fastCheckBox.checked = engineSettings.fast
         self._updateAdapterPathVisibility()
 
     def _settingsFromGUI(self) -> EngineSettings:
@@ -98,6 +99,7 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
             backbone=self.ui.backboneComboBox.currentData,
             checkpoint=self.ui.checkpointPathLineEdit.currentPath,
             adapter=adapter,
+            fast=self.ui.fastCheckBox.checked,
         )
 
     def _updateAdapterPathVisibility(self, *_unused) -> None:

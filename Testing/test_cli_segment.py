@@ -46,6 +46,11 @@ def test_2d_box_writes_mask_and_overlay(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     with capsys.disabled():
         print(f"\nCHAOS liver, 2D box via the CLI: Dice {score:.3f}")
+    # --fast (on this CPU: the equivalent faster modules) writes the same mask
+    fast_out = tmp_path / "liver_fast.png"
+    assert main(["segment", str(image_path), "--box", *[str(int(v)) for v in box], "-o", str(fast_out), "--fast",
+                 *MODEL]) == 0
+    assert dice(np.array(Image.open(fast_out)) > 0, mask > 0) >= 0.99
     assert score > 0.5
 
 

@@ -10,6 +10,9 @@ def add_model_arguments(parser) -> None:
     parser.add_argument("--adapter", default="default",
                         help="adapter file, 'default' (the shipped one, if any) or 'none' (base decoder)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    parser.add_argument("--fast", action="store_true",
+                        help="the speed options for the device: faster equivalent modules; on CUDA also an fp16 "
+                             "encoder and CUDA graphs (masks within Dice 0.99 of the default; BENCHMARKS.md)")
 
 
 def adapter_choice(args):
@@ -18,7 +21,9 @@ def adapter_choice(args):
 
 
 def predictor_from_args(args, cache_size: int = 8):
+    from ..modeling.speed import fast_options
     from ..predictor import SegMoTEPredictor
 
+    speed = fast_options(args.device) if getattr(args, "fast", False) else {}
     return SegMoTEPredictor(backbone=args.backbone, checkpoint=args.checkpoint, adapter=adapter_choice(args),
-                            device=args.device, cache_size=cache_size)
+                            device=args.device, cache_size=cache_size, **speed)

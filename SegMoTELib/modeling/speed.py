@@ -59,12 +59,14 @@ def fast_options(device) -> dict:
     Everywhere the equivalent faster modules (`optimize`: masks equal to the default path on the
     test images); on CUDA also the encoder in fp16 (mean mask Dice ≥ 0.99 against fp32 on the 78
     dev_eval targets) and the prompt → mask path as CUDA graphs (the same kernels). The compiled
-    encoder is left out: its first batch waits 8–32 s for the compilation."""
+    encoder is left out: its first batch waits 8–32 s for the compilation. Apple MPS gets none:
+    the faster modules were never run there."""
     from ..device import select_device
 
-    if select_device(device).type == "cuda":
+    kind = select_device(device).type
+    if kind == "cuda":
         return {"optimize": True, "precision": "fp16", "cuda_graphs": True}
-    return {"optimize": True}
+    return {"optimize": True} if kind == "cpu" else {}
 
 
 def check_speed_options(device, precision: str, cuda_graphs: bool, compile_encoder: bool = False) -> str:

@@ -6,6 +6,13 @@ Slicer) can show it as is instead of a traceback from inside torch.
 """
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most `limit` characters ("" when it has none):
+    how a fault that does not stop the work (a failed compilation, a graph capture) is reported."""
+    lines = str(error).splitlines()
+    return lines[0][:limit] if lines else ""
+
+
 class SegMoTEError(ValueError):
     """Base class of all errors caused by user input or user files."""
 

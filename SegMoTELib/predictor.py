@@ -86,6 +86,7 @@ class SegMoTEPredictor:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, _Embedding] = OrderedDict()
         self._current: _Embedding | None = None
+        self._background_stream = None  # the side CUDA stream of embed_images(background=True), made on first use
         self.notice: str | None = None
         self.box_decoder = "base"
         if model is not None:  # an in-memory model (training-time evaluation)
@@ -188,7 +189,7 @@ class SegMoTEPredictor:
                 self._store(key, embeddings[index:index + 1], earlies[index:index + 1], transforms[index], ready)
 
     def _side_stream(self):
-        if getattr(self, "_background_stream", None) is None:
+        if self._background_stream is None:
             self._background_stream = self._torch.cuda.Stream(self.device)
         return self._background_stream
 

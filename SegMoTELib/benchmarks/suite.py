@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 
 SECTIONS = ("encoder", "prompt", "embedding", "propagation", "curation")
 
@@ -96,7 +96,7 @@ def run_benchmarks(config: BenchConfig, log: Callable[[str], None] = print) -> d
             result["rows"] += _SECTION_RUNNERS[name](contenders, inputs, settings, TARGETS.get(device.type, {}), result)
         except Exception as error:  # noqa: BLE001 — reported in the result and the table
             log(traceback.format_exc())
-            result["errors"].append(f"{name}: {type(error).__name__}: {str(error).splitlines()[0][:300]}")
+            result["errors"].append(f"{name}: {type(error).__name__}: {first_line(error, 300)}")
     graphs = [p.decoder_graphs for p in (contenders.fast_base, contenders.fast_adapter) if p.decoder_graphs]
     result["cuda_graph_failures"] = sorted({reason for g in graphs for reason in g.failures})
     compiled = contenders.fast_base.compiled_encoder

@@ -24,6 +24,6 @@ def predictor_from_args(args, cache_size: int = 8):
     from ..modeling.speed import fast_options
     from ..predictor import SegMoTEPredictor
 
-    speed = fast_options(args.device) if getattr(args, "fast", False) else {}
+    speed = fast_options(args.device) if args.fast else {}
     return SegMoTEPredictor(backbone=args.backbone, checkpoint=args.checkpoint, adapter=adapter_choice(args),
                             device=args.device, cache_size=cache_size, **speed)

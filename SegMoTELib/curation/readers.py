@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import DataError, InputError
 from ..intensity import IntensityMapping, normalise_modality, to_uint8
+from ..io.sitk_convert import short_message
 from .records import present_values
 from .sources import Study
 
@@ -129,7 +130,7 @@ def _read_volume(path: str, what: str) -> np.ndarray:
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        raise DataError(f"{what} {path}: cannot read it ({str(error).strip().splitlines()[-1]})") from None
+        raise DataError(f"{what} {path}: cannot read it ({short_message(error)})") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DataError(f"{what} {path}: expected a scalar volume, got {image.GetNumberOfComponentsPerPixel()} components")
     return sitk.GetArrayFromImage(image)

@@ -19,6 +19,8 @@ from collections.abc import Callable, Hashable
 
 import torch
 
+from ..errors import first_line
+
 WARMUP_CALLS = 2  # on a side stream before capture, as torch.cuda.graphs asks (lazy init, autotuning)
 
 
@@ -51,7 +53,7 @@ class GraphCache:
                 captured = self._capture(function, tensors)
             except RuntimeError as error:  # an operation that cannot be captured (a host sync, ...)
                 torch.cuda.synchronize()
-                self.failures[full_key] = str(error).splitlines()[0][:200]
+                self.failures[full_key] = first_line(error)
                 return tuple(function(*tensors))
             self._graphs[full_key] = captured
             while len(self._graphs) > self.max_graphs:

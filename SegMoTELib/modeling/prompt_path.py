@@ -107,8 +107,6 @@ def graph_safe_point_embedding(prompt_encoder) -> None:
 class EagerPrompts:
     """Runs prompt calls directly (the default)."""
 
-    failures: list[str] = []
-
     def __init__(self, model):
         self.model = model
 

@@ -20,7 +20,7 @@ import sys
 import torch
 
 from ..backbones.fast_encoder import accelerate_image_encoder, check_precision, encoder_autocast
-from ..errors import InputError
+from ..errors import InputError, first_line
 from .fast_decoder import accelerate_mask_decoder, cache_image_features
 
 
@@ -96,9 +96,9 @@ class CompiledEncoder:
         self._compiled = torch.compile(model.encode, dynamic=False)
 
     def __call__(self, images: torch.Tensor):
-        if self.failure is not None or images.shape[0] < self.chunk // 2:
-            return self.model.encode(images)
         parts = [self._encode_chunk(images[start:start + self.chunk]) for start in range(0, images.shape[0], self.chunk)]
+        if len(parts) == 1:
+            return parts[0]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def _encode_chunk(self, images: torch.Tensor):
@@ -111,7 +111,7 @@ class CompiledEncoder:
         try:
             embedding, early = self._compiled(images)
         except Exception as error:  # noqa: BLE001 — a compiler fault must not stop segmentation
-            self.failure = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+            self.failure = f"{type(error).__name__}: {first_line(error)}"
             return self.model.encode(images[:count])
         return embedding[:count], early[:count]
 

@@ -1,0 +1,149 @@
+"""`segmote serve`: the engine as an HTTP service (FastAPI + uvicorn) for Slicer and the CLI.
+
+Contract (scripts rely on it): the token comes from the SEGMOTE_TOKEN environment variable or
+`--token-file F`, never from the command line (other users can read a process's arguments);
+`listening on http://H:P` is printed once the server accepts requests (with `--port 0`, P is the
+port the system picked). It binds to 127.0.0.1 unless told otherwise; for a remote server put a
+TLS reverse proxy in front (docs/SERVICE.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..errors import InputError
+from .model_options import add_model_arguments, adapter_choice, predictor_from_args
+
+HELP = "run the engine as an HTTP service (FastAPI) for Slicer, the CLI (--server) and remote clients"
+TOKEN_ENV = "SEGMOTE_TOKEN"
+MIB = 1024 * 1024
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port, printed)")
+    parser.add_argument("--token-file", default=None,
+                        help=f"file holding the bearer token (default: the {TOKEN_ENV} environment variable)")
+    parser.add_argument("--data-root", action="append", default=[], metavar="DIR",
+                        help="a folder whose volumes clients may open by path (repeatable; default: none)")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-upload-mb", type=_positive_number, default=1024, help="one upload, compressed (1024)")
+    limits.add_argument("--max-voxels", type=_positive_number, default=512 * 512 * 1024,
+                        help="voxels of one volume (268435456)")
+    limits.add_argument("--max-sessions", type=int, default=16, help="open sessions at once (16)")
+    limits.add_argument("--idle-timeout", type=_positive_number, default=1800.0,
+                        help="seconds before an untouched session is closed (1800)")
+    limits.add_argument("--cache-mb", type=_positive_number, default=2048,
+                        help="embedding cache of all sessions together, LRU (2048)")
+    model = parser.add_argument_group("model")
+    add_model_arguments(model)
+
+
+def read_token(token_file: str | None) -> str:
+    """The token from --token-file or SEGMOTE_TOKEN; an InputError naming what to do otherwise."""
+    from ..service.auth import MIN_TOKEN_LENGTH
+
+    if token_file is not None:
+        path = Path(token_file)
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise InputError(f"--token-file: cannot read {path} ({error.strerror})") from None
+        if os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            print(f"segmote serve: warning: {path} is readable by other users; chmod 600 it", file=sys.stderr)
+    else:
+        token = os.environ.get(TOKEN_ENV, "").strip()
+        if not token:
+            raise InputError(f"token: set the {TOKEN_ENV} environment variable or give --token-file F "
+                             f"(e.g. python -c \"import secrets; print(secrets.token_urlsafe(32))\" > F)")
+    if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+        raise InputError(f"token: expected at least {MIN_TOKEN_LENGTH} characters without spaces")
+    return token
+
+
+def run(args) -> int:
+    from ..service.limits import ServiceLimits
+
+    token = read_token(args.token_file)
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port: expected 0..65535, got {args.port}")
+    roots = [Path(root) for root in args.data_root]
+    for root in roots:
+        if not root.is_dir():
+            raise InputError(f"--data-root: {root} is not a folder")
+    limits = ServiceLimits(max_upload_bytes=int(args.max_upload_mb * MIB), max_voxels=int(args.max_voxels),
+                           max_sessions=args.max_sessions, idle_seconds=args.idle_timeout,
+                           embedding_cache_bytes=int(args.cache_mb * MIB))
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"segmote serve: note: listening on {args.host} without TLS; put a TLS reverse proxy in front "
+              f"(docs/SERVICE.md) before exposing it to a network", file=sys.stderr)
+    predictor = predictor_from_args(args, cache_size=64)
+    if predictor.notice:
+        print(f"note: {predictor.notice}", file=sys.stderr)
+    app = build_app(predictor, limits, token, roots, engine_description(predictor, args))
+    serve(app, args.host, args.port)
+    return 0
+
+
+def engine_description(predictor, args) -> dict:
+    from importlib import metadata
+
+    import torch
+
+    from .. import __version__
+
+    return {"segmote": __version__, "torch": torch.__version__, "fastapi": metadata.version("fastapi"),
+            "device": str(predictor.device), "backbone": predictor.backbone_name,
+            "adapter": "none" if adapter_choice(args) is None else str(args.adapter),
+            "uses_adapter": bool(predictor.uses_adapter), "fast": bool(args.fast),
+            "precision": predictor.precision, "notice": predictor.notice}
+
+
+def build_app(predictor, limits, token: str, data_roots, description: dict):
+    from ..service.app import create_app
+    from ..service.host import EngineHost
+    from ..service.store import SessionStore
+
+    store = SessionStore(EngineHost(predictor, limits.embedding_cache_bytes), limits, data_roots)
+    return create_app(store, token, description)
+
+
+def serve(app, host: str, port: int) -> None:
+    """Run uvicorn; print `listening on http://H:P` once the socket accepts connections."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                           timeout_graceful_shutdown=2))
+
+    def announce():
+        while not server.started:
+            if server.should_exit:
+                return
+            time.sleep(0.01)
+        bound = server.servers[0].sockets[0].getsockname()
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        print(f"listening on http://{shown}:{bound[1]}", flush=True)
+
+    threading.Thread(target=announce, name="segmote announce", daemon=True).start()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot bind; say why in one line
+        pass
+    if not server.started:
+        raise InputError(f"--host/--port: could not listen on {host}:{port} (in use, or not an address of this machine)")

@@ -1,0 +1,110 @@
+"""The one predictor of an engine server, shared by every session through the device gate.
+
+Each session's `VolumeSegmenter` gets a `SessionPredictor`: `set_image` only remembers the slice,
+and `predict` / `predict_auto` set it on the shared predictor and decode under the gate, as one
+step, so two sessions never see each other's current image. Embeddings live in the shared
+predictor's content-keyed LRU cache, capped in bytes across all sessions; a closed session's
+embeddings are dropped unless a live session uses the same slice.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ..errors import InputError
+from ..preprocessing import as_model_uint8
+from .gate import INTERACTIVE, DeviceGate
+
+
+class EngineHost:
+    def __init__(self, predictor, cache_bytes: int):
+        self.predictor = predictor
+        self.gate = DeviceGate()
+        self.cache_bytes = int(cache_bytes)
+        self._entry_bytes: int | None = None
+        self._lock = threading.Lock()  # guards the cache bookkeeping (calls themselves hold the gate)
+
+    def session_predictor(self, keys: set, priority: int = INTERACTIVE) -> SessionPredictor:
+        return SessionPredictor(self, keys, priority)
+
+    # --- under the gate ------------------------------------------------------------------------
+    def call(self, image, keys: set, priority: int, work):
+        """Set `image` on the shared predictor and run `work(predictor)`, one caller at a time."""
+        with self.gate.use(priority):
+            if image is not None:
+                self.predictor.set_image(image)
+                keys.add(self._current_key())
+            result = None if work is None else work(self.predictor)
+            self._cap_cache()
+            return result
+
+    def embed(self, images: list, keys: set, priority: int, **options) -> None:
+        with self.gate.use(priority):
+            self.predictor.embed_images(images, **options)
+            keys.update(self.predictor._key(as_model_uint8(image)) for image in images)  # noqa: SLF001
+            self._cap_cache()
+
+    # --- cache bookkeeping (the predictor's LRU, an OrderedDict keyed by content hash) ----------
+    def _cache(self):
+        return self.predictor._cache  # noqa: SLF001  the service owns this predictor outright
+
+    def _current_key(self) -> str:
+        return next(reversed(self._cache()))  # set_image moves the slice it used to the end
+
+    def _cap_cache(self) -> None:
+        cache = self._cache()
+        if self._entry_bytes is None and cache:
+            entry = next(iter(cache.values()))
+            self._entry_bytes = sum(t.element_size() * t.nelement() for t in (entry.embedding, entry.early))
+        if self._entry_bytes:
+            self.predictor.cache_size = max(2, self.cache_bytes // self._entry_bytes)
+            while len(cache) > self.predictor.cache_size:
+                cache.popitem(last=False)
+
+    @property
+    def cached_bytes(self) -> int:
+        return len(self._cache()) * (self._entry_bytes or 0)
+
+    def forget(self, keys: set, still_used: set) -> None:
+        """Drop a closed session's embeddings that no live session shares."""
+        with self.gate.use(INTERACTIVE):
+            cache = self._cache()
+            for key in keys - still_used:
+                cache.pop(key, None)
+
+
+class SessionPredictor:
+    """What a session's VolumeSegmenter calls: the predictor's interface, one slice per call."""
+
+    def __init__(self, host: EngineHost, keys: set, priority: int):
+        self._host, self._keys, self._priority = host, keys, priority
+        self._image = None
+
+    @property
+    def device(self):
+        return self._host.predictor.device
+
+    def set_image(self, image, modality: str = "auto", mapping=None) -> None:
+        if modality != "auto" or mapping is not None:
+            raise InputError("set_image: the service maps intensities once per volume; give 8-bit slices")
+        self._image = image
+
+    def _require_image(self):
+        if self._image is None:
+            raise InputError("image: no image is set; call set_image(image) before predict()")
+        return self._image
+
+    def predict(self, **prompt):
+        return self._host.call(self._require_image(), self._keys, self._priority,
+                               lambda predictor: predictor.predict(**prompt))
+
+    def predict_auto(self):
+        return self._host.call(self._require_image(), self._keys, self._priority,
+                               lambda predictor: predictor.predict_auto())
+
+    def embed_images(self, images: list, **options) -> None:
+        self._host.embed(images, self._keys, self._priority, **options)
+
+    def prefetch(self, image) -> None:
+        """Embed `image` now (it stays cached) without decoding anything."""
+        self._host.call(image, self._keys, self._priority, None)

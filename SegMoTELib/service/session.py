@@ -1,0 +1,217 @@
+"""One client's volume on the server: its segmenter, its slice results, its jobs.
+
+A session is reachable only through its unguessable id; nothing lists sessions, so one client
+cannot reach another's volume or masks. Slice results are kept (a bounded number) under ids, so
+a refinement names the result whose logits go along and a propagation names its seed; the
+logits never travel.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import threading
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from ..errors import InputError
+from ..geometry import SliceRef, insert_slice, slice_axis_for, slice_count, slice_extent_of_box, slice_through
+from ..volume import Volume
+from .codec import encode_mask
+from .gate import BATCH, INTERACTIVE, PREFETCH
+from .jobs import Job
+from .refusal import Refusal
+
+
+class Session:
+    def __init__(self, host, shape: list[int], mapping, max_results: int):
+        self.id = secrets.token_urlsafe(16)
+        self.host = host
+        self.shape = list(shape)
+        self.mapping = mapping
+        self.keys: set = set()  # content keys of the embeddings this session used
+        self.segmenter = None   # VolumeSegmenter, once the voxels are in
+        self.last_used = time.monotonic()
+        self._results: OrderedDict[str, object] = OrderedDict()
+        self._max_results = max_results
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()  # one interactive call of this session at a time
+        self._prefetch_serial = 0
+
+    # --- lifetime ------------------------------------------------------------------------------
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+
+    @property
+    def ready(self) -> bool:
+        return self.segmenter is not None
+
+    @property
+    def busy(self) -> bool:
+        return any(job.running for job in self._jobs.values())
+
+    def attach(self, volume) -> None:
+        from ..segment3d import VolumeSegmenter
+
+        predictor = self.host.session_predictor(self.keys, INTERACTIVE)
+        self.segmenter = VolumeSegmenter(predictor, volume, self.mapping)
+
+    def close(self) -> None:
+        for job in self._jobs.values():
+            job.cancel()
+        self.segmenter = None
+        self._results.clear()
+
+    def describe(self, idle_limit: float) -> dict:
+        return {"session_id": self.id, "state": "ready" if self.ready else "awaiting_voxels", "shape": self.shape,
+                "idle_limit_s": idle_limit}
+
+    def _require_ready(self):
+        segmenter = self.segmenter
+        if segmenter is None:
+            raise Refusal(409, f"session {self.id}: upload the voxels first (PUT /v1/sessions/{self.id}/voxels)")
+        return segmenter
+
+    def _segmenter_with(self, priority: int):
+        """A segmenter of this volume on its own predictor view (a job runs beside the clicks)."""
+        segmenter = copy.copy(self._require_ready())
+        segmenter.predictor = self.host.session_predictor(self.keys, priority)
+        return segmenter
+
+    # --- slices --------------------------------------------------------------------------------
+    def segment_slice(self, prompt) -> dict:
+        segmenter = self._require_ready()
+        mask_input, slice_index = None, prompt.slice_index
+        if prompt.previous_result is not None:
+            previous = self.result(prompt.previous_result)
+            mask_input = previous.low_res_logits
+            if slice_index is None and prompt.points_ras is None and prompt.box_ras is None:
+                slice_index = previous.ref.index
+        points = None if prompt.points_ras is None else np.asarray(prompt.points_ras, dtype=np.float64)
+        labels = None
+        if points is not None:
+            labels = np.ones(len(points), np.int64) if prompt.labels is None else np.asarray(prompt.labels, np.int64)
+        box = None if prompt.box_ras is None else np.asarray(prompt.box_ras, dtype=np.float64)
+        with self._lock:
+            result = segmenter.segment_slice(_orientation(prompt.orientation), points_ras=points, labels=labels,
+                                             box_ras=box, mask_input=mask_input, slice_index=slice_index)
+        return self._keep(result)
+
+    def segment_auto(self, request) -> dict:
+        segmenter = self._require_ready()
+        orientation = _orientation(request.orientation)
+        index = request.slice_index
+        if index is None:
+            index = slice_count(segmenter.volume, slice_axis_for(segmenter.volume, orientation)) // 2
+        with self._lock:
+            result = segmenter.segment_auto(orientation, index)
+        return self._keep(result)
+
+    def result(self, result_id: str):
+        result = self._results.get(result_id)
+        if result is None:
+            raise Refusal(404, f"result {result_id}: unknown in this session (only the last "
+                               f"{self._max_results} slice results are kept)")
+        return result
+
+    def _keep(self, result) -> dict:
+        result_id = secrets.token_urlsafe(9)
+        self._results[result_id] = result
+        while len(self._results) > self._max_results:
+            self._results.popitem(last=False)
+        return {"result_id": result_id, "axis": result.ref.axis, "index": result.ref.index,
+                "score": float(result.score), "decoder": result.decoder, "area": result.area,
+                "mask": slice_mask(result)}
+
+    def prefetch(self, request, executor) -> None:
+        """Embed a slice in the background at PREFETCH priority; a newer prefetch supersedes it."""
+        segmenter = self._require_ready()
+        orientation = _orientation(request.orientation)
+        if request.slice_index is not None:
+            ref = SliceRef(slice_axis_for(segmenter.volume, orientation), request.slice_index)
+        else:
+            ref = slice_through(segmenter.volume, orientation, request.point_ras)
+        image = segmenter.slice_image(ref)  # checks the index now, so a bad request fails here
+        self._prefetch_serial += 1
+        serial = self._prefetch_serial
+        predictor = self.host.session_predictor(self.keys, PREFETCH)
+
+        def embed():
+            if serial == self._prefetch_serial and self.segmenter is not None:
+                predictor.prefetch(image)
+
+        executor.submit(embed)
+
+    # --- jobs ----------------------------------------------------------------------------------
+    def propagate(self, request) -> dict:
+        seed = self.result(request.seed_result)
+        segmenter = self._segmenter_with(BATCH)
+        rules = request.rules
+
+        def work(progress):
+            return segmenter.propagate(seed, slice_range=request.slice_range, use_logits=rules.use_logits,
+                                       min_score=rules.min_score, min_area_ratio=rules.min_area_ratio,
+                                       progress=progress, box_margin=rules.box_margin,
+                                       max_intensity_shift=rules.max_intensity_shift)
+
+        if request.slice_range is not None:  # a bad range fails now, not in the job
+            segmenter._checked_range(seed.ref, request.slice_range)  # noqa: SLF001
+        return self._start(Job(work, "propagation"))
+
+    def segment_box3d(self, request) -> dict:
+        segmenter = self._segmenter_with(BATCH)
+        corners = np.asarray(request.corners_ras, dtype=np.float64)
+        orientation = _orientation(request.orientation)
+        rules = request.rules
+        axis = slice_axis_for(segmenter.volume, orientation)
+        slice_extent_of_box(segmenter.volume, axis, corners)  # a box outside the volume fails now
+
+        def work(progress):
+            return segmenter.segment_box3d(corners, orientation, progress=progress, use_logits=rules.use_logits,
+                                           min_score=rules.min_score, min_area_ratio=rules.min_area_ratio,
+                                           box_margin=rules.box_margin, max_intensity_shift=rules.max_intensity_shift)
+
+        return self._start(Job(work, "3D box"))
+
+    def _start(self, job: Job) -> dict:
+        if self.busy:
+            raise Refusal(409, f"session {self.id}: a propagation is still running; wait for it or cancel it")
+        self._jobs = {key: old for key, old in self._jobs.items() if old.running}
+        self._jobs[job.id] = job.start()
+        return job.describe()
+
+    def job(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise Refusal(404, f"job {job_id}: unknown in this session")
+        return job
+
+
+def _orientation(value):
+    return value if isinstance(value, str) else np.asarray(value, dtype=np.float64)
+
+
+def slice_mask(result) -> dict:
+    """The slice mask as a compact labelmap block in the volume's [k, j, i] (no full-volume array)."""
+    volume = result.geometry
+    thin_shape = list(volume.array.shape[:3])
+    thin_shape[2 - result.ref.axis] = 1  # voxel axis a is array dimension 2 - a
+    thin = Volume(np.zeros(thin_shape, dtype=bool), volume.origin_lps, volume.spacing, volume.direction_lps)
+    # the display layout depends on the direction and the in-plane sizes only, so slice 0 of the
+    # one-slice copy is laid out like slice `index` of the volume
+    block = insert_slice(np.zeros(thin_shape, dtype=bool), SliceRef(result.ref.axis, 0), result.mask2d,
+                         geometry=thin)
+    encoded = encode_mask(block)
+    if encoded["extent"] is not None:
+        encoded["extent"][2 - result.ref.axis] = [result.ref.index, result.ref.index]
+    return encoded
+
+
+def check_volume_shape(shape: list[int], rgb: bool, max_voxels: int) -> None:
+    voxels = int(np.prod(shape[:3]))
+    if rgb != (len(shape) == 4) or (rgb and (shape[0] != 1 or shape[3] != 3)):
+        raise InputError(f"volume.shape: expected [k, j, i] or, for RGB, [1, H, W, 3]; got {shape}")
+    if voxels > max_voxels:
+        raise Refusal(413, f"volume: {voxels} voxels exceed this server's limit of {max_voxels}")

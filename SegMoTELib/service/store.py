@@ -1,0 +1,152 @@
+"""All open sessions of a server: creation within the limits, lookup, idle closing.
+
+A session closed for idleness (or by its client) is remembered for a while, so the next call on
+it says what happened (410) instead of a bare "unknown session".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .codec import decode_voxels
+from .limits import ServiceLimits
+from .refusal import Refusal
+from .session import Session, check_volume_shape
+
+log = logging.getLogger("segmote.service")
+REMEMBERED_CLOSED = 1000
+
+
+class SessionStore:
+    def __init__(self, host, limits: ServiceLimits, data_roots: list[Path] | None = None):
+        self.host = host
+        self.limits = limits
+        self.data_roots = [Path(root).resolve() for root in (data_roots or [])]
+        self._sessions: dict[str, Session] = {}
+        self._specs: dict[str, object] = {}  # the VolumeSpec of a session awaiting its voxels
+        self._closed: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    # --- opening -------------------------------------------------------------------------------
+    def create(self, request) -> Session:
+        from ..intensity import IntensityMapping, normalise_modality
+
+        mapping_fields = request.mapping.model_dump()
+        normalise_modality(mapping_fields["modality"])  # an unknown name fails before any upload
+        mapping = IntensityMapping(**mapping_fields)
+        volume = None
+        if request.path is not None:
+            volume = self._read_path(request.path)
+            shape = list(volume.array.shape)
+            check_volume_shape(shape, volume.rgb, self.limits.max_voxels)
+        else:
+            shape = list(request.volume.shape)
+            check_volume_shape(shape, request.volume.rgb, self.limits.max_voxels)
+        with self._lock:
+            if len(self._sessions) >= self.limits.max_sessions:
+                raise Refusal(429, f"sessions: this server already holds its limit of {self.limits.max_sessions} "
+                                   f"open sessions; close one (DELETE /v1/sessions/{{id}}) or try later")
+            session = Session(self.host, shape, mapping, self.limits.results_per_session)
+            self._sessions[session.id] = session
+            if volume is None:
+                self._specs[session.id] = request.volume
+        if volume is not None:
+            self._attach(session, volume)
+        return session
+
+    def _read_path(self, path: str):
+        from ..io import read_volume
+
+        if not self.data_roots:
+            raise Refusal(403, "path: this server reads no files for clients (start it with --data-root DIR); "
+                               "upload the volume instead")
+        resolved = Path(path).resolve()
+        if not any(resolved.is_relative_to(root) for root in self.data_roots):
+            raise Refusal(403, f"path: {path} is outside the folders this server may read")
+        return read_volume(resolved)
+
+    def load_voxels(self, session: Session, payload: bytes) -> Session:
+        """Decode an upload into the session's volume (runs in a worker thread: it is CPU work)."""
+        from ..volume import Volume
+
+        spec = self._specs.get(session.id)
+        if spec is None:
+            raise Refusal(409, f"session {session.id}: its voxels were uploaded already")
+        array = decode_voxels(payload, tuple(spec.shape), spec.dtype)
+        volume = Volume(array, np.asarray(spec.origin_lps), np.asarray(spec.spacing), np.asarray(spec.direction_lps),
+                        modality=spec.modality, rgb=spec.rgb)
+        self._attach(session, volume)
+        self._specs.pop(session.id, None)
+        return session
+
+    def _attach(self, session: Session, volume) -> None:
+        try:
+            session.attach(volume)
+        except InputError:
+            self.close(session.id, "its volume was refused")
+            raise
+
+    # --- lookup and closing --------------------------------------------------------------------
+    def get(self, session_id: str) -> Session:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            reason = self._closed.get(session_id)
+        if session is None:
+            if reason is not None:
+                raise Refusal(410, f"session {session_id}: {reason}; open a new session")
+            raise Refusal(404, f"session {session_id}: no such session on this server")
+        session.touch()
+        return session
+
+    def close(self, session_id: str, reason: str = "closed by its client") -> None:
+        with self._lock:
+            session = self._sessions.pop(session_id, None)
+            self._specs.pop(session_id, None)
+            if session is None:
+                return
+            self._closed[session_id] = f"was {reason}" if not reason.startswith("was ") else reason
+            while len(self._closed) > REMEMBERED_CLOSED:
+                self._closed.popitem(last=False)
+            still_used = set().union(*(other.keys for other in self._sessions.values()))
+        session.close()
+        self.host.forget(session.keys, still_used)
+
+    def close_idle(self) -> list[str]:
+        """Close the sessions untouched for longer than the idle limit (a running job counts as use)."""
+        now = time.monotonic()
+        limit = self.limits.idle_seconds
+        with self._lock:
+            idle = [s for s in self._sessions.values() if now - s.last_used > limit and not s.busy]
+        for session in idle:
+            self.close(session.id, f"closed after {limit:g} s without a call (the server's idle limit)")
+            log.info("session %s closed after %g s idle", session.id, limit)
+        return [session.id for session in idle]
+
+    def start_reaper(self) -> None:
+        interval = min(5.0, max(0.2, self.limits.idle_seconds / 4))
+
+        def reap():
+            while not self._stop.wait(interval):
+                try:
+                    self.close_idle()
+                except Exception:  # the reaper must outlive one bad close
+                    log.exception("closing idle sessions failed")
+
+        threading.Thread(target=reap, name="segmote idle sessions", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for session_id in list(self._sessions):
+            self.close(session_id, "closed because the server stopped")
+
+    @property
+    def count(self) -> int:
+        return len(self._sessions)

@@ -64,6 +64,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                            help="CT, MR, US, XRAY, RGB, PET or OTHER (default: from the file, else auto)")
     model = parser.add_argument_group("model")
     add_model_arguments(model)
+    model.add_argument("--server", default=None, metavar="URL",
+                       help="compute on a `segmote serve` engine at URL (token from SEGMOTE_TOKEN) instead of here")
 
 
 @dataclass
@@ -82,10 +84,14 @@ def run(args) -> int:
     predictor = _predictor(args)
     if predictor.notice:
         print(f"note: {predictor.notice}", file=sys.stderr)
-    if job.mode == "2d":
-        written = _segment_2d(args, job, predictor)
-    else:
-        written = _segment_volume(args, job, predictor)
+    try:
+        if job.mode == "2d":
+            written = _segment_2d(args, job, predictor)
+        else:
+            written = _segment_volume(args, job, predictor)
+    finally:
+        if args.server:
+            predictor.close()
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -202,6 +208,10 @@ def _check_ras_prompts(args, volume) -> None:
 
 
 def _predictor(args):
+    if args.server:  # the engine of a `segmote serve` process; same methods as the predictor
+        from ..service.remote_cli import RemoteEngine
+
+        return RemoteEngine(args)
     # A cache as large as a typical walk: propagation revisits no slice, but the seed slice is
     # set twice (prompt, then walk start) and several segments may share slices.
     return predictor_from_args(args, cache_size=16)
@@ -268,7 +278,8 @@ def _segment_volume(args, job: _Job, predictor) -> list[Path]:
     from ..io import write_segmentation
     from ..segment3d import VolumeSegmenter
 
-    segmenter = VolumeSegmenter(predictor, job.volume, job.mapping)
+    segmenter = predictor.open_volume(job.volume, job.mapping) if args.server else \
+        VolumeSegmenter(predictor, job.volume, job.mapping)
     orientation = args.orientation
     with ProgressBar() as progress:
         if args.auto:

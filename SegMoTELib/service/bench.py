@@ -1,0 +1,176 @@
+"""`segmote bench --server`: the engine through a local `segmote serve` against in-process, one run.
+
+Both sides have the same model settings (the speed options of the device, as Slicer uses them),
+the same CT-like tube volume and the same prompts; calls are timed in turns. Click and box: a
+prompt on a slice whose embedding is cached, up to the labelmap in the volume. Propagation: from
+a box on the middle slice through the volume, embeddings included (each repeat shifts the voxel
+values by 1 HU so that no side finds a cached slice). Then the emulated Slicer GUI thread
+(`gil_emulation`): a click from a worker thread, in-process vs the service client.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+IN_PROCESS, SERVER = "in-process", "server"
+
+
+def run_service_benchmark(device: str = "auto", quick: bool = False, repeats: int | None = None,
+                          volume_slices: int | None = None, threads: int | None = 2, fast: bool = True,
+                          log=print) -> dict:
+    import torch
+
+    from ..benchmarks.data import BENCH_MAPPING, tube_volume
+    from ..benchmarks.timing import machine_info
+    from ..device import select_device
+    from ..modeling.speed import fast_options
+    from ..predictor import SegMoTEPredictor
+    from ..segment3d import VolumeSegmenter
+    from .launcher import LocalEngine
+
+    chosen = select_device(device)
+    gpu = chosen.type == "cuda"
+    if threads and chosen.type == "cpu":
+        torch.set_num_threads(int(threads))
+    repeats = repeats or (5 if quick else 20) if gpu else repeats or (3 if quick else 10)
+    slices = volume_slices or (300 if gpu else (6 if quick else 16))
+    volume_repeats = 2 if quick or not gpu else 3
+    log(f"making the {slices}-slice tube volume ...")
+    tube = tube_volume(n_slices=slices)
+    options = fast_options(str(chosen)) if fast else {}
+    log(f"loading the in-process predictor on {chosen} and starting a local server ...")
+    predictor = SegMoTEPredictor(device=str(chosen), cache_size=slices + 16, **options)
+    engine = LocalEngine(options=["--device", str(chosen), *(["--fast"] if fast else []),
+                                  "--cache-mb", "16384", "--max-voxels", str(max(tube.volume.array.size, 1 << 28))])
+    engine.start()
+    result = {"machine": machine_info(chosen), "settings": {"device": str(chosen), "repeats": repeats,
+                                                             "volume_slices": slices, "fast": fast, "threads": threads},
+              "rows": [], "errors": []}
+    try:
+        client = engine.client()
+        result["server"] = client.info()
+        segmenter = VolumeSegmenter(predictor, tube.volume, BENCH_MAPPING)
+        remote = client.open_volume(tube.volume, BENCH_MAPPING)
+        click = _click_ras(tube)
+        result["rows"] += _prompt_rows(segmenter, remote, tube, click, repeats, log)
+        result["rows"].append(_propagation_row(predictor, engine, tube, BENCH_MAPPING, volume_repeats, log))
+        result["rows"] += _gil_rows(segmenter, remote, click, max(3, repeats // 4), log)
+        remote.close()
+        client.close()
+    finally:
+        engine.stop()
+    result["machine"] = machine_info(chosen)  # the load average at the end
+    return result
+
+
+def _click_ras(tube) -> np.ndarray:
+    ys, xs = np.nonzero(tube.truth[tube.seed_index])
+    nearest = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
+    return tube.volume.ijk_to_ras_points([[xs[nearest], ys[nearest], tube.seed_index]])
+
+
+def _row(measurement: str, timings: dict, detail: str = "") -> dict:
+    return {"measurement": measurement, "results": {name: t.as_dict() for name, t in timings.items()},
+            "detail": detail}
+
+
+def _prompt_rows(segmenter, remote, tube, click, repeats: int, log) -> list[dict]:
+    from ..benchmarks.timing import measure_interleaved, synchronizer
+
+    sync = synchronizer(segmenter.predictor.device)
+    rows = []
+    prompts = {"click (1 positive point)": {"points_ras": click, "labels": [1]},
+               "box": {"box_ras": tube.seed_box_ras}}
+    for name, prompt in prompts.items():
+        log(f"{name} latency ...")
+        local = segmenter.segment_slice("axial", **prompt)
+        served = remote.segment_slice("axial", **prompt)
+        same = bool(np.array_equal(local.labelmap, served.labelmap))
+        timings = measure_interleaved({
+            IN_PROCESS: lambda prompt=prompt: segmenter.segment_slice("axial", **prompt).labelmap,
+            SERVER: lambda prompt=prompt: remote.segment_slice("axial", **prompt).labelmap,
+        }, repeats, sync=sync)
+        rows.append(_row(f"{name} → labelmap, embedding cached", timings,
+                         f"masks equal: {same}; {local.area} pixels"))
+    return rows
+
+
+def _propagation_row(predictor, engine, tube, mapping, repeats: int, log) -> dict:
+    from ..benchmarks.timing import Timing, synchronizer
+    from ..segment3d import VolumeSegmenter
+
+    sync = synchronizer(predictor.device)
+    client = engine.client()
+    seconds = {IN_PROCESS: [], SERVER: []}
+    agreement = []
+    for repeat in range(repeats):
+        shifted = tube.volume.with_array(tube.volume.array + np.int16(repeat + 1), modality="CT")
+        log(f"propagation {repeat + 1}/{repeats} ...")
+        predictor.clear_cache()
+        segmenter = VolumeSegmenter(predictor, shifted, mapping)
+        seed = segmenter.segment_slice("axial", box_ras=tube.seed_box_ras)
+        sync()
+        started = time.perf_counter()
+        local = segmenter.propagate(seed)
+        sync()
+        seconds[IN_PROCESS].append(time.perf_counter() - started)
+        with client.open_volume(shifted, mapping) as remote:
+            remote_seed = remote.segment_slice("axial", box_ras=tube.seed_box_ras)
+            started = time.perf_counter()
+            served = remote.propagate(remote_seed)
+            seconds[SERVER].append(time.perf_counter() - started)
+        agreement.append(_dice(local, served))
+    client.close()
+    timings = {name: Timing(values) for name, values in seconds.items()}
+    slices = tube.volume.array.shape[0]
+    return _row(f"propagation through {slices} slices (box seed, embeddings included)", timings,
+                f"Dice server vs in-process: min {min(agreement):.4f}; {int(local.sum())} voxels")
+
+
+def _gil_rows(segmenter, remote, click, repeats: int, log) -> list[dict]:
+    from ..benchmarks.timing import Timing
+    from . import gil_emulation
+
+    if not gil_emulation.available():
+        return []
+    log("click from a worker thread beside an emulated Slicer GUI thread ...")
+    calls = {IN_PROCESS: lambda: segmenter.segment_slice("axial", points_ras=click, labels=[1]).labelmap,
+             SERVER: lambda: remote.segment_slice("axial", points_ras=click, labels=[1]).labelmap}
+    rows = []
+    for held, label in ((False, "main thread idle"), (True, f"main thread holds the GIL, polls every "
+                                                           f"{gil_emulation.POLL_MS:g} ms")):
+        seconds = {name: [] for name in calls}
+        for _ in range(repeats):
+            for name, call in calls.items():
+                seconds[name].append(gil_emulation.timed_in_worker(call, held))
+        rows.append(_row(f"worker-thread click, {label}", {n: Timing(v) for n, v in seconds.items()}))
+    return rows
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+
+
+def format_markdown(result: dict) -> str:
+    machine = result["machine"]
+    where = machine.get("gpu") or f"{machine.get('cpu', '')}, {machine.get('torch_threads')} torch threads"
+    lines = [f"Engine through a local `segmote serve` vs in-process, {result['settings']['device']} ({where}); "
+             f"{result['settings']}", "",
+             "| measurement | in-process, median (q1–q3) | through the server | server − in-process |",
+             "|---|---|---|---|"]
+    for row in result["rows"]:
+        local, served = row["results"][IN_PROCESS], row["results"][SERVER]
+        extra = served["median_s"] - local["median_s"]
+        lines.append(f"| {row['measurement']} | {_ms(local)} | {_ms(served)} | {extra * 1000:+.1f} ms "
+                     f"({100 * extra / local['median_s']:+.0f} %) |")
+    lines += [""] + [f"- {row['measurement']}: {row['detail']}" for row in result["rows"] if row.get("detail")]
+    lines += [f"- error: {error}" for error in result.get("errors", [])]
+    return "\n".join(lines)
+
+
+def _ms(stats: dict) -> str:
+    return f"{stats['median_s'] * 1000:.1f} ms ({stats['q1_s'] * 1000:.1f}–{stats['q3_s'] * 1000:.1f})"

@@ -103,6 +103,11 @@ class EngineClient:
                     continue  # the server closed an idle keep-alive connection: one fresh try
                 raise EngineUnavailable(f"engine at {self.url} dropped the connection during {what} "
                                         f"({type(error).__name__}); is the server still running?") from None
+            except ssl.SSLCertVerificationError as error:
+                connection.close()
+                self._local.connection = None
+                raise EngineUnavailable(f"engine at {self.url}: its TLS certificate is not trusted ({error.verify_message}); "
+                                        f"for a private CA set SSL_CERT_FILE to its certificate") from None
             except (OSError, http.client.HTTPException) as error:
                 connection.close()
                 self._local.connection = None

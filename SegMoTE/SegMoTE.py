@@ -1,14 +1,17 @@
 """SegMoTE main module: dependencies, model settings, and a Logic usable from the Python console.
 
 Nothing heavy happens at import or widget construction (Slicer's generic tests load the module
-without a main window): torch and the model load on first use, on SegMoTE's worker thread.
+without a main window): the engine (a separate process, local or remote) is started or reached on
+first use, from SegMoTE's worker thread; this process never imports torch.
 """
 
 from __future__ import annotations
 
 import logging
 
+import ctk
 import numpy as np
+import qt
 import slicer
 import vtk
 from slicer.ScriptedLoadableModule import (
@@ -68,6 +71,7 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
             self.ui.backboneComboBox.addItem(spec.get("title", name), name)
         for title, value in _ADAPTER_CHOICES:
             self.ui.adapterComboBox.addItem(title, value)
+        self._addEngineSection()
         self._showSettings(loadSettings())
 
         self.ui.installButton.connect("clicked(bool)", self.onInstall)
@@ -77,7 +81,37 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
         self.updateDependencyStatus()
         self.layout.addStretch(1)
 
+    def _addEngineSection(self) -> None:
+        """Engine: a local process (default) or a remote server; saved with the model settings."""
+        section = ctk.ctkCollapsibleButton()
+        section.text = "Engine"
+        form = qt.QFormLayout(section)
+        self.engineComboBox = qt.QComboBox()
+        self.engineComboBox.addItem("Local process (default)", "local")
+        self.engineComboBox.addItem("Remote server", "remote")
+        self.engineComboBox.toolTip = ("Local: the model runs in a separate process started with Slicer's Python. "
+                                       "Remote: a 'segmote serve' GPU server (model options are the server's).")
+        form.addRow("Engine:", self.engineComboBox)
+        self.serverUrlLineEdit = qt.QLineEdit()
+        self.serverUrlLineEdit.placeholderText = "https://segmote.example.org:8443"
+        form.addRow("Server URL:", self.serverUrlLineEdit)
+        self.serverTokenLineEdit = qt.QLineEdit()
+        self.serverTokenLineEdit.echoMode = qt.QLineEdit.Password
+        self.serverTokenLineEdit.placeholderText = "the server's token (empty: the SEGMOTE_TOKEN variable)"
+        form.addRow("Token:", self.serverTokenLineEdit)
+        self.engineComboBox.connect("currentIndexChanged(int)", self._updateServerFields)
+        self.layout.addWidget(section)
+
+    def _updateServerFields(self, *_unused) -> None:
+        remote = self.engineComboBox.currentData == "remote"
+        self.serverUrlLineEdit.enabled = remote
+        self.serverTokenLineEdit.enabled = remote
+
     def _showSettings(self, engineSettings: EngineSettings) -> None:
+        self.engineComboBox.setCurrentIndex(max(self.engineComboBox.findData(engineSettings.engine), 0))
+        self.serverUrlLineEdit.text = engineSettings.serverUrl
+        self.serverTokenLineEdit.text = engineSettings.serverToken
+        self._updateServerFields()
         self.ui.deviceComboBox.setCurrentText(engineSettings.device)
         backboneIndex = self.ui.backboneComboBox.findData(engineSettings.backbone)
         self.ui.backboneComboBox.setCurrentIndex(max(backboneIndex, 0))
@@ -100,6 +134,9 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
             checkpoint=self.ui.checkpointPathLineEdit.currentPath,
             adapter=adapter,
             fast=self.ui.fastCheckBox.checked,
+            engine=self.engineComboBox.currentData,
+            serverUrl=self.serverUrlLineEdit.text.strip(),
+            serverToken=self.serverTokenLineEdit.text.strip(),
         )
 
     def _updateAdapterPathVisibility(self, *_unused) -> None:
@@ -120,7 +157,7 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
     def onSaveSettings(self) -> None:
         saveSettings(self._settingsFromGUI())
         engineSession().reset()
-        self.ui.settingsStatusLabel.text = "Saved; the model loads on the next segmentation."
+        self.ui.settingsStatusLabel.text = "Saved; the engine starts (or is reached) on the next segmentation."
 
     def onOpenSegmentEditor(self) -> None:
         slicer.util.selectModule("SegmentEditor")

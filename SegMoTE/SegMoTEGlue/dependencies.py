@@ -24,6 +24,8 @@ PIP_REQUIREMENTS = {
     "timm": "timm>=0.9,<2",
     "scipy": "scipy>=1.10,<2",
     "PIL": "pillow>=9,<13",
+    "fastapi": "fastapi>=0.110,<1",  # the local engine service (segmote serve)
+    "uvicorn": "uvicorn>=0.29,<1",
 }
 
 

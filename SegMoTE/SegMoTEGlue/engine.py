@@ -1,42 +1,61 @@
-"""The one SegMoTE engine of a Slicer session: the worker thread and the predictor it owns.
+"""The one SegMoTE engine of a Slicer session: the worker thread and the engine service it calls.
 
-The effect, the main module's Logic and the curation module share it, so a slice embedded for
-the effect is not embedded again by the Logic, and only one model sits in (GPU) memory. The
-predictor is built on the worker thread, on first use (never at import or widget construction),
-and rebuilt when the settings change.
+The effect, the main module's Logic and the curation module share it. The model runs in another
+process (`segmote serve`, local or remote: `engineservice`), so nothing here imports torch, and a
+crash of the model does not take Slicer down. Calls still go through one worker thread, so the
+GUI never waits on the network; results come back to the main thread by the worker's Qt timer.
 """
 
 from __future__ import annotations
 
-import threading
+from dataclasses import dataclass
+
+import slicer
 
 from .dependencies import requireDependencies
+from .engineservice import ENGINE_LOCAL, EngineConnection
 from .settings import EngineSettings, loadSettings
 from .worker import INTERACTIVE, TorchWorker
+
+
+@dataclass(frozen=True)
+class EngineHandle:
+    """What a job receives: the connection and the settings it was submitted with."""
+
+    connection: EngineConnection
+    settings: EngineSettings
 
 
 class EngineSession:
     def __init__(self):
         self._worker: TorchWorker | None = None
-        self._predictor = None
-        self._predictorSettings: EngineSettings | None = None
-        self._segmenters: dict = {}
-        self._lock = threading.Lock()
+        self.connection = EngineConnection()
 
     @property
     def worker(self) -> TorchWorker:
         if self._worker is None:
             self._worker = TorchWorker()
+            # The worker, its Qt timer and the local engine must stop before Qt and Python are torn down.
+            slicer.app.connect("aboutToQuit()", self.shutdown)
         return self._worker
+
+    def shutdown(self) -> None:
+        """Stop the worker and the local engine (application exit); a later job starts new ones."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown()
+        self.connection.shutdown()
 
     def submit(self, function, description: str, priority: int = INTERACTIVE, onDone=None, onError=None,
                replaceKey=None, settings: EngineSettings | None = None):
-        """Queue `function(job, predictor)` on the worker; the predictor follows `settings`."""
-        requireDependencies()
+        """Queue `function(job, engine)` on the worker; `engine` reaches the engine `settings` name."""
         engineSettings = settings or loadSettings()
+        if engineSettings.engine == ENGINE_LOCAL:
+            requireDependencies()  # the local engine runs on this Slicer's Python packages
+        handle = EngineHandle(self.connection, engineSettings)
 
         def run(job):
-            return function(job, self._predictorFor(engineSettings))
+            return self.connection.run(engineSettings, lambda _connection: function(job, handle))
 
         return self.worker.submit(run, description, priority, onDone, onError, replaceKey)
 
@@ -45,39 +64,17 @@ class EngineSession:
         return self.worker.submit(function, description, priority, onDone, onError)
 
     # --- worker thread -------------------------------------------------------------------------
-    def _predictorFor(self, engineSettings: EngineSettings):
-        with self._lock:
-            if self._predictor is None or self._predictorSettings != engineSettings:
-                from SegMoTELib.predictor import SegMoTEPredictor
-
-                self._predictor = None  # free the old model before loading the new one
-                self._segmenters.clear()
-                self._predictor = SegMoTEPredictor(**engineSettings.predictorArguments())
-                self._predictorSettings = engineSettings
-            return self._predictor
-
-    def segmenterFor(self, predictor, key, volume, mapping=None):
-        """A `VolumeSegmenter` per volume (key: node id + modification time), reused while unchanged."""
-        from SegMoTELib.segment3d import VolumeSegmenter
-
-        with self._lock:
-            segmenter = self._segmenters.get(key)
-            if segmenter is None or segmenter.predictor is not predictor:
-                self._segmenters.clear()  # one volume at a time: embeddings are cached in the predictor
-                segmenter = VolumeSegmenter(predictor, volume, mapping=mapping)
-                self._segmenters[key] = segmenter
-            return segmenter
+    def segmenterFor(self, engine: EngineHandle, key, volume, mapping=None):
+        """The engine's session on `volume` (key: node id + modification time): it has the methods
+        of SegMoTELib's VolumeSegmenter, computed by the engine; the volume is uploaded once."""
+        return engine.connection.volumeSession(engine.settings, key, volume, mapping)
 
     def reset(self) -> None:
-        """Forget the model (settings changed from the GUI); the next job loads it again."""
-        with self._lock:
-            self._predictor = None
-            self._predictorSettings = None
-            self._segmenters.clear()
+        """Forget the engine (settings changed from the GUI); the next job starts or reaches it again."""
+        self.connection.reset()
 
     def predictorNotice(self) -> str | None:
-        predictor = self._predictor
-        return getattr(predictor, "notice", None) if predictor is not None else None
+        return self.connection.notice
 
 
 _SESSION: EngineSession | None = None

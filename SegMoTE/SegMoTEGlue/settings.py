@@ -1,11 +1,14 @@
 """SegMoTE's user settings, kept in `qt.QSettings` under `SegMoTE/`.
 
 One small value object so the Logic, the module widget and the effect read the same values.
+Engine: "local" (default: `segmote serve` started with Slicer's Python, with the model options
+below) or "remote" (a server URL and its token; the model is the server's). The token is kept
+in Slicer's settings file of this user; left empty, the SEGMOTE_TOKEN environment variable is used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import qt
 
@@ -14,6 +17,7 @@ DEFAULT_BACKBONE = "litemedsam"
 # adapter: "default" (the shipped adapter if any, else the base decoder), "none", or a file path.
 ADAPTER_DEFAULT = "default"
 ADAPTER_NONE = "none"
+ENGINES = ("local", "remote")
 
 _PREFIX = "SegMoTE/"
 
@@ -25,20 +29,17 @@ class EngineSettings:
     checkpoint: str = ""
     adapter: str = ADAPTER_DEFAULT
     fast: bool = True  # SegMoTELib's speed options for the device (fp16 encoder and CUDA graphs on a GPU)
+    engine: str = "local"
+    serverUrl: str = ""
+    serverToken: str = field(default="", repr=False)
 
-    def predictorArguments(self) -> dict:
-        """Keyword arguments of `SegMoTELib.predictor.SegMoTEPredictor`."""
-        from SegMoTELib.modeling.speed import fast_options
-
-        adapter = None if self.adapter == ADAPTER_NONE else (self.adapter or ADAPTER_DEFAULT)
-        device = self.device if self.device in DEVICES else "auto"
-        return {
-            "backbone": self.backbone or DEFAULT_BACKBONE,
-            "checkpoint": self.checkpoint or None,
-            "adapter": adapter,
-            "device": device,
-            **(fast_options(device) if self.fast else {}),
-        }
+    def serveArguments(self) -> list[str]:
+        """The model options of the local `segmote serve`."""
+        arguments = ["--device", self.device if self.device in DEVICES else "auto",
+                     "--backbone", self.backbone or DEFAULT_BACKBONE, "--adapter", self.adapter or ADAPTER_DEFAULT]
+        if self.checkpoint:
+            arguments += ["--checkpoint", self.checkpoint]
+        return arguments + (["--fast"] if self.fast else [])
 
     def withChanges(self, **changes) -> EngineSettings:
         return replace(self, **changes)
@@ -53,7 +54,14 @@ def loadSettings() -> EngineSettings:
         checkpoint=str(settings.value(_PREFIX + "checkpoint", defaults.checkpoint)),
         adapter=str(settings.value(_PREFIX + "adapter", defaults.adapter)),
         fast=_asBool(settings.value(_PREFIX + "fast", defaults.fast)),
+        engine=_choice(settings.value(_PREFIX + "engine", defaults.engine), ENGINES),
+        serverUrl=str(settings.value(_PREFIX + "serverUrl", defaults.serverUrl)),
+        serverToken=str(settings.value(_PREFIX + "serverToken", defaults.serverToken)),
     )
+
+
+def _choice(value, choices) -> str:
+    return str(value) if str(value) in choices else choices[0]
 
 
 def _asBool(value) -> bool:
@@ -68,3 +76,6 @@ def saveSettings(engineSettings: EngineSettings) -> None:
     settings.setValue(_PREFIX + "checkpoint", engineSettings.checkpoint)
     settings.setValue(_PREFIX + "adapter", engineSettings.adapter)
     settings.setValue(_PREFIX + "fast", bool(engineSettings.fast))
+    settings.setValue(_PREFIX + "engine", engineSettings.engine)
+    settings.setValue(_PREFIX + "serverUrl", engineSettings.serverUrl)
+    settings.setValue(_PREFIX + "serverToken", engineSettings.serverToken)

@@ -440,16 +440,16 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             return
         sliceToRas = sliceNode.GetSliceToRAS()
         centerRas = [sliceToRas.GetElement(row, 3) for row in range(3)]
+        orientation = sliceNormalWorld(sliceNode)
         try:
             _segmentationNode, _image, volume, key = self.context()
-            ref = geometry.slice_through(volume, sliceNormalWorld(sliceNode), centerRas)
+            ref = geometry.slice_through(volume, orientation, centerRas)
         except (InputError, ValueError):
             return  # nothing to prefetch: no source volume or the view is outside it
         session = engineSession()
         mapping = self.mapping()
 
-        def run(job, predictor):
-            segmenter = session.segmenterFor(predictor, key, volume, mapping)
-            predictor.set_image(segmenter.slice_image(ref))
+        def run(job, engine):
+            session.segmenterFor(engine, key, volume, mapping).prefetch(orientation, slice_index=ref.index)
 
         session.submit(run, "Embedding the current slice", PREFETCH, replaceKey="prefetch")

@@ -163,6 +163,13 @@ class EngineClient:
         return RemoteVolume(self, session["session_id"], geometry)
 
 
+@dataclass(frozen=True)
+class ServerLogits:
+    """Stands for a slice result's low-res logits, which stay on the server."""
+
+    result_id: str
+
+
 @dataclass
 class RemoteSliceResult:
     """A slice segmented by the server; its low-res logits stay there, named by `result_id`."""
@@ -179,6 +186,11 @@ class RemoteSliceResult:
     def labelmap(self) -> np.ndarray:
         """bool [k, j, i]: the slice mask placed in the volume."""
         return decode_mask(self.mask, self.shape)
+
+    @property
+    def low_res_logits(self) -> ServerLogits:
+        """What `segment_slice(mask_input=...)` takes to refine this result (as with SliceResult)."""
+        return ServerLogits(self.result_id)
 
 
 class RemoteVolume:
@@ -206,8 +218,9 @@ class RemoteVolume:
     # --- slices --------------------------------------------------------------------------------
     def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
                       slice_index: int | None = None) -> RemoteSliceResult:
-        """As VolumeSegmenter.segment_slice; `mask_input`: an earlier RemoteSliceResult to refine."""
-        if mask_input is not None and not isinstance(mask_input, RemoteSliceResult):
+        """As VolumeSegmenter.segment_slice; `mask_input`: an earlier RemoteSliceResult (or its
+        `low_res_logits`) to refine."""
+        if mask_input is not None and not isinstance(mask_input, (RemoteSliceResult, ServerLogits)):
             raise InputError("mask_input: through the engine service, give the earlier slice result "
                              "(its logits stay on the server)")
         body = {"orientation": _orientation_body(orientation), "slice_index": _index(slice_index),

@@ -40,6 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port, printed)")
     parser.add_argument("--token-file", default=None,
                         help=f"file holding the bearer token (default: the {TOKEN_ENV} environment variable)")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="stop when the process that started this one ends (Slicer's local engine; POSIX)")
     parser.add_argument("--data-root", action="append", default=[], metavar="DIR",
                         help="a folder whose volumes clients may open by path (repeatable; default: none)")
     limits = parser.add_argument_group("limits")
@@ -97,7 +99,7 @@ def run(args) -> int:
     if predictor.notice:
         print(f"note: {predictor.notice}", file=sys.stderr)
     app = build_app(predictor, limits, token, roots, engine_description(predictor, args))
-    serve(app, args.host, args.port)
+    serve(app, args.host, args.port, exit_with_parent=args.exit_with_parent)
     return 0
 
 
@@ -124,12 +126,32 @@ def build_app(predictor, limits, token: str, data_roots, description: dict):
     return create_app(store, token, description)
 
 
-def serve(app, host: str, port: int) -> None:
+def _stop_when_orphaned(server) -> None:
+    """A local engine must not outlive a crashed Slicer: once the parent is gone (the process is
+    re-parented, so getppid() changes), stop serving, and end the process if that stalls."""
+    parent = os.getppid()
+
+    def watch():
+        while not server.should_exit:
+            if os.getppid() != parent:
+                server.should_exit = True
+                time.sleep(5.0)
+                # Still here (the parent took our output pipe, so exit can stall on a flush): nothing
+                # of a session outlives the process anyway.
+                os._exit(0)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="segmote parent watch", daemon=True).start()
+
+
+def serve(app, host: str, port: int, exit_with_parent: bool = False) -> None:
     """Run uvicorn; print `listening on http://H:P` once the socket accepts connections."""
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            timeout_graceful_shutdown=2))
+    if exit_with_parent and os.name == "posix":
+        _stop_when_orphaned(server)
 
     def announce():
         while not server.started:

@@ -42,7 +42,8 @@ class LocalEngine:
         environment = {**os.environ, TOKEN_ENV: self.token, "PYTHONUNBUFFERED": "1"}
         if self.pythonpath:
             environment["PYTHONPATH"] = os.pathsep.join(filter(None, [self.pythonpath, environment.get("PYTHONPATH")]))
-        command = [self.python, "-m", "SegMoTELib.cli", "serve", "--host", "127.0.0.1", "--port", "0", *self.options]
+        command = [self.python, "-m", "SegMoTELib.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+                   "--exit-with-parent", *self.options]
         try:
             self.process = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                             stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace")

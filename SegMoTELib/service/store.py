@@ -50,6 +50,7 @@ class SessionStore:
         else:
             shape = list(request.volume.shape)
             check_volume_shape(shape, request.volume.rgb, self.limits.max_voxels)
+            _check_geometry(request.volume)  # before the client spends time on the upload
         with self._lock:
             if len(self._sessions) >= self.limits.max_sessions:
                 raise Refusal(429, f"sessions: this server already holds its limit of {self.limits.max_sessions} "
@@ -150,3 +151,10 @@ class SessionStore:
     @property
     def count(self) -> int:
         return len(self._sessions)
+
+
+def _check_geometry(spec) -> None:
+    from ..volume import Volume
+
+    Volume(np.zeros((1, 1, 1), dtype=np.uint8), np.asarray(spec.origin_lps), np.asarray(spec.spacing),
+           np.asarray(spec.direction_lps))

@@ -66,3 +66,49 @@ def test_gate_serves_a_waiting_click_before_the_next_propagation_slice():
     for thread in [first, *waiters]:
         thread.join(5)
     assert order == ["slice 1", "click", "prefetch", "slice 2"]
+
+
+class _CachingPredictor:
+    """The part of SegMoTEPredictor that EngineHost manages: a content-keyed LRU of embeddings."""
+
+    def __init__(self):
+        from collections import OrderedDict
+
+        self._cache = OrderedDict()
+        self.cache_size = 100
+        self.device = "cpu"
+
+    @staticmethod
+    def _key(pixels):
+        return str(int(pixels.sum()))
+
+    def set_image(self, image):
+        import torch
+        from types import SimpleNamespace
+
+        key = self._key(image)
+        if key not in self._cache:  # 1 MiB embedding + 1 MiB early features
+            self._cache[key] = SimpleNamespace(embedding=torch.zeros(262144), early=torch.zeros(262144))
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+
+def test_embedding_cache_is_capped_in_bytes_across_sessions_and_a_closed_sessions_part_dropped():
+    pytest.importorskip("torch")
+    from SegMoTELib.service.host import EngineHost
+
+    host = EngineHost(_CachingPredictor(), cache_bytes=7 * 1024 * 1024)  # room for 3 entries of 2 MiB
+    first, second = set(), set()
+    slices = [np.full((4, 4), value, np.uint8) for value in range(1, 6)]
+    for image in slices[:3]:
+        host.session_predictor(first).prefetch(image)
+    for image in slices[2:]:
+        host.session_predictor(second).prefetch(image)
+    cache = host.predictor._cache
+    assert list(cache) == ["48", "64", "80"] and host.cached_bytes == 3 * 2 * 1024 * 1024  # LRU across sessions
+    assert first == {"16", "32", "48"} and second == {"48", "64", "80"}
+    host.forget(first, still_used=second)  # slice 3 is still the second session's
+    assert list(cache) == ["48", "64", "80"]
+    host.forget(second, still_used=set())
+    assert not cache

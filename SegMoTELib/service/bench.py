@@ -2,7 +2,8 @@
 
 Both sides have the same model settings (the speed options of the device, as Slicer uses them),
 the same CT-like tube volume and the same prompts; calls are timed in turns. Click and box: a
-prompt on a slice whose embedding is cached, up to the labelmap in the volume. Propagation: from
+prompt on a slice whose embedding is cached, up to the labelmap in the volume (each side in
+blocks of calls, never directly after the other's: see `_timed_in_blocks`). Propagation: from
 a box on the middle slice through the volume, embeddings included (each repeat shifts the voxel
 values by 1 HU so that no side finds a cached slice). Then the emulated Slicer GUI thread
 (`gil_emulation`): a click from a worker thread, in-process vs the service client.
@@ -77,8 +78,29 @@ def _row(measurement: str, timings: dict, detail: str = "") -> dict:
             "detail": detail}
 
 
+def _timed_in_blocks(calls: dict, repeats: int, sync, rounds: int = 2, pause_s: float = 0.5) -> dict:
+    """Each side timed in blocks of calls, the blocks alternating (A, B, A, B), with a pause before
+    each: calls of the two processes never follow each other directly, because a CPU's torch threads
+    keep spinning for a while after their work and would slow the other process's next call."""
+    from ..benchmarks.timing import Timing
+
+    seconds = {name: [] for name in calls}
+    per_round = [repeats // rounds + (1 if index < repeats % rounds else 0) for index in range(rounds)]
+    for count in per_round:
+        for name, call in calls.items():
+            time.sleep(pause_s)
+            call()  # warm-up
+            for _ in range(count):
+                sync()
+                started = time.perf_counter()
+                call()
+                sync()
+                seconds[name].append(time.perf_counter() - started)
+    return {name: Timing(values) for name, values in seconds.items()}
+
+
 def _prompt_rows(segmenter, remote, tube, click, repeats: int, log) -> list[dict]:
-    from ..benchmarks.timing import measure_interleaved, synchronizer
+    from ..benchmarks.timing import synchronizer
 
     sync = synchronizer(segmenter.predictor.device)
     rows = []
@@ -89,10 +111,10 @@ def _prompt_rows(segmenter, remote, tube, click, repeats: int, log) -> list[dict
         local = segmenter.segment_slice("axial", **prompt)
         served = remote.segment_slice("axial", **prompt)
         same = bool(np.array_equal(local.labelmap, served.labelmap))
-        timings = measure_interleaved({
+        timings = _timed_in_blocks({
             IN_PROCESS: lambda prompt=prompt: segmenter.segment_slice("axial", **prompt).labelmap,
             SERVER: lambda prompt=prompt: remote.segment_slice("axial", **prompt).labelmap,
-        }, repeats, sync=sync)
+        }, repeats, sync)
         rows.append(_row(f"{name} → labelmap, embedding cached", timings,
                          f"masks equal: {same}; {local.area} pixels"))
     return rows
@@ -113,12 +135,14 @@ def _propagation_row(predictor, engine, tube, mapping, repeats: int, log) -> dic
         segmenter = VolumeSegmenter(predictor, shifted, mapping)
         seed = segmenter.segment_slice("axial", box_ras=tube.seed_box_ras)
         sync()
+        time.sleep(0.5)
         started = time.perf_counter()
         local = segmenter.propagate(seed)
         sync()
         seconds[IN_PROCESS].append(time.perf_counter() - started)
         with client.open_volume(shifted, mapping) as remote:
             remote_seed = remote.segment_slice("axial", box_ras=tube.seed_box_ras)
+            time.sleep(0.5)
             started = time.perf_counter()
             served = remote.propagate(remote_seed)
             seconds[SERVER].append(time.perf_counter() - started)
@@ -145,6 +169,7 @@ def _gil_rows(segmenter, remote, click, repeats: int, log) -> list[dict]:
         seconds = {name: [] for name in calls}
         for _ in range(repeats):
             for name, call in calls.items():
+                time.sleep(0.5)  # the other process's torch threads stop spinning
                 seconds[name].append(gil_emulation.timed_in_worker(call, held))
         rows.append(_row(f"worker-thread click, {label}", {n: Timing(v) for n, v in seconds.items()}))
     return rows

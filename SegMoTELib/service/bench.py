@@ -63,6 +63,7 @@ def run_service_benchmark(device: str = "auto", quick: bool = False, repeats: in
             result["rows"] += _prompt_rows(segmenter, remote, tube, click, repeats, log, worker)
             result["rows"].append(_propagation_row(predictor, engine, tube, BENCH_MAPPING, volume_repeats, log,
                                                    worker))
+        result["rows"].append(_click_during_propagation_row(engine, tube, BENCH_MAPPING, remote, click, log))
         result["rows"] += _gil_rows(segmenter, remote, click, max(3, repeats // 4), log)
         remote.close()
         client.close()
@@ -161,6 +162,45 @@ def _propagation_row(predictor, engine, tube, mapping, repeats: int, log, worker
                 f"Dice server vs in-process: min {min(agreement):.4f}; {int(local.sum())} voxels")
 
 
+def _click_during_propagation_row(engine, tube, mapping, remote, click, log) -> dict:
+    """Clicks of one client (its slice embedded) while another client's propagation runs: each
+    waits at most for the slice being propagated (the device gate serves clicks first)."""
+    import threading
+
+    from ..benchmarks.timing import Timing
+
+    log("clicks while another session propagates ...")
+    idle = [_seconds(lambda: remote.segment_slice("axial", points_ras=click, labels=[1])) for _ in range(3)]
+    busy: list[float] = []
+    running = threading.Event()
+
+    def propagate():
+        client = engine.client()
+        shifted = tube.volume.with_array(tube.volume.array + np.int16(100), modality="CT")
+        with client.open_volume(shifted, mapping) as other:
+            seed = other.segment_slice("axial", box_ras=tube.seed_box_ras)
+            running.set()
+            other.propagate(seed)
+        client.close()
+
+    thread = threading.Thread(target=propagate, name="other client")
+    thread.start()
+    running.wait(600)
+    while thread.is_alive():
+        busy.append(_seconds(lambda: remote.segment_slice("axial", points_ras=click, labels=[1])))
+        time.sleep(0.05)
+    thread.join()
+    return _row("click through the server while another session propagates",
+                {"idle server": Timing(idle), "during the propagation": Timing(busy or idle)},
+                f"{len(busy)} clicks during the other session's propagation")
+
+
+def _seconds(call) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
 def _gil_rows(segmenter, remote, click, repeats: int, log) -> list[dict]:
     from ..benchmarks.timing import Timing
     from . import gil_emulation
@@ -195,9 +235,11 @@ def format_markdown(result: dict) -> str:
              "| measurement | in-process, median (q1–q3) | through the server | server − in-process |",
              "|---|---|---|---|"]
     for row in result["rows"]:
-        local, served = row["results"][IN_PROCESS], row["results"][SERVER]
+        (first, local), (second, served) = row["results"].items()
+        named = (first, second) != (IN_PROCESS, SERVER)  # a row comparing something else says what
         extra = served["median_s"] - local["median_s"]
-        lines.append(f"| {row['measurement']} | {_ms(local)} | {_ms(served)} | {extra * 1000:+.1f} ms "
+        lines.append(f"| {row['measurement']} | {first + ': ' if named else ''}{_ms(local)} | "
+                     f"{second + ': ' if named else ''}{_ms(served)} | {extra * 1000:+.1f} ms "
                      f"({100 * extra / local['median_s']:+.0f} %) |")
     lines += [""] + [f"- {row['measurement']}: {row['detail']}" for row in result["rows"] if row.get("detail")]
     lines += [f"- error: {error}" for error in result.get("errors", [])]

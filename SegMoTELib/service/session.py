@@ -154,10 +154,13 @@ class Session:
         rules = request.rules
 
         def work(progress):
-            return segmenter.propagate(seed, slice_range=request.slice_range, use_logits=rules.use_logits,
-                                       min_score=rules.min_score, min_area_ratio=rules.min_area_ratio,
-                                       progress=progress, box_margin=rules.box_margin,
-                                       max_intensity_shift=rules.max_intensity_shift)
+            try:
+                return segmenter.propagate(seed, slice_range=request.slice_range, use_logits=rules.use_logits,
+                                           min_score=rules.min_score, min_area_ratio=rules.min_area_ratio,
+                                           progress=progress, box_margin=rules.box_margin,
+                                           max_intensity_shift=rules.max_intensity_shift)
+            finally:  # the seed's full-volume labelmap (cached on first use) must not stay with the kept result
+                seed.__dict__.pop("labelmap", None)
 
         if request.slice_range is not None:  # a bad range fails now, not in the job
             segmenter._checked_range(seed.ref, request.slice_range)  # noqa: SLF001

@@ -112,3 +112,25 @@ def test_embedding_cache_is_capped_in_bytes_across_sessions_and_a_closed_session
     assert list(cache) == ["48", "64", "80"]
     host.forget(second, still_used=set())
     assert not cache
+
+
+def test_serve_takes_its_token_from_the_environment_or_a_file_never_the_command_line(tmp_path, monkeypatch):
+    from SegMoTELib.cli import build_parser
+    from SegMoTELib.commands.serve import read_token
+
+    monkeypatch.delenv("SEGMOTE_TOKEN", raising=False)
+    with pytest.raises(InputError, match="set the SEGMOTE_TOKEN environment variable or give --token-file"):
+        read_token(None)
+    monkeypatch.setenv("SEGMOTE_TOKEN", "short")
+    with pytest.raises(InputError, match="at least 16 characters"):
+        read_token(None)
+    monkeypatch.setenv("SEGMOTE_TOKEN", "a-long-enough-token-from-the-env")
+    assert read_token(None) == "a-long-enough-token-from-the-env"
+    token_file = tmp_path / "token"
+    token_file.write_text("a-long-enough-token-from-a-file\n")
+    token_file.chmod(0o600)
+    assert read_token(str(token_file)) == "a-long-enough-token-from-a-file"
+    with pytest.raises(InputError, match="--token-file: cannot read"):
+        read_token(str(tmp_path / "missing"))
+    with pytest.raises(SystemExit):  # there is no option that takes the token itself
+        build_parser().parse_args(["serve", "--token", "a-long-enough-token-on-the-command-line"])

@@ -36,6 +36,8 @@ def _positive_number(text: str) -> float:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    # No abbreviations: "--token SECRET" must be refused, not read as "--token-file SECRET".
+    parser.allow_abbrev = False
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port, printed)")
     parser.add_argument("--token-file", default=None,

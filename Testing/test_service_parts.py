@@ -134,3 +134,18 @@ def test_serve_takes_its_token_from_the_environment_or_a_file_never_the_command_
         read_token(str(tmp_path / "missing"))
     with pytest.raises(SystemExit):  # there is no option that takes the token itself
         build_parser().parse_args(["serve", "--token", "a-long-enough-token-on-the-command-line"])
+
+
+def test_serve_refuses_a_taken_port_before_loading_the_model(monkeypatch, capsys):
+    import socket
+
+    from SegMoTELib.cli import main
+
+    monkeypatch.setenv("SEGMOTE_TOKEN", "a-long-enough-token-from-the-env")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--device", "cpu"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"segmote serve: error: --host/--port: cannot listen on 127.0.0.1:{port}"), error

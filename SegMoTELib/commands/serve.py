@@ -97,12 +97,29 @@ def run(args) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"segmote serve: note: listening on {args.host} without TLS; put a TLS reverse proxy in front "
               f"(docs/SERVICE.md) before exposing it to a network", file=sys.stderr)
+    _check_address(args.host, args.port)  # before the model loads: a taken port fails at once
     predictor = predictor_from_args(args, cache_size=64)
     if predictor.notice:
         print(f"note: {predictor.notice}", file=sys.stderr)
     app = build_app(predictor, limits, token, roots, engine_description(predictor, args))
     serve(app, args.host, args.port, exit_with_parent=args.exit_with_parent)
     return 0
+
+
+def _check_address(host: str, port: int) -> None:
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise InputError(f"--host: {host!r} is not an address of this machine") from None
+    family, kind, protocol, _name, address = infos[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise InputError(f"--host/--port: cannot listen on {host}:{port} ({error.strerror})") from None
 
 
 def engine_description(predictor, args) -> dict:

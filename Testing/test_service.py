@@ -213,6 +213,30 @@ def test_session_cap_is_a_clear_429(server, client):
             remote.close()
 
 
+def test_propagation_progress_and_cancel(server, client):
+    from SegMoTELib.io import read_volume
+
+    volume = read_volume(shared_path("volumes", "pyradiomics_testcases", "data") / "breast1_image.nrrd")
+    corners = [[102.6, 5.64, 28.35], [97.29, -1.66, 28.35]]  # the tumour on its middle slice
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def cancel_at_once(done, total):
+        seen.append((done, total))
+        raise Stop
+
+    with client.open_volume(volume) as remote:
+        seed = remote.segment_slice(box_ras=corners)
+        assert seed.area > 0
+        for _ in range(2):  # the server cancelled the first job: the session takes a new one at once
+            with pytest.raises(Stop):
+                remote.propagate(seed, progress=cancel_at_once)
+    assert seen[0][1] == 21 and 1 <= seen[0][0] <= 21  # the slices of the range (the whole axial extent)
+
+
 # --- idle sessions and a dying server ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def short_lived_server():

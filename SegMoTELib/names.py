@@ -19,11 +19,12 @@ MAX_NAME_LENGTH = 200
 _FORBIDDEN_CATEGORIES = ("Cc", "Cs", "Zl", "Zp")
 
 
-def validate_segment_name(name, argument: str = "segment name") -> str:
+def validate_segment_name(name, argument: str = "segment name", ascii_only: bool = False) -> str:
     """`name` if it is a usable segment name, else an `InputError` naming `argument` and the fault.
 
     Usable: a non-blank string of at most MAX_NAME_LENGTH characters with no control characters or
-    line separators. Spaces, punctuation and any script are fine (Slicer allows them)."""
+    line separators. Spaces, punctuation and any script are fine (Slicer allows them), except with
+    `ascii_only`: the `.seg.nrrd` writer (pynrrd) stores ASCII header lines only."""
     if not isinstance(name, str):
         raise InputError(f"{argument}: expected a text, got {type(name).__name__}")
     if not name.strip():
@@ -34,4 +35,7 @@ def validate_segment_name(name, argument: str = "segment name") -> str:
         if unicodedata.category(character) in _FORBIDDEN_CATEGORIES:
             raise InputError(f"{argument}: {name!r} contains the control character {character!r} at position "
                              f"{position}; segment names must be printable text on one line")
+    if ascii_only and not name.isascii():
+        raise InputError(f"{argument}: {name!r} has non-ASCII characters, which a .seg.nrrd header cannot hold "
+                         f"here; use ASCII letters, or write a plain labelmap (.nii.gz) instead")
     return name

@@ -32,6 +32,12 @@ def verify_checkpoint(path: str | Path, expected_sha256: str | None, what: str, 
     return path
 
 
+# What torch's weights-only unpickler says when a pickle names code (a class, a function) rather
+# than when its bytes are garbage ("Unsupported operand"): torch/_weights_only_unpickler.py.
+_FOREIGN_OBJECT_SIGNS = ("Unsupported global", "unsupported GLOBAL", "Trying to call reduce", "Can only create new object",
+                         "Can only build Tensor", "Unsupported class")
+
+
 def load_weights_file(path: str | Path, what: str, expected: str, argument: str = "checkpoint"):
     """`torch.load(weights_only=True)` of `path`; any failure is one line naming the file, saying
     it is not a valid `what` file and what was `expected`.
@@ -45,7 +51,7 @@ def load_weights_file(path: str | Path, what: str, expected: str, argument: str 
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types for corrupt or unsafe files
         text = str(error)
-        if "Weights only load failed" in text or "Unsupported global" in text or "Unsupported operand" in text:
+        if any(sign in text for sign in _FOREIGN_OBJECT_SIGNS):
             reason = "it holds Python objects besides weights, which are never loaded because they could run code"
         elif isinstance(error, MemoryError):
             reason = "not enough memory to read it"

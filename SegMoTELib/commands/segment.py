@@ -117,6 +117,7 @@ def _prepare(args) -> _Job:
     validate_segment_name(args.name, "--name")
     check_model_arguments(args)
     output = writable_target(args.output, "--output")
+    validate_segment_name(args.name, "--name", ascii_only=extension_of(output) == ".seg.nrrd")
     refuse_overwriting_input(output, [args.input], "--output")
     volume = read_volume(args.input)
     single_slice = volume.array.shape[0] == 1

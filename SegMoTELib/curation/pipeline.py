@@ -84,19 +84,27 @@ def _curate(units, target, out_dir: Path, class_by, workers, seed, config, progr
     chosen = set(selected)
     for index, record in enumerate(records):
         record["selected"] = index in chosen
-    write_csv(out_dir / "manifest.csv", MANIFEST_COLUMNS, records)
-    write_csv(out_dir / "rejects.csv", REJECT_COLUMNS, reject_rows(records, config))
-    write_csv(out_dir / "errors.csv", ERROR_COLUMNS, errors)
-    write_text_atomic(out_dir / "config.json", _json(config.to_dict()))
 
     export_started = time.perf_counter()
     notes = notes + journal.problems
-    if export:
-        _export(out_dir / "training_set", [records[i] for i in selected], modality, workers)
-    elif _remove_training_set(out_dir / "training_set"):
-        notes.append(f"removed {out_dir / 'training_set'} of an earlier run: it did not match this run's "
-                     f"manifest (--no-export)")
+    training_set = out_dir / "training_set"
+    # The new training set is written beside the earlier one and swapped in after the tables: a
+    # failure (a full disk) leaves the earlier manifest and training set as they were, in agreement.
+    partial = _export(training_set, [records[i] for i in selected], modality, workers) if export else None
     export_seconds = time.perf_counter() - export_started
+    try:
+        write_csv(out_dir / "manifest.csv", MANIFEST_COLUMNS, records)
+        write_csv(out_dir / "rejects.csv", REJECT_COLUMNS, reject_rows(records, config))
+        write_csv(out_dir / "errors.csv", ERROR_COLUMNS, errors)
+        write_text_atomic(out_dir / "config.json", _json(config.to_dict()))
+    except BaseException:
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if partial is not None:
+        _swap_in(partial, training_set)
+    elif _remove_training_set(training_set):
+        notes.append(f"removed {training_set} of an earlier run: it did not match this run's manifest (--no-export)")
 
     summary = summarise(records, selected, int(target), class_by, errors)
     fresh_slices = sum(result["slices"] for result in fresh.values())
@@ -189,16 +197,17 @@ def _worker_ignores_sigint() -> None:
 
 def _remove_training_set(folder: Path) -> bool:
     """Remove an earlier run's training set (and its leftovers); True if there was one."""
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    for leftover in (".partial", ".earlier"):
+        shutil.rmtree(folder.with_name(folder.name + leftover), ignore_errors=True)
     if not folder.exists():
         return False
     shutil.rmtree(folder)
     return True
 
 
-def _export(folder: Path, records: list[dict], modality: str, workers: int) -> None:
-    """Training set of the selected records, written in parallel into a .partial folder first."""
+def _export(folder: Path, records: list[dict], modality: str, workers: int) -> Path:
+    """Training set of the selected records, written in parallel into `<folder>.partial`, which is
+    returned (`_swap_in` puts it in place)."""
     partial = folder.with_name(folder.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
@@ -207,9 +216,16 @@ def _export(folder: Path, records: list[dict], modality: str, workers: int) -> N
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)  # a failed export (disk full) leaves nothing half written
         raise
+    return partial
+
+
+def _swap_in(partial: Path, folder: Path) -> None:
+    earlier = folder.with_name(folder.name + ".earlier")
+    shutil.rmtree(earlier, ignore_errors=True)
     if folder.exists():
-        shutil.rmtree(folder)
+        os.replace(folder, earlier)
     os.replace(partial, folder)
+    shutil.rmtree(earlier, ignore_errors=True)
 
 
 def _export_into(partial: Path, records: list[dict], modality: str, workers: int) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import DataError, InputError
+from ..errors import DataError, InputError, SegMoTEError
 from .outputs import check_free_space, describe_os_error, probe_writable
 
 TEMP_PREFIX = ".segmote-tmp-"
@@ -93,6 +93,14 @@ def atomic_outputs(paths, argument: str = "output") -> Iterator[list[Path]]:
                 if not file.is_file():
                     raise DataError(f"{argument}: the writer produced no file for {target}")
             _publish_together(staged, targets, stagings)
+        except SegMoTEError as error:  # a writer's message names the temporary file: name the target
+            message = str(error)
+            for file, target in zip(staged, targets):
+                message = message.replace(str(file.parent), str(target.parent))
+            if message == str(error):
+                raise
+            prefix = "" if message.startswith(f"{argument}:") else f"{argument}: "
+            raise type(error)(prefix + message) from error
         except OSError as error:
             raise DataError(f"{argument}: writing {', '.join(map(str, targets))} failed: "
                             f"{describe_os_error(error)}") from error

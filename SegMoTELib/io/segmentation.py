@@ -106,6 +106,8 @@ def _checked_label_voxels(array: np.ndarray, segments: list[SegmentInfo]) -> np.
 
 
 def _write_seg_nrrd(target: Path, labelmap: Volume, segments: list[SegmentInfo]) -> None:
+    for segment in segments:  # pynrrd writes ASCII header lines only: a UnicodeEncodeError otherwise
+        validate_segment_name(segment.name, "segment name", ascii_only=True)
     slicerio = _slicerio()
     segmentation = {
         # slicerio (pynrrd, Fortran order) indexes voxels [i, j, k]; ours are [k, j, i].

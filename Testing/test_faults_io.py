@@ -249,3 +249,32 @@ def test_a_lock_file_of_a_dead_process_is_taken_over(tmp_path):
         assert f"pid {int(dead.stdout)}" in lock.took_over
         assert f'"pid": {os.getpid()}' in (tmp_path / ".segmote.lock").read_text()
     assert not (tmp_path / ".segmote.lock").exists()
+
+
+_FORKING_HOLDER = textwrap.dedent("""
+    import os, sys, time
+    from SegMoTELib.io import FolderLock
+    lock = FolderLock(sys.argv[1], "forking holder").acquire()
+    if os.fork() == 0:          # a worker inherits the lock and outlives its parent
+        time.sleep(60)
+        os._exit(0)
+    print("held", flush=True)
+    os._exit(0)                 # the run ends without releasing
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_lock_kept_by_the_workers_of_an_ended_run_is_explained(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", _FORKING_HOLDER, str(tmp_path)], stdout=subprocess.PIPE,
+                              text=True, cwd=REPO, start_new_session=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        holder.wait(timeout=30)
+        with pytest.raises(InputError, match=f"still held by processes started by a run that has ended "
+                                             f"\\(pid {holder.pid}, forking holder"):
+            FolderLock(tmp_path).acquire()
+    finally:
+        try:
+            os.killpg(holder.pid, 9)  # the lingering worker
+        except ProcessLookupError:
+            pass

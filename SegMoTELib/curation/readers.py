@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import DataError, InputError
 from ..intensity import IntensityMapping, normalise_modality, to_uint8
+from ..io.integrity import check_image_file
 from ..io.sitk_convert import short_message
 from .records import present_values
 from .sources import Study
@@ -127,6 +128,7 @@ def _read_volume(path: str, what: str) -> np.ndarray:
 
     if not Path(path).is_file():
         raise DataError(f"{what} {path}: no such file")
+    check_image_file(path)  # a truncated study would be zero-filled and counted as good
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:

@@ -12,7 +12,7 @@ import sys
 
 from .errors import SegMoTEError
 
-COMMANDS = ("info", "segment", "demo", "curate", "train", "evaluate", "bench")
+COMMANDS = ("info", "segment", "batch", "demo", "curate", "train", "evaluate", "bench")
 
 
 def _available_commands():

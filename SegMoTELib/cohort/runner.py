@@ -35,18 +35,19 @@ def prepare_out_dir(out_dir) -> Path:
 
 
 def make_cohort_engine(model: ModelSpec, engine: str = "local", address: str | None = None,
-                       workers: int | None = None, num_cpus: int | None = None):
+                       workers: int | None = None, num_cpus: int | None = None, cpus_per_worker: int | None = None):
     if engine == "local":
-        if address or num_cpus or (workers not in (None, 1)):
-            raise InputError("--address/--num-cpus/--workers: only with --engine ray (the local engine runs one "
-                             "predictor in this process)")
+        if address or num_cpus or cpus_per_worker or (workers not in (None, 1)):
+            raise InputError("--address/--num-cpus/--workers/--cpus-per-worker: only with --engine ray (the local "
+                             "engine runs one predictor in this process)")
         from .local import LocalCohortEngine
 
         return LocalCohortEngine(model)
     if engine == "ray":
         from .ray_actors import RayCohortEngine
 
-        return RayCohortEngine(model, address=address, workers=workers, num_cpus=num_cpus)
+        return RayCohortEngine(model, address=address, workers=workers, num_cpus=num_cpus,
+                               cpus_per_worker=cpus_per_worker or 1)
     raise InputError(f"--engine: expected local or ray, got {engine!r}")
 
 

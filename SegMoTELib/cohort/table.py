@@ -56,7 +56,7 @@ def read_cohort(path) -> list[CohortRow]:
         with table.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = [column.strip() for column in (reader.fieldnames or [])]
-            entries = [{(key or "").strip(): (value or "").strip() if isinstance(value, str) else value
+            entries = [{key.strip() if key else None: value.strip() if isinstance(value, str) else value
                         for key, value in entry.items()} for entry in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"cohort {table}: cannot read it as a CSV ({error})") from None
@@ -66,6 +66,9 @@ def read_cohort(path) -> list[CohortRow]:
                          f"(optional study), found {','.join(columns) or 'no header'}")
     rows, writers = [], {}
     for line, entry in enumerate(entries, start=2):
+        if entry.get(None):  # csv's place for fields beyond the header
+            raise InputError(f"cohort {table}, line {line}: more fields than columns; quote the prompt "
+                             f"(\"ras-box:x0,y0,z0,x1,y1,z1\"): its commas otherwise separate fields")
         if not any(entry.get(column) for column in REQUIRED_COLUMNS):
             continue  # a blank line
         image = entry.get("image") or ""

@@ -35,6 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "default: start a local Ray for this run")
     engine.add_argument("--workers", type=_whole_number, default=None,
                         help="with --engine ray: actors (default: one per GPU, else one per CPU of Ray)")
+    engine.add_argument("--cpus-per-worker", type=_whole_number, default=None,
+                        help="with --engine ray: CPUs (and torch threads) of each CPU actor (default 1)")
     engine.add_argument("--num-cpus", type=_whole_number, default=None,
                         help="with --engine ray and no --address: CPUs of the local Ray (default 2)")
     parser.add_argument("--modality", default=None,
@@ -58,7 +60,8 @@ def run(args) -> int:
         raise InputError("--num-cpus: a joined cluster (--address) brings its own CPUs; give one or the other")
     model = ModelSpec(backbone=args.backbone, checkpoint=args.checkpoint, adapter=args.adapter, device=args.device,
                       fast=args.fast, modality=args.modality)
-    with make_cohort_engine(model, args.engine, args.address, args.workers, args.num_cpus) as engine:
+    with make_cohort_engine(model, args.engine, args.address, args.workers, args.num_cpus,
+                            args.cpus_per_worker) as engine:
         summary = run_cohort(rows, args.out, engine, progress=not args.quiet)
     if summary["notice"]:
         print(f"note: {summary['notice']}", file=sys.stderr)

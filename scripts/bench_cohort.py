@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 
 
-def _make_cohort(folder: Path, studies: int) -> tuple[Path, int]:
+def _make_cohort(folder: Path, studies: int, shape=None) -> tuple[Path, int]:
     from SegMoTELib.io import write_volume
     from SegMoTELib.phantom import make_phantom
 
     rows, slices = [], 0
     for seed in range(studies):
-        phantom = make_phantom(seed=seed)
+        phantom = make_phantom(seed=seed, **({"shape": tuple(shape)} if shape else {}))
         image = folder / f"phantom_{seed:03d}.nii.gz"
         write_volume(phantom.image, image)
         present = np.argwhere(phantom.mask("liver"))
@@ -65,6 +65,8 @@ def main(argv=None) -> int:
     parser.add_argument("--adapter", default="default")
     parser.add_argument("--address", default=None, help="join this Ray cluster instead of starting a local one")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    parser.add_argument("--shape", nargs=3, type=int, default=None, metavar=("K", "J", "I"),
+                        help="phantom voxels (default: the phantom's 56 x 176 x 208); small for a CPU smoke run")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
     runs, reference = [], None
     with tempfile.TemporaryDirectory(prefix="segmote-bench-cohort-") as scratch:
         started = time.perf_counter()
-        table, slices = _make_cohort(Path(scratch), args.studies)
+        table, slices = _make_cohort(Path(scratch), args.studies, args.shape)
         build_seconds = time.perf_counter() - started
         rows = read_cohort(table)
         with RaySession(address=args.address, num_cpus=args.num_cpus or os.cpu_count()) as session:

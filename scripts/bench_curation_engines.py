@@ -55,6 +55,7 @@ def main(argv=None) -> int:
                         startup = time.perf_counter() - started
                         row = _run(args.sources, out, engine, args.target)
                     row["ray_start_seconds"] = round(startup, 2)
+                row["load_average_1min"] = round(os.getloadavg()[0], 1)
                 manifest = (out / "manifest.csv").read_bytes()
                 reference = reference or manifest
                 row["manifest_identical"] = manifest == reference

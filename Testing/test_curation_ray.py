@@ -1,16 +1,20 @@
 """Curation on a real local Ray (2 CPUs) against the local engine: byte-identical outputs, a killed
-worker retried with the same result, a resumed journal, and a clear message without Ray."""
+worker retried with the same result, a killed driver resumed, and a clear message without Ray."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import shared_path
+from conftest import REPO, shared_path
 
 from SegMoTELib.cli import main as segmote
 from SegMoTELib.curation import run_curation
@@ -18,7 +22,8 @@ from SegMoTELib.curation.engine import LocalEngine
 from SegMoTELib.curation.ray_engine import RayEngine
 
 PAIRS_PER_SET = 12
-SETS = ("jsrt_scr_chest_xray", "ham10000_skin_lesion")  # multi-label grey X-ray, RGB dermoscopy
+SETS = ("jsrt_scr_chest_xray", "ham10000_skin_lesion", "aisd_stroke_ncct", "drive_fundus_vessels")
+# multi-label grey X-ray, RGB dermoscopy, CT, RGB fundus: with the npz study, 5 work units
 RUN = {"class_by": ("dataset", "label"), "seed": 3, "progress": False}
 TARGET = 20
 # Outputs that must be byte-identical; the report's summary.json/report.md hold timings, the journal
@@ -28,7 +33,7 @@ VOLATILE = {"report/summary.json", "report/report.md", "work/journal.jsonl"}
 
 @pytest.fixture(scope="module")
 def subset(tmp_path_factory) -> list[Path]:
-    """Two 12-pair slices of train_pool (linked, with their manifests and labels) and one npz CT study."""
+    """Four 12-pair slices of train_pool (linked, with their manifests and labels) and one npz CT study."""
     root = tmp_path_factory.mktemp("subset")
     for name in SETS:
         real = shared_path("train_pool", name)
@@ -75,7 +80,7 @@ def local_run(subset, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("local")
     summary = run_curation(subset, TARGET, out, workers=2, engine=LocalEngine(2), **RUN)
     assert summary["timing"]["engine"] == "local"
-    assert summary["selected"] == TARGET and 30 <= summary["records"] <= 100  # a few dozen slices
+    assert summary["selected"] == TARGET and 30 <= summary["records"] <= 120  # a few dozen slices
     return out, summary
 
 
@@ -83,7 +88,7 @@ def test_ray_curation_equals_the_local_engine_byte_for_byte(subset, local_run, l
     code = segmote(["curate", *map(str, subset), "--target", str(TARGET), "--out", str(tmp_path), "--class-by",
                     "dataset,label", "--seed", "3", "--engine", "ray", "--quiet"])
     assert code == 0
-    assert "ray engine, 2 workers, 0 of 3 units resumed" in capsys.readouterr().out
+    assert "ray engine, 2 workers, 0 of 5 units resumed" in capsys.readouterr().out
     _assert_same_outputs(tmp_path, local_run[0])
 
 
@@ -123,7 +128,29 @@ def test_ray_resumes_from_the_journal_without_recomputing_finished_units(subset,
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "journal.jsonl").write_bytes(b"".join(journal[:2]) + journal[2][:40])  # torn last line
     summary = run_curation(subset, TARGET, tmp_path, engine=RayEngine(), **RUN)
-    assert summary["timing"]["units_resumed"] == 2 and summary["timing"]["units"] == 3
+    assert summary["timing"]["units_resumed"] == 2 and summary["timing"]["units"] == 5
+    _assert_same_outputs(tmp_path, local_run[0])
+
+
+def test_a_killed_driver_resumes_on_ray_without_recomputing_finished_units(subset, local_run, local_ray, tmp_path):
+    """`segmote curate --engine ray` killed (with its own local Ray) once a unit is journalled, then rerun."""
+    command = [sys.executable, "-m", "SegMoTELib.cli", "curate", *map(str, subset), "--target", str(TARGET),
+               "--out", str(tmp_path), "--class-by", "dataset,label", "--seed", "3", "--engine", "ray",
+               "--num-cpus", "1", "--quiet"]
+    process = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    journal = tmp_path / "work" / "journal.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if journal.is_file() and journal.read_bytes().count(b"\n") >= 1:
+            break
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # the driver and the Ray it started
+    process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGKILL and not (tmp_path / "manifest.csv").exists()
+    journalled = journal.read_bytes().count(b"\n")
+    summary = run_curation(subset, TARGET, tmp_path, engine=RayEngine(), **RUN)
+    assert 1 <= summary["timing"]["units_resumed"] == journalled < summary["timing"]["units"]
     _assert_same_outputs(tmp_path, local_run[0])
 
 

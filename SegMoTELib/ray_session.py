@@ -12,6 +12,7 @@ Ray is optional (`pip install segmote[ray]`) and imported only here, when an eng
 from __future__ import annotations
 
 import logging
+import socket
 
 from .errors import InputError
 
@@ -45,6 +46,7 @@ class RaySession:
         if ray.is_initialized():
             return self
         if self.address:
+            _check_reachable(self.address)
             try:
                 ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=True)
             except (ConnectionError, RuntimeError, ValueError) as error:
@@ -70,3 +72,17 @@ class RaySession:
             self.ray.shutdown()
             self.started_here = False
         return False
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds on a cluster that does not answer (ray.init would retry for minutes)."""
+    where = address.split("://", 1)[-1]
+    host, _, port = where.rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return  # "auto" or a form Ray resolves itself
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as error:
+        raise InputError(f"--address: no Ray cluster answers at {address} ({error.strerror or error}); start one "
+                         f"with `ray start --head` there, or leave --address out for a local Ray") from None

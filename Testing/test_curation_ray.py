@@ -162,3 +162,12 @@ def test_engine_ray_without_ray_installed_says_how_to_install(subset, tmp_path, 
     assert len(error) == 1 and "pip install segmote[ray]" in error[0], error
     assert segmote(["curate", str(subset[0]), "--target", "5", "--out", str(tmp_path / "o"), "--num-cpus", "2"]) == 2
     assert "only with --engine ray" in capsys.readouterr().err
+
+
+def test_an_address_where_no_cluster_answers_fails_in_seconds():
+    from SegMoTELib.errors import InputError
+    from SegMoTELib.ray_session import _check_reachable
+
+    with pytest.raises(InputError, match="no Ray cluster answers at 127.0.0.1:1"):
+        _check_reachable("127.0.0.1:1")  # loopback, a port nothing listens on: refused at once
+    _check_reachable("auto")  # left to Ray

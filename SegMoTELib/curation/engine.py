@@ -43,8 +43,9 @@ class LocalEngine:
 
 
 def pool_context():
-    # fork is fastest but unsafe once torch (threads) is loaded, e.g. inside Slicer or the trainer.
-    if sys.platform.startswith("linux") and "torch" not in sys.modules:
+    # fork is fastest but unsafe once torch or Ray (threads, gRPC) is loaded: inside Slicer, the
+    # trainer, or a driver that ran its measuring on Ray and now exports.
+    if sys.platform.startswith("linux") and "torch" not in sys.modules and "ray" not in sys.modules:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
 

@@ -14,7 +14,7 @@ import sys
 from .errors import SegMoTEError, one_line
 from .io.outputs import describe_os_error
 
-COMMANDS = ("info", "segment", "demo", "curate", "train", "evaluate", "bench")
+COMMANDS = ("info", "segment", "batch", "demo", "curate", "train", "evaluate", "bench")
 
 
 def _available_commands():

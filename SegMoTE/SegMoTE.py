@@ -28,6 +28,7 @@ from SegMoTEGlue.mrmlconvert import (
     writeLabelmapToSegment,
 )
 from SegMoTELib import geometry
+from SegMoTEGlue.segmentnames import checkedSegmentName
 from SegMoTEGlue.settings import DEVICES, EngineSettings, loadSettings, saveSettings
 from SegMoTEGlue.worker import BATCH
 from SegMoTELib.intensity import IntensityMapping
@@ -209,6 +210,7 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
     def _segment(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, compute,
                  segmentationNode: slicer.vtkMRMLSegmentationNode | None = None, segmentName: str = "SegMoTE",
                  modality: str = "auto", progress=None) -> str:
+        segmentName = checkedSegmentName(segmentName)  # before any work: nothing computed for a bad name
         volume = volumeFromNode(volumeNode, modality)
         mapping = IntensityMapping(modality=modality)
         session = engineSession()

@@ -161,6 +161,18 @@ def test_prompts_are_kept_per_segment_and_slice():
         assert book.promptsFor(prompts.SliceKey("seg1", "liver", "Red", 2, 11), "axial") is not liver
 
 
+# --- segment names given to the Logic (local check until SegMoTELib has a validator) ------------------
+def test_segment_names_with_control_characters_are_refused():
+    with glue_modules():
+        names = import_glue("SegMoTEGlue.segmentnames")
+        from SegMoTELib.errors import InputError
+
+        assert names.checkedSegmentName("  left kidney ") == "left kidney"
+        for bad in ("", "   ", "liver\nspleen", "tab\there", None):
+            with pytest.raises(InputError, match="segmentName"):
+                names.checkedSegmentName(bad)
+
+
 # --- defect 10: a box drawn in a rotated view keeps its rotation ---------------------------------------
 def test_drawn_box_in_a_rotated_view_goes_to_the_engine_as_its_8_corners():
     """Real engine geometry; the drawn rectangle is what `xyToRas` would give in a view rotated by 30 degrees."""

@@ -38,7 +38,8 @@ class EngineSession:
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.shutdown()
-        self.reset()
+        # Not through reset(): its lock may be held by a job still loading the model, and exit must not wait.
+        self._predictor, self._predictorSettings, self._segmenters = None, None, {}
 
     def submit(self, function, description: str, priority: int = INTERACTIVE, onDone=None, onError=None,
                replaceKey=None, settings: EngineSettings | None = None):

@@ -53,7 +53,8 @@ UTIL_RETURNS = {"getNode": "vtkMRMLNode", "loadVolume": "vtkMRMLScalarVolumeNode
                 "loadSegmentation": "vtkMRMLSegmentationNode", "loadLabelVolume": "vtkMRMLLabelMapVolumeNode",
                 "addVolumeFromArray": "vtkMRMLScalarVolumeNode", "vtkMatrixFromArray": "vtkMatrix4x4",
                 "createProgressDialog": "QProgressDialog", "mainWindow": "qSlicerMainWindow"}
-SIGNAL_CALLS = {"connect": 0, "disconnect": 0, "connectSignal": 1}  # method -> index of the receiver argument
+# method -> index of the argument holding the sender (None: the method's own object), the signal follows it
+SIGNAL_CALLS = {"connect": None, "disconnect": None, "connectSignal": 0}
 SIGNAL_STRING = re.compile(r"^\s*(\w+)\s*\((.*)\)\s*$")
 MODULE_LOGICS = {"segmentations": "vtkSlicerSegmentationsModuleLogic", "markups": "vtkSlicerMarkupsLogic",
                  "volumes": "vtkSlicerVolumesLogic", "colors": "vtkSlicerColorLogic"}
@@ -538,10 +539,11 @@ class _Module:
 
     def check_signal_string(self, node: ast.Call, func: ast.Attribute, env: dict) -> None:
         position = SIGNAL_CALLS[func.attr]
-        if len(node.args) <= position + (1 if position else 0):
+        signal_index = 0 if position is None else position + 1
+        if len(node.args) <= signal_index:
             return
-        signal = node.args[position + 1] if position else node.args[0]
-        target = node.args[0] if position else func.value
+        signal = node.args[signal_index]
+        target = func.value if position is None else node.args[position]
         if not (isinstance(signal, ast.Constant) and isinstance(signal.value, str)):
             return
         match = SIGNAL_STRING.match(signal.value)

@@ -126,6 +126,14 @@ CALL_SNIPPETS = {
         "import qt\n\nbutton = qt.QPushButton('x')\nbutton.connect('clickd(bool)', print)\n",
         "t.py:4", ("QPushButton", "clickd"),
         "import qt\n\nbutton = qt.QPushButton('x')\nbutton.connect('clicked(bool)', print)\n"),
+    "signal through the effect's connectSignal helper": (
+        "import qt\n\n\nclass E:\n    def connectSignal(self, sender, signal, slot):\n        pass\n\n"
+        "    def setup(self):\n        self.button = qt.QPushButton('x')\n"
+        "        self.connectSignal(self.button, 'clickd()', print)\n",
+        "t.py:10", ("QPushButton", "clickd"),
+        "import qt\n\n\nclass E:\n    def connectSignal(self, sender, signal, slot):\n        pass\n\n"
+        "    def setup(self):\n        self.button = qt.QPushButton('x')\n"
+        "        self.connectSignal(self.button, 'clicked()', print)\n"),
     "signal with the wrong argument count": (
         "import qt\n\ntimer = qt.QTimer()\ntimer.connect('timeout(int)', print)\n",
         "t.py:4", ("timeout", "names 1"),

@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 
-from slicer_fakes import FakeWidget, glue_modules, import_glue
+from slicer_fakes import FakeWidget, Signals, fake_slicer, glue_modules, import_glue
 
 
 # --- defect 1: Slicer 5.6/5.8 (Python 3.9) ------------------------------------------------------------
@@ -367,3 +367,21 @@ def test_source_volume_change_creates_no_markups_node(effect, monkeypatch):
     effect.deactivate()
     effect.sourceVolumeNodeChanged()
     assert scene.nodes == []
+
+
+# --- defect 10: the worker thread and its timer stop on application exit --------------------------------
+def test_worker_thread_and_timer_stop_when_the_application_quits():
+    """Real worker thread; fake slicer.app (records connect, the test emits aboutToQuit as Qt would) and
+    fake QTimer. That Slicer emits aboutToQuit before tearing Python down is Qt's QCoreApplication::exec."""
+    slicer = fake_slicer()
+    slicer.app = Signals()
+    with glue_modules(slicer):
+        engine = import_glue("SegMoTEGlue.engine")
+        session = engine.EngineSession()
+        worker = session.worker
+        assert worker.running and [signal for signal, _slot in slicer.app.connected] == ["aboutToQuit()"]
+        job = worker.submit(lambda job: 41 + 1, "a job")
+        assert job.wait(10) == 42
+        slicer.app.emit("aboutToQuit()")
+        assert not worker.running and session._worker is None
+        assert worker._timer is None  # stopped, disconnected and handed to deleteLater()

@@ -172,8 +172,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def activate(self):
         self.active = True
         status = dependencyStatus()
-        self.setStatus("Click or drag in a slice view." if status.ready else status.describe()
-                       + " Open the SegMoTE module to install them.")
+        if status.ready:
+            self.setStatus("Click or drag in a slice view.")
+        else:
+            self.setStatus(status.describe() + (" Open the SegMoTE module to install them." if status.installable else ""))
         layoutManager = slicer.app.layoutManager()
         if status.ready and layoutManager is not None and layoutManager.sliceWidget("Red") is not None:
             # Embed the slice the user most likely prompts first while they aim.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 
+import slicer
+
 from .dependencies import requireDependencies
 from .settings import EngineSettings, loadSettings
 from .worker import INTERACTIVE, TorchWorker
@@ -27,7 +29,17 @@ class EngineSession:
     def worker(self) -> TorchWorker:
         if self._worker is None:
             self._worker = TorchWorker()
+            # The worker thread and its Qt timer must stop before Qt and Python are torn down.
+            slicer.app.connect("aboutToQuit()", self.shutdown)
         return self._worker
+
+    def shutdown(self) -> None:
+        """Stop the worker (application exit); a later job starts a new one."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown()
+        # Not through reset(): its lock may be held by a job still loading the model, and exit must not wait.
+        self._predictor, self._predictorSettings, self._segmenters = None, None, {}
 
     def submit(self, function, description: str, priority: int = INTERACTIVE, onDone=None, onError=None,
                replaceKey=None, settings: EngineSettings | None = None):

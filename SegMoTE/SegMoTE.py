@@ -31,6 +31,7 @@ from SegMoTEGlue.mrmlconvert import (
     writeLabelmapToSegment,
 )
 from SegMoTELib import geometry
+from SegMoTEGlue.segmentnames import checkedSegmentName
 from SegMoTEGlue.settings import DEVICES, EngineSettings, loadSettings, saveSettings
 from SegMoTEGlue.worker import BATCH
 from SegMoTELib.intensity import IntensityMapping
@@ -145,7 +146,7 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
     def updateDependencyStatus(self) -> None:
         status = dependencies.dependencyStatus()
         self.ui.dependencyStatusLabel.text = status.describe()
-        self.ui.installButton.enabled = not status.ready
+        self.ui.installButton.enabled = status.installable  # off when ready, and on a too old Slicer
 
     def onInstall(self) -> None:
         with slicer.util.tryWithErrorDisplay("SegMoTE: installing the dependencies failed.", waitCursor=True):
@@ -203,7 +204,8 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
 
     def segmentWithBox(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, boxCornersRas, orientation="axial",
                        propagate: bool = False, sliceRange=None, **options) -> str:
-        """A box given by two opposite corners (2, 3) in RAS, on the slice through its centre."""
+        """A box given by two opposite corners (2, 3) in RAS, or 8 corners (8, 3) of a rotated box or
+        rectangle (each used as given), on the slice through its centre."""
         arguments = {"orientation": orientation, "points_ras": None, "labels": None,
                      "box_ras": np.asarray(boxCornersRas, dtype=np.float64)}
         return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
@@ -245,6 +247,7 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
     def _segment(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, compute,
                  segmentationNode: slicer.vtkMRMLSegmentationNode | None = None, segmentName: str = "SegMoTE",
                  modality: str = "auto", progress=None) -> str:
+        segmentName = checkedSegmentName(segmentName)  # before any work: nothing computed for a bad name
         volume = volumeFromNode(volumeNode, modality)
         mapping = IntensityMapping(modality=modality)
         session = engineSession()

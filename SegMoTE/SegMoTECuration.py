@@ -46,7 +46,9 @@ class SegMoTECuration(ScriptedLoadableModule):
             "Quality control and sampling of segmented slices into a training set (MedSeg-HQ): hard "
             "gates on intensity, contrast, foreground size and fragmentation, a quality score, and "
             "class-balanced sampling to a target number of slices.")
-        self.parent.acknowledgementText = ""
+        self.parent.acknowledgementText = (
+            "The quality gates, score and sampling follow the MedSeg-HQ curation of the SegMoTE paper; "
+            "SegMoTE builds on Segment Anything (Meta AI) and LiteMedSAM / MedSAM (Bo Wang lab).")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,13 +86,15 @@ class SegMoTECurationLogic(ScriptedLoadableModuleLogic):
                     ) -> slicer.vtkMRMLTableNode:
         from SegMoTELib.curation.tables import MANIFEST_COLUMNS
 
-        if tableNode is None:
+        if tableNode is None or not slicer.mrmlScene.IsNodePresent(tableNode):
             tableNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "SegMoTE curation")
         fillRecordTable(tableNode, records, MANIFEST_COLUMNS)
         return tableNode
 
-    def plotScores(self, records: list[dict], classBy=("label",)) -> slicer.vtkMRMLPlotChartNode:
-        return scoreHistogramChart(records, tuple(classBy))
+    def plotScores(self, records: list[dict], classBy=("label",),
+                   chartNode: slicer.vtkMRMLPlotChartNode | None = None) -> slicer.vtkMRMLPlotChartNode:
+        """Score histogram per class; pass the chart of an earlier run to update it in place."""
+        return scoreHistogramChart(records, tuple(classBy), chartNode)
 
     def export(self, inputs: list[CurationInput], records: list[dict], folder: str, config=None,
                progress=None) -> str:
@@ -263,7 +267,7 @@ class SegMoTECurationWidget(ScriptedLoadableModuleWidget):
     # --- results ---------------------------------------------------------------------------------
     def showRecords(self) -> None:
         self.tableNode = self.logic.showRecords(self.records, self.tableNode)
-        self.chartNode = self.logic.plotScores(self.records, self.classBy())
+        self.chartNode = self.logic.plotScores(self.records, self.classBy(), self.chartNode)
         columns = ("case", "slice_index", "label_name", "passed", "score", "selected", "failures")
         widget = self.ui.resultsTableWidget
         widget.clear()

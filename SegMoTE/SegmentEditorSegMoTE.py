@@ -26,7 +26,9 @@ class SegmentEditorSegMoTE(ScriptedLoadableModule):
         self.parent.contributors = ["SegMoTE developers"]
         self.parent.hidden = True
         self.parent.helpText = "Registers the SegMoTE effect (clicks, boxes, prompt-free, 3D) in the Segment Editor."
-        self.parent.acknowledgementText = ""
+        self.parent.acknowledgementText = (
+            "SegMoTE builds on Segment Anything (Meta AI) and LiteMedSAM / MedSAM (Bo Wang lab); "
+            "the effect follows the design of Slicer's own Segment Editor effects.")
         slicer.app.connect("startupCompleted()", registerEditorEffect)
 
 

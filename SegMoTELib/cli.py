@@ -1,7 +1,8 @@
 """`segmote` command line: one sub-command per module in `SegMoTELib.commands`.
 
 Each command module defines `HELP` (one line), `configure(parser)` and `run(args) -> int`. User
-mistakes (`SegMoTEError`) print one clear line and exit with status 2, never a traceback.
+mistakes (`SegMoTEError`) print one clear line and exit with status 2, never a traceback; so do
+failures of the environment (`OSError`: a full disk, a permission) that no command turned into one.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import argparse
 import importlib
 import sys
 
-from .errors import SegMoTEError
+from .errors import SegMoTEError, one_line
+from .io.outputs import describe_os_error
 
-COMMANDS = ("info", "segment", "demo", "curate", "train", "evaluate", "bench", "serve")
+COMMANDS = ("info", "segment", "batch", "demo", "curate", "train", "evaluate", "bench", "serve")
 
 
 def _available_commands():
@@ -38,7 +40,13 @@ def main(argv=None) -> int:
     try:
         return int(args._run(args) or 0)
     except SegMoTEError as error:
-        print(f"segmote {args.command}: error: {error}", file=sys.stderr)
+        print(f"segmote {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the environment (disk full, permissions) rather than a bug: one line too
+        print(f"segmote {args.command}: error: {one_line(describe_os_error(error))}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"segmote {args.command}: error: not enough memory for this input", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"segmote {args.command}: interrupted", file=sys.stderr)

@@ -13,6 +13,14 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     return lines[0][:limit] if lines else ""
 
 
+def one_line(text, limit: int = 600) -> str:
+    """`text` (a message or an exception) as one line: newlines and runs of spaces become one space,
+    cut at `limit` characters. What every user-facing error (CLI, service) prints, so that a
+    library's multi-line text can never turn one mistake into a screenful."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 class SegMoTEError(ValueError):
     """Base class of all errors caused by user input or user files."""
 

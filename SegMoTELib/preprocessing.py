@@ -20,8 +20,11 @@ class ImageTransform:
 
     @classmethod
     def for_image(cls, height: int, width: int, input_size: int) -> ImageTransform:
+        """The longest side becomes `input_size`; the other keeps the aspect ratio but never less
+        than one model pixel (a 2 x 5000 strip would otherwise shrink to 0 rows)."""
         scale = input_size / max(height, width)
-        return cls((height, width), (int(height * scale + 0.5), int(width * scale + 0.5)), input_size)
+        resized = (max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5)))
+        return cls((height, width), resized, input_size)
 
     @property
     def scale_xy(self) -> np.ndarray:

@@ -89,3 +89,16 @@ def chest_xray_features(backbone, chest_xray):
     with torch.no_grad():
         embedding, early = backbone.encode(model_input)
     return model_input, transform, embedding, early
+
+
+# --- Ray: one embedded local Ray per test module that asks for it (each start costs seconds) ----
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real local Ray with 2 CPUs (the CI machine's), no dashboard, a small object store."""
+    import logging
+
+    ray = pytest.importorskip("ray", reason="needs Ray (pip install segmote[ray]; scripts/setup.sh installs it)")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024 * 1024,
+             logging_level=logging.WARNING)
+    yield ray
+    ray.shutdown()

@@ -1,54 +1,33 @@
-"""Checks Python sources that use 3D Slicer's API against Slicer's name index; no Slicer needed.
+"""Checks Python sources that use 3D Slicer's API against Slicer 5.10's API index; no Slicer needed.
 
-The index (`slicer-api.json`, see its README) lists Slicer's C++ classes (methods, enums, first
-base) and Python modules (functions, classes). The checker infers the class behind expressions —
-`slicer.app`, `slicer.mrmlScene`, `slicer.<class>(...)`, `AddNewNodeByClass("vtkMRML...")`,
-`slicer.util` helpers, annotated parameters and returns, `self.scriptedEffect`, known getters — and
-reports every attribute used on them that the class and its bases do not have, as
-`file:line: message`. Expressions of unknown class are not checked (counted in `stats`).
+The index (`slicer-api-5.10.json`, see its README) lists Slicer's C++ classes (methods with argument
+counts per overload, Qt signals and properties, enums, first base) and Python modules (functions and
+methods with their arguments). The checker infers the class behind expressions — `slicer.app`,
+`slicer.mrmlScene`, `slicer.<class>(...)`, `qt.<class>(...)`, `AddNewNodeByClass("vtkMRML...")`,
+`GetNodeByID`, `slicer.util` helpers, widgets of a module's `.ui` file (`self.ui.<name>`),
+annotated parameters and returns, `self.scriptedEffect`, known getters — and reports, as
+`file:line: message`:
+- every attribute used on them that the class and its bases do not have;
+- every call whose argument count fits no overload of the receiver's class (and, where the receiver
+  is unknown, of no class of the index defining that method; names the project defines itself and
+  Python's built-in types' methods are left out there);
+- every `connect("signal(...)")` / `disconnect(...)` string that is not a signal of the receiver's
+  class with that many arguments;
+- `slicer.util` calls with unknown keywords or a positional count outside the function's.
+Expressions of unknown class are not checked (counted in `stats`). Qt and VTK classes come from
+`qt_classes` (hand-checked) or the `vtk` wheel when installed.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import unittest
 from pathlib import Path
 
-# VTK and Qt classes are not in the Slicer index. With the `vtk` wheel installed they are read
-# from it; otherwise these hand-checked lists (VTK 9 / Qt 5 documentation) of the methods the glue
-# uses stand in. Keep them small: every entry is a name that could not be checked automatically.
-FALLBACK_MEMBERS = {
-    "vtkObject": {"AddObserver", "RemoveObserver", "RemoveObservers", "HasObserver", "Modified", "GetMTime", "IsA",
-                  "GetClassName", "InvokeEvent", "SafeDownCast"},
-    "vtkDataObject": {"GetPointData", "DeepCopy", "ShallowCopy"},
-    "vtkImageData": {"GetDimensions", "SetDimensions", "GetExtent", "SetExtent", "GetSpacing", "GetOrigin",
-                     "AllocateScalars", "GetScalarType", "GetNumberOfPoints"},
-    "vtkPointData": {"GetScalars", "SetScalars"},
-    "vtkMatrix4x4": {"GetElement", "SetElement", "MultiplyPoint", "Multiply4x4", "DeepCopy", "Identity"},
-    "vtkTransform": {"Concatenate", "Translate", "RotateWXYZ", "Scale", "GetMatrix", "PostMultiply", "PreMultiply"},
-    "vtkTable": {"GetNumberOfRows", "GetNumberOfColumns", "GetColumnByName", "AddColumn"},
-    "vtkCommand": {"LeftButtonPressEvent", "LeftButtonReleaseEvent", "MouseMoveEvent", "ModifiedEvent"},
-    "vtkRenderWindowInteractor": {"GetEventPosition", "GetShiftKey", "GetControlKey", "GetAltKey"},
-    "QObject": {"connect", "disconnect", "className", "blockSignals", "setProperty", "property", "objectName",
-                "setObjectName", "deleteLater", "parent", "findChild", "findChildren"},
-    "QCoreApplication": {"processEvents", "applicationName", "quit"},
-    "QApplication": {"setOverrideCursor", "restoreOverrideCursor", "activeWindow"},
-    "QWidget": {"show", "hide", "setVisible", "visible", "enabled", "setEnabled", "toolTip", "setToolTip",
-                "layout", "setLayout", "close", "cursor", "setCursor", "width", "height", "update"},
-    "qMRMLWidget": {"mrmlScene", "setMRMLScene"},
-    "qMRMLAbstractViewWidget": {"mrmlAbstractViewNode", "viewWidget", "viewController"},
-    "qMRMLLayoutManager": {"sliceWidget", "sliceViewNames", "threeDWidget", "threeDViewCount", "tableWidget",
-                           "plotWidget", "layout", "setLayout", "layoutLogic", "mrmlSliceLogics"},
-    "qSlicerScriptedLoadableModule": {"path", "title", "name"},
-}
-FALLBACK_BASES = {
-    "vtkDataObject": "vtkObject", "vtkImageData": "vtkDataObject", "vtkPointData": "vtkObject",
-    "vtkMatrix4x4": "vtkObject", "vtkTransform": "vtkObject", "vtkTable": "vtkDataObject",
-    "vtkRenderWindowInteractor": "vtkObject",
-    "QCoreApplication": "QObject", "QApplication": "QCoreApplication", "QWidget": "QObject",
-    "qMRMLWidget": "QWidget", "qMRMLAbstractViewWidget": "qMRMLWidget", "qMRMLLayoutManager": "QObject",
-}
+from qt_classes import QT_CLASSES, VTK_CLASSES, qt_chain
+
 VTK_MODULES = {"vtk.util.numpy_support": {"vtk_to_numpy", "numpy_to_vtk", "get_vtk_array_type"}}
 
 SLICER_NAMESPACES = {"util", "app", "mrmlScene", "modules", "ScriptedLoadableModule", "testing", "i18n",
@@ -66,11 +45,17 @@ RETURN_TYPES = {
     "GetDisplayNode": "vtkMRMLDisplayNode", "GetSubjectHierarchyNode": "vtkMRMLSubjectHierarchyNode",
     "GetInteractionNode": "vtkMRMLInteractionNode", "GetSliceNode": "vtkMRMLSliceNode",
     "applicationLogic": "vtkMRMLApplicationLogic", "GetSelectionNode": "vtkMRMLSelectionNode",
+    "GetObjectToWorldMatrix": "vtkMatrix4x4", "GetSegmentEditorNode": "vtkMRMLSegmentEditorNode",
 }
 NODE_FACTORIES = {"AddNewNodeByClass", "AddNewNodeByClassWithID", "CreateNodeByClass", "GetFirstNodeByClass"}
+NODE_GETTERS = {"GetNodeByID": "vtkMRMLNode", "GetFirstNodeByName": "vtkMRMLNode", "GetNodeReference": "vtkMRMLNode"}
 UTIL_RETURNS = {"getNode": "vtkMRMLNode", "loadVolume": "vtkMRMLScalarVolumeNode",
                 "loadSegmentation": "vtkMRMLSegmentationNode", "loadLabelVolume": "vtkMRMLLabelMapVolumeNode",
-                "addVolumeFromArray": "vtkMRMLScalarVolumeNode", "vtkMatrixFromArray": "vtkMatrix4x4"}
+                "addVolumeFromArray": "vtkMRMLScalarVolumeNode", "vtkMatrixFromArray": "vtkMatrix4x4",
+                "createProgressDialog": "QProgressDialog", "mainWindow": "qSlicerMainWindow"}
+# method -> index of the argument holding the sender (None: the method's own object), the signal follows it
+SIGNAL_CALLS = {"connect": None, "disconnect": None, "connectSignal": 0}
+SIGNAL_STRING = re.compile(r"^\s*(\w+)\s*\((.*)\)\s*$")
 MODULE_LOGICS = {"segmentations": "vtkSlicerSegmentationsModuleLogic", "markups": "vtkSlicerMarkupsLogic",
                  "volumes": "vtkSlicerVolumesLogic", "colors": "vtkSlicerColorLogic"}
 MODULE_MEMBERS = {"logic", "widgetRepresentation", "createNewWidgetRepresentation", "path", "title", "name"}
@@ -92,8 +77,23 @@ def _vtk():
     return vtk
 
 
+def _builtin_method_names() -> set[str]:
+    import collections
+    import queue
+    import threading
+
+    names = set()
+    for kind in (list, dict, set, str, bytes, tuple, int, float, Path, collections.deque, queue.PriorityQueue,
+                 threading.Event, threading.Thread, threading.Lock().__class__):
+        names |= set(dir(kind))
+    return names
+
+
 class ApiChecker:
-    def __init__(self, index: dict):
+    def __init__(self, index: dict, ui_widgets=None, project_names=()):
+        """`ui_widgets(relative_ui_path)`: {widget name: class} of a module's .ui file (or None);
+        `project_names`: method names the project defines itself (left out of the unknown-receiver
+        argument check, where a name could be ours or Slicer's)."""
         self.cpp = index["cpp"]
         python = index["python"]
         self.util_functions = python[UTIL_FILE]["functions"]
@@ -106,31 +106,77 @@ class ApiChecker:
                 self.effect_classes.update(entry["classes"])
         self.python_bases.update(self.effect_classes)
         self.vtk = _vtk()
+        self.ui_widgets = ui_widgets or (lambda path: None)
+        self.unchecked_names = set(project_names) | _builtin_method_names()
+        self.overloads_by_name: dict[str, list] = {}
+        for entry in self.cpp.values():
+            for name, overloads in entry["methods"].items():
+                self.overloads_by_name.setdefault(name, []).extend(overloads)
         self.stats = {"checked": 0, "unchecked": 0}
 
     # --- class knowledge -------------------------------------------------------------------------
-    def has_member(self, cls: str, name: str):
-        """True / False, or None where the class is unknown to the index and the fallbacks."""
+    def chain(self, cls: str):
+        """(class, kind, entry) along the base chain: kind "cpp" (index), "qt", "vtk"; ("?", None) where it ends unknown."""
         seen = set()
         while cls and cls not in seen:
             seen.add(cls)
-            entry = self.cpp.get(cls)
-            if entry is None:
-                return self._external_has(cls, name)
-            if name in entry["methods"] or name in entry["enums"]:
+            if cls in self.cpp:
+                yield cls, "cpp", self.cpp[cls]
+                cls = self.cpp[cls]["base"]
+            elif cls in QT_CLASSES:
+                for name, entry in qt_chain(cls):
+                    yield name, "qt", entry
+                return
+            elif cls.startswith("vtk") and (self.vtk is not None and hasattr(self.vtk, cls) or cls in VTK_CLASSES):
+                yield cls, "vtk", VTK_CLASSES.get(cls)
+                cls = VTK_CLASSES[cls][0] if cls in VTK_CLASSES else None
+            else:
+                yield cls, "?", None
+                return
+
+    def has_member(self, cls: str, name: str):
+        """True / False, or None where the class (or a base) is unknown to the index and qt_classes."""
+        for owner, kind, entry in self.chain(cls):
+            if kind == "cpp" and (name in entry["methods"] or name in entry["enums"] or name in entry["properties"]
+                                  or name in entry["signals"]):
                 return True
-            cls = entry["base"]
+            if kind == "qt" and (name in entry[1] or name in entry[2] or name in entry[3]):
+                return True
+            if kind == "vtk":
+                if self.vtk is not None and hasattr(self.vtk, owner):
+                    return hasattr(getattr(self.vtk, owner), name)
+                if name in entry[1]:
+                    return True
+            if kind == "?":
+                return None
         return False
 
-    def _external_has(self, cls: str, name: str):
-        if self.vtk is not None and cls.startswith("vtk") and hasattr(self.vtk, cls):
-            return hasattr(getattr(self.vtk, cls), name)
-        if cls not in FALLBACK_MEMBERS:
-            return None
-        while cls:
-            if name in FALLBACK_MEMBERS.get(cls, ()):
+    def overloads(self, cls: str, name: str):
+        """[[min, max], ...] of the method along the chain, or None where the index has no counts for it."""
+        for _owner, kind, entry in self.chain(cls):
+            if kind == "cpp" and name in entry["methods"]:
+                return entry["methods"][name]
+            if kind != "cpp":
+                return None
+        return None
+
+    def signal_counts(self, cls: str, name: str):
+        """Argument counts of a Qt signal; [] when the class is known and has no such signal; None if unknown."""
+        for _owner, kind, entry in self.chain(cls):
+            if kind == "cpp" and name in entry["signals"]:
+                return entry["signals"][name]
+            if kind == "qt" and name in entry[2]:
+                return entry[2][name]
+            if kind in ("?", "vtk"):
+                return None
+        return []
+
+    def has_property(self, cls: str, name: str):
+        for _owner, kind, entry in self.chain(cls):
+            if (kind == "cpp" and name in entry["properties"]) or (kind == "qt" and name in entry[3]):
                 return True
-            cls = FALLBACK_BASES.get(cls)
+            if kind in ("?", "vtk"):
+                return None
         return False
 
     def is_class(self, name: str) -> bool:
@@ -208,7 +254,7 @@ class _Module:
             return self.annotation_type(node.left) or self.annotation_type(node.right)
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "slicer":
             return ("cls", node.attr) if self.c.is_class(node.attr) else None
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "vtk":
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ("vtk", "qt"):
             return ("cls", node.attr)
         return None
 
@@ -230,6 +276,11 @@ class _Module:
             return special.get(attr) or (("classref", attr) if self.c.is_class(attr) else None)
         if owner == ("module", "vtk"):
             return ("classref", attr) if attr.startswith("vtk") else ("module", f"vtk.{attr}")
+        if owner == ("module", "qt"):
+            return ("classref", attr) if attr.startswith("Q") else None
+        if owner and owner[0] == "uivars":
+            widgets = self.c.ui_widgets(owner[1]) or {}
+            return ("cls", widgets[attr]) if attr in widgets else None
         if owner == ("module", "vtk.util"):
             return ("module", f"vtk.util.{attr}")
         if owner == ("module", "slicer.util"):
@@ -252,13 +303,15 @@ class _Module:
         if ftype and ftype[0] == "classref":
             return ("cls", ftype[1])
         if ftype and ftype[0] == "utilfunc":
-            return self.util_call_type(ftype[1], node)
+            return self.util_call_type(ftype[1], node, env)
         if isinstance(func, ast.Attribute):
             receiver = self.type_of(func.value, env)
             if receiver and receiver[0] == "cls":
                 first = node.args[0] if node.args else None
                 if func.attr in NODE_FACTORIES and isinstance(first, ast.Constant) and isinstance(first.value, str):
                     return ("cls", first.value)
+                if func.attr in NODE_GETTERS:
+                    return ("cls", NODE_GETTERS[func.attr])
                 return ("cls", RETURN_TYPES[func.attr]) if func.attr in RETURN_TYPES else None
             if receiver and receiver[0] == "slicermodule" and func.attr == "logic":
                 return ("cls", MODULE_LOGICS[receiver[1]]) if receiver[1] in MODULE_LOGICS else None
@@ -269,9 +322,17 @@ class _Module:
             return self.annotation_type(self.functions[func.id].returns)
         return None
 
-    def util_call_type(self, name: str, node: ast.Call):
+    def util_call_type(self, name: str, node: ast.Call, env: dict | None = None):
         if name == "getFirstNodeByClassByName" and node.args and isinstance(node.args[0], ast.Constant):
             return ("cls", node.args[0].value)
+        if name == "loadUI" and node.args:
+            path = _ui_path(node.args[0])
+            widgets = self.c.ui_widgets(path) if path else None
+            if widgets is not None:
+                return ("cls", widgets[None], path)  # the root widget (key None), its .ui file
+        if name == "childWidgetVariables" and node.args:
+            owner = self.type_of(node.args[0], env or {})
+            return ("uivars", owner[2]) if owner and owner[0] == "cls" and len(owner) == 3 else None
         for keyword in node.keywords:
             if name == "addVolumeFromArray" and keyword.arg == "nodeClassName" and isinstance(keyword.value, ast.Constant):
                 return ("cls", keyword.value.value)
@@ -406,6 +467,12 @@ class _Module:
                 self.c.stats["unchecked"] += 1
                 return
             ok, message = found, f"{owner[1]} has no method or enum '{attr}' (Slicer API index, bases included)"
+        elif kind == "uivars":
+            widgets = self.c.ui_widgets(owner[1])
+            if widgets is None:
+                self.c.stats["unchecked"] += 1
+                return
+            ok, message = attr in widgets, f"{owner[1]} has no widget named '{attr}'"
         elif kind == "slicermodule":
             ok, message = attr in MODULE_MEMBERS, f"slicer.modules.{owner[1]} has no '{attr}'"
         else:
@@ -419,13 +486,7 @@ class _Module:
         func = node.func
         ftype = self.type_of(func, env)
         if ftype and ftype[0] == "utilfunc" and ftype[1] in self.c.util_functions:
-            parameters = self.c.util_functions[ftype[1]]
-            if "**kwargs" not in parameters:
-                for keyword in node.keywords:
-                    if keyword.arg is not None and keyword.arg not in parameters:
-                        self.error(node, f"slicer.util.{ftype[1]}() has no parameter '{keyword.arg}' "
-                                         f"(parameters: {', '.join(parameters)})")
-            self.c.stats["checked"] += 1
+            self.check_python_call(node, f"slicer.util.{ftype[1]}", self.c.util_functions[ftype[1]])
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
             owner = env.get(func.value.id)
             if owner and owner[0] == "pyself":
@@ -434,6 +495,85 @@ class _Module:
                     self.error(node, f"self.{func.attr}() is defined neither in class {owner[1]} nor in its "
                                      f"Slicer base classes (Slicer API index)")
                 self.c.stats["checked" if known is not None else "unchecked"] += 1
+        if isinstance(func, ast.Attribute):
+            self.check_argument_count(node, func, env)
+            if func.attr in SIGNAL_CALLS:
+                self.check_signal_string(node, func, env)
+
+    def check_python_call(self, node: ast.Call, name: str, function: dict) -> None:
+        """Keywords and positional count of a call of a Slicer Python function (index: args, required, max_positional)."""
+        parameters = function["args"]
+        self.c.stats["checked"] += 1
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            return
+        if "**kwargs" not in parameters:
+            for keyword in node.keywords:
+                if keyword.arg not in parameters:
+                    self.error(node, f"{name}() has no parameter '{keyword.arg}' (parameters: {', '.join(parameters)})")
+        positional = len(node.args)
+        named = {k.arg for k in node.keywords}
+        maximum = function["max_positional"]
+        if maximum is not None and positional > maximum:
+            self.error(node, f"{name}() takes at most {maximum} positional arguments, called with {positional}")
+        missing = [p for p in parameters[positional:function["required"]] if p not in named]
+        if missing:
+            self.error(node, f"{name}() is missing required argument(s) {', '.join(missing)}")
+
+    def check_argument_count(self, node: ast.Call, func: ast.Attribute, env: dict) -> None:
+        """The call's argument count must fit an overload of the receiver's class (or of any class, unknown receiver)."""
+        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            return  # C++ methods take no keywords; *args are not countable
+        receiver, count, name = self.type_of(func.value, env), len(node.args), func.attr
+        if receiver and receiver[0] in ("cls", "classref"):
+            overloads, where = self.c.overloads(receiver[1], name), f"{receiver[1]}.{name}()"
+        elif receiver is None and name not in self.c.unchecked_names and name in self.c.overloads_by_name:
+            overloads, where = self.c.overloads_by_name[name], f"{name}() (receiver unknown: any class of the index)"
+        else:
+            return
+        if overloads is None:
+            return
+        self.c.stats["checked"] += 1
+        if not any(low <= count <= high for low, high in overloads):
+            accepted = sorted({f"{low}" if low == high else f"{low}-{high}" for low, high in overloads})
+            self.error(node, f"{where} takes {' or '.join(accepted)} argument(s) (Slicer 5.10 API index), called with {count}")
+
+    def check_signal_string(self, node: ast.Call, func: ast.Attribute, env: dict) -> None:
+        position = SIGNAL_CALLS[func.attr]
+        signal_index = 0 if position is None else position + 1
+        if len(node.args) <= signal_index:
+            return
+        signal = node.args[signal_index]
+        target = func.value if position is None else node.args[position]
+        if not (isinstance(signal, ast.Constant) and isinstance(signal.value, str)):
+            return
+        match = SIGNAL_STRING.match(signal.value)
+        if match is None:
+            self.error(node, f"'{signal.value}' is not a Qt signal signature such as 'clicked(bool)'")
+            return
+        receiver = self.type_of(target, env)
+        if not receiver or receiver[0] not in ("cls", "classref"):
+            self.c.stats["unchecked"] += 1
+            return
+        counts = self.c.signal_counts(receiver[1], match.group(1))
+        if counts is None:
+            self.c.stats["unchecked"] += 1
+            return
+        self.c.stats["checked"] += 1
+        arguments = [a for a in match.group(2).split(",") if a.strip()]
+        if not counts:
+            self.error(node, f"{receiver[1]} has no Qt signal '{match.group(1)}' (Slicer 5.10 API index / qt_classes)")
+        elif not any(low <= len(arguments) <= high for low, high in counts):
+            self.error(node, f"signal {receiver[1]}::{match.group(1)} has {counts} argument(s), "
+                             f"'{signal.value}' names {len(arguments)}")
+
+
+def _ui_path(node):
+    """The "UI/<file>.ui" of `self.resourcePath("UI/<file>.ui")` or of a string constant."""
+    if isinstance(node, ast.Call) and node.args:
+        node = node.args[0]
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith(".ui"):
+        return node.value
+    return None
 
 
 def _is_self_attribute(node) -> bool:

@@ -1,9 +1,13 @@
-"""Static checks of the 3D Slicer glue (SegMoTE/, CMake, s4ext, the README's Slicer sections); Slicer is not needed.
+"""Static checks of the 3D Slicer glue (SegMoTE/, CMake, the README's console section); no Slicer needed.
 
 - every glue file parses as Python 3.12 and passes `ruff --select F` (no undefined names);
-- API conformance against Slicer's name index (../shared/slicer-api/slicer-api.json): the names the
-  glue uses on `slicer.util`, `slicer.<class>`, `slicer.app`, `slicer.mrmlScene`, `slicer.modules`,
-  `scriptedEffect` and on MRML/VTK objects whose class is known must exist (checker: slicer_api_check);
+- API conformance against Slicer 5.10's API index (../shared/slicer-api/slicer-api-5.10.json): the
+  names the glue uses on `slicer.util`, `slicer.<class>`, `slicer.app`, `slicer.mrmlScene`,
+  `slicer.modules`, `scriptedEffect`, `.ui` widgets and on MRML/VTK/Qt objects whose class is known
+  must exist, every call's argument count must fit an overload, every `connect()` signal string must
+  be a signal of the receiver (checker: slicer_api_check);
+- (`.ui` files, generic module tests: test_slicer_modules.py; packaging: test_slicer_packaging.py;
+  behaviour of the glue's logic with fakes: test_slicer_glue_behaviour.py)
 - import hygiene: nothing heavy (torch, model code) is imported at module level;
 - no numerical code in the glue: geometry and prompt mapping are SegMoTELib's;
 - the files the CMake lists name are exactly the files on disk, SegMoTELib/ and Resources/ included;
@@ -21,11 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from slicer_api_check import ApiChecker, load_index
-
-REPO = Path(__file__).resolve().parents[1]
-GLUE = REPO / "SegMoTE"
-INDEX_PATH = REPO.parent / "shared" / "slicer-api" / "slicer-api.json"
+from slicer_api_check import ApiChecker
+from slicer_index import GLUE, REPO, project_checker
 
 
 def glue_files() -> list[Path]:
@@ -38,9 +39,7 @@ def rel(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def checker() -> ApiChecker:
-    if not INDEX_PATH.is_file():
-        pytest.skip(f"needs the Slicer API index {INDEX_PATH} (absent on this machine)")
-    return ApiChecker(load_index(INDEX_PATH))
+    return project_checker()
 
 
 # --- syntax and names ----------------------------------------------------------------------------
@@ -91,7 +90,7 @@ NEGATIVE_SNIPPETS = {
         "class E(AbstractScriptedSegmentEditorEffect):\n    def apply(self):\n"
         "        self.scriptedEffect.saveStateForUndoo()\n", "t.py:6", "saveStateForUndoo"),
     "annotated parameter": ("import slicer\n\n\ndef f(volumeNode: slicer.vtkMRMLScalarVolumeNode):\n"
-                            "    return volumeNode.GetIJKToRASMatrx()\n", "t.py:5", "GetIJKToRASMatrx"),
+                            "    return volumeNode.GetIJKToRASMatrx(matrix)\n", "t.py:5", "GetIJKToRASMatrx"),
     "typed helper return": (
         "import slicer\n\n\ndef make() -> slicer.vtkMRMLMarkupsROINode:\n    return None\n\n\n"
         "make().GetObjectToWorldMatrixx()\n", "t.py:8", "GetObjectToWorldMatrixx"),
@@ -102,6 +101,93 @@ NEGATIVE_SNIPPETS = {
     "slicer.app": ("import slicer\n\nslicer.app.layoutManagr()\n", "t.py:3", "layoutManagr"),
     "vtk class": ("import vtk\n\nm = vtk.vtkMatrix4x4()\nm.GetElemnt(0, 0)\n", "t.py:4", "GetElemnt"),
 }
+
+
+# Mistakes of the kind the Slicer source review found (issue 11): argument counts per overload,
+# signal strings, .ui widget names. Each: (wrong source, "file:line", words of the message, fixed source).
+CALL_SNIPPETS = {
+    "ROI matrix taken as an argument (defect 3)": (
+        "import slicer\nimport vtk\n\n\ndef corners(roiNode: slicer.vtkMRMLMarkupsROINode):\n"
+        "    matrix = vtk.vtkMatrix4x4()\n    roiNode.GetObjectToWorldMatrix(matrix)\n",
+        "t.py:7", ("GetObjectToWorldMatrix", "takes 0", "called with 1"),
+        "import slicer\nimport vtk\n\n\ndef corners(roiNode: slicer.vtkMRMLMarkupsROINode):\n"
+        "    matrix = vtk.vtkMatrix4x4()\n    matrix.DeepCopy(roiNode.GetObjectToWorldMatrix())\n"),
+    "node from AddNewNodeByClass, too many arguments": (
+        "import slicer\n\nnode = slicer.mrmlScene.AddNewNodeByClass('vtkMRMLSegmentationNode')\n"
+        "node.SetReferenceImageGeometryParameterFromVolumeNode(a, b)\n",
+        "t.py:4", ("SetReferenceImageGeometryParameterFromVolumeNode", "called with 2"),
+        "import slicer\n\nnode = slicer.mrmlScene.AddNewNodeByClass('vtkMRMLSegmentationNode')\n"
+        "node.SetReferenceImageGeometryParameterFromVolumeNode(a)\n"),
+    "unknown receiver: no class of the index takes that count": (
+        "def f(node):\n    node.SetAndObserveTransformNodeID()\n",
+        "t.py:2", ("SetAndObserveTransformNodeID", "receiver unknown"),
+        "def f(node):\n    node.SetAndObserveTransformNodeID(None)\n"),
+    "misspelled Qt signal": (
+        "import qt\n\nbutton = qt.QPushButton('x')\nbutton.connect('clickd(bool)', print)\n",
+        "t.py:4", ("QPushButton", "clickd"),
+        "import qt\n\nbutton = qt.QPushButton('x')\nbutton.connect('clicked(bool)', print)\n"),
+    "signal through the effect's connectSignal helper": (
+        "import qt\n\n\nclass E:\n    def connectSignal(self, sender, signal, slot):\n        pass\n\n"
+        "    def setup(self):\n        self.button = qt.QPushButton('x')\n"
+        "        self.connectSignal(self.button, 'clickd()', print)\n",
+        "t.py:10", ("QPushButton", "clickd"),
+        "import qt\n\n\nclass E:\n    def connectSignal(self, sender, signal, slot):\n        pass\n\n"
+        "    def setup(self):\n        self.button = qt.QPushButton('x')\n"
+        "        self.connectSignal(self.button, 'clicked()', print)\n"),
+    "signal with the wrong argument count": (
+        "import qt\n\ntimer = qt.QTimer()\ntimer.connect('timeout(int)', print)\n",
+        "t.py:4", ("timeout", "names 1"),
+        "import qt\n\ntimer = qt.QTimer()\ntimer.connect('timeout()', print)\n"),
+    "signal of a Slicer widget (index)": (
+        "import slicer\n\nslicer.app.connect('startupComplete()', print)\n",
+        "t.py:3", ("qSlicerApplication", "startupComplete"),
+        "import slicer\n\nslicer.app.connect('startupCompleted()', print)\n"),
+    "widget absent from the module's .ui": (
+        "import slicer\nfrom slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget\n\n\n"
+        "class W(ScriptedLoadableModuleWidget):\n    def setup(self):\n"
+        "        uiWidget = slicer.util.loadUI(self.resourcePath('UI/SegMoTECuration.ui'))\n"
+        "        self.ui = slicer.util.childWidgetVariables(uiWidget)\n"
+        "        self.ui.volumeSelectr.setMRMLScene(slicer.mrmlScene)\n",
+        "t.py:9", ("volumeSelectr",),
+        "import slicer\nfrom slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget\n\n\n"
+        "class W(ScriptedLoadableModuleWidget):\n    def setup(self):\n"
+        "        uiWidget = slicer.util.loadUI(self.resourcePath('UI/SegMoTECuration.ui'))\n"
+        "        self.ui = slicer.util.childWidgetVariables(uiWidget)\n"
+        "        self.ui.volumeSelector.setMRMLScene(slicer.mrmlScene)\n"),
+    "signal of a .ui widget": (
+        "import slicer\nfrom slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget\n\n\n"
+        "class W(ScriptedLoadableModuleWidget):\n    def setup(self):\n"
+        "        uiWidget = slicer.util.loadUI(self.resourcePath('UI/SegMoTECuration.ui'))\n"
+        "        self.ui = slicer.util.childWidgetVariables(uiWidget)\n"
+        "        self.ui.volumeSelector.connect('currentNodeChanged(vtkMRMLNode*, int)', print)\n",
+        "t.py:9", ("currentNodeChanged", "names 2"),
+        "import slicer\nfrom slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget\n\n\n"
+        "class W(ScriptedLoadableModuleWidget):\n    def setup(self):\n"
+        "        uiWidget = slicer.util.loadUI(self.resourcePath('UI/SegMoTECuration.ui'))\n"
+        "        self.ui = slicer.util.childWidgetVariables(uiWidget)\n"
+        "        self.ui.volumeSelector.connect('currentNodeChanged(vtkMRMLNode*)', print)\n"),
+    "slicer.util positional count": (
+        "import slicer\n\nslicer.util.arrayFromVolume()\n", "t.py:3", ("arrayFromVolume", "missing"),
+        "import slicer\n\nslicer.util.arrayFromVolume(node)\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALL_SNIPPETS))
+def test_checker_reports_wrong_calls_and_signals(checker: ApiChecker, name: str):
+    wrong, where, words, fixed = CALL_SNIPPETS[name]
+    errors = checker.check_source(wrong, "t.py")
+    assert any(error.startswith(where + ":") and all(word in error for word in words) for error in errors), errors
+    assert checker.check_source(fixed, "t.py") == [], "the corrected snippet must pass"
+
+
+def test_checker_catches_the_roi_defect_in_the_glue_as_it_was():
+    """The checker run on mrmlconvert.py before the fix (git history) reports the TypeError call."""
+    result = subprocess.run(["git", "show", "869f603:SegMoTE/SegMoTEGlue/mrmlconvert.py"], capture_output=True,
+                            text=True, cwd=REPO)
+    if result.returncode != 0:
+        pytest.skip("the pre-fix revision is not in this checkout's history")
+    errors = project_checker().check_source(result.stdout, "mrmlconvert.py")
+    assert any("GetObjectToWorldMatrix" in error for error in errors), errors
 
 
 @pytest.mark.parametrize("name", sorted(NEGATIVE_SNIPPETS))
@@ -217,12 +303,12 @@ def test_effect_prompt_arguments_match_segment_slice():
 
     sys.path.insert(0, str(GLUE))
     try:
-        from SegMoTEGlue.prompts import SlicePrompts
+        from SegMoTEGlue.prompts import SliceKey, SlicePrompts
     finally:
         sys.path.remove(str(GLUE))
     from SegMoTELib.segment3d import VolumeSegmenter
 
-    prompts = SlicePrompts("axial", ("Red", 2, 5))
+    prompts = SlicePrompts("axial", SliceKey("vtkMRMLSegmentationNode1", "Segment_1", "Red", 2, 5))
     prompts.addPoint([1.0, 2.0, 3.0], positive=False)
     prompts.setBox([0.0, 0.0, 3.0], [10.0, 12.0, 3.0])
     arguments = prompts.arguments()
@@ -390,24 +476,12 @@ def test_each_module_is_built_with_generic_tests():
 
 def test_top_level_cmake_is_a_slicer_extension():
     text = (REPO / "CMakeLists.txt").read_text()
-    for required in ('set(EXTENSION_DEPENDS "PyTorch")', "find_package(Slicer REQUIRED)",
+    for required in ('set(EXTENSION_DEPENDS "PyTorch")', "find_package(Slicer ${SEGMOTE_MINIMUM_SLICER_VERSION} REQUIRED)",
                      "include(${Slicer_USE_FILE})", "add_subdirectory(SegMoTE)",
                      "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):
         assert required in text
     for field in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS"):
         assert re.search(rf'set\(EXTENSION_{field} "[^"]+"\)', text), field
-
-
-def test_s4ext_is_complete():
-    entries = {}
-    for line in (REPO / "SegMoTE.s4ext").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, _, value = line.partition(" ")
-            entries[key] = value.strip()
-    for key in ("scm", "scmurl", "scmrevision", "depends", "build_subdirectory", "homepage", "contributors",
-                "category", "iconurl", "status", "description", "screenshoturls", "enabled"):
-        assert entries.get(key), key
-    assert entries["depends"] == "PyTorch" and entries["category"] == "Segmentation"
 
 
 # --- docs -------------------------------------------------------------------------------------------

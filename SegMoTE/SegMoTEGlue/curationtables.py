@@ -33,9 +33,16 @@ def fillRecordTable(tableNode: slicer.vtkMRMLTableNode, records: list[dict], col
         table.Modified()
 
 
+HISTOGRAM_TABLE_ROLE = "SegMoTEHistogramTable"  # node reference from the chart to its table
+
+
 def scoreHistogramChart(records: list[dict], classBy: tuple, chartNode: slicer.vtkMRMLPlotChartNode | None = None
                         ) -> slicer.vtkMRMLPlotChartNode:
-    """A plot chart with one line per class: the histogram of quality scores (0..1)."""
+    """A plot chart with one line per class: the histogram of quality scores (0..1).
+
+    Given the chart of an earlier run, its histogram table is refilled and its series replaced, so
+    repeated runs do not pile up table, chart and series nodes in the scene.
+    """
     from SegMoTELib.curation.sampler import class_key
 
     classes: dict[tuple, list[float]] = {}
@@ -46,13 +53,21 @@ def scoreHistogramChart(records: list[dict], classBy: tuple, chartNode: slicer.v
     names = ["/".join(key) for key in sorted(classes)]
     counts = [np.histogram(classes[key], bins=edges)[0].astype(np.float64) for key in sorted(classes)]
 
-    tableNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "SegMoTE score histogram")
+    scene = slicer.mrmlScene
+    if chartNode is None or not scene.IsNodePresent(chartNode):
+        chartNode = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", "SegMoTE scores per class")
+    tableNode = chartNode.GetNodeReference(HISTOGRAM_TABLE_ROLE)
+    if tableNode is None:
+        tableNode = scene.AddNewNodeByClass("vtkMRMLTableNode", "SegMoTE score histogram")
+        chartNode.SetNodeReferenceID(HISTOGRAM_TABLE_ROLE, tableNode.GetID())
     slicer.util.updateTableFromArray(tableNode, [centres, *counts], ["score", *names])
-    if chartNode is None:
-        chartNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotChartNode", "SegMoTE scores per class")
+    oldSeries = [chartNode.GetNthPlotSeriesNode(index) for index in range(chartNode.GetNumberOfPlotSeriesNodes())]
     chartNode.RemoveAllPlotSeriesNodeIDs()
+    for series in oldSeries:
+        if series is not None:
+            scene.RemoveNode(series)
     for name in names:
-        series = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", f"scores {name}")
+        series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", f"scores {name}")
         series.SetAndObserveTableNodeID(tableNode.GetID())
         series.SetXColumnName("score")
         series.SetYColumnName(name)

@@ -50,10 +50,18 @@ class BusyFeedback:
     def close(self) -> None:
         if self._timer is None:
             return
+        # Parentless Qt objects made from Python live until Qt deletes them: deleteLater() frees
+        # the timer and the dialog once control is back in the event loop (a dialog that was only
+        # closed stays allocated, with its connection to the job, for the rest of the session).
         self._timer.stop()
+        self._timer.disconnect("timeout()", self._refresh)
+        self._timer.deleteLater()
         self._timer = None
         if self.dialog is not None:
+            if self.cancellable:
+                self.dialog.disconnect("canceled()", self.job.cancel)
             self.dialog.close()
+            self.dialog.deleteLater()
             self.dialog = None
         else:
             qt.QApplication.restoreOverrideCursor()

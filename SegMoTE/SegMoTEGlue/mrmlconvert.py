@@ -108,12 +108,14 @@ def roiCornersWorld(roiNode: slicer.vtkMRMLMarkupsROINode) -> np.ndarray:
     """The 8 corners (8, 3) of a (possibly rotated) ROI in world RAS.
 
     `GetBounds` would be axis-aligned and ignore rotation; the corners come from the ROI's
-    object-to-world matrix and its size instead.
+    object-to-world matrix and its size instead. `GetObjectToWorldMatrix()` takes no argument and
+    returns the node's own matrix (vtkMRMLMarkupsROINode.h, Slicer 5.6-5.10): it is copied, so
+    the worker never reads a matrix the user is moving.
     """
     if roiNode is None:
         raise InputError("roi: no ROI node given")
     objectToWorld = vtk.vtkMatrix4x4()
-    roiNode.GetObjectToWorldMatrix(objectToWorld)
+    objectToWorld.DeepCopy(roiNode.GetObjectToWorldMatrix())
     size = [0.0, 0.0, 0.0]
     roiNode.GetSize(size)
     return geometry.roi_corners(slicer.util.arrayFromVTKMatrix(objectToWorld), size)

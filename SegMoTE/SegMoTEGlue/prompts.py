@@ -1,13 +1,16 @@
 """Prompt bookkeeping shared by the Logic and the effect (no Slicer imports, no geometry).
 
-`SlicePrompts` is the effect's current prompt set: the clicks and the box placed on one slice of
-one view. A prompt on another slice (or in a view of another orientation) starts a new set, as in
-SAM: prompts describe one 2D image. Coordinates stay in world RAS; SegMoTELib maps them.
+`SlicePrompts` is a prompt set: the clicks and the box placed on one slice of one view for one
+segment. A prompt on another slice (or in a view of another orientation) starts a new set, as in
+SAM: prompts describe one 2D image. The key names the segmentation and the segment too, so the
+points and logits of one segment never refine, or get propagated as, another one (`PromptBook`).
+Coordinates stay in world RAS; SegMoTELib maps them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,10 +20,24 @@ MODE_AUTO = "prompt-free"
 MODES = (MODE_CLICK, MODE_BOX, MODE_AUTO)
 
 
+class SliceKey(NamedTuple):
+    """Which prompts belong together: one segment of one segmentation, on one slice of one view."""
+
+    segmentationNodeId: str
+    segmentId: str
+    viewName: str
+    axis: int
+    index: int
+
+    @property
+    def segment(self) -> tuple[str, str]:
+        return (self.segmentationNodeId, self.segmentId)
+
+
 @dataclass
 class SlicePrompts:
     orientation: object                        # "axial"... or a slice normal (3,) in world RAS
-    sliceKey: tuple                            # (view name, slice axis, slice index): identifies the slice
+    sliceKey: SliceKey
     pointsRas: list = field(default_factory=list)
     labels: list = field(default_factory=list)  # 1 positive, 0 negative
     boxCornersRas: list | None = None           # two opposite corners in world RAS
@@ -32,8 +49,17 @@ class SlicePrompts:
         self.labels.append(1 if positive else 0)
 
     def setBox(self, cornerRas0, cornerRas1, outlineRas=None) -> None:
-        self.boxCornersRas = [[float(v) for v in cornerRas0], [float(v) for v in cornerRas1]]
+        """A box by two opposite corners, or by the 4 corners of the rectangle as drawn (`outlineRas`).
+
+        A rectangle drawn in a rotated or reformatted view is not aligned with the RAS axes, and two
+        of its corners would stand for the RAS-aligned box they span. Its 4 corners go to the engine
+        as 8 (each twice): `segment_slice` takes 8 corners as given and projects them onto the slice.
+        """
         self.boxOutlineRas = None if outlineRas is None else [[float(v) for v in c] for c in outlineRas]
+        if self.boxOutlineRas is not None and len(self.boxOutlineRas) == 4:
+            self.boxCornersRas = self.boxOutlineRas + self.boxOutlineRas
+        else:
+            self.boxCornersRas = [[float(v) for v in cornerRas0], [float(v) for v in cornerRas1]]
 
     @property
     def empty(self) -> bool:
@@ -48,10 +74,35 @@ class SlicePrompts:
         previous = self.lastResult
         return {
             "orientation": self.orientation,
-            "slice_index": self.sliceKey[2],
+            "slice_index": self.sliceKey.index,
             "mask_input": None if previous is None else previous.low_res_logits,
             "points_ras": np.asarray(self.pointsRas, dtype=np.float64) if self.pointsRas else None,
             "labels": np.asarray(self.labels, dtype=np.int64) if self.labels else None,
             "box_ras": np.asarray(self.boxCornersRas, dtype=np.float64) if self.boxCornersRas else None,
         }
 
+
+
+class PromptBook:
+    """The current prompt set of each segment (segmentation node id, segment id)."""
+
+    def __init__(self):
+        self._bySegment: dict[tuple[str, str], SlicePrompts] = {}
+
+    def promptsFor(self, key: SliceKey, orientation) -> SlicePrompts:
+        """The set of `key`; a new one (replacing the segment's previous set) when the slice changed."""
+        prompts = self._bySegment.get(key.segment)
+        if prompts is None or prompts.sliceKey != key:
+            prompts = SlicePrompts(orientation, key)
+            self._bySegment[key.segment] = prompts
+        return prompts
+
+    def current(self, segmentationNodeId: str | None, segmentId: str | None) -> SlicePrompts | None:
+        """The segment's latest prompt set (what "Propagate to 3D" starts from), or None."""
+        return self._bySegment.get((segmentationNodeId, segmentId))
+
+    def forget(self, segmentationNodeId: str, segmentId: str) -> None:
+        self._bySegment.pop((segmentationNodeId, segmentId), None)
+
+    def clear(self) -> None:
+        self._bySegment.clear()

@@ -119,10 +119,20 @@ class TorchWorker:
             for job in self._pending:
                 job.cancel()
 
-    def shutdown(self) -> None:
+    def shutdown(self, joinSeconds: float = 5.0) -> None:
+        """Cancel pending jobs, stop the delivery timer and the thread (application exit)."""
         self.cancelAll()
-        self._timer.stop()
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.disconnect("timeout()", self._deliverFinished)
+            self._timer.deleteLater()
+            self._timer = None
         self._queue.put((-1, next(self._counter), None))
+        self._thread.join(joinSeconds)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     # --- worker thread -------------------------------------------------------------------------
     def _loop(self) -> None:

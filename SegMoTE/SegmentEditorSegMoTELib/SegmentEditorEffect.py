@@ -1,10 +1,12 @@
 """Segment Editor effect "SegMoTE": clicks, boxes and prompt-free masks on any slice view, and 3D.
 
 Left click = positive point, Shift/Ctrl + click = negative point, drag = box, in any slice view
-(Red, Yellow, Green or oblique). Each prompt replaces the selected segment on that slice; the
-prompts of one slice refine each other (previous logits go along as a dense prompt). "Propagate to
-3D" extends the last slice mask through the volume. Edits go through saveStateForUndo() and
+(Red, Yellow, Green or oblique; an oblique view segments the nearest voxel slice). Each prompt
+replaces the selected segment on that slice; the prompts of one slice of one segment refine each
+other (previous logits go along as a dense prompt). "Propagate to 3D" extends the segment's last
+slice mask through the volume. Edits go through saveStateForUndo() and
 modifySelectedSegmentByLabelmap(), so undo, masking and overwrite settings work as for any effect.
+A result is written only into the segment it was computed for, and only while the effect is active.
 
 All model work runs on SegMoTE's worker thread; the GUI only converts MRML ⇄ arrays and shows
 results. The slice under the mouse is embedded ahead of time, so a prompt costs only the decoder.
@@ -24,6 +26,7 @@ import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source che
 from SegMoTEGlue.dependencies import dependencyStatus
 from SegMoTEGlue.engine import engineSession
 from SegMoTEGlue.feedback import BusyFeedback, describeError
+from SegMoTEGlue.jobtargets import EditTarget, PendingJobs, dropReason
 from SegMoTEGlue.markers import PromptMarkers
 from SegMoTEGlue.mrmlconvert import (
     geometryOfNode,
@@ -32,7 +35,7 @@ from SegMoTEGlue.mrmlconvert import (
     sliceExtent,
     sliceNormalWorld,
 )
-from SegMoTEGlue.prompts import MODE_AUTO, MODE_BOX, MODE_CLICK, MODES, SlicePrompts
+from SegMoTEGlue.prompts import MODE_AUTO, MODE_BOX, MODE_CLICK, MODES, PromptBook, SliceKey, SlicePrompts
 from SegMoTEGlue.worker import BATCH, INTERACTIVE, PREFETCH
 from SegMoTELib import geometry
 from SegMoTELib.errors import InputError
@@ -49,8 +52,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         scriptedEffect.perSegment = True
         scriptedEffect.requireSegments = True
         AbstractScriptedSegmentEditorEffect.__init__(self, scriptedEffect)
-        self.prompts: SlicePrompts | None = None
+        self.promptBook = PromptBook()
         self.markers = PromptMarkers()
+        self.pendingJobs = PendingJobs()
+        self.active = False
+        self.connections: list = []  # (Qt object, signal, slot), disconnected in cleanup()
         self.pressXy = None
         self.pressViewName = None
         self.dragging = False
@@ -65,6 +71,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         clonedEffect = slicer.qSlicerSegmentEditorScriptedEffect(None)
         clonedEffect.setPythonSource(__file__.replace("\\", "/"))
         return clonedEffect
+
+    def connectSignal(self, qtObject, signal: str, slot) -> None:
+        """connect() and remember it: cleanup() disconnects it (Slicer 5.10, see cleanup())."""
+        qtObject.connect(signal, slot)
+        self.connections.append((qtObject, signal, slot))
 
     def icon(self):
         return qt.QIcon(_ICON) if os.path.exists(_ICON) else qt.QIcon()
@@ -81,7 +92,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         modeLayout = qt.QHBoxLayout()
         for mode in MODES:
             button = qt.QRadioButton(mode.capitalize())
-            button.connect("toggled(bool)", self.updateMRMLFromGUI)
+            self.connectSignal(button, "toggled(bool)", self.updateMRMLFromGUI)
             modeLayout.addWidget(button)
             self.modeButtons[mode] = button
         self.scriptedEffect.addLabeledOptionsWidget("Mode:", modeLayout)
@@ -90,7 +101,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         for modality in MODALITIES:
             self.modalityComboBox.addItem(modality)
         self.modalityComboBox.toolTip = "How intensities become 8-bit for the model (auto: CT if Hounsfield-like)."
-        self.modalityComboBox.connect("currentIndexChanged(int)", self.updateMRMLFromGUI)
+        self.connectSignal(self.modalityComboBox, "currentIndexChanged(int)", self.updateMRMLFromGUI)
         self.scriptedEffect.addLabeledOptionsWidget("Modality:", self.modalityComboBox)
 
         self.limitRangeCheckBox = qt.QCheckBox("Only slices")
@@ -98,8 +109,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.lastSliceSpinBox = qt.QSpinBox()
         for spinBox in (self.firstSliceSpinBox, self.lastSliceSpinBox):
             spinBox.setRange(0, 100000)
-            spinBox.connect("valueChanged(int)", self.updateMRMLFromGUI)
-        self.limitRangeCheckBox.connect("toggled(bool)", self.updateMRMLFromGUI)
+            self.connectSignal(spinBox, "valueChanged(int)", self.updateMRMLFromGUI)
+        self.connectSignal(self.limitRangeCheckBox, "toggled(bool)", self.updateMRMLFromGUI)
         rangeLayout = qt.QHBoxLayout()
         rangeLayout.addWidget(self.limitRangeCheckBox)
         rangeLayout.addWidget(self.firstSliceSpinBox)
@@ -109,9 +120,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
         self.propagateButton = qt.QPushButton("Propagate to 3D")
         self.propagateButton.toolTip = "Extend the last slice mask through the volume (whole extent or the slice range)."
-        self.propagateButton.connect("clicked()", self.onPropagate)
+        self.connectSignal(self.propagateButton, "clicked()", self.onPropagate)
         self.clearButton = qt.QPushButton("Clear prompts")
-        self.clearButton.connect("clicked()", self.clearPrompts)
+        self.connectSignal(self.clearButton, "clicked()", self.clearPrompts)
         buttonLayout = qt.QHBoxLayout()
         buttonLayout.addWidget(self.propagateButton)
         buttonLayout.addWidget(self.clearButton)
@@ -130,10 +141,13 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def updateGUIFromMRML(self):
         mode = self.scriptedEffect.parameter("Mode")
+        # All radio buttons blocked before any is set: checking one unchecks the previous one
+        # (auto-exclusive), whose toggled() would otherwise write a half-updated mode to MRML.
+        wasBlocked = {name: button.blockSignals(True) for name, button in self.modeButtons.items()}
         for name, button in self.modeButtons.items():
-            wasBlocked = button.blockSignals(True)
             button.checked = name == mode
-            button.blockSignals(wasBlocked)
+        for name, button in self.modeButtons.items():
+            button.blockSignals(wasBlocked[name])
         wasBlocked = self.modalityComboBox.blockSignals(True)
         self.modalityComboBox.setCurrentText(self.scriptedEffect.parameter("Modality"))
         self.modalityComboBox.blockSignals(wasBlocked)
@@ -156,31 +170,53 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     # --- lifetime ------------------------------------------------------------------------------
     def activate(self):
+        self.active = True
         status = dependencyStatus()
-        self.setStatus("Click or drag in a slice view." if status.ready else status.describe()
-                       + " Open the SegMoTE module to install them.")
+        if status.ready:
+            self.setStatus("Click or drag in a slice view.")
+        else:
+            self.setStatus(status.describe() + (" Open the SegMoTE module to install them." if status.installable else ""))
         layoutManager = slicer.app.layoutManager()
         if status.ready and layoutManager is not None and layoutManager.sliceWidget("Red") is not None:
             # Embed the slice the user most likely prompts first while they aim.
             self.processViewNodeEvents(layoutManager.sliceWidget("Red").mrmlSliceNode(), None, None)
 
     def deactivate(self):
+        # Results still on the worker are for a segment the user has left: cancel them, and
+        # onDone drops any that was already running (self.active is False).
+        self.active = False
+        self.pendingJobs.cancelAll()
+        self.latestSerial += 1
         self.markers.remove()
-        self.prompts = None
+        self.promptBook.clear()
         if self.prefetchTimer is not None:
             self.prefetchTimer.stop()
 
     def cleanup(self):
+        # Called by qMRMLSegmentEditorWidget before it deletes the effect
+        # (qMRMLSegmentEditorWidget.cxx, ~qMRMLSegmentEditorWidgetPrivate). Since Slicer 5.10 effects
+        # must disconnect their Qt connections there, or PythonQt keeps the effect alive
+        # (AbstractScriptedSegmentEditorEffect.cleanup docstring, Slicer issue #7392).
+        self.pendingJobs.cancelAll()
+        for qtObject, signal, slot in self.connections:
+            qtObject.disconnect(signal, slot)
+        self.connections = []
+        if self.prefetchTimer is not None:
+            self.prefetchTimer.stop()
+            self.prefetchTimer.deleteLater()
+            self.prefetchTimer = None
         self.markers.remove()
         AbstractScriptedSegmentEditorEffect.cleanup(self)
 
-    def interactionNodeModified(self, interactionNode):
-        # The default implementation deactivates the effect when the interaction mode changes
-        # (e.g. markups placement). SegMoTE's own markers are locked nodes placed from code, so
-        # the effect stays active; the user can still pick another effect.
-        pass
+    # interactionNodeModified is deliberately not overridden: the base implementation
+    # (qSlicerSegmentEditorAbstractEffect::interactionNodeModified,
+    # Modules/Loadable/Segmentations/EditorEffects/qSlicerSegmentEditorAbstractEffect.cxx) deactivates
+    # the effect when the user starts markups placement. Swallowing it left the effect active, and
+    # the editor's view observers (which run first) consumed the clicks meant for the placement.
 
     def sourceVolumeNodeChanged(self):
+        # Every registered effect hears this, active or not (qMRMLSegmentEditorWidget.cxx,
+        # notifyEffectsOfSourceVolumeNodeChange): forget state, create nothing.
         self.clearPrompts()
         self.volumeCache = (None, None)
 
@@ -217,8 +253,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def showDraggedBox(self, startXy, endXy, viewWidget: slicer.qMRMLSliceWidget) -> None:
         rectangleXy = [(startXy[0], startXy[1]), (endXy[0], startXy[1]), (endXy[0], endXy[1]), (startXy[0], endXy[1])]
         self.draggedOutlineRas = [self.xyToRas(cornerXy, viewWidget) for cornerXy in rectangleXy]
-        points = self.prompts.pointsRas if self.prompts is not None else []
-        labels = self.prompts.labels if self.prompts is not None else []
+        prompts = self.prompts
+        points = prompts.pointsRas if prompts is not None else []
+        labels = prompts.labels if prompts is not None else []
         self.markers.show(points, labels, self.draggedOutlineRas)
 
     def onMouseReleased(self, pressXy, releaseXy, viewWidget: slicer.qMRMLSliceWidget, negative: bool) -> None:
@@ -266,8 +303,22 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             raise InputError("source volume: select a source volume in the Segment Editor")
         return list(geometryOfNode(sourceNode).ijk_to_ras_points([ijk])[0])
 
+    @property
+    def prompts(self) -> SlicePrompts | None:
+        """The selected segment's current prompt set (None when it has none)."""
+        target = self.currentTarget()
+        return self.promptBook.current(target.segmentationNodeId, target.segmentId)
+
+    def currentTarget(self) -> EditTarget:
+        parameterSetNode = self.scriptedEffect.parameterSetNode()
+        if parameterSetNode is None:
+            return EditTarget(None, None)
+        segmentationNode = parameterSetNode.GetSegmentationNode()
+        return EditTarget(segmentationNode.GetID() if segmentationNode is not None else None,
+                          parameterSetNode.GetSelectedSegmentID())
+
     def clearPrompts(self) -> None:
-        self.prompts = None
+        self.promptBook.clear()
         self.latestSerial += 1  # results still on their way are dropped
         self.markers.clear()
 
@@ -299,17 +350,16 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         return segmentationNode, image, self.volumeCache[1], key
 
     def promptsFor(self, anchorRas, orientation, viewName: str) -> SlicePrompts | None:
-        """The prompt set of the slice through `anchorRas`; a new one when the slice changed."""
+        """The selected segment's prompt set on the slice through `anchorRas` (new when either changed)."""
         try:
             _segmentationNode, _image, volume, _key = self.context()
             ref = geometry.slice_through(volume, orientation, anchorRas)
         except (InputError, ValueError) as error:
             self.setStatus(describeError(error))
             return None
-        sliceKey = (viewName, ref.axis, ref.index)
-        if self.prompts is None or self.prompts.sliceKey != sliceKey:
-            self.prompts = SlicePrompts(orientation, sliceKey)
-        return self.prompts
+        target = self.currentTarget()
+        sliceKey = SliceKey(target.segmentationNodeId, target.segmentId, viewName, ref.axis, ref.index)
+        return self.promptBook.promptsFor(sliceKey, orientation)
 
     def mapping(self) -> IntensityMapping:
         return IntensityMapping(modality=self.scriptedEffect.parameter("Modality") or "auto")
@@ -320,19 +370,26 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.submit(lambda segmenter: segmenter.segment_slice(**arguments), prompts, "Segmenting the slice...")
 
     def segmentPromptFree(self, pointRas, orientation, viewName: str) -> None:
-        self.prompts = None
+        target = self.currentTarget()
+        self.promptBook.forget(target.segmentationNodeId, target.segmentId)
         prompts = self.promptsFor(pointRas, orientation, viewName)
         if prompts is not None:
             self.markers.clear()
-            index = prompts.sliceKey[2]
+            index = prompts.sliceKey.index
             self.submit(lambda segmenter: segmenter.segment_auto(orientation, index), prompts,
                         "Segmenting the slice without prompts...")
+
+    def editingConfirmed(self) -> bool:
+        """Slicer's check that the selected segment is visible (it asks the user otherwise)."""
+        return self.scriptedEffect.confirmCurrentSegmentVisible() != self.scriptedEffect.NotConfirmed
 
     def submit(self, predict, prompts: SlicePrompts, title: str) -> None:
         try:
             segmentationNode, image, volume, key = self.context()
         except InputError as error:
             self.setStatus(str(error))
+            return
+        if not self.editingConfirmed():
             return
         session = engineSession()
         mapping = self.mapping()
@@ -344,7 +401,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
         def onDone(result):
             if serial != self.latestSerial:
-                return  # a newer prompt is on its way
+                return  # a newer prompt of this effect is on its way
             prompts.lastResult = result
             self.writeLabelmap(result.labelmap, image, result.ref.axis, result.ref.index, result.ref.index)
             self.setStatus(f"Slice {result.ref.index} segmented (predicted IoU {result.score:.2f}, {result.decoder} decoder).")
@@ -352,15 +409,18 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.startJob(session, run, title, INTERACTIVE, onDone)
 
     def onPropagate(self) -> None:
-        if self.prompts is None or self.prompts.lastResult is None:
-            self.setStatus("Place a prompt on a slice first; its mask is what gets propagated.")
-            return
         try:
             _segmentationNode, image, volume, key = self.context()
         except InputError as error:
             self.setStatus(str(error))
             return
-        seed = self.prompts.lastResult
+        prompts = self.prompts  # the selected segment's own prompts, never another segment's
+        if prompts is None or prompts.lastResult is None:
+            self.setStatus("Place a prompt on a slice of this segment first; its mask is what gets propagated.")
+            return
+        if not self.editingConfirmed():
+            return
+        seed = prompts.lastResult
         sliceRange = None
         if self.scriptedEffect.integerParameter("LimitRange"):
             sliceRange = (self.scriptedEffect.integerParameter("FirstSlice"),
@@ -383,10 +443,17 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.startJob(session, run, "Propagating to 3D...", BATCH, onDone)
 
     def startJob(self, session, run, title: str, priority: int, onDone) -> None:
-        """Submit `run`; busy cursor, then a progress dialog; `onDone(result)` on the main thread."""
+        """Submit `run`; busy cursor, then a progress dialog; `onDone(result)` on the main thread.
+
+        The segmentation and segment selected now are the result's target: a result arriving
+        after the effect was deactivated, or when another segment or segmentation is selected, is
+        dropped (and the status line says so) instead of being written into the wrong segment.
+        """
         holder = {}
+        target = self.currentTarget()
 
         def finish():
+            self.pendingJobs.done(holder.get("job"))
             feedback = holder.pop("feedback", None)
             if feedback is not None:
                 feedback.close()
@@ -394,6 +461,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
         def finished(result):
             finish()
+            reason = dropReason(target, self.currentTarget(), self.active)
+            if reason is not None:
+                self.setStatus(f"Result dropped: {reason}.")
+                return
             onDone(result)
 
         def failed(error):
@@ -405,17 +476,19 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         except Exception as error:  # dependencies missing: say so instead of a traceback
             self.setStatus(describeError(error))
             return
+        holder["job"] = job
+        self.pendingJobs.add(job)
         holder["feedback"] = BusyFeedback(job, title, cancellable=priority != INTERACTIVE)
         self.activeFeedbacks.add(holder["feedback"])
 
     def writeLabelmap(self, labelmap, image: slicer.vtkOrientedImageData, axis: int, first: int, last: int) -> None:
         """Replace the selected segment on slices first..last along `axis` by `labelmap` [k, j, i]."""
-        self.scriptedEffect.saveStateForUndo()
         modifier = self.scriptedEffect.defaultModifierLabelmap()
-        if tuple(modifier.GetExtent()) != tuple(image.GetExtent()):
+        if tuple(modifier.GetExtent()) != tuple(image.GetExtent()):  # checked first: no empty undo step
             self.setStatus("The segmentation's geometry differs from the source volume's; "
                            "set it with 'Specify geometry' (source volume) and try again.")
             return
+        self.scriptedEffect.saveStateForUndo()
         orientedImageArray(modifier)[:] = labelmap
         modifier.Modified()
         self.scriptedEffect.modifySelectedSegmentByLabelmap(
@@ -431,7 +504,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             self.prefetchTimer = qt.QTimer()
             self.prefetchTimer.setSingleShot(True)
             self.prefetchTimer.setInterval(PREFETCH_DELAY_MSEC)
-            self.prefetchTimer.connect("timeout()", self.prefetchCurrentSlice)
+            self.connectSignal(self.prefetchTimer, "timeout()", self.prefetchCurrentSlice)
         self.prefetchTimer.start()
 
     def prefetchCurrentSlice(self) -> None:

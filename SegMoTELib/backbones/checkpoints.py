@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, one_line
 
 
 def file_sha256(path: str | Path) -> str:
@@ -16,33 +16,58 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def verify_checkpoint(path: str | Path, expected_sha256: str | None, what: str) -> Path:
+def verify_checkpoint(path: str | Path, expected_sha256: str | None, what: str, argument: str = "checkpoint") -> Path:
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"{argument}: {path} is a folder; expected the {what} file itself")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint: {what} file {path} does not exist")
+        raise CheckpointError(f"{argument}: {what} file {path} does not exist")
     if expected_sha256:
         actual = file_sha256(path)
         if actual != expected_sha256:
             raise CheckpointError(
-                f"checkpoint: {path} is not the expected {what} file "
+                f"{argument}: {path} is not the expected {what} file "
                 f"(sha256 {actual}, expected {expected_sha256}); it is corrupt or a different model"
             )
     return path
 
 
-def load_state_dict(path: str | Path, what: str) -> dict:
-    """torch.load with weights_only=True; unwraps {'model': ...} / {'state_dict': ...} containers."""
+# What torch's weights-only unpickler says when a pickle names code (a class, a function) rather
+# than when its bytes are garbage ("Unsupported operand"): torch/_weights_only_unpickler.py.
+_FOREIGN_OBJECT_SIGNS = ("Unsupported global", "unsupported GLOBAL", "Trying to call reduce", "Can only create new object",
+                         "Can only build Tensor", "Unsupported class")
+
+
+def load_weights_file(path: str | Path, what: str, expected: str, argument: str = "checkpoint"):
+    """`torch.load(weights_only=True)` of `path`; any failure is one line naming the file, saying
+    it is not a valid `what` file and what was `expected`.
+
+    torch's own text is not passed on: it spans several lines and advises `weights_only=False`,
+    which is wrong for a corrupt file and dangerous for a malicious one (it runs the pickle's code).
+    """
     import torch
 
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for corrupt or unsafe files
-        raise CheckpointError(f"checkpoint: cannot read {what} file {path}: {error.__class__.__name__}: {error}") from None
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many types for corrupt or unsafe files
+        text = str(error)
+        if any(sign in text for sign in _FOREIGN_OBJECT_SIGNS):
+            reason = "it holds Python objects besides weights, which are never loaded because they could run code"
+        elif isinstance(error, MemoryError):
+            reason = "not enough memory to read it"
+        else:
+            reason = "it is corrupt, truncated or not a PyTorch weights file"
+    raise CheckpointError(f"{argument}: {path} is not a valid {what} file ({reason}); expected {expected}")
+
+
+def load_state_dict(path: str | Path, what: str, argument: str = "checkpoint") -> dict:
+    """Weights-only load; unwraps {'model': ...} / {'state_dict': ...} containers."""
+    state = load_weights_file(path, what, f"the PyTorch state dict of {what}", argument)
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint: {path} does not hold a state dict for {what}")
+        raise CheckpointError(f"{argument}: {path} does not hold a state dict for {what}")
     return state
 
 
@@ -52,7 +77,8 @@ def load_into(module, state: dict, path: str | Path, what: str) -> None:
         result = module.load_state_dict(state, strict=False)
         missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     except RuntimeError as error:  # shape mismatches
-        raise CheckpointError(f"checkpoint: {path} does not match the {what} architecture: {str(error)[:400]}") from None
+        raise CheckpointError(f"checkpoint: {path} does not match the {what} architecture: "
+                              f"{one_line(error, 400)}") from None
     if missing or unexpected:
         raise CheckpointError(
             f"checkpoint: {path} does not match the {what} architecture "

@@ -27,7 +27,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (a rerun with the same folder resumes)")
     parser.add_argument("--class-by", default="dataset",
                         help="what a sampling class is: dataset, label, modality or a comma list (default dataset)")
-    parser.add_argument("--workers", type=_whole_number, default=None, help="processes (default: all cores)")
+    parser.add_argument("--workers", type=_whole_number, default=None,
+                        help="local processes for measuring (--engine local) and export (default: all cores)")
+    engine = parser.add_argument_group("engine (where the per-slice measuring runs; the results are identical)")
+    engine.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: processes of this machine (default); ray: Ray tasks (pip install segmote[ray])")
+    engine.add_argument("--address", default=None,
+                        help="with --engine ray: join this running Ray cluster (HOST:6379, ray://HOST:10001 or auto); "
+                             "default: start a local Ray for this run")
+    engine.add_argument("--num-cpus", type=_whole_number, default=None,
+                        help="with --engine ray and no --address: CPUs of the local Ray (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--axis", type=int, default=0, choices=(0, 1, 2),
                         help="array axis of [k, j, i] volumes to slice 3D studies along (default 0)")
@@ -41,21 +50,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from ..curation import CurationWarning, QCConfig, run_curation
+    from ..curation.engine import make_engine
 
     if args.target <= 0:
         raise InputError(f"--target: expected a positive number of records, got {args.target}")
+    if args.engine != "ray" and (args.address or args.num_cpus):
+        raise InputError("--address/--num-cpus: only with --engine ray")
+    if args.address and args.num_cpus:
+        raise InputError("--num-cpus: a joined cluster (--address) brings its own CPUs; give one or the other")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers: expected a positive number of processes, got {args.workers}")
     config = QCConfig.from_file(args.config) if args.config else QCConfig()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), make_engine(args.engine, args.workers, args.address, args.num_cpus) as engine:
         warnings.simplefilter("ignore", CurationWarning)  # listed in the summary, printed below
         summary = run_curation(args.sources, args.target, args.out, class_by=args.class_by, workers=args.workers,
                                seed=args.seed, config=config, progress=not args.quiet, axis=args.axis,
-                               modality=args.modality, export=not args.no_export, plots=not args.no_plots)
+                               modality=args.modality, export=not args.no_export, plots=not args.no_plots,
+                               engine=engine)
     timing = summary["timing"]
     print(f"records {summary['records']}, passed {summary['passed']}, selected {summary['selected']} "
           f"(target {summary['target']}); files with errors {summary['files_with_errors']}")
     print("gate rejections: " + ", ".join(f"{gate} {count}" for gate, count in summary["gate_rejections"].items()))
     print(f"measured {timing['slices_measured']} slices in {timing['measure_seconds']:.1f} s "
-          f"({timing['slices_per_second']:.0f} slices/s, {timing['workers']} workers, "
+          f"({timing['slices_per_second']:.0f} slices/s, {timing['engine']} engine, {timing['workers']} workers, "
           f"{timing['units_resumed']} of {timing['units']} units resumed); wall {timing['wall_seconds']:.1f} s")
     for warning in summary["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)

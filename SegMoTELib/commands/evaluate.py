@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DataError, InputError
-from .model_options import add_model_arguments, predictor_from_args
+from .model_options import add_model_arguments, check_model_arguments, predictor_from_args
 
 HELP = "Dice of the SegMoTE adapter vs the base decoder on 2D image-mask sets (box, clicks or prompt-free)"
 
@@ -48,6 +48,11 @@ def _check_arguments(args) -> None:
         raise InputError("--prompt auto: prompt-free segmentation needs an adapter; --adapter none has none")
     for path in args.data:
         detect_layout(path)  # DataError naming the folder before the model loads
+    check_model_arguments(args)
+    if args.out:  # a report that cannot be written must not cost the whole evaluation first
+        from ..io.outputs import writable_folder
+
+        writable_folder(args.out, "--out")
 
 
 def _samples(args):
@@ -68,19 +73,18 @@ def _predictor(args):
 
 
 def _write_outputs(report, out_dir: str, prompt: str, clicks: int) -> list[Path]:
-    from ..io.atomic import atomic_output
+    from ..io.atomic import atomic_outputs
+    from ..io.outputs import output_errors, writable_folder
 
-    folder = Path(out_dir).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"--out: {folder} exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = writable_folder(out_dir, "--out")  # checked again: the folder may have changed meanwhile
+    with output_errors("--out", folder):
+        folder.mkdir(parents=True, exist_ok=True)
     stem = f"evaluation_{prompt}" + (f"_{clicks}clicks" if prompt == "click" else "")
-    written = []
-    for suffix, text in ((".md", report.to_markdown()), (".json", report.to_json() + "\n")):
-        with atomic_output(folder / f"{stem}{suffix}", "--out") as temporary:
+    texts = {folder / f"{stem}.md": report.to_markdown(), folder / f"{stem}.json": report.to_json() + "\n"}
+    with atomic_outputs(list(texts), "--out") as temporaries:  # the report and its data: both or neither
+        for temporary, text in zip(temporaries, texts.values()):
             temporary.write_text(text, encoding="utf-8")
-        written.append(folder / f"{stem}{suffix}")
-    return written
+    return list(texts)
 
 
 def run(args) -> int:

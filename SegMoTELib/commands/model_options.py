@@ -20,6 +20,28 @@ def adapter_choice(args):
     return None if str(args.adapter).lower() == "none" else args.adapter
 
 
+def check_model_arguments(args) -> None:
+    """What can be checked about the model without loading it (the manifest, the backbone name,
+    the checkpoint file, the adapter file's header, the device name): called before any long work
+    starts, e.g. before a volume is read."""
+    from ..backbones import backbone_spec
+    from ..backbones.checkpoints import verify_checkpoint
+    from ..device import DEVICE_CHOICES
+    from ..errors import InputError
+
+    backbone_spec(args.backbone)
+    if args.checkpoint:
+        verify_checkpoint(args.checkpoint, None, f"{args.backbone} checkpoint", argument="--checkpoint")
+    adapter = adapter_choice(args)
+    if adapter is not None and str(adapter) != "default":
+        from ..modeling.adapter_io import read_adapter
+
+        verify_checkpoint(adapter, None, "adapter", argument="--adapter")
+        read_adapter(adapter, expected_backbone=args.backbone)  # a few MB: corrupt or foreign files fail now
+    if str(args.device).lower().split(":")[0] not in DEVICE_CHOICES:
+        raise InputError(f"--device: unknown device {args.device!r}; expected one of {', '.join(DEVICE_CHOICES)}")
+
+
 def predictor_from_args(args, cache_size: int = 8):
     from ..modeling.speed import fast_options
     from ..predictor import SegMoTEPredictor

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..intensity import CT_WINDOWS, IntensityMapping
-from .model_options import add_model_arguments, predictor_from_args
+from .model_options import add_model_arguments, check_model_arguments, predictor_from_args
 
 HELP = "segment a 2D image (pixel prompts) or a 3D volume (RAS prompts, propagation, 3D box)"
 
@@ -99,8 +99,9 @@ def run(args) -> int:
 
 # --- checking ----------------------------------------------------------------------------------
 def _prepare(args) -> _Job:
-    from ..io import extension_of, read_volume, writable_target
+    from ..io import extension_of, read_volume, refuse_overwriting_input, writable_target
     from ..io.formats import VOLUME_EXTENSIONS
+    from ..names import validate_segment_name
 
     pixel_prompt = args.box is not None or args.point or args.negative
     ras_prompt = args.ras_box is not None or args.ras_point or args.ras_negative
@@ -119,7 +120,10 @@ def _prepare(args) -> _Job:
         raise InputError("--negative: needs at least one --point (positive click)")
     if args.ras_negative and not args.ras_point:
         raise InputError("--ras-negative: needs at least one --ras-point (positive click)")
+    check_model_arguments(args)
     output = writable_target(args.output, "--output")
+    validate_segment_name(args.name, "--name", ascii_only=extension_of(output) == ".seg.nrrd")
+    refuse_overwriting_input(output, [args.input], "--output")
     volume = read_volume(args.input)
     single_slice = volume.array.shape[0] == 1
     mode = "2d" if pixel_prompt or (args.auto and single_slice) else "volume"
@@ -132,13 +136,34 @@ def _prepare(args) -> _Job:
     if extension not in allowed:
         raise InputError(f"--output: cannot write a {mode} mask as {extension or '(no extension)'!r}; "
                          f"expected one of {', '.join(allowed)}")
-    overlay = _overlay_path(output) if mode == "2d" else None
+    overlay = None
+    if mode == "2d":  # both files are checked now: a failing overlay must not cost a model run or the mask
+        overlay = writable_target(_overlay_path(output), "--output (its overlay)")
+        refuse_overwriting_input(overlay, [args.input], "--output (its overlay)")
     job = _Job(mode, volume, _mapping(args, volume), output, overlay)
     if mode == "volume":
+        _check_volume_content(args, volume)
         _check_ras_prompts(args, volume)
     else:
+        _check_image_content(args, job)
         _check_pixel_prompts(args, volume)
     return job
+
+
+def _check_image_content(args, job: _Job) -> None:
+    """A constant or too small image fails here, as it would in set_image after the model loads."""
+    from ..preprocessing import as_model_uint8
+
+    try:
+        as_model_uint8(job.volume.array[0], mapping=None if job.volume.rgb else job.mapping)
+    except InputError as error:
+        raise InputError(f"{args.input}: {str(error).removeprefix('image: ')}") from None
+
+
+def _check_volume_content(args, volume) -> None:
+    if volume.array.min() == volume.array.max():
+        raise InputError(f"{args.input}: the volume is constant (every voxel is {volume.array.flat[0]}); "
+                         f"there is nothing to segment")
 
 
 def _overlay_path(output: Path) -> Path:
@@ -196,7 +221,7 @@ def _check_ras_prompts(args, volume) -> None:
 
     axis = slice_axis_for(volume, args.orientation)
     if args.ras_point:
-        ras_to_voxel(volume, _ras_points(args)[0])
+        _check_clicks_on_one_slice(args, ras_to_voxel(volume, _ras_points(args)[0])[:, axis])
     if args.ras_box is not None:
         corners = _ras_corners(args)
         first, last = slice_extent_of_box(volume, axis, corners)
@@ -205,6 +230,19 @@ def _check_ras_prompts(args, volume) -> None:
         count = slice_count(volume, axis)
         if not 0 <= args.slice < count:
             raise InputError(f"--slice: expected 0..{count - 1} along the {args.orientation} axis, got {args.slice}")
+
+
+def _check_clicks_on_one_slice(args, slice_indices) -> None:
+    """Clicks are prompts on the slice through the first positive click; one on another slice
+    would be projected onto it silently, a different point than the one the user chose."""
+    first = int(slice_indices[0])
+    options = ["--ras-point"] * len(args.ras_point) + ["--ras-negative"] * len(args.ras_negative or [])
+    clicks = list(args.ras_point) + list(args.ras_negative or [])
+    for option, click, index in zip(options, clicks, slice_indices):
+        if int(index) != first:
+            where = " ".join(f"{value:g}" for value in click)
+            raise InputError(f"{option}: the click at {where} lies on {args.orientation} slice {int(index)}, the "
+                             f"first --ras-point on slice {first}; all clicks must be on the same slice")
 
 
 def _predictor(args):
@@ -219,7 +257,7 @@ def _predictor(args):
 
 # --- 2D --------------------------------------------------------------------------------------
 def _segment_2d(args, job: _Job, predictor) -> list[Path]:
-    from ..io import write_segmentation, write_volume
+    from ..io import atomic_outputs, extension_of, write_segmentation, write_volume
 
     image = job.volume.array[0]
     predictor.set_image(image, mapping=job.mapping if not job.volume.rgb else None)
@@ -231,18 +269,13 @@ def _segment_2d(args, job: _Job, predictor) -> list[Path]:
         points, labels = _pixel_points(args)
         prediction = predictor.predict(points=points, labels=labels)
     mask = np.asarray(prediction.masks[0], dtype=bool)
-    from ..io import extension_of
-
-    if extension_of(job.output) in MASK_IMAGE_EXTENSIONS:
-        write_volume(job.volume.with_array((mask * 255).astype(np.uint8)[None]), job.output)
-    else:
-        write_segmentation(job.output, job.volume.with_array(mask.astype(np.uint8)[None]), _segments(args))
     grey = image if job.volume.rgb else _as_uint8(image, job.mapping)
-    try:
-        write_volume(job.volume.with_array(overlay_image(grey, mask)[None]), job.overlay)
-    except Exception:
-        job.output.unlink(missing_ok=True)  # both files or neither
-        raise
+    with atomic_outputs([job.output, job.overlay], "--output") as (mask_file, overlay_file):  # both or neither
+        if extension_of(job.output) in MASK_IMAGE_EXTENSIONS:
+            write_volume(job.volume.with_array((mask * 255).astype(np.uint8)[None]), mask_file)
+        else:
+            write_segmentation(mask_file, job.volume.with_array(mask.astype(np.uint8)[None]), _segments(args))
+        write_volume(job.volume.with_array(overlay_image(grey, mask)[None]), overlay_file)
     print(f"mask: {int(mask.sum())} pixels, predicted IoU {float(np.ravel(prediction.scores)[0]):.3f} "
           f"({prediction.decoder} decoder)")
     return [job.output, job.overlay]

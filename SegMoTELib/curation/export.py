@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .readers import read_image_2d, read_labelmap_2d, read_study
+from .loading import read_image_2d, read_labelmap_2d, read_study
 from .sources import Study
 from .tables import write_csv
 

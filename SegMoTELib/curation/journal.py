@@ -4,6 +4,10 @@ One JSON line per finished unit (its metric records and errors), flushed and fsy
 next is taken, so a crash or Ctrl-C loses only the units in flight. A torn last line (killed
 mid-write) is dropped on reopening. Floats are written with `repr` precision, so a resumed run
 rebuilds exactly the records an uninterrupted run would have.
+
+A complete line that is not a finished unit (valid JSON without its key, records of another
+version, an edited file) is skipped: its unit is measured again, and `problems` names the
+journal's path and line for the run's summary.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ import json
 import os
 from pathlib import Path
 
+from .work import RECORD_FIELDS
+
 
 class Journal:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._handle = None
+        self.problems: list[str] = []  # skipped lines, by path and line number
 
     def load(self) -> dict[str, dict]:
         """Finished units by key; truncates the file after its last complete line."""
@@ -25,15 +32,19 @@ class Journal:
             return done
         good_bytes = 0
         with self.path.open("rb") as handle:
-            for line in handle:
+            for number, line in enumerate(handle, start=1):
                 if not line.endswith(b"\n"):
                     break
                 try:
                     entry = json.loads(line)
                 except ValueError:
                     break
-                done[entry["key"]] = entry
                 good_bytes += len(line)
+                fault = _fault_of(entry)
+                if fault:
+                    self.problems.append(f"{self.path} line {number}: {fault}; skipped, its unit is measured again")
+                    continue
+                done[entry["key"]] = entry
         if good_bytes != self.path.stat().st_size:
             with self.path.open("r+b") as handle:
                 handle.truncate(good_bytes)
@@ -57,3 +68,17 @@ class Journal:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _fault_of(entry) -> str | None:
+    """What makes a journal entry unusable, or None for a finished unit."""
+    if not isinstance(entry, dict):
+        return f"expected a JSON object, got {type(entry).__name__}"
+    for field, kind in (("key", str), ("records", list), ("errors", list), ("slices", int)):
+        if not isinstance(entry.get(field), kind):
+            return f"no valid '{field}' field" if field in entry else f"no '{field}' field"
+    for record in entry["records"]:
+        missing = [name for name in RECORD_FIELDS if not isinstance(record, dict) or name not in record]
+        if missing:
+            return f"a record lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
+    return None

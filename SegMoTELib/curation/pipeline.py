@@ -8,18 +8,21 @@ Output folder layout:
   training_set/       the selected records in the train_pool layout (see export.py)
   report/             hist_<metric>.png per class, score_by_modality.png, summary.json, report.md
   work/journal.jsonl  finished work units: a rerun with the same --out resumes from it
+  .segmote.lock       held while a run writes the folder: a second run into it is refused
 
-Sources are only read. Measuring runs in `workers` processes over work units (64 pairs or one
-study); each finished unit is journalled before the next is taken, so an interrupted run loses
-only the units in flight, and a rerun measures only what is missing, giving the same records.
+A run with export=False removes the training_set/ of an earlier run, which would contradict the
+new manifest.
+
+Sources are only read. Measuring runs on an engine (`engine.py`: `workers` local processes by
+default, or Ray tasks) over work units (64 pairs or one study); each finished unit is journalled as
+it arrives, so an interrupted run loses only the units in flight, and a rerun measures only what is
+missing, giving the same records whatever the engine. Gates, scores and sampling run here.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
-import signal
 import sys
 import time
 import warnings
@@ -27,7 +30,10 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..intensity import normalise_modality
+from ..io.folder_lock import FolderLock
+from ..io.outputs import output_errors, writable_folder
 from .config import QCConfig
+from .engine import LocalEngine, pool_context, worker_ignores_sigint
 from .export import assign_names, export_records, prepare_folder, write_manifest
 from .gates import apply_quality
 from .journal import Journal
@@ -39,8 +45,12 @@ from .work import process_unit
 
 
 def run_curation(sources, target, out_dir, class_by=("dataset",), workers=None, seed=0, config=None,
-                 progress=True, axis=0, modality="auto", export=True, plots=True) -> dict:
-    """Curate `sources` into `out_dir` (see the module notes); returns the run summary."""
+                 progress=True, axis=0, modality="auto", export=True, plots=True, engine=None) -> dict:
+    """Curate `sources` into `out_dir` (see the module notes); returns the run summary.
+
+    `engine` runs the measuring (`engine.LocalEngine`, `ray_engine.RayEngine`); None: `workers`
+    local processes. The export always runs in `workers` local processes.
+    """
     started = time.perf_counter()
     config = config or QCConfig()
     class_by = parse_class_by(class_by)
@@ -48,14 +58,25 @@ def run_curation(sources, target, out_dir, class_by=("dataset",), workers=None, 
     workers = int(workers or os.cpu_count() or 1)
     out_dir = Path(out_dir).expanduser().resolve()
     _check_out_dir(out_dir, sources)
+    writable_folder(out_dir, "--out")
     units = plan_units(sources, modality=modality, axis=axis)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with output_errors("--out", out_dir):  # a full disk or a vanished folder: one line, not a traceback
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with FolderLock(out_dir, "segmote curate") as lock:  # a second run into this folder is refused
+            notes = [f"took over the lock of a run that no longer runs ({lock.took_over})"] if lock.took_over else []
+            return _curate(units, target, out_dir, class_by, workers, seed, config, progress, axis, modality,
+                           export, plots, started, notes, engine)
 
+
+def _curate(units, target, out_dir: Path, class_by, workers, seed, config, progress, axis, modality, export,
+            plots, started, notes: list[str], engine=None) -> dict:
+    """The run proper, with `out_dir` locked; `notes` go into the summary's warnings."""
     with Journal(out_dir / "work" / "journal.jsonl") as journal:
         results = journal.load()
         pending = [unit for unit in units if unit.key not in results]
         measure_started = time.perf_counter()
-        fresh = _measure(pending, workers, axis, modality, journal, progress)
+        engine = engine or LocalEngine(workers)
+        fresh = _measure(pending, engine, axis, modality, journal, progress)
         measure_seconds = time.perf_counter() - measure_started
     results.update(fresh)
     records = [record for unit in units for record in results[unit.key]["records"]]
@@ -68,23 +89,36 @@ def run_curation(sources, target, out_dir, class_by=("dataset",), workers=None, 
     chosen = set(selected)
     for index, record in enumerate(records):
         record["selected"] = index in chosen
-    write_csv(out_dir / "manifest.csv", MANIFEST_COLUMNS, records)
-    write_csv(out_dir / "rejects.csv", REJECT_COLUMNS, reject_rows(records, config))
-    write_csv(out_dir / "errors.csv", ERROR_COLUMNS, errors)
-    write_text_atomic(out_dir / "config.json", _json(config.to_dict()))
 
     export_started = time.perf_counter()
-    if export:
-        _export(out_dir / "training_set", [records[i] for i in selected], modality, workers)
+    notes = notes + journal.problems
+    training_set = out_dir / "training_set"
+    # The new training set is written beside the earlier one and swapped in after the tables: a
+    # failure (a full disk) leaves the earlier manifest and training set as they were, in agreement.
+    partial = _export(training_set, [records[i] for i in selected], modality, workers) if export else None
     export_seconds = time.perf_counter() - export_started
+    try:
+        write_csv(out_dir / "manifest.csv", MANIFEST_COLUMNS, records)
+        write_csv(out_dir / "rejects.csv", REJECT_COLUMNS, reject_rows(records, config))
+        write_csv(out_dir / "errors.csv", ERROR_COLUMNS, errors)
+        write_text_atomic(out_dir / "config.json", _json(config.to_dict()))
+    except BaseException:
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if partial is not None:
+        _swap_in(partial, training_set)
+    elif _remove_training_set(training_set):
+        notes.append(f"removed {training_set} of an earlier run: it did not match this run's manifest (--no-export)")
 
     summary = summarise(records, selected, int(target), class_by, errors)
     fresh_slices = sum(result["slices"] for result in fresh.values())
-    summary["timing"] = {"workers": workers, "units": len(units), "units_resumed": len(units) - len(pending),
+    summary["timing"] = {"engine": engine.name, "workers": engine.workers,
+                         "units": len(units), "units_resumed": len(units) - len(pending),
                          "slices_measured": fresh_slices, "measure_seconds": measure_seconds,
                          "slices_per_second": fresh_slices / measure_seconds if measure_seconds > 0 else 0.0,
                          "export_seconds": export_seconds}
-    summary["warnings"] = [str(item.message) for item in caught]
+    summary["warnings"] = [str(item.message) for item in caught] + notes
     summary["out_dir"] = str(out_dir)
     report_started = time.perf_counter()
     summary["plots"] = write_plots(records, selected, class_by, config, out_dir / "report") if plots else []
@@ -124,7 +158,7 @@ def _check_out_dir(out_dir: Path, sources) -> None:
         raise InputError(f"out: {out_dir} exists and is not a folder")
 
 
-def _measure(units, workers, axis, modality, journal: Journal, progress: bool) -> dict[str, dict]:
+def _measure(units, engine, axis, modality, journal: Journal, progress: bool) -> dict[str, dict]:
     from tqdm import tqdm
 
     results: dict[str, dict] = {}
@@ -137,14 +171,8 @@ def _measure(units, workers, axis, modality, journal: Journal, progress: bool) -
             bar.update(size)
             bar.set_postfix(records=sum(len(r["records"]) for r in results.values()), refresh=False)
 
-        tasks = [(unit, axis, modality) for unit in units]
-        if workers == 1 or len(units) <= 1:
-            for task in tasks:
-                finished(_process_task(task))
-        else:
-            with _pool_context().Pool(min(workers, len(units)), initializer=_worker_ignores_sigint) as pool:
-                for result in pool.imap_unordered(_process_task, tasks):
-                    finished(result)
+        for result in engine.map_unordered(_process_task, [(unit, axis, modality) for unit in units]):
+            finished(result)
     return results
 
 
@@ -155,36 +183,50 @@ def _process_task(task) -> dict:
     return result
 
 
-def _pool_context():
-    # fork is fastest but unsafe once torch (threads) is loaded, e.g. inside Slicer or the trainer.
-    if sys.platform.startswith("linux") and "torch" not in sys.modules:
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
+def _remove_training_set(folder: Path) -> bool:
+    """Remove an earlier run's training set (and its leftovers); True if there was one."""
+    for leftover in (".partial", ".earlier"):
+        shutil.rmtree(folder.with_name(folder.name + leftover), ignore_errors=True)
+    if not folder.exists():
+        return False
+    shutil.rmtree(folder)
+    return True
 
 
-def _worker_ignores_sigint() -> None:
-    # Ctrl-C goes to the whole process group: the parent alone handles it (terminates the pool).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _export(folder: Path, records: list[dict], modality: str, workers: int) -> None:
-    """Training set of the selected records, written in parallel into a .partial folder first."""
+def _export(folder: Path, records: list[dict], modality: str, workers: int) -> Path:
+    """Training set of the selected records, written in parallel into `<folder>.partial`, which is
+    returned (`_swap_in` puts it in place)."""
     partial = folder.with_name(folder.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
+    try:
+        _export_into(partial, records, modality, workers)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # a failed export (disk full) leaves nothing half written
+        raise
+    return partial
+
+
+def _swap_in(partial: Path, folder: Path) -> None:
+    earlier = folder.with_name(folder.name + ".earlier")
+    shutil.rmtree(earlier, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, earlier)
+    os.replace(partial, folder)
+    shutil.rmtree(earlier, ignore_errors=True)
+
+
+def _export_into(partial: Path, records: list[dict], modality: str, workers: int) -> None:
     prepare_folder(partial)
     names = assign_names(records)
     tasks = [(partial, chunk, [names[i] for i in indices], modality) for chunk, indices in _export_chunks(records)]
     if workers == 1 or len(tasks) <= 1:
         parts = [_export_task(task) for task in tasks]
     else:
-        with _pool_context().Pool(min(workers, len(tasks)), initializer=_worker_ignores_sigint) as pool:
+        with pool_context().Pool(min(workers, len(tasks)), initializer=worker_ignores_sigint) as pool:
             parts = pool.map(_export_task, tasks)
     row_of = {row["file"]: row for part in parts for row in part}
     write_manifest(partial, [row_of[f"{name}.png"] for name in names])
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(partial, folder)
 
 
 def _export_chunks(records: list[dict], size: int = 64):

@@ -28,8 +28,11 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Write through a temporary file in the same folder, then rename: never a partial file."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)  # after a failure (disk full): no leftover beside the target
 
 
 def write_csv(path: Path, columns, rows) -> None:

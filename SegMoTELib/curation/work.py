@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import DataError, SegMoTEError
 from .metrics import METRIC_NAMES, to_grey
-from .readers import pair_labels, read_image_2d, read_labelmap_2d, read_study
+from .loading import pair_labels, read_image_2d, read_labelmap_2d, read_study
 from .records import IDENTITY_FIELDS, LabelledSlice, make_record_id, measure_slices, records_from_volume
 from .sources import Unit
 

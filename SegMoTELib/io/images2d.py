@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import DataError, InputError
 from ..volume import Volume
 from .formats import extension_of
+from .integrity import check_image_file
 from .sitk_convert import short_message, volume_from_sitk, volume_to_sitk
 
 
@@ -23,6 +24,7 @@ def read_image_2d(path) -> Volume:
     source = Path(path)
     if source.stat().st_size == 0:
         raise DataError(f"{source}: the file is empty")
+    check_image_file(source)  # SimpleITK zero-fills a truncated PNG or JPEG
     try:
         image = sitk.ReadImage(str(source))
     except RuntimeError as error:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, InputError
+from ..names import validate_segment_name
 from ..volume import LPS_TO_RAS, Volume
 from .atomic import atomic_output
 from .formats import extension_of
@@ -47,8 +48,7 @@ class SegmentInfo:
     color: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise InputError(f"segment name: expected a non-empty string, got {self.name!r}")
+        validate_segment_name(self.name)  # a newline would inject lines into the .seg.nrrd header
         if isinstance(self.label, bool) or int(self.label) != self.label or not 1 <= int(self.label) <= 65535:
             raise InputError(f"segment {self.name!r}: label must be an integer in 1..65535, got {self.label!r}")
         object.__setattr__(self, "label", int(self.label))
@@ -106,6 +106,8 @@ def _checked_label_voxels(array: np.ndarray, segments: list[SegmentInfo]) -> np.
 
 
 def _write_seg_nrrd(target: Path, labelmap: Volume, segments: list[SegmentInfo]) -> None:
+    for segment in segments:  # pynrrd writes ASCII header lines only: a UnicodeEncodeError otherwise
+        validate_segment_name(segment.name, "segment name", ascii_only=True)
     slicerio = _slicerio()
     segmentation = {
         # slicerio (pynrrd, Fortran order) indexes voxels [i, j, k]; ours are [k, j, i].

@@ -14,6 +14,7 @@ from ..errors import DataError, InputError
 from ..volume import Volume
 from .atomic import atomic_output
 from .formats import IMAGE_2D_EXTENSIONS, VOLUME_EXTENSIONS, WRITABLE_EXTENSIONS, extension_of
+from .integrity import check_image_file
 from .sitk_convert import short_message, volume_from_sitk, volume_to_sitk
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def _read_with_sitk(source: Path) -> Volume:
 
     if source.stat().st_size == 0:
         raise DataError(f"{source}: the file is empty")
+    check_image_file(source)  # SimpleITK zero-fills a truncated file and reads pixdim 0 as 1 mm
     try:
         image = sitk.ReadImage(str(source))
     except RuntimeError as error:

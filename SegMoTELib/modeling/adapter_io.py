@@ -48,15 +48,11 @@ def save_adapter(path: str | Path, adapter_state: dict, config: AdapterConfig, b
 
 def read_adapter(path: str | Path, expected_backbone: str | None = None) -> dict:
     """The adapter file's payload, after checking its header."""
-    import torch
+    from ..backbones.checkpoints import load_weights_file, verify_checkpoint
 
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"adapter: file {path} does not exist")
-    try:
-        payload = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"adapter: cannot read {path}: {error.__class__.__name__}: {error}") from None
+    path = verify_checkpoint(path, None, "adapter", argument="adapter")
+    payload = load_weights_file(path, "SegMoTE adapter", "an adapter file written by 'segmote train' (.pt)",
+                                argument="adapter")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise CheckpointError(f"adapter: {path} is not a SegMoTE adapter file (no '{FORMAT_NAME}' header)")
     if payload.get("format_version") != FORMAT_VERSION:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..backbones.base import Backbone
-from ..errors import CheckpointError
+from ..errors import CheckpointError, one_line
 from .adapter_io import read_adapter, save_adapter
 from .config import AdapterConfig
 from .decoder import DecoderOutput, SegMoTEAdapter, SegMoTEDecoder
@@ -120,7 +120,8 @@ class SegMoTEModel(nn.Module):
             try:
                 module.load_state_dict(state, strict=True)
             except RuntimeError as error:
-                raise CheckpointError(f"adapter: {path} does not fit this model ({what}): {str(error)[:300]}") from None
+                raise CheckpointError(f"adapter: {path} does not fit this model ({what}): "
+                                      f"{one_line(error, 300)}") from None
 
         load(self.adapter, payload["adapter"], "adapter parameters")
         if payload.get("decoder") is not None:

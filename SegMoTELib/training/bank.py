@@ -1,7 +1,13 @@
 """Training samples with their frozen-encoder embeddings computed once.
 
-The backbone is frozen, so every image is embedded a single time before training; each step then
-runs only the decoder. Embeddings are kept on the training device (half precision on a GPU).
+The backbone is frozen, so every image (and every augmented view of it) is embedded a single time
+before training; each step then runs only the decoder. The bank holds, on the training device:
+the embeddings and early features of every view, every target mask at the model's input size, and
+per target the view it belongs to, its sampling weight and, for walk targets (neighbouring slices
+of 3D studies), the neighbour slice and mask that prompt it.
+
+Every rank of a multi-GPU run builds the same bank: a step's batch is drawn globally and each rank
+takes its share, so a run on W GPUs sees exactly the batches one process would (see `Trainer`).
 """
 
 from __future__ import annotations
@@ -12,63 +18,157 @@ import numpy as np
 import torch
 
 from ..preprocessing import ImageTransform, to_model_input
-from .datasets import PairDataset
+from .augment import apply_view, draw_view
+from .datasets import PairDataset, load_entry
+from .walks import WalkStack, walk_steps
+
+KINDS = ("box", "click", "auto", "walk")
 
 
 @dataclass
 class Target:
     image_index: int
-    mask: np.ndarray          # bool (input_size, input_size), padded like the model input
-    valid_hw: tuple[int, int]
+    mask_index: int
     dataset: str
     prompt_free: bool
+    weight: float
+    walk: bool = False
+    neighbour_image: int = -1
+    neighbour_mask: int = -1
+
+
+class _Collector:
+    """Images to embed and masks at the model's input size, numbered as they are added."""
+
+    def __init__(self, input_size: int):
+        self.input_size = input_size
+        self.images: list[np.ndarray] = []
+        self.masks: list[np.ndarray] = []
+
+    def add_image(self, image: np.ndarray) -> int:
+        self.images.append(image)
+        return len(self.images) - 1
+
+    def add_mask(self, mask: np.ndarray) -> int:
+        transform = ImageTransform.for_image(*mask.shape, self.input_size)
+        padded = np.zeros((self.input_size, self.input_size), dtype=bool)
+        resized = _resize_mask(mask, transform.resized_hw)
+        padded[: resized.shape[0], : resized.shape[1]] = resized
+        self.masks.append(padded)
+        return len(self.masks) - 1
 
 
 class EmbeddingBank:
-    def __init__(self, embeddings: torch.Tensor, early: torch.Tensor, targets: list[Target]):
+    def __init__(self, embeddings: torch.Tensor, early: torch.Tensor, masks: torch.Tensor, targets: list[Target]):
         self.embeddings = embeddings
         self.early = early
+        self.masks = masks            # (M, S, S) bool on the training device
         self.targets = targets
+        self.pools = {kind: [] for kind in KINDS}
+        for index, target in enumerate(targets):
+            if target.walk:
+                self.pools["walk"].append(index)
+                continue
+            self.pools["box"].append(index)
+            self.pools["click"].append(index)
+            if target.prompt_free:
+                self.pools["auto"].append(index)
+        self.pool_weights = {kind: _normalised([targets[i].weight for i in pool]) for kind, pool in self.pools.items()}
 
     def __len__(self) -> int:
         return len(self.targets)
 
+    def mask_of(self, index: int) -> np.ndarray:
+        return self.masks[self.targets[index].mask_index].cpu().numpy()
+
     @classmethod
     def build(cls, dataset: PairDataset, backbone, device, storage_dtype, batch_size: int = 32,
-              max_images: int | None = None, shard: tuple[int, int] = (0, 1), progress=None) -> EmbeddingBank:
-        rank, world = shard
-        image_keys: dict[tuple[str, str], int] = {}
-        images: list[np.ndarray] = []
+              max_images: int | None = None, progress=None, views: int = 1, walks: list[WalkStack] = (),
+              walk_max_gap: int = 2, score_temperature: float = 0.85, seed: int = 0) -> EmbeddingBank:
+        """`views` - 1 augmented views per image besides the original; `walks` adds walk targets.
+
+        A 2D target's weight is score^(1/τ) / sqrt(targets of its dataset): the curation's quality
+        score as in its sampler, with large data sets (hundreds of frames of one ultrasound task)
+        damped so they do not crowd out the rest.
+        """
+        collector = _Collector(backbone.input_size)
         targets: list[Target] = []
+        rng = np.random.default_rng([seed, 7])
+        groups: dict[tuple[str, str], list[int]] = {}
         for position, entry in enumerate(dataset.entries):
-            key = (str(entry.folder), entry.file)
-            if key not in image_keys:
-                if (max_images is not None and len(image_keys) >= max_images * world) or len(image_keys) % world != rank:
-                    image_keys.setdefault(key, -1)
-                    continue
-                image_keys[key] = len(images)
-                images.append(None)
-            index = image_keys[key]
-            if index < 0:
-                continue
-            item = dataset[position]
-            images[index] = item.image
-            transform = ImageTransform.for_image(*item.mask.shape, backbone.input_size)
-            padded = np.zeros((backbone.input_size, backbone.input_size), dtype=bool)
-            mask = _resize_mask(item.mask, transform.resized_hw)
-            padded[: mask.shape[0], : mask.shape[1]] = mask
-            if padded.any():
-                targets.append(Target(index, padded, transform.resized_hw, item.dataset, item.prompt_free))
-        embeddings, earlies = [], []
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                batch = torch.cat([to_model_input(image, backbone, device)[0] for image in images[start:start + batch_size]])
-                embedding, early = backbone.encode(batch)  # fp32, exactly as the predictor embeds
-                embeddings.append(embedding.to(storage_dtype))
-                earlies.append(early.to(storage_dtype))
-                if progress:
-                    progress(min(start + batch_size, len(images)), len(images))
-        return cls(torch.cat(embeddings), torch.cat(earlies), targets)
+            groups.setdefault((str(entry.folder), entry.file), []).append(position)
+        if max_images is not None:
+            groups = dict(list(groups.items())[:max_images])
+        per_dataset: dict[str, int] = {}
+        for positions in groups.values():
+            for position in positions:
+                name = dataset.entries[position].dataset
+                per_dataset[name] = per_dataset.get(name, 0) + 1
+        for positions in groups.values():
+            items = [load_entry(dataset.entries[p]) for p in positions]
+            image = items[0].image
+            union = np.logical_or.reduce([item.mask for item in items])
+            for view in range(views):
+                masks = [item.mask for item in items]
+                view_image = image
+                if view > 0:
+                    view_image, masks = apply_view(image, masks, draw_view(rng, image.shape[:2], union))
+                image_index = None
+                for position, item, mask in zip(positions, items, masks):
+                    if not mask.any():
+                        continue
+                    if image_index is None:
+                        image_index = collector.add_image(view_image)
+                    entry = dataset.entries[position]
+                    weight = entry.score ** (1 / score_temperature) / per_dataset[entry.dataset] ** 0.5
+                    targets.append(Target(image_index, collector.add_mask(mask), item.dataset, item.prompt_free,
+                                          weight / views))
+        _add_walks(collector, targets, walks, walk_max_gap)
+        embeddings, earlies = _embed(collector.images, backbone, device, storage_dtype, batch_size, progress)
+        masks = torch.from_numpy(np.stack(collector.masks)).to(device) if collector.masks else torch.zeros(0)
+        return cls(embeddings, earlies, masks, targets)
+
+
+def _add_walks(collector: _Collector, targets: list[Target], stacks, max_gap: int) -> None:
+    if not stacks:
+        return
+    image_rows = [[collector.add_image(image) for image in stack.images] for stack in stacks]
+    mask_rows: dict[tuple[int, int, int], int] = {}
+
+    def mask_row(stack: int, row: int, label: int) -> int:
+        key = (stack, row, label)
+        if key not in mask_rows:
+            mask_rows[key] = collector.add_mask(stacks[stack].labels[row] == label)
+        return mask_rows[key]
+
+    steps = walk_steps(list(stacks), max_gap)
+    per_dataset: dict[str, int] = {}
+    for step in steps:
+        per_dataset[stacks[step.stack].dataset] = per_dataset.get(stacks[step.stack].dataset, 0) + 1
+    for step in steps:
+        dataset = stacks[step.stack].dataset
+        targets.append(Target(image_rows[step.stack][step.row], mask_row(step.stack, step.row, step.label), dataset,
+                              prompt_free=False, weight=1 / per_dataset[dataset] ** 0.5, walk=True,
+                              neighbour_image=image_rows[step.stack][step.neighbour],
+                              neighbour_mask=mask_row(step.stack, step.neighbour, step.label)))
+
+
+def _embed(images, backbone, device, storage_dtype, batch_size, progress):
+    embeddings, earlies = [], []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            batch = torch.cat([to_model_input(image, backbone, device)[0] for image in images[start:start + batch_size]])
+            embedding, early = backbone.encode(batch)  # fp32, exactly as the predictor embeds
+            embeddings.append(embedding.to(storage_dtype))
+            earlies.append(early.to(storage_dtype))
+            if progress:
+                progress(min(start + batch_size, len(images)), len(images))
+    return torch.cat(embeddings), torch.cat(earlies)
+
+
+def _normalised(weights: list[float]) -> np.ndarray:
+    array = np.asarray(weights, dtype=np.float64)
+    return array / array.sum() if array.size and array.sum() > 0 else array
 
 
 def _resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:

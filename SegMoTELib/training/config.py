@@ -27,9 +27,20 @@ class TrainConfig:
     precision: str = "auto"                          # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
     device: str = "auto"
     prompt_mix: dict = field(default_factory=lambda: {"box": 0.35, "click": 0.45, "auto": 0.2})
-    max_refinement_clicks: int = 2
-    refinement_probability: float = 0.5
+    max_refinement_clicks: int = 2                   # correction rounds after the first click: 1..this
+    refinement_probability: float = 0.5              # share of click targets that get correction rounds
+    no_click_probability: float = 0.0                # a correction round feeds back the logits only
+    box_refinement_probability: float = 0.0          # share of box targets that get correction clicks too
     box_jitter: float = 0.01
+    walk_data: list[str] = field(default_factory=list)  # folders of WalkStack .npz (scripts/pack_for_gpu.py walks)
+    walk_max_gap: int = 2                            # neighbour slices up to this far prompt a walk target
+    walk_box_margin: float = 0.04                    # walk box grown by up to this fraction of the side
+    walk_logits_probability: float = 0.5             # walk prompt also has the neighbour's logits
+    walk_point_probability: float = 0.5              # walk prompt also has a point inside the neighbour's mask
+    augment_views: int = 1                           # embedded views per image: the original + augmented ones
+    score_temperature: float = 0.85                  # sampling weight score^(1/τ), as curation's sampler
+    router_noise: bool = True                        # MoTE router noise in training (off: exact reproducibility)
+    bank_dtype: str = "auto"                         # embedding storage: auto (fp16 on GPU) | fp32 | fp16
     loss_weights: dict = field(default_factory=lambda: {"focal": 20.0, "dice": 1.0, "iou": 1.0, "balance": 0.01})
     checkpoint_every: int = 500
     log_every: int = 10
@@ -41,9 +52,18 @@ class TrainConfig:
             raise InputError("config: steps and batch_size must be positive")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise InputError(f"config: precision {self.precision!r} not in auto, fp32, bf16, fp16")
-        unknown = set(self.prompt_mix) - {"box", "click", "auto"}
-        if unknown or not self.prompt_mix or min(self.prompt_mix.values()) < 0:
-            raise InputError(f"config: prompt_mix must weight box, click and auto with non-negative numbers, got {self.prompt_mix}")
+        unknown = set(self.prompt_mix) - {"box", "click", "auto", "walk"}
+        if unknown or not self.prompt_mix or min(self.prompt_mix.values()) < 0 or sum(self.prompt_mix.values()) <= 0:
+            raise InputError("config: prompt_mix must weight box, click, auto and walk with non-negative numbers, "
+                             f"got {self.prompt_mix}")
+        if self.bank_dtype not in ("auto", "fp32", "fp16"):
+            raise InputError(f"config: bank_dtype {self.bank_dtype!r} not in auto, fp32, fp16")
+        if self.augment_views < 1 or self.max_refinement_clicks < 0 or self.walk_max_gap < 1:
+            raise InputError("config: augment_views and walk_max_gap must be >= 1, max_refinement_clicks >= 0")
+        for name in ("refinement_probability", "no_click_probability", "box_refinement_probability",
+                     "walk_logits_probability", "walk_point_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"config: {name} must be a probability in 0..1, got {getattr(self, name)}")
         AdapterConfig.from_dict(self.adapter)  # refuses unknown or invalid adapter settings now
 
     @property

@@ -6,7 +6,7 @@ per target), ``manifest.csv`` with columns ``file, source_case, slice_index, mod
 target_names`` (targets ``;``-separated) and, for multi-label sets, ``labels.json`` mapping each
 mask value to its target name. A curated set may add columns: ``dataset`` (the source dataset,
 used instead of the folder name), ``label`` (restricts the row to that target, by name or value)
-and ``score`` (ignored here).
+and ``score`` (the curation quality score: the trainer's sampling weight).
 
 Every binary target of every pair is one item: a mask with right lung, left lung and heart gives
 three items. The train/val split is by (dataset, source case) through a seeded hash, never by
@@ -124,6 +124,7 @@ class PairEntry:
     target: str
     labels: tuple[int, ...]  # mask values making up the target; () = every non-zero value
     prompt_free: bool = False
+    score: float = 1.0       # curation quality score (a training sampling weight); 1 when absent
 
 
 @dataclass(frozen=True)
@@ -234,21 +235,36 @@ def _row_targets(folder: Path, row: dict[str, str], labels: dict[int, str] | Non
     return targets
 
 
+def _score(folder: Path, row: dict[str, str]) -> float:
+    text = (row.get("score") or "").strip()
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(f"{folder / 'manifest.csv'}: {row['file']} has score {text!r}, not a number") from None
+    if not value >= 0:
+        raise DataError(f"{folder / 'manifest.csv'}: {row['file']} has score {text!r}; expected a number >= 0")
+    return value
+
+
 def _row_entries(folder: Path, row: dict[str, str], labels: dict[int, str] | None) -> list[PairEntry]:
     dataset = (row.get("dataset") or "").strip() or folder.name
     case = (row.get("source_case") or "").strip() or Path(row["file"]).stem
     modality = (row.get("modality") or "").strip() or "unknown"
+    score = _score(folder, row)
     targets = _row_targets(folder, row, labels)
     task = PROMPT_FREE_DATASETS.get(normalise_name(dataset))
     components = [t for t in targets if task is not None and normalise_name(t[0]) in task[1]]
     entries = [
         PairEntry(folder, row["file"], dataset, modality, case, name, values,
-                  prompt_free=len(components) == 1 and (name, values) == components[0])
+                  prompt_free=len(components) == 1 and (name, values) == components[0], score=score)
         for name, values in targets
     ]
     if len(components) > 1:
         merged = tuple(sorted(v for _, values in components for v in values))
-        entries.append(PairEntry(folder, row["file"], dataset, modality, case, task[0], merged, prompt_free=True))
+        entries.append(PairEntry(folder, row["file"], dataset, modality, case, task[0], merged, prompt_free=True,
+                                 score=score))
     return entries
 
 

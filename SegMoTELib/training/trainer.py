@@ -1,10 +1,19 @@
 """`segmote train`: the adapter training loop (CPU, one GPU, or several GPUs under torchrun).
 
-Each step draws a batch of targets and one prompt kind per target (jittered box, central click
-with optional refinement clicks fed the previous logits, or prompt-free PPT for
-foreground/background targets), decodes with the frozen backbone's cached embeddings and
-optimises 20·focal + Dice + IoU-MSE + λ·balance on the chosen expert mask. Randomness is seeded
-per step, so a run resumed from a checkpoint continues exactly as an uninterrupted one.
+Each step draws a batch of targets and one prompt kind per target (jittered box with optional
+correction clicks, a click with correction rounds drawn from the model's own error, prompt-free
+PPT for foreground/background targets, or a propagation-walk step on neighbouring slices of 3D
+studies; see `interactive`), decodes with the frozen backbone's cached embeddings and optimises
+20·focal + Dice + IoU-MSE + λ·balance on the chosen expert mask. Randomness is seeded per step, so
+a run resumed from a checkpoint continues exactly as an uninterrupted one.
+
+Several GPUs (torchrun): the step's batch is drawn globally and each rank decodes its share; a
+step runs several forwards (one per prompt kind, plus the no-grad correction rounds) before one
+optimizer step, which DistributedDataParallel's one-forward-one-backward bookkeeping does not
+allow, so the ranks sum their gradients explicitly (one all-reduce of one flat buffer per step).
+Each sample weighs 1 / global batch, so W ranks with batch B take the step one process takes on
+the combined batch of W·B (the router noise and the load-balance term are per rank, as in
+Switch/GShard MoE training).
 """
 
 from __future__ import annotations
@@ -18,22 +27,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import load_backbone
 from ..device import select_device
 from ..errors import DataError
 from ..modeling import SegMoTEModel
-from . import prompts
-from .bank import EmbeddingBank
+from ..modeling.mote import MixtureOfTokenExperts
+from . import gpu_prompts
+from .bank import KINDS, EmbeddingBank
 from .config import TrainConfig
 from .datasets import PairDataset
+from .interactive import PromptSimulator
 from .losses import segmentation_loss
+from .walks import WalkStack
 
 
 class DecoderStep(nn.Module):
-    """The trainable forward of one prompt group, as a module so DistributedDataParallel can wrap it."""
+    """The trainable forward of one prompt group."""
 
     def __init__(self, model: SegMoTEModel):
         super().__init__()
@@ -60,6 +71,22 @@ class BaseOutput:
 
     def balance_loss(self):
         return None
+
+
+def sum_gradients_across_ranks(parameters: list[nn.Parameter], world: int) -> None:
+    """Sum every parameter's gradient over the ranks (missing gradients count as zero)."""
+    if world == 1:
+        return
+    import torch.distributed as dist
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for parameter in parameters:
+        count = parameter.numel()
+        parameter.grad = flat[offset:offset + count].view_as(parameter).clone()
+        offset += count
 
 
 def _distributed() -> tuple[int, int]:
@@ -96,25 +123,49 @@ class Trainer:
         self.step_module = DecoderStep(self.model)
         self.forward = self.step_module
         if self.world > 1:
-            self.forward = nn.parallel.DistributedDataParallel(self.step_module, find_unused_parameters=True)
+            self._broadcast_parameters()
         self.optimizer = torch.optim.AdamW(self.model.trainable_parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.scaler = torch.amp.GradScaler(enabled=self.autocast_dtype == torch.float16)
         self.step = 0
         self.bank: EmbeddingBank | None = None
+        self.prompts: PromptSimulator | None = None
+
+    def _broadcast_parameters(self) -> None:
+        """Every rank starts from rank 0's initial adapter (seeded alike, but make it certain)."""
+        import torch.distributed as dist
+
+        with torch.no_grad():
+            for parameter in self.model.trainable_parameters():
+                dist.broadcast(parameter.data, 0)
+
+    @property
+    def bank(self) -> EmbeddingBank | None:
+        return self._bank
+
+    @bank.setter
+    def bank(self, bank: EmbeddingBank | None) -> None:
+        self._bank = bank
+        self.prompts = PromptSimulator(self) if bank is not None else None
 
     # --- data -----------------------------------------------------------------------------
     def prepare(self) -> None:
         config = self.config
         dataset = PairDataset(config.data, split="train", val_fraction=config.val_fraction, seed=config.seed)
-        if len(dataset) == 0:
-            raise DataError(f"data: no training targets found in {config.data}")
+        walks = [WalkStack.load(path) for folder in config.walk_data for path in sorted(Path(folder).glob("*.npz"))]
+        if len(dataset) == 0 and not walks:
+            raise DataError(f"data: no training targets found in {config.data} {config.walk_data}")
         storage = torch.float32  # the embeddings the predictor gives at inference: fp32
+        if config.bank_dtype == "fp16" or (config.bank_dtype == "auto" and self.device.type == "cuda"):
+            storage = torch.float16  # halves the bank (6 MB a view); decoding casts back to fp32
         start = time.time()
         self.bank = EmbeddingBank.build(dataset, self.model.backbone, self.device, storage,
-                                        max_images=config.max_images, shard=(self.rank, self.world))
+                                        max_images=config.max_images, views=config.augment_views, walks=walks,
+                                        walk_max_gap=config.walk_max_gap, score_temperature=config.score_temperature,
+                                        seed=config.seed)
         if self.rank == 0:
-            self.log(f"embedded {self.bank.embeddings.shape[0]} images ({len(self.bank)} targets) per rank "
+            counts = {kind: len(pool) for kind, pool in self.bank.pools.items()}
+            self.log(f"embedded {self.bank.embeddings.shape[0]} views ({len(self.bank)} targets: {counts}) "
                      f"in {time.time() - start:.1f} s on {self.device}")
 
     # --- checkpoints ----------------------------------------------------------------------
@@ -154,94 +205,86 @@ class Trainer:
         progress = (self.step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
         return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-    def _choose_kinds(self, rng: np.random.Generator, chosen: list[int]) -> dict[str, list[int]]:
-        mix = dict(self.config.prompt_mix)
+    def draw_batch(self) -> list[tuple[str, int]]:
+        """The step's global batch, (kind, target) per slot: batch_size × world slots drawn from the
+        seed and step alone, so every rank draws the same list and takes its own share of it."""
+        config, bank = self.config, self.bank
+        rng = np.random.default_rng([config.seed, self.step])
+        mix = {k: float(config.prompt_mix.get(k, 0.0)) for k in KINDS}
         if not self.model.uses_experts:
             mix["auto"] = 0.0  # SAM's decoder alone has no prompt-free tokens
-        groups: dict[str, list[int]] = {"box": [], "click": [], "auto": []}
-        for index in chosen:
-            kinds = [k for k in ("box", "click", "auto") if mix.get(k, 0) > 0]
-            if not self.bank.targets[index].prompt_free:
-                kinds = [k for k in kinds if k != "auto"] or ["click"]
-            weights = np.array([mix[k] for k in kinds], dtype=float)
-            groups[kinds[rng.choice(len(kinds), p=weights / weights.sum())]].append(index)
-        return groups
+        kinds = [k for k in KINDS if mix[k] > 0 and bank.pools[k]]
+        if not kinds:
+            raise DataError(f"data: no training targets for the prompt kinds {sorted(k for k in mix if mix[k] > 0)}")
+        weights = np.array([mix[k] for k in kinds])
+        slots = rng.choice(len(kinds), size=config.batch_size * self.world, p=weights / weights.sum())
+        batch: list[tuple[str, int] | None] = [None] * len(slots)
+        for number, kind in enumerate(kinds):
+            positions = np.flatnonzero(slots == number)
+            if positions.size:
+                pool = bank.pools[kind]
+                chosen = rng.choice(len(pool), size=positions.size, p=bank.pool_weights[kind])
+                for position, index in zip(positions, chosen):
+                    batch[position] = (kind, pool[index])
+        return batch
 
-    def _masks(self, indices: list[int]) -> torch.Tensor:
-        masks = torch.from_numpy(np.stack([self.bank.targets[i].mask for i in indices])).to(self.device)
-        masks = masks[:, None].float()
-        size = 4 * self.model.backbone.prompt_encoder.image_embedding_size[0]  # low-res logits side
-        if masks.shape[-1] != size:
-            masks = (F.interpolate(masks, size=(size, size), mode="area") > 0.5).float()
-        return masks
-
-    def _group_loss(self, kind: str, indices: list[int], rng: np.random.Generator):
-        bank, device = self.bank, self.device
-        rows = torch.as_tensor([bank.targets[i].image_index for i in indices], device=device)
-        embeddings, early = bank.embeddings[rows], bank.early[rows]
-        target_masks = self._masks(indices)
-        points = boxes = mask_input = None
-        if kind == "box":
-            boxes = torch.tensor([prompts.jittered_box(bank.targets[i].mask, rng, self.config.box_jitter)
-                                  for i in indices], dtype=torch.float32, device=device)
-        elif kind == "click":
-            clicks = [[(*prompts.first_click(bank.targets[i].mask, rng), 1)] for i in indices]
-            rounds = 0
-            if rng.random() < self.config.refinement_probability:
-                rounds = int(rng.integers(1, self.config.max_refinement_clicks + 1))
-            for _ in range(rounds):
-                points = self._point_tensors(clicks)
-                with torch.no_grad(), self._autocast():
-                    output = self.step_module(embeddings, early, points, None, mask_input, False)
-                mask_input = output.masks.float()
-                predicted = (F.interpolate(mask_input, size=bank.targets[indices[0]].mask.shape, mode="bilinear") > 0)
-                predicted = predicted[:, 0].cpu().numpy()
-                for row, index in enumerate(indices):
-                    click = prompts.refinement_click(bank.targets[index].mask, predicted[row], rng)
-                    clicks[row].append(click if click is not None else clicks[row][-1])
-            points = self._point_tensors(clicks)
+    def _group_loss(self, kind: str, indices: list[int], rng: np.random.Generator, generator: torch.Generator):
+        prompt = self.prompts.group(kind, indices, rng, generator)
         with self._autocast():
-            output = self.forward(embeddings, early, points, boxes, mask_input, kind == "auto")
+            output = self.forward(prompt.embeddings, prompt.early, prompt.points, prompt.boxes, prompt.mask_input,
+                                  prompt.prompt_free)
             logits = output.masks.float()
-            total, parts = segmentation_loss(logits, target_masks, output.iou.float(), output.balance_loss(),
+            total, parts = segmentation_loss(logits, prompt.targets, output.iou.float(), output.balance_loss(),
                                              self.config.loss_weights)
         with torch.no_grad():
             hard = (logits > 0).float()
-            inter = (hard * target_masks).sum((1, 2, 3))
-            dice = (2 * inter / (hard.sum((1, 2, 3)) + target_masks.sum((1, 2, 3))).clamp(min=1)).mean()
+            inter = (hard * prompt.targets).sum((1, 2, 3))
+            union = hard.sum((1, 2, 3)) + prompt.targets.sum((1, 2, 3))
+            dice = torch.where(union > 0, 2 * inter / union.clamp(min=1), torch.ones_like(union)).mean()
         parts["dice_score"] = dice
         return total, parts
-
-    def _point_tensors(self, clicks):
-        coords = torch.tensor([[c[:2] for c in row] for row in clicks], dtype=torch.float32, device=self.device)
-        labels = torch.tensor([[c[2] for c in row] for row in clicks], dtype=torch.int64, device=self.device)
-        return coords, labels
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                               enabled=self.autocast_dtype is not None)
 
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        if not self.config.router_noise:
+            for module in self.model.modules():
+                if isinstance(module, MixtureOfTokenExperts):
+                    module.eval()
+
     def train_step(self) -> dict:
         config = self.config
-        rng = np.random.default_rng([config.seed, self.step, self.rank])
+        batch = self.draw_batch()
+        mine = batch[self.rank * config.batch_size:(self.rank + 1) * config.batch_size]
+        rng = np.random.default_rng([config.seed, self.step, self.rank, 1])
         torch.manual_seed(config.seed * 1_000_003 + self.step * 101 + self.rank)
-        chosen = rng.choice(len(self.bank), size=config.batch_size, replace=len(self.bank) < config.batch_size).tolist()
+        generator = torch.Generator(device=self.device).manual_seed(
+            (config.seed * 1_000_003 + self.step * 7919 + self.rank * 104_729) % 2**63)
         for group in self.optimizer.param_groups:
             group["lr"] = self._learning_rate()
-        self.model.train()
+        self._set_train_mode()
         self.optimizer.zero_grad(set_to_none=True)
         logs: dict[str, float] = {"loss": 0.0}
-        for kind, indices in self._choose_kinds(rng, chosen).items():
+        groups: dict[str, list[int]] = {}
+        for kind, index in mine:
+            groups.setdefault(kind, []).append(index)
+        for kind in KINDS:
+            indices = groups.get(kind)
             if not indices:
                 continue
-            total, parts = self._group_loss(kind, indices, rng)
-            share = len(indices) / len(chosen)
+            total, parts = self._group_loss(kind, indices, rng, generator)
+            # each sample weighs 1 / (global batch): summing the ranks' gradients gives the mean
+            share = len(indices) / len(batch)
             self.scaler.scale(total * share).backward()
-            logs["loss"] += float(total.detach()) * share
+            logs["loss"] += float(total.detach()) * len(indices) / len(mine)
             logs[f"loss_{kind}"] = float(total.detach())
             logs[f"dice_{kind}"] = float(parts["dice_score"])
             # loss terms as "<term>_loss_<kind>": "dice_<kind>" is the batch's Dice score, not the Dice loss
             logs.update({f"{name}_loss_{kind}": float(value) for name, value in parts.items() if name != "dice_score"})
+        sum_gradients_across_ranks(self.model.trainable_parameters(), self.world)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
@@ -250,14 +293,17 @@ class Trainer:
 
     @torch.no_grad()
     def tight_box_loss(self, count: int = 8) -> float:
-        """Loss on the first `count` targets with untouched tight boxes (no noise): a fixed yardstick."""
+        """Loss on the first `count` 2D targets with untouched tight boxes (no noise): a fixed yardstick."""
         self.model.eval()
-        indices = list(range(min(count, len(self.bank))))
-        rows = torch.as_tensor([self.bank.targets[i].image_index for i in indices], device=self.device)
-        boxes = torch.tensor([prompts.tight_box(self.bank.targets[i].mask) for i in indices], device=self.device)
+        indices = self.bank.pools["box"][:count]
+        targets = [self.bank.targets[i] for i in indices]
+        rows = torch.as_tensor([t.image_index for t in targets], device=self.device)
+        masks = self.bank.masks[torch.as_tensor([t.mask_index for t in targets], device=self.device)]
+        boxes, _ = gpu_prompts.tight_boxes(masks)
         with self._autocast():
-            output = self.step_module(self.bank.embeddings[rows], self.bank.early[rows], None, boxes, None, False)
-            total, _ = segmentation_loss(output.masks.float(), self._masks(indices), output.iou.float(),
+            output = self.step_module(self.bank.embeddings[rows].float(), self.bank.early[rows].float(), None, boxes,
+                                      None, False)
+            total, _ = segmentation_loss(output.masks.float(), self.prompts.low_res_targets(masks), output.iou.float(),
                                          output.balance_loss(), self.config.loss_weights)
         return float(total)
 

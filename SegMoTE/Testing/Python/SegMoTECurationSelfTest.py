@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import slicer
-from SegMoTETestSupport import loadSampleVolume
+from SegMoTESelfTestCase import makeSelfTestPhantom
+from SegMoTETestSupport import loadPhantomVolume
 
 import SegMoTEGlue  # noqa: F401
 from SegMoTECuration import SegMoTECurationLogic
@@ -18,23 +19,23 @@ from SegMoTECuration import SegMoTECurationLogic
 class SegMoTECurationSelfTest(unittest.TestCase):
     def setUp(self):
         slicer.mrmlScene.Clear()
-        self.volumeNode = loadSampleVolume()
-        voxels = slicer.util.arrayFromVolume(self.volumeNode)
+        self.volumeNode = loadPhantomVolume()
+        phantom = makeSelfTestPhantom()
         self.segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
         self.segmentationNode.CreateDefaultDisplayNodes()
         self.segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(self.volumeNode)
         segmentation = self.segmentationNode.GetSegmentation()
-        # Two "structures" from intensity thresholds: bright tissue, and the head as a whole.
-        for name, mask in (("bright", voxels > np.percentile(voxels, 90)), ("head", voxels > 20)):
+        # Two of the phantom's structures, from its label map (same voxel grid as the volume).
+        for name in ("liver", "vertebrae"):
             segmentId = segmentation.AddEmptySegment("", name)
-            slicer.util.updateSegmentBinaryLabelmapFromArray(mask.astype(np.uint8), self.segmentationNode,
-                                                             segmentId, self.volumeNode)
+            slicer.util.updateSegmentBinaryLabelmapFromArray(phantom.mask(name).astype(np.uint8),
+                                                             self.segmentationNode, segmentId, self.volumeNode)
 
     def test_measure_sample_show_and_export(self):
         logic = SegMoTECurationLogic()
         inputs = logic.inputs([(self.volumeNode, self.segmentationNode)], orientation="axial")
         records = logic.measure(inputs)
-        self.assertEqual({record["label_name"] for record in records}, {"bright", "head"})
+        self.assertEqual({record["label_name"] for record in records}, {"liver", "vertebrae"})
         self.assertTrue(all(0.0 <= record["score"] <= 1.0 for record in records))
         passed = sum(1 for record in records if record["passed"])
         self.assertGreater(passed, 10)
@@ -48,6 +49,12 @@ class SegMoTECurationSelfTest(unittest.TestCase):
         self.assertGreaterEqual(tableNode.GetColumnIndex("score"), 0)
         chartNode = logic.plotScores(records, ("label",))
         self.assertEqual(chartNode.GetNumberOfPlotSeriesNodes(), 2)
+        # A second run reuses the table, the chart and its histogram table (no new nodes).
+        nodeCount = slicer.mrmlScene.GetNumberOfNodes()
+        self.assertIs(logic.showRecords(records, tableNode), tableNode)
+        self.assertIs(logic.plotScores(records, ("label",), chartNode), chartNode)
+        self.assertEqual(chartNode.GetNumberOfPlotSeriesNodes(), 2)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodeCount)
 
         with tempfile.TemporaryDirectory() as folder:
             trainingSet = Path(logic.export(inputs, records, folder))

@@ -1,7 +1,8 @@
-"""The "SegMoTE" Segment Editor effect in Slicer: prompt API with voxel coordinates, undo.
+"""The "SegMoTE" Segment Editor effect in Slicer: prompt API with voxel coordinates, undo, targets.
 
 The effect runs its model work on the worker thread; `waitForIdle()` processes Qt events until
-the results are written back through modifySelectedSegmentByLabelmap().
+the results are written back through modifySelectedSegmentByLabelmap(). Masks are compared with
+the engine's own masks on the same phantom and prompts (References/, made without Slicer).
 """
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ import unittest
 
 import numpy as np
 import slicer
-from SegMoTETestSupport import BOX_IJK, CLICK_IJK, checkAgainstReference, dice, loadSampleVolume, segmentArray
+from SegMoTESelfTestCase import BOX_IJK, NEGATIVE_CLICK_IJK, dice
+from SegMoTETestSupport import (
+    checkAgainstReference,
+    loadPhantomVolume,
+    savedSettingsReplacedBySelfTestSettings,
+    segmentArray,
+)
 
 import SegMoTEGlue  # noqa: F401
 from SegMoTE import SegMoTELogic
-from SegMoTEGlue.mrmlconvert import geometryOfNode
 
 
 class SegMoTEEffectSelfTest(unittest.TestCase):
@@ -22,11 +28,14 @@ class SegMoTEEffectSelfTest(unittest.TestCase):
         slicer.mrmlScene.Clear()
         if not SegMoTELogic().dependencyStatus().ready:
             self.skipTest(SegMoTELogic().dependencyStatus().describe())
-        self.volumeNode = loadSampleVolume()
+        self.settings = savedSettingsReplacedBySelfTestSettings()
+        self.settings.__enter__()
+        self.volumeNode = loadPhantomVolume()
         self.segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
         self.segmentationNode.CreateDefaultDisplayNodes()
         self.segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(self.volumeNode)
         self.segmentId = self.segmentationNode.GetSegmentation().AddEmptySegment("", "effect")
+        self.otherSegmentId = self.segmentationNode.GetSegmentation().AddEmptySegment("", "other")
         self.editor = slicer.qMRMLSegmentEditorWidget()
         self.editor.setMRMLScene(slicer.mrmlScene)
         editorNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
@@ -40,33 +49,30 @@ class SegMoTEEffectSelfTest(unittest.TestCase):
     def tearDown(self):
         if hasattr(self, "editor"):
             self.editor.setActiveEffectByName("")
+        if hasattr(self, "settings"):
+            self.settings.__exit__(None, None, None)
 
-    def mask(self) -> np.ndarray:
-        return segmentArray(self.segmentationNode, self.segmentId, self.volumeNode)
+    def mask(self, segmentId=None) -> np.ndarray:
+        return segmentArray(self.segmentationNode, segmentId or self.segmentId, self.volumeNode)
 
-    def test_box_matches_the_logic(self):
+    def test_box_matches_the_engine(self):
         self.effect.setBoxPromptIjk(BOX_IJK[0], BOX_IJK[1], orientation="axial")
         self.effect.waitForIdle()
         effectMask = self.mask()
         self.assertEqual(np.flatnonzero(effectMask.any(axis=(1, 2))).tolist(), [BOX_IJK[0][2]])
-        checkAgainstReference(self, "effect_box", effectMask)
+        checkAgainstReference(self, "box", effectMask)
 
-        logic = SegMoTELogic()
-        corners = geometryOfNode(self.volumeNode).ijk_to_ras_points(np.asarray(BOX_IJK, dtype=np.float64))
-        logicSegmentation = logic.createSegmentationNode(self.volumeNode)
-        logicId = logic.segmentWithBox(self.volumeNode, corners, segmentationNode=logicSegmentation)
-        self.assertGreaterEqual(dice(effectMask, segmentArray(logicSegmentation, logicId, self.volumeNode)), 0.99)
-
-    def test_click_refines_the_box_and_undo_restores(self):
+    def test_negative_click_refines_the_box_and_undo_restores(self):
         self.effect.setBoxPromptIjk(BOX_IJK[0], BOX_IJK[1], orientation="axial")
         self.effect.waitForIdle()
         boxMask = self.mask()
-        self.effect.addPointPromptIjk(CLICK_IJK, positive=False, orientation="axial")
+        self.effect.addPointPromptIjk(NEGATIVE_CLICK_IJK, positive=False, orientation="axial")
         self.effect.waitForIdle()
         refined = self.mask()
         self.assertTrue(boxMask.any())
-        self.assertFalse(refined[CLICK_IJK[2], CLICK_IJK[1], CLICK_IJK[0]])  # a negative click is background
-        checkAgainstReference(self, "effect_box_negative_click", refined)
+        i, j, k = NEGATIVE_CLICK_IJK
+        self.assertFalse(refined[k, j, i])  # a negative click is background
+        checkAgainstReference(self, "box_negative_click", refined)
         self.editor.undo()
         self.assertEqual(dice(self.mask(), boxMask), 1.0)
 
@@ -77,7 +83,7 @@ class SegMoTEEffectSelfTest(unittest.TestCase):
         self.effect.waitForIdle()
         mask = self.mask()
         self.assertGreater(int(mask.any(axis=(1, 2)).sum()), 1)
-        checkAgainstReference(self, "effect_propagated", mask)
+        checkAgainstReference(self, "box_propagated", mask)
 
     def test_clear_prompts_keeps_the_mask(self):
         self.effect.setBoxPromptIjk(BOX_IJK[0], BOX_IJK[1], orientation="axial")
@@ -86,3 +92,42 @@ class SegMoTEEffectSelfTest(unittest.TestCase):
         self.effect.clearPrompts()
         self.assertIsNone(self.effect.prompts)
         self.assertEqual(dice(self.mask(), before), 1.0)
+
+    def test_result_for_a_segment_left_before_it_arrives_is_dropped(self):
+        # Defect 5: the target is recorded at submission; selecting another segment meanwhile drops it.
+        self.effect.setBoxPromptIjk(BOX_IJK[0], BOX_IJK[1], orientation="axial")
+        self.editor.setCurrentSegmentID(self.otherSegmentId)
+        self.effect.waitForIdle()
+        self.assertFalse(self.mask(self.otherSegmentId).any())
+        self.assertFalse(self.mask(self.segmentId).any())
+
+    def test_prompts_do_not_carry_over_to_another_segment(self):
+        # Defect 6: the other segment has no prompts of its own, so there is nothing to propagate.
+        self.effect.setBoxPromptIjk(BOX_IJK[0], BOX_IJK[1], orientation="axial")
+        self.effect.waitForIdle()
+        self.editor.setCurrentSegmentID(self.otherSegmentId)
+        self.assertIsNone(self.effect.prompts)
+        self.effect.onPropagate()
+        self.effect.waitForIdle()
+        self.assertFalse(self.mask(self.otherSegmentId).any())
+
+    def test_effect_creates_no_markups_until_a_prompt_and_keeps_the_active_place_node(self):
+        # Defect 4: a source-volume change (sent to every effect) creates nothing, and the markers
+        # created for a prompt do not become the Markups module's active place node.
+        markupsCount = slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode")
+        self.effect.sourceVolumeNodeChanged()
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode"), markupsCount)
+        userPoints = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "user points")
+        selectionNode = slicer.app.applicationLogic().GetSelectionNode()
+        self.assertEqual(selectionNode.GetActivePlaceNodeID(), userPoints.GetID())
+        self.effect.addPointPromptIjk(NEGATIVE_CLICK_IJK, positive=True, orientation="axial")
+        self.effect.waitForIdle()
+        self.assertGreater(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode"), markupsCount + 1)
+        self.assertEqual(selectionNode.GetActivePlaceNodeID(), userPoints.GetID())
+
+    def test_deactivating_drops_the_pending_result(self):
+        # Defect 5: deactivate() cancels pending jobs; a result already running is not written.
+        self.effect.setBoxPromptIjk(BOX_IJK[0], BOX_IJK[1], orientation="axial")
+        self.editor.setActiveEffectByName("")
+        self.effect.waitForIdle()
+        self.assertFalse(self.mask().any())

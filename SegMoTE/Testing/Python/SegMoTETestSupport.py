@@ -1,59 +1,51 @@
-"""Shared pieces of SegMoTE's Slicer self-tests: sample data, Dice, frozen reference masks.
+"""Shared pieces of SegMoTE's Slicer self-tests: the phantom volume node, settings, references.
 
-Reference masks are stored in References/<name>.npz (bit-packed). They are produced by running
-the self-tests once with SEGMOTE_REGENERATE_REFERENCES=1 (after a deliberate model or engine
-change), checked by eye, and committed; a normal run compares against them by Dice.
+The volume, prompts and model are SegMoTESelfTestCase's; the reference masks in References/ are
+written by scripts/make_selftest_references.py with the engine alone (no Slicer), on the same
+voxels and prompts. A self-test passes when the Slicer path gives the engine's mask (Dice).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
+from contextlib import contextmanager
 
 import numpy as np
 import slicer
+from SegMoTESelfTestCase import ENGINE_SETTINGS, MIN_REFERENCE_DICE, dice, makeSelfTestPhantom, readReference
 
-REFERENCE_DIR = Path(__file__).resolve().parent / "References"
-REGENERATE = os.environ.get("SEGMOTE_REGENERATE_REFERENCES", "") == "1"
-MIN_REFERENCE_DICE = 0.90  # same model and prompts; the margin covers CPU/GPU numerical differences
-SAMPLE = "MRHead"          # 256 x 256 x 130 T1 MRI, the smallest of Slicer's sample volumes
-# A box around the head on the middle axial slice, in voxel coordinates (i, j, k) of MRHead.
-BOX_IJK = ((60, 40, 65), (196, 216, 65))
-CLICK_IJK = (128, 128, 65)
+import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
+from SegMoTEGlue.settings import EngineSettings, loadSettings, saveSettings
 
 
-def loadSampleVolume() -> slicer.vtkMRMLScalarVolumeNode:
-    import SampleData
+def loadPhantomVolume() -> slicer.vtkMRMLScalarVolumeNode:
+    """The self-test phantom as a scalar volume node (voxels and IJK->RAS as the engine sees them)."""
+    phantom = makeSelfTestPhantom()
+    return slicer.util.addVolumeFromArray(phantom.image.array.copy(), ijkToRAS=phantom.image.ijk_to_ras,
+                                          name="SegMoTE self-test phantom")
 
-    return SampleData.SampleDataLogic().downloadSample(SAMPLE)
+
+def selfTestSettings() -> EngineSettings:
+    return EngineSettings(**ENGINE_SETTINGS)
 
 
-def dice(first, second) -> float:
-    first, second = np.asarray(first, dtype=bool), np.asarray(second, dtype=bool)
-    total = int(first.sum()) + int(second.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(first, second).sum()) / total
+@contextmanager
+def savedSettingsReplacedBySelfTestSettings():
+    """The effect reads the saved settings: use the self-test's model, then put the user's back."""
+    previous = loadSettings()
+    saveSettings(selfTestSettings())
+    try:
+        yield
+    finally:
+        saveSettings(previous)
 
 
 def checkAgainstReference(testCase, name: str, mask) -> None:
-    """Compare with References/<name>.npz, or (re)write it when SEGMOTE_REGENERATE_REFERENCES=1."""
+    """Dice of `mask` with References/<name>.npz at least MIN_REFERENCE_DICE (shapes must agree)."""
+    reference = readReference(name)
     mask = np.asarray(mask, dtype=bool)
-    path = REFERENCE_DIR / f"{name}.npz"
-    if REGENERATE:
-        REFERENCE_DIR.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(suffix=".npz", dir=REFERENCE_DIR)
-        os.close(handle)
-        np.savez_compressed(temporary, bits=np.packbits(mask), shape=np.array(mask.shape))
-        os.replace(temporary, path)
-        return
-    if not path.is_file():
-        testCase.fail(f"missing reference mask {path}; run the self-tests once with "
-                      f"SEGMOTE_REGENERATE_REFERENCES=1, check the masks and commit References/")
-    with np.load(path) as stored:
-        shape = tuple(int(v) for v in stored["shape"])
-        reference = np.unpackbits(stored["bits"])[:int(np.prod(shape))].reshape(shape).astype(bool)
     testCase.assertEqual(reference.shape, mask.shape)
-    testCase.assertGreaterEqual(dice(mask, reference), MIN_REFERENCE_DICE, f"{name}: differs from its reference")
+    score = dice(mask, reference)
+    testCase.assertGreaterEqual(score, MIN_REFERENCE_DICE, f"{name}: Dice {score:.3f} with the engine's reference")
 
 
 def segmentArray(segmentationNode: slicer.vtkMRMLSegmentationNode, segmentId: str,

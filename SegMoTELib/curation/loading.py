@@ -1,9 +1,11 @@
-"""Reading 2D pairs and 3D studies for curation, with errors that name the file.
+"""What curation makes of a file read through `SegMoTELib.io`: 8-bit pixels and integer label maps.
 
-2D images keep their colours for export (grey stays grey, RGB stays RGB); statistics use the grey
-slice (`metrics.to_grey`: ITU-R 601 luma for RGB). Images that are not 8-bit and all 3D studies go
-through `SegMoTELib.intensity.to_uint8` with their modality; a study already stored as uint8 (e.g.
-LiteMedSAM .npz) is taken as already mapped.
+Every file is decoded by `SegMoTELib.io` (one reader for the whole engine); this module only adds
+curation's rules. 2D images keep their colours for export (grey stays grey, RGB stays RGB);
+statistics use the grey slice (`metrics.to_grey`: ITU-R 601 luma for RGB). Images that are not
+8-bit and all 3D studies go through `SegMoTELib.intensity.to_uint8` with their modality; a study
+already stored as uint8 (e.g. LiteMedSAM .npz) is taken as already mapped. Errors name the file
+and keep io's reason.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, InputError
+from ..errors import DataError, InputError, SegMoTEError
 from ..intensity import IntensityMapping, normalise_modality, to_uint8
-from ..io.sitk_convert import short_message
 from .records import present_values
 from .sources import Study
 
@@ -26,24 +27,34 @@ def mapping_for(modality: str | None) -> IntensityMapping:
         return IntensityMapping(modality="auto")  # free-text modalities (e.g. "fundus") map as auto
 
 
-def read_image_2d(path: str, modality: str | None = None) -> np.ndarray:
-    """(H, W) or (H, W, 3) uint8 pixels of an image file."""
-    from PIL import Image
+def _reason(error: SegMoTEError, path) -> str:
+    """io's message without the file name it starts with (ours names the file already)."""
+    message = str(error)
+    for prefix in (f"{Path(path).expanduser()}: ", f"{path}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
+def _read(path, what: str):
+    from ..io import read_volume
 
     try:
-        with Image.open(path) as image:
-            mode = image.mode
-            if mode in ("RGBA", "P", "CMYK", "YCbCr", "LAB", "HSV", "PA", "RGBX"):
-                image = image.convert("RGB")
-            elif mode in ("LA", "1"):
-                image = image.convert("L")
-            pixels = np.asarray(image)
-    except Exception as error:  # noqa: BLE001 - any decoder failure (OSError, SyntaxError, zlib.error) is a bad file
-        raise DataError(f"image {path}: cannot read it ({type(error).__name__}: {error})") from None
-    if pixels.ndim == 3 and pixels.shape[2] == 3 and pixels.dtype == np.uint8:
+        return read_volume(path)
+    except SegMoTEError as error:
+        raise DataError(f"{what} {path}: cannot read it ({_reason(error, path)})") from None
+
+
+def read_image_2d(path: str, modality: str | None = None) -> np.ndarray:
+    """(H, W) or (H, W, 3) uint8 pixels of an image file."""
+    volume = _read(path, "image")
+    if volume.array.shape[0] != 1:
+        raise DataError(f"image {path}: expected a grey or RGB image, got shape {volume.array.shape}")
+    pixels = volume.array[0]
+    if volume.rgb:
         return pixels
-    if pixels.ndim != 2:
-        raise DataError(f"image {path}: expected a grey or RGB image, got shape {pixels.shape}")
+    if pixels.dtype == bool:
+        pixels = pixels.astype(np.uint8) * 255
     if pixels.dtype != np.uint8:
         pixels = to_uint8(pixels, mapping_for(modality))
     return pixels
@@ -51,20 +62,18 @@ def read_image_2d(path: str, modality: str | None = None) -> np.ndarray:
 
 def read_labelmap_2d(path: str) -> np.ndarray:
     """Integer label map of a mask file (one channel; equal RGB channels accepted)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            labels = np.asarray(image)
-    except Exception as error:  # noqa: BLE001 - any decoder failure is a bad file
-        raise DataError(f"mask {path}: cannot read it ({type(error).__name__}: {error})") from None
-    if labels.ndim == 3:
-        if not (labels[..., :3] == labels[..., :1]).all():
+    volume = _read(path, "mask")
+    labels = volume.array
+    if labels.shape[0] != 1:
+        raise DataError(f"mask {path}: expected a one-channel label map, got shape {labels.shape}")
+    labels = labels[0]
+    if volume.rgb:
+        if not (labels == labels[..., :1]).all():
             raise DataError(f"mask {path}: expected a one-channel label map, got a colour image")
         labels = labels[..., 0]
     if labels.dtype == bool:
         labels = labels.astype(np.uint8)
-    if labels.ndim != 2 or labels.dtype.kind not in "ui":
+    if labels.dtype.kind not in "ui":
         raise DataError(f"mask {path}: expected an integer label map, got shape {labels.shape} dtype {labels.dtype}")
     return labels
 
@@ -98,11 +107,12 @@ def read_study(study: Study, default_modality: str = "auto") -> tuple[np.ndarray
     """(uint8 volume [k, j, i], integer label map, modality) of a 3D study."""
     modality = study.modality or default_modality or "auto"
     if study.image.lower().endswith(".npz"):
-        volume, labels = _read_npz(study.image)
+        image, label_volume = _read_npz(study.image)
     else:
-        volume = _read_volume(study.image, "image")
-        labels = _read_volume(study.label, "label")
-    if volume.ndim != 3:
+        image = _read(study.image, "image")
+        label_volume = _read(study.label, "label")
+    volume, labels = image.array, label_volume.array
+    if image.rgb or volume.ndim != 3:
         raise DataError(f"image {study.image}: expected a 3D volume, got shape {volume.shape}")
     if labels.shape != volume.shape:
         raise DataError(f"label {study.label}: shape {labels.shape} differs from the image {study.image} shape {volume.shape}")
@@ -112,28 +122,16 @@ def read_study(study: Study, default_modality: str = "auto") -> tuple[np.ndarray
     return volume, labels, modality
 
 
-def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_npz(path: str):
+    from ..io import read_npz_case
+
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if "imgs" not in data or "gts" not in data:
-                raise DataError(f"study {path}: expected arrays 'imgs' and 'gts' (LiteMedSAM npz layout)")
-            return np.asarray(data["imgs"]), np.asarray(data["gts"])
-    except (OSError, ValueError) as error:
-        raise DataError(f"study {path}: cannot read it ({error})") from None
-
-
-def _read_volume(path: str, what: str) -> np.ndarray:
-    import SimpleITK as sitk
-
-    if not Path(path).is_file():
-        raise DataError(f"{what} {path}: no such file")
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as error:
-        raise DataError(f"{what} {path}: cannot read it ({short_message(error)})") from None
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise DataError(f"{what} {path}: expected a scalar volume, got {image.GetNumberOfComponentsPerPixel()} components")
-    return sitk.GetArrayFromImage(image)
+        image, labels = read_npz_case(path)
+    except SegMoTEError as error:
+        raise DataError(f"study {path}: cannot read it ({_reason(error, path)})") from None
+    if labels is None:
+        raise DataError(f"study {path}: expected arrays 'imgs' and 'gts' (LiteMedSAM npz layout)")
+    return image, labels
 
 
 def _integer_labels(labels: np.ndarray, path: str) -> np.ndarray:

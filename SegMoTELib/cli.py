@@ -12,14 +12,15 @@ import sys
 
 from .errors import SegMoTEError
 
-COMMANDS = ("info", "segment", "demo", "curate", "train", "evaluate", "bench")
+COMMANDS = ("info", "segment", "demo", "curate", "train", "evaluate", "evaluate-3d", "bench")
 
 
 def _available_commands():
     for name in COMMANDS:
-        spec = importlib.util.find_spec(f"SegMoTELib.commands.{name}")
+        module = f"SegMoTELib.commands.{name.replace('-', '')}"  # evaluate-3d -> commands/evaluate3d.py
+        spec = importlib.util.find_spec(module)
         if spec is not None:
-            yield name, importlib.import_module(f"SegMoTELib.commands.{name}")
+            yield name, importlib.import_module(module)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -108,7 +108,7 @@ class VolumeEvaluator:
     def __init__(self, segmenter: VolumeSegmenter, axis: int, rules: PropagationRules | None = None,
                  methods: Iterable[str] = METHODS):
         self.segmenter, self.axis = segmenter, int(axis)
-        self.rules = rules or PropagationRules()
+        self.rules = rules or PropagationRules.for_predictor(segmenter.predictor)
         self.methods = [m for m in METHODS if m in set(methods)]
         unknown = set(methods) - set(METHODS)
         if unknown or not self.methods:

@@ -206,7 +206,7 @@ def test_walk_stops_where_the_mask_swells_into_a_neighbour(phantom):
 def test_each_next_slice_gets_the_previous_box_and_a_click_at_its_deepest_pixel(phantom):
     segmenter, fake = _fake(phantom)
     _, _, seed = _middle_box_seed(segmenter, phantom.mask("spleen"))
-    segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1))
+    segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1), rules=PropagationRules(use_point=True))
     prompt = fake.prompts[-1]
     x, y = prompt["points"][0].astype(int)
     assert prompt["labels"].tolist() == [1] and seed.mask2d[y, x]
@@ -215,8 +215,13 @@ def test_each_next_slice_gets_the_previous_box_and_a_click_at_its_deepest_pixel(
         inner[1:-1, 1:-1] &= inner[:-2, 1:-1] & inner[2:, 1:-1] & inner[1:-1, :-2] & inner[1:-1, 2:]
     assert inner[y, x]
     np.testing.assert_array_equal(prompt["box"], _grown(seed.mask2d, 0.02))
-    segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1), rules=PropagationRules.legacy())
-    assert fake.prompts[-1]["points"] is None
+    segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1))
+    assert fake.prompts[-1]["points"] is None  # by default the box alone (the shipped adapter's training)
+    # an adapter trained on walk prompts declares them; the walk then follows its metadata
+    fake.model = type("Model", (), {"metadata": {"propagation": {"use_point": True, "use_logits": True}}})()
+    segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1))
+    assert fake.prompts[-1]["points"] is not None and fake.prompts[-1]["mask_input"] is not None
+    assert PropagationRules.for_predictor(fake, use_logits=False).use_logits is False  # the caller's word wins
 
 
 def _grown(mask2d, margin):

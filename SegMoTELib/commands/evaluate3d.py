@@ -38,8 +38,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", default="click,box3d,oracle", metavar="LIST",
                         help="comma-separated subset of click, box3d, oracle (default: all three)")
     parser.add_argument("--walk", choices=("tracking", "legacy"), default="tracking",
-                        help="propagation rules: tracking (default) or legacy (box only, the walk before "
-                             "issue 13; for comparisons)")
+                        help="propagation rules: tracking (default: stops on area growth and centroid jumps "
+                             "too) or legacy (the walk before issue 13; for comparisons)")
     intensity = parser.add_argument_group("intensity")
     intensity.add_argument("--modality", default=None, help="CT, MR, ... (default: from the file, else auto)")
     intensity.add_argument("--preset", default=None, help="CT window preset (abdomen, soft_tissue, ...)")
@@ -125,7 +125,7 @@ def run(args) -> int:
                                for m, s in result.scores.items())
             print(f"{result.dataset} {result.case} {result.name}: {scores}", file=sys.stderr)
 
-    rules = PropagationRules.legacy() if args.walk == "legacy" else PropagationRules()
+    rules = PropagationRules.legacy() if args.walk == "legacy" else None  # None: as the adapter declares
     report = evaluate_cases(cases, predictor, axis=args.axis, methods=_listed(args.methods),
                             select=_listed(args.structures) or None, max_structures=args.max_structures,
                             min_slices=args.min_slices, mapping_for=_mapping_for(args), rules=rules,

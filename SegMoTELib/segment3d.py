@@ -76,6 +76,9 @@ class PropagationRules:
     moves more than `max_centroid_shift` times the previous mask's equivalent radius (it jumped to a
     neighbour); or its mean 8-bit grey differs from the seed mask's by more than
     `max_intensity_shift` (tissue of another brightness: the IoU head stays confident there).
+    Inside a 3D box (`segment_box3d`) the user has said where the structure ends, and the clip keeps
+    every mask in the box, so with `trust_box` only an empty mask stops the walk before the box's
+    last slice (the model's doubt at a structure's thin end is no evidence that it ended there).
     `refine`: a second pass prompts every slice between two accepted neighbours again with both
     neighbours' masks (box of their union, their mean logits) and keeps the answer the model
     scores higher. None turns a rule off. `legacy()` is the walk before issue 13.
@@ -96,6 +99,7 @@ class PropagationRules:
     max_centroid_shift: float | None = 1.0  # centroid move, in previous equivalent radii, that ends the walk
     refine: bool = False                # second pass with both neighbours' masks
     use_box: bool = True                # the previous mask's box (off: point and/or logits alone)
+    trust_box: bool = True              # in a 3D box, only an empty mask ends the walk before the box does
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_score <= 1.0:
@@ -127,7 +131,7 @@ class PropagationRules:
     @classmethod
     def legacy(cls) -> PropagationRules:
         """The walk before issue 13: the previous box alone; stops on score, area collapse, brightness."""
-        return cls(use_point=False, max_area_growth=None, max_centroid_shift=None, refine=False)
+        return cls(use_point=False, max_area_growth=None, max_centroid_shift=None, refine=False, trust_box=False)
 
 
 @dataclass(frozen=True)
@@ -292,7 +296,10 @@ class VolumeSegmenter:
             self.predictor.set_image(image)
             result = self._result(ref, self.predictor.predict(**_follow_prompt(previous, rules, clip_box)), clip_box)
             step()
-            reason = _stop_reason(previous, result, rules) or _brightness_stop(image, result, seed_grey, rules)
+            if clip_box is not None and rules.trust_box:
+                reason = "empty" if result.area == 0 else None
+            else:
+                reason = _stop_reason(previous, result, rules) or _brightness_stop(image, result, seed_grey, rules)
             if reason is not None:
                 break
             yield result

@@ -267,6 +267,19 @@ def test_box3d_stays_inside_the_box_and_its_slices(phantom):
     assert dice(labelmap, truth & inside) > 0.95
 
 
+def test_box3d_walks_to_the_box_ends_through_a_doubtful_slice(phantom):
+    truth = phantom.mask("left kidney")
+    segmenter, fake = _fake(phantom, "left kidney")
+    present = _slices(truth)
+    doubtful = present[-2]
+    fake.score_of[segmenter.slice_image(SliceRef(AXIAL, doubtful)).tobytes()] = 0.3
+    corners = _box_corners_ras(phantom.image, truth)
+    trusted = segmenter.segment_box3d(corners)
+    assert _slices(trusted).tolist() == present.tolist()  # the box says where the kidney ends
+    legacy = segmenter.segment_box3d(corners, rules=PropagationRules.legacy())
+    assert _slices(legacy)[-1] == doubtful - 1 and segmenter.last_stops[0].reason == "score"
+
+
 def test_gpu_prefetches_the_walk_in_batches_and_cpu_embeds_lazily(phantom):
     truth = phantom.mask("spleen")
     for device, expect_batches in (("cuda", True), ("cpu", False)):

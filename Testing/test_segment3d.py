@@ -191,6 +191,21 @@ def test_walk_stops_where_the_mask_moves_to_other_tissue(phantom):
     assert unchecked[jump].any() and not (unchecked[jump] & truth[jump]).any()
 
 
+def test_brightness_is_compared_slice_to_slice_so_a_slow_drift_does_not_stop_the_walk(phantom):
+    truth = phantom.mask("spleen")
+    present = _slices(truth)
+    drifting = phantom.image.array.astype(np.float32)
+    for k in present:  # a bias-field-like drift: 12 HU (about 8 grey levels) brighter on each slice
+        drifting[k][truth[k]] += 12.0 * (k - present[0])
+    segmenter = VolumeSegmenter(None, phantom.image.with_array(drifting), IntensityMapping(modality="CT", preset="abdomen"))
+    segmenter.predictor = TruthInBoxPredictor(segmenter, truth)
+    _, _, seed = _middle_box_seed(segmenter, truth)
+    slice_to_slice = segmenter.propagate(seed, rules=PropagationRules(grey_reference="previous"))
+    assert _slices(slice_to_slice).tolist() == present.tolist()
+    segmenter.propagate(seed)  # by default the seed's grey is the reference
+    assert "brightness" in {stop.reason for stop in segmenter.last_stops}
+
+
 def test_walk_stops_where_the_mask_swells_into_a_neighbour(phantom):
     truth = phantom.mask("spleen")
     segmenter, fake = _fake(phantom)
@@ -267,17 +282,17 @@ def test_box3d_stays_inside_the_box_and_its_slices(phantom):
     assert dice(labelmap, truth & inside) > 0.95
 
 
-def test_box3d_walks_to_the_box_ends_through_a_doubtful_slice(phantom):
+def test_box3d_trusting_the_box_walks_to_its_ends_through_a_doubtful_slice(phantom):
     truth = phantom.mask("left kidney")
     segmenter, fake = _fake(phantom, "left kidney")
     present = _slices(truth)
     doubtful = present[-2]
     fake.score_of[segmenter.slice_image(SliceRef(AXIAL, doubtful)).tobytes()] = 0.3
     corners = _box_corners_ras(phantom.image, truth)
-    trusted = segmenter.segment_box3d(corners)
+    trusted = segmenter.segment_box3d(corners, rules=PropagationRules(trust_box=True))
     assert _slices(trusted).tolist() == present.tolist()  # the box says where the kidney ends
-    legacy = segmenter.segment_box3d(corners, rules=PropagationRules.legacy())
-    assert _slices(legacy)[-1] == doubtful - 1 and segmenter.last_stops[0].reason == "score"
+    default = segmenter.segment_box3d(corners)
+    assert _slices(default)[-1] == doubtful - 1 and segmenter.last_stops[0].reason == "score"
 
 
 def test_gpu_prefetches_the_walk_in_batches_and_cpu_embeds_lazily(phantom):

@@ -14,14 +14,15 @@ import sys
 from .errors import SegMoTEError, one_line
 from .io.outputs import describe_os_error
 
-COMMANDS = ("info", "segment", "batch", "demo", "curate", "train", "evaluate", "bench", "serve")
+COMMANDS = ("info", "segment", "batch", "demo", "curate", "train", "evaluate", "evaluate-3d", "bench", "serve")
 
 
 def _available_commands():
     for name in COMMANDS:
-        spec = importlib.util.find_spec(f"SegMoTELib.commands.{name}")
+        module = f"SegMoTELib.commands.{name.replace('-', '')}"  # evaluate-3d -> commands/evaluate3d.py
+        spec = importlib.util.find_spec(module)
         if spec is not None:
-            yield name, importlib.import_module(f"SegMoTELib.commands.{name}")
+            yield name, importlib.import_module(module)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,10 @@ Protocol (2D, one score per target):
 Both decoders run on one predictor so they share each image's embedding: the base decoder is the
 untouched SAM decoder, "segmote" is the adapter (for boxes too, whatever the adapter's
 use_for_boxes routing says, so that the comparison is the adapter's own).
-Scores: mean Dice per dataset, and the macro average (mean of the dataset means).
+Scores: mean Dice per dataset, and the macro average (mean of the dataset means). With clicks, also
+the click curve (mean Dice after each click) and NoC@85 / NoC@90: the number of clicks after which
+a target first reaches that Dice, counted as NOC_CAP (20) when it never does within the clicks
+given (or only after the cap) -- the interactive-segmentation convention.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from .errors import InputError
 from .training.prompts import central_click, deepest_error_click, tight_box
 
 PROMPTS = ("box", "click", "auto")
+NOC_THRESHOLDS = (0.85, 0.90)
+NOC_CAP = 20
 DECODER_TITLES = {"segmote": "SegMoTE", "base": "base decoder"}
 
 
@@ -106,6 +111,21 @@ def click_dice_curve(view, mask: np.ndarray, clicks: int) -> list[float]:
     return curve
 
 
+def clicks_to_reach(curve: list[float], threshold: float, cap: int = NOC_CAP) -> int:
+    """NoC: the 1-based click after which Dice first reaches `threshold`; `cap` when it never does
+    within the curve, or only after `cap` clicks."""
+    for clicks, dice in enumerate(curve, start=1):
+        if clicks > cap:
+            break
+        if dice >= threshold:
+            return clicks
+    return cap
+
+
+def noc_key(threshold: float) -> str:
+    return f"noc@{round(100 * threshold)}"
+
+
 @dataclass
 class SampleResult:
     dataset: str
@@ -136,12 +156,25 @@ class EvaluationReport:
             row = {"n": len(samples),
                    "dice": {d: _mean([s.dice[d] for s in samples if d in s.dice]) for d in self.decoders}}
             if self.prompt == "click":
-                row["dice_per_click"] = {
-                    d: [float(v) for v in np.mean([s.curve[d] for s in samples if d in s.curve], axis=0)]
-                    for d in self.decoders if any(d in s.curve for s in samples)
-                }
+                curves = {d: [s.curve[d] for s in samples if d in s.curve] for d in self.decoders}
+                curves = {d: c for d, c in curves.items() if c}
+                row["dice_per_click"] = {d: [float(v) for v in np.mean(c, axis=0)] for d, c in curves.items()}
+                row["noc"] = {d: {noc_key(t): float(np.mean([clicks_to_reach(curve, t) for curve in c]))
+                                  for t in NOC_THRESHOLDS} for d, c in curves.items()}
             summary[dataset] = row
         return summary
+
+    def macro_curves(self) -> dict[str, dict]:
+        """Per decoder, the mean over datasets of the per-click Dice and of the NoC (click prompts)."""
+        rows = [row for row in self.per_dataset().values() if "dice_per_click" in row]
+        macro = {}
+        for d in self.decoders:
+            scored = [row for row in rows if d in row["dice_per_click"]]
+            if scored:
+                macro[d] = {"dice_per_click": [float(v) for v in np.mean([r["dice_per_click"][d] for r in scored], axis=0)],
+                            "noc": {noc_key(t): float(np.mean([r["noc"][d][noc_key(t)] for r in scored]))
+                                    for t in NOC_THRESHOLDS}}
+        return macro
 
     def macro(self) -> dict[str, float | None]:
         """Mean over datasets of each decoder's per-dataset mean Dice."""
@@ -157,8 +190,12 @@ class EvaluationReport:
             "n_targets": len(self.samples),
             "datasets": self.per_dataset(),
             "macro": self.macro(),
+            **({"macro_curves": self.macro_curves(), "noc_cap": NOC_CAP} if self.prompt == "click" else {}),
             "samples": [{"dataset": s.dataset, "case": s.case, "target": s.target, "dice": s.dice,
-                         **({"dice_per_click": s.curve} if s.curve else {})} for s in self.samples],
+                         **({"dice_per_click": s.curve,
+                             "noc": {d: {noc_key(t): clicks_to_reach(c, t) for t in NOC_THRESHOLDS}
+                                     for d, c in s.curve.items()}} if s.curve else {})}
+                        for s in self.samples],
         }
 
     def to_json(self) -> str:
@@ -178,8 +215,31 @@ class EvaluationReport:
         macro = self.macro()
         lines.append(f"| **macro average** | {len(self.samples)} | "
                      + " | ".join(f"**{percent(macro[d])}**" for d in self.decoders) + " |")
+        if self.prompt == "click":
+            lines += [""] + self._curve_lines(percent)
         lines += [""] + [f"- {note}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"
+
+    def _curve_lines(self, percent) -> list[str]:
+        nocs = [noc_key(t) for t in NOC_THRESHOLDS]
+        lines = ["## Click curves — Dice % after each click, and clicks to reach 85 / 90 % Dice", "",
+                 "| dataset | decoder | " + " | ".join(str(c) for c in range(1, self.clicks + 1)) + " | "
+                 + " | ".join(n.replace("noc", "NoC") for n in nocs) + " |",
+                 "|---|---|" + "---:|" * (self.clicks + len(nocs))]
+
+        def row(label, decoder, curve, noc, bold=False):
+            mark = "**" if bold else ""
+            cells = [f"{mark}{percent(v)}{mark}" for v in curve] + [f"{mark}{noc[n]:.2f}{mark}" for n in nocs]
+            return f"| {label} | {DECODER_TITLES[decoder]} | " + " | ".join(cells) + " |"
+
+        for dataset, summary in self.per_dataset().items():
+            for d, curve in summary.get("dice_per_click", {}).items():
+                lines.append(row(dataset, d, curve, summary["noc"][d]))
+        for d, macro in self.macro_curves().items():
+            lines.append(row("**macro average**", d, macro["dice_per_click"], macro["noc"], bold=True))
+        lines += ["", f"NoC@85 / NoC@90: mean number of clicks until a target's Dice first reaches 85 / 90 %; "
+                      f"a target that does not within {self.clicks} click(s) counts as {NOC_CAP} (the cap)."]
+        return lines
 
 
 def evaluate(samples: Iterable, views: dict[str, DecoderView], prompt: str = "box", clicks: int = 1,

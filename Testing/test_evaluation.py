@@ -11,10 +11,12 @@ from conftest import REPO, shared_path
 
 from SegMoTELib.errors import InputError
 from SegMoTELib.evaluation import (
+    NOC_CAP,
     DecoderView,
     EvaluationReport,
     SampleResult,
     click_dice_curve,
+    clicks_to_reach,
     decoder_views,
     dice_score,
     evaluate,
@@ -145,6 +147,52 @@ def test_report_per_dataset_macro_markdown_and_json():
     assert "| a | 2 | 80.0 | 60.0 |" in markdown and "**50.0**" in markdown
     data = json.loads(report.to_json())
     assert data["datasets"]["b"]["dice"]["base"] == pytest.approx(0.4) and data["n_targets"] == 3
+
+
+# --- click curves and NoC ------------------------------------------------------------------------
+def test_clicks_to_reach_counts_the_first_click_at_the_threshold_and_caps_at_20():
+    assert clicks_to_reach([0.5, 0.85, 0.95], 0.85) == 2  # reaching the threshold exactly counts
+    assert clicks_to_reach([0.5, 0.85, 0.95], 0.90) == 3
+    assert clicks_to_reach([0.91, 0.2], 0.90) == 1  # the first time, even if a later click loses it
+    assert clicks_to_reach([0.5, 0.6], 0.85) == NOC_CAP == 20  # never reached within the clicks given
+    assert clicks_to_reach([0.1] * 24 + [0.99], 0.85) == 20  # reached only after the cap
+
+
+def _strip(squares: int) -> np.ndarray:
+    """A 13-pixel-high strip of `squares` 13×13 squares: the scripted predictor's click square
+    covers one square exactly, so each click's Dice is a known fraction."""
+    mask = np.zeros((40, 90), bool)
+    mask[10:23, 5:5 + 13 * squares] = True
+    return mask
+
+
+def test_click_curves_and_noc_per_dataset_and_macro_on_constructed_masks():
+    samples = [SimpleNamespace(dataset=d, case=str(i), target="t", image=np.zeros((40, 90, 3), np.uint8),
+                               mask=_strip(n)) for i, (d, n) in enumerate([("a", 1), ("a", 2), ("b", 4)])]
+    report = evaluate(samples, decoder_views(ScriptedPredictor((40, 90)), ["segmote"]), prompt="click", clicks=3)
+    # one square: right at once; two: half, then the other half; four: 1, 2, 3 squares of 4
+    curves = [s.curve["segmote"] for s in report.samples]
+    assert curves == [pytest.approx(c) for c in ([1, 1, 1], [2 / 3, 1, 1], [2 / 5, 2 / 3, 6 / 7])]
+    rows = report.per_dataset()
+    assert rows["a"]["dice_per_click"]["segmote"] == pytest.approx([5 / 6, 1, 1])
+    assert rows["a"]["noc"]["segmote"] == {"noc@85": 1.5, "noc@90": 1.5}
+    assert rows["b"]["noc"]["segmote"] == {"noc@85": 3.0, "noc@90": 20.0}  # 6/7 = 85.7 %: never 90 in 3 clicks
+    macro = report.macro_curves()["segmote"]
+    assert macro["dice_per_click"] == pytest.approx([(5 / 6 + 2 / 5) / 2, (1 + 2 / 3) / 2, (1 + 6 / 7) / 2])
+    assert macro["noc"] == {"noc@85": 2.25, "noc@90": 10.75}
+    data = json.loads(report.to_json())
+    assert data["macro_curves"]["segmote"]["noc"] == {"noc@85": 2.25, "noc@90": 10.75} and data["noc_cap"] == 20
+    assert [s["noc"]["segmote"] for s in data["samples"]] == [
+        {"noc@85": 1, "noc@90": 1}, {"noc@85": 2, "noc@90": 2}, {"noc@85": 3, "noc@90": 20}]
+    markdown = report.to_markdown()
+    assert "| b | SegMoTE | 40.0 | 66.7 | 85.7 | 3.00 | 20.00 |" in markdown
+    assert "| **macro average** | SegMoTE | **61.7** | **83.3** | **92.9** | **2.25** | **10.75** |" in markdown
+    assert "counts as 20" in markdown
+
+
+def test_box_report_has_no_click_curves():
+    report = EvaluationReport("box", 1, ["base"], [SampleResult("a", "1", "t", {"base": 0.9})])
+    assert "Click curves" not in report.to_markdown() and "macro_curves" not in report.to_dict()
 
 
 # --- the real model ---------------------------------------------------------------------------

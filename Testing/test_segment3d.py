@@ -12,6 +12,7 @@ Two kinds of tests:
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 
 import numpy as np
@@ -43,6 +44,7 @@ class TruthInBoxPredictor:
         self.score_of = {}  # slice bytes -> predicted IoU to report (default 0.9)
         self.shrink_at = set()  # slice bytes whose mask collapses to a few pixels
         self.elsewhere_at = set()  # slice bytes whose mask jumps to the air in the slice's corner
+        self.swell_at = set()  # slice bytes whose mask fills the whole prompt box and more
         self.set_images, self.embedded, self.prompts = [], [], []
 
     def set_image(self, image, modality="auto", mapping=None):
@@ -65,6 +67,10 @@ class TruthInBoxPredictor:
             ys, xs = np.nonzero(mask)
             mask = np.zeros_like(mask)
             mask[ys[0], xs[0]] = True
+        if self.current in self.swell_at and mask.any():
+            ys, xs = np.nonzero(mask)
+            grow = 3 * max(np.ptp(ys), np.ptp(xs))
+            mask[max(ys.min() - grow, 0):ys.max() + grow, max(xs.min() - grow, 0):xs.max() + grow] = True
         if self.current in self.elsewhere_at and mask.any():
             moved = np.zeros_like(mask)
             moved.flat[:int(mask.sum())] = True  # same area, in the top rows: air outside the body
@@ -161,8 +167,12 @@ def test_walk_stops_at_a_collapsed_mask_and_at_a_doubtful_one(phantom):
     fake.score_of[segmenter.slice_image(SliceRef(AXIAL, below)).tobytes()] = 0.3
     labelmap = segmenter.propagate(seed, min_score=0.5, min_area_ratio=0.2)
     assert _slices(labelmap).tolist() == list(range(below + 1, above))
-    # the same walk with the rules relaxed goes on past both slices
-    relaxed = segmenter.propagate(seed, min_score=0.2, min_area_ratio=0.0)
+    assert [(s.direction, s.last_index, s.reason) for s in segmenter.last_stops] == [
+        (+1, above - 1, "area collapse"), (-1, below + 1, "score")]
+    # the same walk with the rules relaxed goes on past both slices (the one-pixel mask's box is
+    # then a point, so growth back to the organ must be allowed too)
+    relaxed = segmenter.propagate(seed, rules=PropagationRules(min_score=0.2, min_area_ratio=0.0, max_area_growth=None,
+                                                               max_centroid_shift=None))
     assert _slices(relaxed)[0] < below and _slices(relaxed)[-1] >= above
 
 
@@ -174,8 +184,78 @@ def test_walk_stops_where_the_mask_moves_to_other_tissue(phantom):
     fake.elsewhere_at.add(segmenter.slice_image(SliceRef(AXIAL, jump)).tobytes())
     labelmap = segmenter.propagate(seed)
     assert _slices(labelmap)[-1] == jump - 1
-    unchecked = segmenter.propagate(seed, max_intensity_shift=None)
+    assert segmenter.last_stops[0].reason == "centroid jump"  # same area, far from the previous mask
+    by_brightness = segmenter.propagate(seed, rules=PropagationRules(max_centroid_shift=None))
+    assert _slices(by_brightness)[-1] == jump - 1 and segmenter.last_stops[0].reason == "brightness"
+    unchecked = segmenter.propagate(seed, rules=PropagationRules(max_centroid_shift=None, max_intensity_shift=None))
     assert unchecked[jump].any() and not (unchecked[jump] & truth[jump]).any()
+
+
+def test_brightness_is_compared_slice_to_slice_so_a_slow_drift_does_not_stop_the_walk(phantom):
+    truth = phantom.mask("spleen")
+    present = _slices(truth)
+    drifting = phantom.image.array.astype(np.float32)
+    for k in present:  # a bias-field-like drift: 12 HU (about 8 grey levels) brighter on each slice
+        drifting[k][truth[k]] += 12.0 * (k - present[0])
+    segmenter = VolumeSegmenter(None, phantom.image.with_array(drifting), IntensityMapping(modality="CT", preset="abdomen"))
+    segmenter.predictor = TruthInBoxPredictor(segmenter, truth)
+    _, _, seed = _middle_box_seed(segmenter, truth)
+    slice_to_slice = segmenter.propagate(seed, rules=PropagationRules(grey_reference="previous"))
+    assert _slices(slice_to_slice).tolist() == present.tolist()
+    segmenter.propagate(seed)  # by default the seed's grey is the reference
+    assert "brightness" in {stop.reason for stop in segmenter.last_stops}
+
+
+def test_walk_stops_where_the_mask_swells_into_a_neighbour(phantom):
+    truth = phantom.mask("spleen")
+    segmenter, fake = _fake(phantom)
+    _, _, seed = _middle_box_seed(segmenter, truth)
+    swell = seed.ref.index - 2
+    fake.swell_at.add(segmenter.slice_image(SliceRef(AXIAL, swell)).tobytes())
+    labelmap = segmenter.propagate(seed, rules=PropagationRules(max_centroid_shift=None, max_intensity_shift=None))
+    assert _slices(labelmap)[0] == swell + 1 and segmenter.last_stops[1].reason == "area growth"
+    legacy = segmenter.propagate(seed, rules=dataclasses.replace(PropagationRules.legacy(), max_intensity_shift=None))
+    assert legacy[swell].sum() > 2.5 * labelmap[swell + 1].sum()
+
+
+def test_each_next_slice_gets_the_previous_box_and_a_click_at_its_deepest_pixel(phantom):
+    segmenter, fake = _fake(phantom)
+    _, _, seed = _middle_box_seed(segmenter, phantom.mask("spleen"))
+    segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1), rules=PropagationRules(use_point=True))
+    prompt = fake.prompts[-1]
+    x, y = prompt["points"][0].astype(int)
+    assert prompt["labels"].tolist() == [1] and seed.mask2d[y, x]
+    inner = seed.mask2d.copy()  # the deepest pixel: no outside pixel closer than the mask's half-width
+    for _ in range(3):
+        inner[1:-1, 1:-1] &= inner[:-2, 1:-1] & inner[2:, 1:-1] & inner[1:-1, :-2] & inner[1:-1, 2:]
+    assert inner[y, x]
+    np.testing.assert_array_equal(prompt["box"], _grown(seed.mask2d, 0.02))
+    segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1))
+    assert fake.prompts[-1]["points"] is None  # by default the box alone (the shipped adapter's training)
+    # an adapter trained on walk prompts declares them; the walk then follows its metadata
+    fake.model = type("Model", (), {"metadata": {"propagation": {"use_point": True, "use_logits": True}}})()
+    segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1))
+    assert fake.prompts[-1]["points"] is not None and fake.prompts[-1]["mask_input"] is not None
+    assert PropagationRules.for_predictor(fake, use_logits=False).use_logits is False  # the caller's word wins
+
+
+def _grown(mask2d, margin):
+    x0, y0, x1, y1 = mask_box(mask2d)
+    grow = int(round(margin * max(mask2d.shape)))
+    return [max(x0 - grow, 0), max(y0 - grow, 0), min(x1 + grow, mask2d.shape[1] - 1), min(y1 + grow, mask2d.shape[0] - 1)]
+
+
+def test_refinement_pass_prompts_inner_slices_with_both_neighbours(phantom):
+    truth = phantom.mask("spleen")
+    segmenter, fake = _fake(phantom)
+    _, _, seed = _middle_box_seed(segmenter, truth)
+    plain = segmenter.propagate(seed)
+    walked = len(fake.prompts)
+    refined = segmenter.propagate(seed, rules=PropagationRules(refine=True))
+    second_pass = fake.prompts[2 * walked - 1:]
+    inner = len(_slices(plain)) - 3  # every kept slice but the seed and the two ends
+    assert len(second_pass) == inner and all(p["mask_input"] is not None for p in second_pass)
+    np.testing.assert_array_equal(refined, plain)  # the stand-in scores both answers alike: the first stays
 
 
 def test_logits_of_the_previous_slice_are_passed_on_request(phantom):
@@ -200,6 +280,19 @@ def test_box3d_stays_inside_the_box_and_its_slices(phantom):
     assert labelmap.any() and not (labelmap & ~inside).any()
     assert _slices(labelmap).tolist() == list(range(low[0], high[0] + 1))
     assert dice(labelmap, truth & inside) > 0.95
+
+
+def test_box3d_trusting_the_box_walks_to_its_ends_through_a_doubtful_slice(phantom):
+    truth = phantom.mask("left kidney")
+    segmenter, fake = _fake(phantom, "left kidney")
+    present = _slices(truth)
+    doubtful = present[-2]
+    fake.score_of[segmenter.slice_image(SliceRef(AXIAL, doubtful)).tobytes()] = 0.3
+    corners = _box_corners_ras(phantom.image, truth)
+    trusted = segmenter.segment_box3d(corners, rules=PropagationRules(trust_box=True))
+    assert _slices(trusted).tolist() == present.tolist()  # the box says where the kidney ends
+    default = segmenter.segment_box3d(corners)
+    assert _slices(default)[-1] == doubtful - 1 and segmenter.last_stops[0].reason == "score"
 
 
 def test_gpu_prefetches_the_walk_in_batches_and_cpu_embeds_lazily(phantom):

@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "auto: prompt-free, foreground/background targets only (default: box)")
     parser.add_argument("--clicks", type=int, default=1,
                         help="with --prompt click: total clicks per target, each after the first at the "
-                             "largest error region (default: 1)")
+                             "largest error region; reports Dice after each click and NoC@85/90 (default: 1)")
     add_model_arguments(parser)
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="write evaluation_<prompt>.md and .json into DIR (created if missing)")

@@ -310,7 +310,7 @@ def test_an_adapter_of_another_backbone_is_refused_before_the_model(tmp_path, ca
     from conftest import REPO
 
     torch = pytest.importorskip("torch")
-    payload = torch.load(REPO / "Resources" / "adapters" / "segmote_litemedsam_v1.pt", weights_only=True)
+    payload = torch.load(REPO / "Resources" / "adapters" / "segmote_litemedsam_v2.pt", weights_only=True)
     foreign = tmp_path / "for_sam.pt"
     torch.save({**payload, "backbone": "sam_vit_b"}, foreign)
     refused(["segment", shared_path(*LIVER_PNG), *BOX, "-o", tmp_path / "m.png", "--device", "cpu", "--adapter",

@@ -67,9 +67,9 @@ class SliceResult:
 class PropagationRules:
     """How the walk prompts each next slice and when it stops.
 
-    Prompt: the previous slice's mask box (grown by `box_margin` of the slice's longest side), plus a
-    positive point at the previous mask's deepest pixel (`use_point`) and its low-res logits as a
-    dense prompt (`use_logits`) -- the prompts a click-trained adapter follows best.
+    Prompt: the previous slice's mask box (grown by `box_margin` of the slice's longest side),
+    optionally with a positive point at the previous mask's deepest pixel (`use_point`) and its
+    low-res logits as a dense prompt (`use_logits`), the walk prompt of issue 13's training.
     Stop (the structure ended, or the prompt caught something else): the mask vanishes; the model's
     predicted IoU falls below `min_score`; the area collapses below `min_area_ratio` or grows beyond
     `max_area_growth` times the previous slice's (a neighbour filled the box); the mask's centroid
@@ -236,7 +236,9 @@ class VolumeSegmenter:
         slice size), plus its logits if `use_logits`. The walk stops at the first slice whose mask
         is empty, smaller than `min_area_ratio` of the previous one, scored below `min_score`
         (predicted IoU) or whose mean 8-bit grey differs from the seed mask's by more than
-        `max_intensity_shift`, or at the end of `slice_range` (inclusive, along the seed's axis).
+        `max_intensity_shift`, or at the end of `slice_range` (inclusive, along the seed's axis);
+        also where the mask swells or its centroid jumps (see `PropagationRules`, whose other fields
+        `rules` sets; `last_stops` then says where and why each direction ended).
         `progress(done, total)` is called after each slice, total = the slices in the range.
         `rules`, when given, replaces the individual rule arguments.
         """

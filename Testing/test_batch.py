@@ -160,6 +160,7 @@ def test_ray_batch_equals_segment_one_by_one_and_logs_bad_rows(cohort, one_by_on
     ("image,prompt,name\nx.nii.gz,\"ras-box:1,2,3\",liver\n", "ras-box takes 6 numbers, got 3"),
     ("image,prompt,name\nx.nii.gz,\"box:1,2,3,4,5,6\",liver\n", "expected auto, ras-box"),
     ("image,prompt,name\na/x.nii.gz,auto,liver\nb/x.nii.gz,auto,kidney\n", "lines 2 and 3 both write x.seg.nrrd"),
+    ("image,prompt,name\nx.nii.gz,auto,\"liv\ner\"\n", "line 2: name: 'liv\\ner' contains the control character"),
 ])
 def test_table_mistakes_stop_before_any_work_with_one_line(tmp_path, capsys, content, message):
     table = tmp_path / "cohort.csv"

@@ -1,23 +1,16 @@
 """Segment names given to the Logic: refused with a clear message before any work starts.
 
-SegMoTELib has no segment-name validator yet (the CLI's naming rules are being settled in the
-engine, issue 15); until it has one, the glue checks locally what a Slicer segment name must not
-be: empty, or holding control characters (a newline or tab in a name breaks the segment list, the
-.seg.nrrd header and the Data module). When SegMoTELib gains a validator, call it here instead.
+The rule is the engine's (`SegMoTELib.names`, the one check the CLI, the .seg.nrrd writer and the
+service call too): no empty names, no control characters or line separators (a newline in a name
+breaks the segment list, the .seg.nrrd header and the Data module). Slicer allows any script, so
+non-ASCII names are fine here.
 """
 
 from __future__ import annotations
 
-import unicodedata
-
-from SegMoTELib.errors import InputError
+from SegMoTELib.names import validate_segment_name
 
 
 def checkedSegmentName(name) -> str:
     """`name` stripped of surrounding spaces; InputError naming the problem otherwise."""
-    if not isinstance(name, str) or not name.strip():
-        raise InputError(f"segmentName: expected a non-empty name, got {name!r}")
-    control = [character for character in name if unicodedata.category(character) == "Cc"]
-    if control:
-        raise InputError(f"segmentName: {name!r} contains a control character ({control[0]!r}); use printable text")
-    return name.strip()
+    return validate_segment_name(name, "segmentName").strip()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..names import validate_segment_name
 from .prompts import Prompt, parse_prompt
 
 REQUIRED_COLUMNS = ("image", "prompt", "name")
@@ -79,6 +80,10 @@ def read_cohort(path) -> list[CohortRow]:
         except InputError as error:
             raise InputError(f"cohort {table}, line {line}: {error}") from None
         name = entry.get("name") or "segment"
+        try:  # the name goes into the .seg.nrrd header: the engine's one rule for names
+            validate_segment_name(name, "name", ascii_only=True)
+        except InputError as error:
+            raise InputError(f"cohort {table}, line {line}: {error}") from None
         study = _safe(entry["study"]) if entry.get("study") else study_name_of(image)
         if study in writers:
             raise InputError(f"cohort {table}: lines {writers[study]} and {line} both write {study}.seg.nrrd; "

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
+from ..io.outputs import make_output_folder
 from .model import ModelSpec
 from .table import CohortRow
 
@@ -24,14 +25,7 @@ FAILURES_FILE = "failures.csv"
 
 
 def prepare_out_dir(out_dir) -> Path:
-    folder = Path(out_dir).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"--out: {folder} exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"--out: cannot create the folder {folder} ({error.strerror})") from None
-    return folder
+    return make_output_folder(out_dir, "--out")
 
 
 def make_cohort_engine(model: ModelSpec, engine: str = "local", address: str | None = None,

@@ -77,19 +77,18 @@ def run(args) -> int:
                          embed_slices=args.embed_slices, volume_slices=args.volume_slices,
                          batch_size=args.batch_size, curation_slices=args.curation_slices,
                          sections=_sections(args.only))
-    out = Path(args.out) if args.out else None
-    markdown_path = Path(args.markdown) if args.markdown else (out.with_suffix(".md") if out else None)
-    for path in (out, markdown_path):
-        if path is not None and not path.parent.is_dir():
-            raise InputError(f"--out/--markdown: the folder {path.parent} does not exist")
+    out, markdown_path = _outputs(args)
     result = run_benchmarks(config, log=lambda message: print(message, flush=True))
-    markdown = format_markdown(result)
+    _publish(result, format_markdown(result), out, markdown_path)
+    return 0
+
+
+def _publish(result: dict, markdown: str, out: Path | None, markdown_path: Path | None) -> None:
     print(markdown)
     if out is not None:
         _write(out, json.dumps(result, indent=2, default=str))
     if markdown_path is not None:
         _write(markdown_path, markdown + "\n")
-    return 0
 
 
 def _outputs(args) -> tuple[Path | None, Path | None]:
@@ -108,10 +107,5 @@ def _run_server_bench(args) -> int:
     result = run_service_benchmark(device=args.device, quick=args.quick, repeats=args.repeats,
                                    volume_slices=args.volume_slices, threads=args.threads,
                                    log=lambda message: print(message, flush=True))
-    markdown = format_markdown(result)
-    print(markdown)
-    if out is not None:
-        _write(out, json.dumps(result, indent=2, default=str))
-    if markdown_path is not None:
-        _write(markdown_path, markdown + "\n")
+    _publish(result, format_markdown(result), out, markdown_path)
     return 0

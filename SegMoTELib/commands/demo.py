@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..io.outputs import make_output_folder
 from .model_options import add_model_arguments, predictor_from_args
 
 HELP = "segment a procedural 3D CT phantom (one click + propagation, 3D boxes) and print the Dice"
@@ -82,14 +82,7 @@ def run(args) -> int:
 
 
 def _output_folder(out: str) -> Path:
-    folder = Path(out).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"--out: {folder} exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"--out: cannot create the folder {folder}: {error.strerror}") from None
-    return folder
+    return make_output_folder(out, "--out")
 
 
 def _predictor(args, slice_count: int):

@@ -78,6 +78,14 @@ def writable_folder(path, argument: str = "--out") -> Path:
     return folder
 
 
+def make_output_folder(path, argument: str = "--out") -> Path:
+    """`writable_folder`, then the folder created (with its parents); a failure is one line."""
+    folder = writable_folder(path, argument)
+    with output_errors(argument, folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def refuse_overwriting_input(output, inputs, argument: str = "--output") -> None:
     """An `InputError` when `output` is one of `inputs` (same file, also through links)."""
     target = Path(output).expanduser()

@@ -318,7 +318,7 @@ def test_effect_prompt_arguments_match_segment_slice():
 
 
 # --- import hygiene --------------------------------------------------------------------------------
-LIGHT_ENGINE_MODULES = {"SegMoTELib", "SegMoTELib.errors", "SegMoTELib.resources", "SegMoTELib.intensity",
+LIGHT_ENGINE_MODULES = {"SegMoTELib", "SegMoTELib.errors", "SegMoTELib.names", "SegMoTELib.resources", "SegMoTELib.intensity",
                         "SegMoTELib.volume", "SegMoTELib.geometry", "SegMoTELib.device",
                         "SegMoTELib.service.client", "SegMoTELib.service.launcher"}
 GLUE_PACKAGES = {"SegMoTEGlue", "SegmentEditorSegMoTELib", "SegmentEditorEffects", "PyTorchUtils", "SampleData"}

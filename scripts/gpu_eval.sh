@@ -33,6 +33,11 @@ if [ "${BENCH:-1}" = 1 ]; then
         2>&1 | grep -v FutureWarning | tail -n 40 | tee -a "$OUT/log.txt"
 fi
 
+if [ -n "${EXTRA:-}" ]; then  # a diagnostic script run with the same environment, e.g. a profile
+    timeout "${EXTRA_TIMEOUT:-200}" python3 "$EXTRA" 2>&1 | grep -v FutureWarning | tee -a "$OUT/extra.txt"
+fi
+[ "${EVALS:-1}" = 1 ] || exit 0
+
 # propagation prompt variants of the candidate, declared in its metadata as VolumeSegmenter reads it
 python3 - "$CANDIDATE" <<'PY'
 import sys

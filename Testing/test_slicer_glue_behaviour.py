@@ -7,12 +7,13 @@ the glue this way is for the Slicer self-tests (SegMoTE/Testing/Python) and the 
 
 from __future__ import annotations
 
+import sys
 import types
 
 import numpy as np
 import pytest
 
-from slicer_fakes import FakeWidget, Signals, fake_slicer, glue_modules, import_glue
+from slicer_fakes import GLUE, FakeWidget, Signals, fake_slicer, glue_modules, import_glue
 
 
 # --- defect 1: Slicer 5.6/5.8 (Python 3.9) ------------------------------------------------------------
@@ -282,7 +283,7 @@ def effect(monkeypatch):
         session = FakeSession()
         monkeypatch.setattr(module, "engineSession", lambda: session)
         monkeypatch.setattr(module, "BusyFeedback", FakeFeedback)
-        monkeypatch.setattr(module, "dependencyStatus", lambda: types.SimpleNamespace(ready=True, describe=lambda: ""))
+        monkeypatch.setattr(module, "engineStatus", lambda: types.SimpleNamespace(ready=True, describe=lambda: ""))
         instance = module.SegmentEditorEffect(FakeScriptedEffect())
         instance.setupOptionsFrame()
         instance.session, instance.module = session, module
@@ -385,3 +386,22 @@ def test_worker_thread_and_timer_stop_when_the_application_quits():
         slicer.app.emit("aboutToQuit()")
         assert not worker.running and session._worker is None
         assert worker._timer is None  # stopped, disconnected and handed to deleteLater()
+
+
+# --- a remote engine needs no model packages in this Slicer (issue 12) ------------------------------
+def test_a_remote_engine_is_ready_without_local_packages_and_a_local_one_is_not(monkeypatch):
+    """What a fake cannot show: the effect's status line and prefetch in a real Slicer; here the
+    status the effect asks for (`engineStatus`) with the model packages missing."""
+    with glue_modules():
+        engine = import_glue("SegMoTEGlue.engine")
+        dependencies = sys.modules["SegMoTEGlue.dependencies"]
+        settings = import_glue("SegMoTEGlue.settings")
+        monkeypatch.setattr(dependencies, "isAvailable", lambda name: False)  # no torch, no model packages
+        local = engine.engineStatus(settings.EngineSettings(engine="local"))
+        assert not local.ready and "torch" in local.describe()
+        remote = engine.engineStatus(settings.EngineSettings(engine="remote", serverUrl="https://gpu.example:8765"))
+        assert remote.ready and not remote.installable and "https://gpu.example:8765" in remote.describe()
+        unset = engine.engineStatus(settings.EngineSettings(engine="remote", serverUrl=" "))
+        assert not unset.ready and "no server URL" in unset.describe()
+        effect_source = (GLUE / "SegmentEditorSegMoTELib" / "SegmentEditorEffect.py").read_text()
+        assert "dependencyStatus" not in effect_source, "the effect must ask engineStatus, which knows remote engines"

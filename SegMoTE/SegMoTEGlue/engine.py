@@ -12,10 +12,37 @@ from dataclasses import dataclass
 
 import slicer
 
-from .dependencies import requireDependencies
+from .dependencies import dependencyStatus, requireDependencies
 from .engineservice import ENGINE_LOCAL, EngineConnection
 from .settings import EngineSettings, loadSettings
 from .worker import INTERACTIVE, TorchWorker
+
+
+@dataclass(frozen=True)
+class RemoteEngineStatus:
+    """The remote engine's side of `engineStatus`: it needs none of the model packages here (a
+    workstation without a GPU and without torch prompts a GPU server), only its URL."""
+
+    serverUrl: str
+    installable: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.serverUrl.strip())
+
+    def describe(self) -> str:
+        if self.ready:
+            return f"Engine: the remote server at {self.serverUrl}."
+        return "Engine: remote, but no server URL is set (module SegMoTE, section 'Engine')."
+
+
+def engineStatus(settings: EngineSettings | None = None):
+    """Whether prompts can go to the engine now: a local engine needs this Slicer's model packages
+    (`dependencyStatus`), a remote one only its URL. Both have `ready`, `installable`, `describe()`."""
+    engineSettings = settings or loadSettings()
+    if engineSettings.engine == ENGINE_LOCAL:
+        return dependencyStatus()
+    return RemoteEngineStatus(engineSettings.serverUrl)
 
 
 @dataclass(frozen=True)

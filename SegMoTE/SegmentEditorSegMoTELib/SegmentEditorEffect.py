@@ -23,8 +23,7 @@ import vtk
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
 import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
-from SegMoTEGlue.dependencies import dependencyStatus
-from SegMoTEGlue.engine import engineSession
+from SegMoTEGlue.engine import engineSession, engineStatus
 from SegMoTEGlue.feedback import BusyFeedback, describeError
 from SegMoTEGlue.jobtargets import EditTarget, PendingJobs, dropReason
 from SegMoTEGlue.markers import PromptMarkers
@@ -171,7 +170,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     # --- lifetime ------------------------------------------------------------------------------
     def activate(self):
         self.active = True
-        status = dependencyStatus()
+        status = engineStatus()  # a remote engine needs no model packages in this Slicer
         if status.ready:
             self.setStatus("Click or drag in a slice view.")
         else:
@@ -509,7 +508,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def prefetchCurrentSlice(self) -> None:
         sliceNode = self.prefetchViewNode
-        if sliceNode is None or not dependencyStatus().ready:
+        if sliceNode is None or not engineStatus().ready:
             return
         sliceToRas = sliceNode.GetSliceToRAS()
         centerRas = [sliceToRas.GetElement(row, 3) for row in range(3)]

@@ -78,9 +78,6 @@ class EmbeddingBank:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def mask_of(self, index: int) -> np.ndarray:
-        return self.masks[self.targets[index].mask_index].cpu().numpy()
-
     @classmethod
     def build(cls, dataset: PairDataset, backbone, device, storage_dtype, batch_size: int = 32,
               max_images: int | None = None, progress=None, views: int = 1, walks: list[WalkStack] = (),

@@ -121,15 +121,13 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = SegMoTEModel(load_backbone(config.backbone, config.checkpoint), config.adapter_config).to(self.device)
         self.step_module = DecoderStep(self.model)
-        self.forward = self.step_module
         if self.world > 1:
             self._broadcast_parameters()
         self.optimizer = torch.optim.AdamW(self.model.trainable_parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.scaler = torch.amp.GradScaler(enabled=self.autocast_dtype == torch.float16)
         self.step = 0
-        self.bank: EmbeddingBank | None = None
-        self.prompts: PromptSimulator | None = None
+        self.bank: EmbeddingBank | None = None  # the setter also sets self.prompts
 
     def _broadcast_parameters(self) -> None:
         """Every rank starts from rank 0's initial adapter (seeded alike, but make it certain)."""
@@ -231,8 +229,8 @@ class Trainer:
     def _group_loss(self, kind: str, indices: list[int], rng: np.random.Generator, generator: torch.Generator):
         prompt = self.prompts.group(kind, indices, rng, generator)
         with self._autocast():
-            output = self.forward(prompt.embeddings, prompt.early, prompt.points, prompt.boxes, prompt.mask_input,
-                                  prompt.prompt_free)
+            output = self.step_module(prompt.embeddings, prompt.early, prompt.points, prompt.boxes,
+                                      prompt.mask_input, prompt.prompt_free)
             logits = output.masks.float()
             total, parts = segmentation_loss(logits, prompt.targets, output.iou.float(), output.balance_loss(),
                                              self.config.loss_weights)

@@ -13,29 +13,15 @@ The split is by case, with the hold-out the data's README suggests kept for eval
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, InputError
+from ..volume_cases import HOLDOUT_RULES
 
-# volumes3d/README.md, "A reasonable hold-out": never trained on.
-HOLDOUT_CASES = {
-    "acdc_cine_mri": lambda case: case in ("patient069", "patient093"),
-    "msd_hippocampus_mri": lambda case: _case_number(case) >= 354,
-    "brats2015_deepmedic_mri": None,  # decided by the image path: DeepMedic's test/ folder
-    "ibsi_sts_ct": lambda case: case in ("STS_035", "STS_042"),
-    "chaos_t2_mri": lambda case: case == "CHAOS_MR_39",
-    "sct_spinal_cord_mri": lambda case: True,  # one subject: test only
-}
 EXTRA_SLICES = 2  # slices kept beyond each end of the labelled extent
-
-
-def _case_number(case: str) -> int:
-    digits = re.findall(r"\d+", case)
-    return int(digits[-1]) if digits else -1
 
 
 @dataclass(frozen=True)
@@ -48,11 +34,11 @@ class StudyPair:
     holdout: bool
 
 
-def is_holdout(dataset: str, case: str, image_path: str) -> bool:
-    if dataset == "brats2015_deepmedic_mri":
-        return "/test/" in image_path.replace("\\", "/")
-    rule = HOLDOUT_CASES.get(dataset)
-    return bool(rule and rule(case))
+def is_holdout(dataset: str, pair: dict, pairs: list[dict]) -> bool:
+    """The hold-out volumes3d/README.md suggests (`volume_cases.HOLDOUT_RULES`, which evaluate-3d
+    uses too); a set without a rule is all training."""
+    rule = HOLDOUT_RULES.get(dataset)
+    return bool(rule and rule(pair, pairs))
 
 
 def volumes3d_pairs(root, split: str = "train") -> list[StudyPair]:
@@ -71,7 +57,7 @@ def volumes3d_pairs(root, split: str = "train") -> list[StudyPair]:
         folder = inventory.parent
         content = json.loads(inventory.read_text())
         for pair in content["pairs"]:
-            holdout = is_holdout(folder.name, pair["case"], pair["image"]["path"])
+            holdout = is_holdout(folder.name, pair, content["pairs"])
             if split == "all" or (split == "holdout") == holdout:
                 pairs.append(StudyPair(folder.name, pair["case"], folder / pair["image"]["path"],
                                        folder / pair["label"]["path"], int(pair["slice_axis_itk"]), holdout))

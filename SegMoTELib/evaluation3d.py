@@ -159,7 +159,7 @@ class VolumeEvaluator:
         predictor = self.segmenter.predictor
         for index in indices:
             ref = SliceRef(self.axis, int(index))
-            predictor.set_image(self.segmenter.slice_image(ref))
+            self.segmenter.set_slice(ref)
             prediction = predictor.predict(box=evaluation_box(self._truth_slice(truth, int(index))))
             insert_slice(labelmap, ref, np.asarray(prediction.masks[0], dtype=bool), geometry=self.segmenter.volume)
         return labelmap

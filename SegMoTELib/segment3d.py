@@ -138,8 +138,7 @@ class PropagationRules:
     @classmethod
     def legacy(cls) -> PropagationRules:
         """The walk before issue 13: the previous box alone; stops on score, area collapse, brightness."""
-        return cls(use_point=False, max_area_growth=None, max_centroid_shift=None, refine=False, trust_box=False,
-                   grey_reference="seed")
+        return cls(max_area_growth=None, max_centroid_shift=None)  # the other fields' defaults are the old walk's
 
 
 @dataclass(frozen=True)
@@ -171,7 +170,8 @@ class VolumeSegmenter:
         """The 8-bit slice the model sees, in display orientation."""
         return extract_slice(self.display, ref)
 
-    def _set_slice(self, ref: SliceRef) -> np.ndarray:
+    def set_slice(self, ref: SliceRef) -> np.ndarray:
+        """Set the 8-bit slice `ref` on the predictor (embedded or taken from its cache); returns it."""
         image = self.slice_image(ref)
         self.predictor.set_image(image)
         return image
@@ -200,7 +200,7 @@ class VolumeSegmenter:
             height, width = slice_shape(self.volume, ref)
             points = np.clip(round_half_up(ras_to_slice_pixels(self.volume, ref, points_ras)), 0, [width - 1, height - 1])
         box = None if box_ras is None else ras_box_to_slice_box(self.volume, ref, box_ras)
-        self._set_slice(ref)
+        self.set_slice(ref)
         prediction = self.predictor.predict(points=points, labels=labels, box=box, mask_input=mask_input)
         return self._result(ref, prediction)
 
@@ -222,7 +222,7 @@ class VolumeSegmenter:
     def segment_auto(self, orientation="axial", slice_index: int = 0) -> SliceResult:
         """Prompt-free mask of one slice (needs a predictor with a trained adapter)."""
         ref = self._slice_for_prompt(orientation, None, None, slice_index)
-        self._set_slice(ref)
+        self.set_slice(ref)
         return self._result(ref, self.predictor.predict_auto())
 
     # --- propagation --------------------------------------------------------------------------
@@ -332,7 +332,7 @@ class VolumeSegmenter:
                       "mask_input": (below.low_res_logits + above.low_res_logits) / 2.0}
             anchor = both if both.any() else union
             prompt.update(points=np.array([_deepest_pixel(anchor)], dtype=np.float64), labels=np.array([1]))
-            self.predictor.set_image(self.slice_image(accepted[index].ref))
+            self.set_slice(accepted[index].ref)
             result = self._result(accepted[index].ref, self.predictor.predict(**prompt), clip_box)
             if result.area > 0 and result.score > accepted[index].score:
                 refined[index] = result
@@ -354,7 +354,7 @@ class VolumeSegmenter:
         first, last = slice_extent_of_box(self.volume, axis, corners_ras)
         middle = SliceRef(axis, (first + last) // 2)
         box = ras_box_to_slice_box(self.volume, middle, corners_ras)
-        self._set_slice(middle)
+        self.set_slice(middle)
         seed = self._result(middle, self.predictor.predict(box=box), clip_box=box)
         rules = rules or self._rules(min_score, min_area_ratio, use_logits, box_margin, max_intensity_shift)
         return self._propagate(seed, (first, last), rules, progress, clip_box=box)

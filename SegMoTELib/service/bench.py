@@ -130,6 +130,7 @@ def _prompt_rows(segmenter, remote, tube, click, repeats: int, log, worker) -> l
 
 def _propagation_row(predictor, engine, tube, mapping, repeats: int, log, worker) -> dict:
     from ..benchmarks.timing import Timing, synchronizer
+    from ..evaluation import dice_score
     from ..segment3d import VolumeSegmenter
 
     sync = synchronizer(predictor.device)
@@ -154,7 +155,7 @@ def _propagation_row(predictor, engine, tube, mapping, repeats: int, log, worker
             started = time.perf_counter()
             served = remote.propagate(remote_seed)
             seconds[SERVER].append(time.perf_counter() - started)
-        agreement.append(_dice(local, served))
+        agreement.append(dice_score(local, served))
     client.close()
     timings = {name: Timing(values) for name, values in seconds.items()}
     slices = tube.volume.array.shape[0]
@@ -220,11 +221,6 @@ def _gil_rows(segmenter, remote, click, repeats: int, log) -> list[dict]:
                 seconds[name].append(gil_emulation.timed_in_worker(call, held))
         rows.append(_row(f"worker-thread click, {label}", {n: Timing(v) for n, v in seconds.items()}))
     return rows
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
 def format_markdown(result: dict) -> str:

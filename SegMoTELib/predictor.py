@@ -163,8 +163,9 @@ class SegMoTEPredictor:
         self._current = None
 
     def embed_images(self, images: list[np.ndarray], modality: str = "auto", mapping: IntensityMapping | None = None,
-                     batch_size: int = 16, background: bool = False) -> None:
-        """Embed several images in batches (worth it on a GPU) and keep them in the cache.
+                     batch_size: int = 16, background: bool = False) -> list[str]:
+        """Embed several images in batches (worth it on a GPU) and keep them in the cache; returns
+        their cache keys (the service keeps them per session).
 
         `background` (CUDA devices; ignored elsewhere): queue the work on a side stream and return
         at once, so that it runs while the caller keeps the GPU busy with prompts (propagation);
@@ -175,8 +176,8 @@ class SegMoTEPredictor:
         rgbs = [as_model_uint8(image, modality, mapping) for image in images]
         stream = self._side_stream() if background and self.device.type == "cuda" else None
         self.cache_size = max(self.cache_size, len(rgbs) * (2 if stream is not None else 1))
-        pending = list(zip(_parallel_map(self._key, rgbs), rgbs))
-        pending = [(key, rgb) for key, rgb in pending if key not in self._cache]
+        keys = _parallel_map(self._key, rgbs)
+        pending = [(key, rgb) for key, rgb in zip(keys, rgbs) if key not in self._cache]
         for start in range(0, len(pending), batch_size):
             chunk = pending[start:start + batch_size]
             ready = None
@@ -187,6 +188,7 @@ class SegMoTEPredictor:
                     ready.record(stream)
             for index, (key, _) in enumerate(chunk):
                 self._store(key, embeddings[index:index + 1], earlies[index:index + 1], transforms[index], ready)
+        return list(keys)
 
     def _side_stream(self):
         if self._background_stream is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 
 from ..errors import InputError
-from ..preprocessing import as_model_uint8
 from .gate import INTERACTIVE, DeviceGate
 
 
@@ -40,8 +39,7 @@ class EngineHost:
 
     def embed(self, images: list, keys: set, priority: int, **options) -> None:
         with self.gate.use(priority):
-            self.predictor.embed_images(images, **options)
-            keys.update(self.predictor._key(as_model_uint8(image)) for image in images)  # noqa: SLF001
+            keys.update(self.predictor.embed_images(images, **options))
             self._cap_cache()
 
     # --- cache bookkeeping (the predictor's LRU, an OrderedDict keyed by content hash) ----------

@@ -97,20 +97,17 @@ class EngineClient:
                 data = response.read()
                 break
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
-                connection.close()
-                self._local.connection = None
+                self.close()  # this thread's connection is `connection`
                 if reused and attempt == 0:
                     continue  # the server closed an idle keep-alive connection: one fresh try
                 raise EngineUnavailable(f"engine at {self.url} dropped the connection during {what} "
                                         f"({type(error).__name__}); is the server still running?") from None
             except ssl.SSLCertVerificationError as error:
-                connection.close()
-                self._local.connection = None
+                self.close()  # this thread's connection is `connection`
                 raise EngineUnavailable(f"engine at {self.url}: its TLS certificate is not trusted ({error.verify_message}); "
                                         f"for a private CA set SSL_CERT_FILE to its certificate") from None
             except (OSError, http.client.HTTPException) as error:
-                connection.close()
-                self._local.connection = None
+                self.close()  # this thread's connection is `connection`
                 reason = "timed out" if isinstance(error, (socket.timeout, TimeoutError)) else \
                     (getattr(error, "strerror", None) or type(error).__name__)
                 raise EngineUnavailable(f"engine at {self.url} is unreachable during {what} ({reason}); "

@@ -33,7 +33,7 @@ from ..intensity import normalise_modality
 from ..io.folder_lock import FolderLock
 from ..io.outputs import output_errors, writable_folder
 from .config import QCConfig
-from .engine import LocalEngine, pool_context, worker_ignores_sigint
+from .engine import LocalEngine
 from .export import assign_names, export_records, prepare_folder, write_manifest
 from .gates import apply_quality
 from .journal import Journal
@@ -220,11 +220,7 @@ def _export_into(partial: Path, records: list[dict], modality: str, workers: int
     prepare_folder(partial)
     names = assign_names(records)
     tasks = [(partial, chunk, [names[i] for i in indices], modality) for chunk, indices in _export_chunks(records)]
-    if workers == 1 or len(tasks) <= 1:
-        parts = [_export_task(task) for task in tasks]
-    else:
-        with pool_context().Pool(min(workers, len(tasks)), initializer=worker_ignores_sigint) as pool:
-            parts = pool.map(_export_task, tasks)
+    parts = LocalEngine(workers).map_unordered(_export_task, tasks)  # order is restored by the names below
     row_of = {row["file"]: row for part in parts for row in part}
     write_manifest(partial, [row_of[f"{name}.png"] for name in names])
 

@@ -73,13 +73,16 @@ def _predictor(args):
 
 
 def _write_outputs(report, out_dir: str, prompt: str, clicks: int) -> list[Path]:
-    from ..io.atomic import atomic_outputs
-    from ..io.outputs import output_errors, writable_folder
-
-    folder = writable_folder(out_dir, "--out")  # checked again: the folder may have changed meanwhile
-    with output_errors("--out", folder):
-        folder.mkdir(parents=True, exist_ok=True)
     stem = f"evaluation_{prompt}" + (f"_{clicks}clicks" if prompt == "click" else "")
+    return write_report(report, out_dir, stem)
+
+
+def write_report(report, out_dir: str, stem: str) -> list[Path]:
+    """`<stem>.md` and `<stem>.json` of a report (`to_markdown`, `to_json`) in `out_dir`: both or neither."""
+    from ..io.atomic import atomic_outputs
+    from ..io.outputs import make_output_folder
+
+    folder = make_output_folder(out_dir, "--out")  # checked again: the folder may have changed meanwhile
     texts = {folder / f"{stem}.md": report.to_markdown(), folder / f"{stem}.json": report.to_json() + "\n"}
     with atomic_outputs(list(texts), "--out") as temporaries:  # the report and its data: both or neither
         for temporary, text in zip(temporaries, texts.values()):

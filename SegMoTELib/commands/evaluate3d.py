@@ -99,16 +99,9 @@ def _mapping_for(args):
 
 
 def _write_outputs(report, out_dir: str) -> list[Path]:
-    from ..io.atomic import atomic_output
+    from .evaluate import write_report
 
-    folder = Path(out_dir).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix, text in ((".md", report.to_markdown()), (".json", report.to_json() + "\n")):
-        with atomic_output(folder / f"{STEM}{suffix}", "--out") as temporary:
-            temporary.write_text(text, encoding="utf-8")
-        written.append(folder / f"{STEM}{suffix}")
-    return written
+    return write_report(report, out_dir, STEM)
 
 
 def run(args) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +88,9 @@ class SegMoTEPredictor:
         self._cache: OrderedDict[str, _Embedding] = OrderedDict()
         self._current: _Embedding | None = None
         self._background_stream = None  # the side CUDA stream of embed_images(background=True), made on first use
+        # Called again and again while set_image waits for a background embedding still on the GPU
+        # (the engine service runs its queued clicks there); None: the GPU stream waits instead.
+        self.while_embedding_pending: Callable[[], None] | None = None
         self.notice: str | None = None
         self.box_decoder = "base"
         if model is not None:  # an in-memory model (training-time evaluation)
@@ -140,16 +144,21 @@ class SegMoTEPredictor:
         pixels = as_model_uint8(image, modality, mapping)
         key = self._key(pixels)
         if key in self._cache:
+            entry = self._claim(self._cache[key])  # while_embedding_pending may use the cache meanwhile
+            self._cache[key] = entry
             self._cache.move_to_end(key)
         else:
             embedding, early, transforms = self._embed([pixels])
             self._store(key, embedding, early, transforms[0])
-        self._current = self._claim(self._cache[key])
+            entry = self._cache[key]
+        self._current = entry
 
     def _claim(self, entry: _Embedding) -> _Embedding:
         """Make a background embedding usable on the current stream: the GPU waits for it (Python
         does not), and its memory is marked as in use there."""
         if entry.ready is not None:
+            while self.while_embedding_pending is not None and not entry.ready.query():
+                self.while_embedding_pending()
             stream = self._torch.cuda.current_stream(self.device)
             stream.wait_event(entry.ready)
             entry.embedding.record_stream(stream)

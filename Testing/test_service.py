@@ -237,6 +237,41 @@ def test_propagation_progress_and_cancel(server, client):
     assert seen[0][1] == 21 and 1 <= seen[0][0] <= 21  # the slices of the range (the whole axial extent)
 
 
+def test_a_click_during_another_sessions_propagation_is_answered_between_its_slices(server, client, chest_xray):
+    """The walk runs on the device thread and lets queued clicks run before each of its model calls."""
+    from SegMoTELib.io import read_volume
+
+    volume = read_volume(shared_path("volumes", "pyradiomics_testcases", "data") / "breast1_image.nrrd")
+    corners = [[102.6, 5.64, 28.35], [97.29, -1.66, 28.35]]
+    image, _mask, box = chest_xray
+    chest = _image_volume(image)
+    walker_client = EngineClient(server.url, server.token)
+    with walker_client.open_volume(volume) as walker, client.open_volume(chest) as clicker:
+        seed = walker.segment_slice(box_ras=corners)
+        quiet = clicker.segment_slice(box_ras=_box_ras(chest, box), slice_index=0)  # its slice is embedded now
+        reached, ended, outcome = [0], threading.Event(), {}
+
+        def walk():
+            try:
+                outcome["labelmap"] = walker.propagate(seed, min_score=0.0,
+                                                       progress=lambda done, total: reached.__setitem__(0, done))
+            finally:
+                ended.set()
+
+        thread = threading.Thread(target=walk)
+        thread.start()
+        while reached[0] < 2 and not ended.is_set():
+            time.sleep(0.01)
+        busy = clicker.segment_slice(box_ras=_box_ras(chest, box), slice_index=0)
+        answered_while_walking, slices_then = not ended.is_set(), reached[0]
+        thread.join(300)
+    walker_client.close()
+    walked = int(outcome["labelmap"].any(axis=(1, 2)).sum())
+    assert answered_while_walking, f"the click came back after the propagation ended ({walked} slices walked)"
+    assert slices_then < walked
+    np.testing.assert_array_equal(busy.labelmap, quiet.labelmap)
+
+
 # --- idle sessions and a dying server ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def short_lived_server():

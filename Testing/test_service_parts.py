@@ -1,4 +1,4 @@
-"""The service's parts without a server: wire codec, device gate order (no model, no timing)."""
+"""The service's parts without a server: wire codec, device queue order and thread (no model, no timing)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from SegMoTELib.errors import InputError
 from SegMoTELib.service.codec import decode_mask, decode_voxels, encode_mask, encode_voxels
-from SegMoTELib.service.gate import BATCH, INTERACTIVE, PREFETCH, DeviceGate
+from SegMoTELib.service.device_queue import BATCH, INTERACTIVE, PREFETCH, DeviceQueue, DeviceQueueClosed
 
 
 def test_masks_round_trip_compactly():
@@ -42,30 +42,95 @@ def test_voxels_round_trip_and_refuse_wrong_sizes_and_bombs():
         decode_voxels(encode_voxels(array), (2, 3, 4), "object")
 
 
-def test_gate_serves_a_waiting_click_before_the_next_propagation_slice():
-    gate = DeviceGate()
+def test_device_queue_serves_a_waiting_click_before_the_next_propagation_slice():
+    queue = DeviceQueue()
     order = []
+    holding, started = threading.Event(), threading.Event()
 
-    def call(name, priority, holder):
-        with gate.use(priority):
-            order.append(name)
-            holder.wait(5) if holder is not None else None
+    def first_slice():
+        order.append("slice 1")
+        started.set()
+        holding.wait(5)
 
-    holding = threading.Event()
-    first = threading.Thread(target=call, args=("slice 1", BATCH, holding))
-    first.start()
-    while not order:
-        time.sleep(0.001)
-    waiters = [threading.Thread(target=call, args=(name, priority, None))
-               for name, priority in (("slice 2", BATCH), ("prefetch", PREFETCH), ("click", INTERACTIVE))]
-    for thread in waiters:
-        thread.start()
-    while gate.waiting < 3:  # all three queue behind the slice being computed
+    callers = [threading.Thread(target=queue.run, args=(BATCH, first_slice))]
+    callers[0].start()
+    started.wait(5)
+    for name, priority in (("slice 2", BATCH), ("prefetch", PREFETCH), ("click", INTERACTIVE)):
+        callers.append(threading.Thread(target=queue.run, args=(priority, lambda name=name: order.append(name))))
+        callers[-1].start()
+    while queue.waiting < 3:  # all three queue behind the slice being computed
         time.sleep(0.001)
     holding.set()
-    for thread in [first, *waiters]:
+    for thread in callers:
         thread.join(5)
     assert order == ["slice 1", "click", "prefetch", "slice 2"]
+    queue.close()
+
+
+def test_device_queue_runs_every_call_on_its_one_thread_and_hands_back_results_and_errors():
+    """One thread for all model calls: PyTorch keeps cuDNN's plans per thread (see device_queue)."""
+    queue = DeviceQueue()
+    threads = set()
+
+    def record(value):
+        threads.add(threading.get_ident())
+        return value * 2
+
+    callers = [threading.Thread(target=queue.run, args=(INTERACTIVE, lambda v=v: record(v))) for v in range(6)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(5)
+    assert threads == {queue.thread.ident} and queue.thread.ident != threading.get_ident()
+    assert queue.run(BATCH, lambda: record(21)) == 42
+    assert queue.run(BATCH, lambda: queue.run(INTERACTIVE, lambda: "nested")) == "nested"  # no self-deadlock
+    with pytest.raises(InputError, match="bad prompt"):
+        queue.run(INTERACTIVE, lambda: (_ for _ in ()).throw(InputError("bad prompt")))
+    queue.close()
+    assert not queue.thread.is_alive()
+    with pytest.raises(DeviceQueueClosed, match="stopping"):
+        queue.run(INTERACTIVE, lambda: None)
+
+
+def test_a_propagation_on_the_device_thread_lets_a_queued_click_run_between_its_slices():
+    queue = DeviceQueue()
+    order = []
+    first_slice_done, click_queued = threading.Event(), threading.Event()
+
+    def propagation():  # one BATCH call; each slice's model call goes through the queue from its thread
+        for index in range(3):
+            queue.run(BATCH, lambda index=index: order.append(f"slice {index}"))
+            if index == 0:
+                first_slice_done.set()
+                click_queued.wait(5)
+                while queue.waiting < 1:
+                    time.sleep(0.001)
+        return "labelmap"
+
+    job = threading.Thread(target=lambda: order.append(queue.run(BATCH, propagation)))
+    job.start()
+    first_slice_done.wait(5)
+    click = threading.Thread(target=queue.run, args=(INTERACTIVE, lambda: order.append("click")))
+    click.start()
+    click_queued.set()
+    for thread in (job, click):
+        thread.join(5)
+    assert order == ["slice 0", "click", "slice 1", "slice 2", "labelmap"]
+    queue.close()
+
+
+def test_device_queue_awaited_from_an_event_loop_returns_results_and_raises_errors():
+    import asyncio
+
+    queue = DeviceQueue()
+
+    async def main():
+        assert await queue.run_async(INTERACTIVE, threading.get_ident) == queue.thread.ident
+        with pytest.raises(InputError, match="bad prompt"):
+            await queue.run_async(INTERACTIVE, lambda: (_ for _ in ()).throw(InputError("bad prompt")))
+
+    asyncio.run(main())
+    queue.close()
 
 
 class _CachingPredictor:
@@ -112,6 +177,27 @@ def test_embedding_cache_is_capped_in_bytes_across_sessions_and_a_closed_session
     assert list(cache) == ["48", "64", "80"]
     host.forget(second, still_used=set())
     assert not cache
+
+
+def test_while_a_walk_waits_for_a_background_embedding_the_host_runs_the_queued_clicks():
+    pytest.importorskip("torch")
+    from SegMoTELib.service.host import EngineHost
+
+    host = EngineHost(_CachingPredictor(), cache_bytes=1 << 20)
+    order = []
+
+    def walk_step(predictor):  # a propagation slice whose embedding is still on the GPU
+        click = threading.Thread(target=host.device_queue.run, args=(INTERACTIVE, lambda: order.append("click")))
+        click.start()
+        while host.device_queue.waiting < 1:
+            time.sleep(0.001)
+        predictor.while_embedding_pending()  # what SegMoTEPredictor calls until the embedding is ready
+        order.append("slice decoded")
+        return click
+
+    host.call(None, set(), BATCH, walk_step).join(5)
+    assert order == ["click", "slice decoded"]
+    host.close()
 
 
 def test_serve_takes_its_token_from_the_environment_or_a_file_never_the_command_line(tmp_path, monkeypatch):

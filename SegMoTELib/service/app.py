@@ -1,7 +1,8 @@
 """The FastAPI application of `segmote serve`: routes, error mapping, upload limits.
 
-Routes are plain `def` functions (FastAPI runs them in its thread pool), so a click waiting for
-the device does not hold up the event loop; the device gate decides who computes next.
+Most routes are plain `def` functions (FastAPI runs them in its thread pool); prompts await the
+device thread directly. Nothing that waits for the device holds up the event loop, and the device
+queue (one thread) decides who computes next.
 Errors: a user mistake the engine finds → 400 with the engine's own message; a malformed body →
 422 naming the field; a refusal (limits, unknown or closed session) → its 4xx with one line.
 """
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse
 
 from ..errors import SegMoTEError, first_line
 from .auth import BearerTokenMiddleware
+from .device_queue import INTERACTIVE
 from .refusal import Refusal
 from .schemas import (
     AutoPrompt,
@@ -48,11 +50,13 @@ def create_app(store, token: str, info: dict) -> FastAPI:
         yield
         prefetcher.shutdown(wait=False, cancel_futures=True)
         store.stop()
+        store.host.close()
 
     app = FastAPI(title="SegMoTE engine", version=API_VERSION, lifespan=lifespan,
                   description="Interactive 3D segmentation with SegMoTE. Every call needs "
                               "'Authorization: Bearer <token>'. Coordinates are RAS millimetres.")
     limits = store.limits
+    device = store.host.device_queue
     _install_error_handlers(app)
 
     @app.get("/health")
@@ -83,13 +87,17 @@ def create_app(store, token: str, info: dict) -> FastAPI:
         store.get(session_id)
         store.close(session_id)
 
+    # A prompt goes from the event loop straight to the device thread and back: no pool thread
+    # in between, whose hand-overs (and GIL waits beside a running propagation) a click would pay.
     @app.post("/v1/sessions/{session_id}/slice", response_model=SliceResponse)
-    def segment_slice(session_id: str, prompt: SlicePrompt) -> dict:
-        return store.get(session_id).segment_slice(prompt)
+    async def segment_slice(session_id: str, prompt: SlicePrompt) -> dict:
+        session = store.get(session_id)
+        return await device.run_async(INTERACTIVE, lambda: session.segment_slice(prompt))
 
     @app.post("/v1/sessions/{session_id}/auto", response_model=SliceResponse)
-    def segment_auto(session_id: str, request: AutoPrompt) -> dict:
-        return store.get(session_id).segment_auto(request)
+    async def segment_auto(session_id: str, request: AutoPrompt) -> dict:
+        session = store.get(session_id)
+        return await device.run_async(INTERACTIVE, lambda: session.segment_auto(request))
 
     @app.post("/v1/sessions/{session_id}/prefetch", status_code=202)
     def prefetch(session_id: str, request: PrefetchRequest) -> dict:

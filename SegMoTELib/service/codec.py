@@ -46,15 +46,16 @@ def decode_voxels(payload: bytes, shape: tuple[int, ...], dtype: str) -> np.ndar
 
 def encode_mask(labelmap: np.ndarray) -> dict:
     """{"extent": [[k0, k1], [j0, j1], [i0, i1]] (inclusive) or None, "bits": base64 zlib packbits}."""
-    labelmap = np.asarray(labelmap, dtype=bool)
-    if not labelmap.any():
-        return {"extent": None, "bits": ""}
+    block = np.asarray(labelmap, dtype=bool)
     extent = []
-    for axis in range(labelmap.ndim):
-        others = tuple(a for a in range(labelmap.ndim) if a != axis)
-        present = np.flatnonzero(labelmap.any(axis=others))
-        extent.append([int(present[0]), int(present[-1])])
-    block = labelmap[tuple(slice(low, high + 1) for low, high in extent)]
+    for axis in range(block.ndim):  # each axis's extent read from the block cropped so far: one full pass
+        others = tuple(a for a in range(block.ndim) if a != axis)
+        present = np.flatnonzero(block.any(axis=others))
+        if present.size == 0:
+            return {"extent": None, "bits": ""}
+        low, high = int(present[0]), int(present[-1])
+        extent.append([low, high])
+        block = block[(slice(None),) * axis + (slice(low, high + 1),)]
     bits = zlib.compress(np.packbits(block, axis=None).tobytes(), 6)
     return {"extent": extent, "bits": base64.b64encode(bits).decode("ascii")}
 

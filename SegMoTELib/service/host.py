@@ -1,46 +1,70 @@
-"""The one predictor of an engine server, shared by every session through the device gate.
+"""The one predictor of an engine server, shared by every session through the device queue.
 
 Each session's `VolumeSegmenter` gets a `SessionPredictor`: `set_image` only remembers the slice,
-and `predict` / `predict_auto` set it on the shared predictor and decode under the gate, as one
-step, so two sessions never see each other's current image. Embeddings live in the shared
+and `predict` / `predict_auto` set it on the shared predictor and decode on the device thread, as
+one step, so two sessions never see each other's current image. Embeddings live in the shared
 predictor's content-keyed LRU cache, capped in bytes across all sessions; a closed session's
 embeddings are dropped unless a live session uses the same slice.
 """
 
 from __future__ import annotations
 
-import threading
+import time
 
 from ..errors import InputError
-from .gate import INTERACTIVE, DeviceGate
+from .device_queue import INTERACTIVE, DeviceQueue
+
+
+PENDING_POLL_S = 0.0002
 
 
 class EngineHost:
     def __init__(self, predictor, cache_bytes: int):
         self.predictor = predictor
-        self.gate = DeviceGate()
+        self.device_queue = DeviceQueue(initializer=lambda: _high_priority_stream(predictor.device))
         self.cache_bytes = int(cache_bytes)
         self._entry_bytes: int | None = None
-        self._lock = threading.Lock()  # guards the cache bookkeeping (calls themselves hold the gate)
+        self._priority = INTERACTIVE  # of the call running on the device thread
+        predictor.while_embedding_pending = self._while_embedding_pending
 
     def session_predictor(self, keys: set, priority: int = INTERACTIVE) -> SessionPredictor:
         return SessionPredictor(self, keys, priority)
 
-    # --- under the gate ------------------------------------------------------------------------
+    # --- on the device thread -----------------------------------------------------------------
     def call(self, image, keys: set, priority: int, work):
-        """Set `image` on the shared predictor and run `work(predictor)`, one caller at a time."""
-        with self.gate.use(priority):
-            if image is not None:
-                self.predictor.set_image(image)
-                keys.add(self._current_key())
-            result = None if work is None else work(self.predictor)
-            self._cap_cache()
-            return result
+        """Set `image` on the shared predictor and run `work(predictor)` on the device thread."""
+
+        def step():
+            outer, self._priority = self._priority, priority
+            try:
+                if image is not None:
+                    self.predictor.set_image(image)
+                    keys.add(self._current_key())
+                result = None if work is None else work(self.predictor)
+                self._cap_cache()
+                return result
+            finally:
+                self._priority = outer
+
+        return self.device_queue.run(priority, step)
 
     def embed(self, images: list, keys: set, priority: int, **options) -> None:
-        with self.gate.use(priority):
+        def step():
             keys.update(self.predictor.embed_images(images, **options))
             self._cap_cache()
+
+        self.device_queue.run(priority, step)
+
+    def _while_embedding_pending(self) -> None:
+        """The slice a propagation reached is still being embedded in the background (a chunk of
+        slices at a time): meanwhile run the clicks queued, rather than hold the device thread idle
+        for the whole chunk."""
+        if not self.device_queue.run_more_urgent(self._priority):
+            time.sleep(PENDING_POLL_S)
+
+    def close(self) -> None:
+        """Stop the device thread once its queued calls have run (the server is stopping)."""
+        self.device_queue.close()
 
     # --- cache bookkeeping (the predictor's LRU, an OrderedDict keyed by content hash) ----------
     def _cache(self):
@@ -65,10 +89,12 @@ class EngineHost:
 
     def forget(self, keys: set, still_used: set) -> None:
         """Drop a closed session's embeddings that no live session shares."""
-        with self.gate.use(INTERACTIVE):
+        def drop():
             cache = self._cache()
             for key in keys - still_used:
                 cache.pop(key, None)
+
+        self.device_queue.run(INTERACTIVE, drop)
 
 
 class SessionPredictor:
@@ -106,3 +132,14 @@ class SessionPredictor:
     def prefetch(self, image) -> None:
         """Embed `image` now (it stays cached) without decoding anything."""
         self._host.call(image, self._keys, self._priority, None)
+
+
+def _high_priority_stream(device) -> None:
+    """On CUDA, the device thread's work goes to a stream of the highest priority, so a click's
+    kernels get the GPU's free blocks before the embedding a propagation queued in the background
+    (the predictor's side stream has the default, lowest, priority)."""
+    if not str(device).startswith("cuda"):
+        return
+    import torch
+
+    torch.cuda.set_stream(torch.cuda.Stream(device, priority=-(1 << 10)))  # clamped to the highest there is

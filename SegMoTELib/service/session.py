@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..geometry import SliceRef, insert_slice, slice_axis_for, slice_count, slice_extent_of_box, slice_through
 from ..volume import Volume
 from .codec import encode_mask
-from .gate import BATCH, INTERACTIVE, PREFETCH
+from .device_queue import BATCH, INTERACTIVE, PREFETCH
 from .jobs import Job
 from .refusal import Refusal
 
@@ -164,7 +164,7 @@ class Session:
 
         if request.slice_range is not None:  # a bad range fails now, not in the job
             segmenter._checked_range(seed.ref, request.slice_range)  # noqa: SLF001
-        return self._start(Job(work, "propagation"))
+        return self._start(Job(self._on_device(work), "propagation"))
 
     def segment_box3d(self, request) -> dict:
         segmenter = self._segmenter_with(BATCH)
@@ -179,7 +179,13 @@ class Session:
                                            min_score=rules.min_score, min_area_ratio=rules.min_area_ratio,
                                            box_margin=rules.box_margin, max_intensity_shift=rules.max_intensity_shift)
 
-        return self._start(Job(work, "3D box"))
+        return self._start(Job(self._on_device(work), "3D box"))
+
+    def _on_device(self, work):
+        """A job's work runs on the device thread as one BATCH call: its model calls need no thread
+        hand-over, and each first lets the clicks queued meanwhile run (see device_queue)."""
+        queue = self.host.device_queue
+        return lambda progress: queue.run(BATCH, lambda: work(progress))
 
     def _start(self, job: Job) -> dict:
         if any(old.running for old in self._jobs.values()):

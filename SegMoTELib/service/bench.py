@@ -18,6 +18,9 @@ import numpy as np
 
 
 IN_PROCESS, SERVER = "in-process", "server"
+# The propagation row measures the engine, not the stop rules: with no score floor the walk crosses
+# the tube volume end to end (the shipped adapter's predicted IoU dips below 0.5 on this synthetic tube).
+WALK_MIN_SCORE = 0.0
 
 
 def run_service_benchmark(device: str = "auto", quick: bool = False, repeats: int | None = None,
@@ -146,32 +149,37 @@ def _propagation_row(predictor, engine, tube, mapping, repeats: int, log, worker
         sync()
         time.sleep(0.5)
         started = time.perf_counter()
-        local = worker.submit(segmenter.propagate, seed).result()
+        local = worker.submit(segmenter.propagate, seed, min_score=WALK_MIN_SCORE).result()
         sync()
         seconds[IN_PROCESS].append(time.perf_counter() - started)
         with client.open_volume(shifted, mapping) as remote:
             remote_seed = remote.segment_slice("axial", box_ras=tube.seed_box_ras)
             time.sleep(0.5)
             started = time.perf_counter()
-            served = remote.propagate(remote_seed)
+            served = remote.propagate(remote_seed, min_score=WALK_MIN_SCORE)
             seconds[SERVER].append(time.perf_counter() - started)
         agreement.append(dice_score(local, served))
     client.close()
     timings = {name: Timing(values) for name, values in seconds.items()}
     slices = tube.volume.array.shape[0]
+    walked = int(local.any(axis=(1, 2)).sum())
+    stops = "; ".join(f"{'up' if stop.direction > 0 else 'down'}: {stop.reason} at slice {stop.last_index}"
+                      for stop in segmenter.last_stops)
     return _row(f"propagation through {slices} slices (box seed, embeddings included)", timings,
-                f"Dice server vs in-process: min {min(agreement):.4f}; {int(local.sum())} voxels")
+                f"Dice server vs in-process: min {min(agreement):.4f}; {int(local.sum())} voxels on {walked} "
+                f"slices ({stops})")
 
 
 def _click_during_propagation_row(engine, tube, mapping, remote, click, log) -> dict:
-    """Clicks of one client (its slice embedded) while another client's propagation runs: each
-    waits at most for the slice being propagated (the device gate serves clicks first)."""
+    """Clicks of one client (its slice embedded), back to back, while another client's propagation
+    crosses the volume: each waits at most for the propagation's current model call (the device
+    queue serves clicks first), then shares the GPU with its background embedding."""
     import threading
 
     from ..benchmarks.timing import Timing
 
     log("clicks while another session propagates ...")
-    idle = [_seconds(lambda: remote.segment_slice("axial", points_ras=click, labels=[1])) for _ in range(3)]
+    idle = [_seconds(lambda: remote.segment_slice("axial", points_ras=click, labels=[1])) for _ in range(10)]
     busy: list[float] = []
     running = threading.Event()
 
@@ -181,7 +189,7 @@ def _click_during_propagation_row(engine, tube, mapping, remote, click, log) -> 
         with client.open_volume(shifted, mapping) as other:
             seed = other.segment_slice("axial", box_ras=tube.seed_box_ras)
             running.set()
-            other.propagate(seed)
+            other.propagate(seed, min_score=WALK_MIN_SCORE)
         client.close()
 
     thread = threading.Thread(target=propagate, name="other client")
@@ -189,11 +197,13 @@ def _click_during_propagation_row(engine, tube, mapping, remote, click, log) -> 
     running.wait(600)
     while thread.is_alive():
         busy.append(_seconds(lambda: remote.segment_slice("axial", points_ras=click, labels=[1])))
-        time.sleep(0.05)
+        time.sleep(0.005)
     thread.join()
+    busy = busy or idle
     return _row("click through the server while another session propagates",
-                {"idle server": Timing(idle), "during the propagation": Timing(busy or idle)},
-                f"{len(busy)} clicks during the other session's propagation")
+                {"idle server": Timing(idle), "during the propagation": Timing(busy)},
+                f"{len(busy)} clicks during the other session's propagation: 90th percentile "
+                f"{1000 * np.percentile(busy, 90):.1f} ms, slowest {1000 * max(busy):.1f} ms")
 
 
 def _seconds(call) -> float:

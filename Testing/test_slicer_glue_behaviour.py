@@ -8,6 +8,7 @@ the glue this way is for the Slicer self-tests (SegMoTE/Testing/Python) and the 
 from __future__ import annotations
 
 import sys
+import time
 import types
 
 import numpy as np
@@ -386,6 +387,39 @@ def test_worker_thread_and_timer_stop_when_the_application_quits():
         slicer.app.emit("aboutToQuit()")
         assert not worker.running and session._worker is None
         assert worker._timer is None  # stopped, disconnected and handed to deleteLater()
+
+
+def test_application_quit_stops_a_starting_local_engine_before_joining_the_worker(tmp_path):
+    """A job waiting for the local engine to start held the worker, and so Slicer's exit, for the
+    whole 5 s join: the engine was stopped only after it. Now the engine stops first and the job
+    fails at once. Fake slicer.app as above; the 'engine' is a program that never listens."""
+    never_listens = tmp_path / "python"
+    never_listens.write_text("#!/bin/sh\nexec sleep 120\n")
+    never_listens.chmod(0o755)
+    slicer = fake_slicer()
+    slicer.app = Signals()
+    with glue_modules(slicer):
+        engine = import_glue("SegMoTEGlue.engine")
+        session = engine.EngineSession()
+        session.connection.python = str(never_listens)
+        settings = types.SimpleNamespace(engine="local", serveArguments=lambda: [])
+        worker = session.worker
+        job = worker.submit(lambda job: session.connection.client(settings), "a click")
+        while session.connection.localEngine is None or not session.connection.localEngine.running:
+            time.sleep(0.01)
+        starting = session.connection.localEngine.process
+        join = worker._thread.join
+        engine_alive_at_join = []
+
+        def recording_join(timeout=None):
+            engine_alive_at_join.append(starting.poll() is None)
+            join(timeout)
+
+        worker._thread.join = recording_join
+        slicer.app.emit("aboutToQuit()")
+        assert engine_alive_at_join == [False], "the worker was joined while its engine was still starting"
+        assert not worker.running
+        assert isinstance(job.error, Exception) and "did not start" in str(job.error)
 
 
 # --- a remote engine needs no model packages in this Slicer (issue 12) ------------------------------

@@ -67,11 +67,17 @@ class EngineSession:
         return self._worker
 
     def shutdown(self) -> None:
-        """Stop the worker and the local engine (application exit); a later job starts new ones."""
+        """Stop the worker and the local engine (application exit); a later job starts new ones.
+
+        The engine stops first (after the queued jobs are cancelled, so none starts it again): a job
+        waiting for it to start, or for its answer, then fails at once instead of holding the
+        worker's join, and Slicer's exit, for its whole timeout."""
         worker, self._worker = self._worker, None
         if worker is not None:
-            worker.shutdown()
+            worker.cancelAll()
         self.connection.shutdown()
+        if worker is not None:
+            worker.shutdown()
 
     def submit(self, function, description: str, priority: int = INTERACTIVE, onDone=None, onError=None,
                replaceKey=None, settings: EngineSettings | None = None):

@@ -107,6 +107,59 @@ def test_truncated_2d_images_are_refused_by_read_volume(tmp_path):
             read_volume(cut)
 
 
+def _dicom_series(folder, slices: int = 8):
+    """A real CT's first slices written as a DICOM series, one file per slice (slice000.dcm, ...)."""
+    import SimpleITK as sitk
+    from test_volume_io import REAL_VOLUMES, _write_dicom_series
+
+    _write_dicom_series(sitk.ReadImage(str(shared_path(*REAL_VOLUMES["ct_nifti"])))[:, :, :slices], folder)
+    return folder
+
+
+def test_a_dicom_series_missing_a_slice_is_refused_instead_of_misplaced(tmp_path):
+    """ITK reads the 7 slices left with the average spacing, so every slice past the gap is misplaced."""
+    import shutil
+
+    whole = read_volume(_dicom_series(tmp_path / "whole"))
+    assert whole.array.shape[0] == 8
+    gap = shutil.copytree(tmp_path / "whole", tmp_path / "gap")
+    (gap / "slice004.dcm").unlink()
+    usual = f"{whole.spacing[2]:.3g}"
+    with pytest.raises(DataError, match=rf"slices 3 and 4 \(of 7\) lie {2 * whole.spacing[2]:.3g} mm apart where "
+                                        rf"the others lie {usual} mm apart: a slice is missing"):
+        read_volume(gap)
+
+
+@pytest.mark.parametrize("victim, fraction", [("slice004.dcm", 0.5), ("slice007.dcm", 0.98)])
+def test_a_dicom_series_with_a_truncated_file_names_it_instead_of_dropping_its_slice(tmp_path, victim, fraction):
+    """GDCM leaves a file it cannot parse out of the series without a word (the last slice's too,
+    which no spacing check can see)."""
+    folder = _dicom_series(tmp_path / "series")
+    truncated_copy(folder / victim, folder / victim, fraction)
+    with pytest.raises(DataError, match=rf"1 DICOM file\(s\) could not be read \({victim}\); they may be truncated"):
+        read_volume(folder)
+
+
+def test_a_truncated_tiff_is_refused_as_truncated(tmp_path):
+    """A TIFF whose directory precedes its one strip of pixels, cut in the pixels."""
+    import struct
+
+    pixels = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)
+    entries = [(256, 4, 64), (257, 4, 64), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, None), (277, 3, 1),
+               (278, 4, 64), (279, 4, pixels.size)]
+    start = 8 + 2 + 12 * len(entries) + 4
+    directory = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", value, 0) if kind == 3 else
+                                              struct.pack("<I", start if value is None else value))
+        for tag, kind, value in entries) + struct.pack("<I", 0)
+    whole = tmp_path / "whole.tif"
+    whole.write_bytes(b"II" + struct.pack("<HI", 42, 8) + directory + pixels.tobytes())
+    np.testing.assert_array_equal(read_volume(whole).array[0], pixels)
+    cut = truncated_copy(whole, tmp_path / "cut.tif", 0.6)
+    with pytest.raises(DataError, match=r"cut.tif: the TIFF file is truncated \(.* of its pixel data missing\)"):
+        read_volume(cut)
+
+
 # --- declared size -------------------------------------------------------------------------------
 def test_declared_size_is_compared_with_the_file_and_with_memory(tmp_path, monkeypatch):
     import SegMoTELib.io.integrity as integrity

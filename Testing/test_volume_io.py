@@ -118,7 +118,20 @@ def test_npz_label_volume_to_nifti_keeps_geometry(tmp_path):
 
 
 def _write_dicom_series(image, folder: Path, modality: str = "CT") -> None:
-    """A minimal but valid CT series, one file per slice, positions from the image geometry."""
+    """A minimal but valid CT series, one file per slice, positions from the image geometry.
+
+    GDCM's writer leaves the process in the C locale, after which Python reads text files as ASCII
+    and later tests fail on any non-ASCII file: the locale is put back."""
+    import locale
+
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        _write_dicom_files(image, folder, modality)
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
+def _write_dicom_files(image, folder: Path, modality: str) -> None:
     folder.mkdir()
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()

@@ -7,11 +7,13 @@ compressed data, runs the decompressor to the end of the stream) and refuses, wi
 
 - data cut short: fewer data bytes than the header declares, a compressed stream without its end,
   a PNG without its IEND chunk or with a bad chunk CRC, a JPEG without its end-of-image marker;
+- a TIFF whose first image's strips or tiles run past the end of the file;
 - a declared size that the file cannot hold (more than deflate's 1032:1 ratio for compressed
   data) or that does not fit in the memory available;
 - NIfTI voxel sizes (pixdim) of 0, NaN or infinity, NRRD spacings or axis directions likewise.
 
-Formats without a check here (TIFF, DICOM, .npz, which carries zip CRCs) pass unchanged.
+Formats without a check here (DICOM, checked as a series in `io.dicom`; .npz, which carries zip
+CRCs) pass unchanged.
 """
 
 from __future__ import annotations
@@ -391,6 +393,47 @@ def _check_bmp(source: Path) -> None:
     check_declared_size(source, (abs(height), row), 1, source.stat().st_size - offset, compressed=False)
 
 
+_TIFF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 11: 4, 13: 4, 16: 8, 17: 8, 18: 8}
+_TIFF_DATA_TAGS = ((273, 279), (324, 325))  # (StripOffsets, StripByteCounts), (TileOffsets, TileByteCounts)
+
+
+def _check_tiff(source: Path) -> None:
+    """The first image's strips or tiles must lie inside the file (classic TIFF; BigTIFF passes).
+    A file whose directory precedes its pixels keeps a readable header when cut short; ITK's reader
+    then fails on a pixel row without saying that the file is incomplete."""
+    data = source.read_bytes()
+    if len(data) < 8 or data[:2] not in (b"II", b"MM"):
+        raise DataError(f"{source}: not a TIFF file (bad header)")
+    order = "<" if data[:2] == b"II" else ">"
+    magic, directory = struct.unpack(order + "HI", data[2:8])
+    if magic == 43:
+        return
+    if magic != 42:
+        raise DataError(f"{source}: not a TIFF file (bad header)")
+    if directory + 2 > len(data):
+        raise DataError(f"{source}: the TIFF file is truncated (its image directory is missing)")
+    (count,) = struct.unpack(order + "H", data[directory:directory + 2])
+    if directory + 2 + 12 * count > len(data):
+        raise DataError(f"{source}: the TIFF file is truncated (in its image directory)")
+    values = {}
+    for index in range(count):
+        start = directory + 2 + 12 * index
+        tag, kind, number = struct.unpack(order + "HHI", data[start:start + 8])
+        if tag not in (273, 279, 324, 325) or kind not in (3, 4):
+            continue
+        size = _TIFF_TYPE_BYTES[kind] * number
+        where = start + 8 if size <= 4 else struct.unpack(order + "I", data[start + 8:start + 12])[0]
+        if where + size > len(data):
+            raise DataError(f"{source}: the TIFF file is truncated (its strip table is missing)")
+        values[tag] = struct.unpack(f"{order}{number}{'H' if kind == 3 else 'I'}", data[where:where + size])
+    for offsets_tag, counts_tag in _TIFF_DATA_TAGS:
+        ends = [offset + length for offset, length in zip(values.get(offsets_tag, ()), values.get(counts_tag, ()))]
+        if ends and max(ends) > len(data):
+            raise DataError(f"{source}: the TIFF file is truncated ({human_size(max(ends) - len(data))} of its "
+                            f"pixel data missing)")
+
+
 _CHECKERS = {".nii": _check_nifti, ".nii.gz": _check_nifti, ".nrrd": _check_nrrd, ".seg.nrrd": _check_nrrd,
              ".nhdr": _check_nrrd, ".mha": _check_meta, ".mhd": _check_meta, ".png": _check_png,
-             ".jpg": _check_jpeg, ".jpeg": _check_jpeg, ".bmp": _check_bmp}
+             ".jpg": _check_jpeg, ".jpeg": _check_jpeg, ".bmp": _check_bmp, ".tif": _check_tiff,
+             ".tiff": _check_tiff}

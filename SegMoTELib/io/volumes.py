@@ -7,18 +7,17 @@ the file and what was expected.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from ..errors import DataError, InputError
 from ..volume import Volume
 from .atomic import atomic_output
+from .dicom import MODALITY_TAG, read_dicom_series
 from .formats import IMAGE_2D_EXTENSIONS, VOLUME_EXTENSIONS, WRITABLE_EXTENSIONS, extension_of
 from .integrity import check_image_file
 from .sitk_convert import short_message, volume_from_sitk, volume_to_sitk
 
-log = logging.getLogger(__name__)
-MODALITY_TAG = "0008|0060"
+__all__ = ["read_dicom_series", "read_volume", "write_volume", "write_sitk_image"]
 
 
 def read_volume(path, series_uid: str | None = None) -> Volume:
@@ -59,35 +58,6 @@ def _read_with_sitk(source: Path) -> Volume:
                         f"{', '.join(VOLUME_EXTENSIONS)}, a 2D image, .npz or a DICOM folder") from error
     modality = image.GetMetaData(MODALITY_TAG).strip() if image.HasMetaDataKey(MODALITY_TAG) else None
     return volume_from_sitk(image, str(source), modality=modality or None)
-
-
-def read_dicom_series(folder, series_uid: str | None = None) -> Volume:
-    """Read one DICOM series from a folder (not recursive)."""
-    import SimpleITK as sitk
-
-    folder = Path(folder)
-    reader = sitk.ImageSeriesReader()
-    series = list(reader.GetGDCMSeriesIDs(str(folder)))
-    if not series:
-        raise DataError(f"{folder}: the folder holds no DICOM series")
-    if series_uid is not None:
-        if series_uid not in series:
-            raise InputError(f"series_uid: {series_uid!r} is not in {folder}; it holds {', '.join(series)}")
-        chosen = series_uid
-    else:
-        files_of = {uid: reader.GetGDCMSeriesFileNames(str(folder), uid) for uid in series}
-        chosen = max(series, key=lambda uid: len(files_of[uid]))
-        if len(series) > 1:
-            log.warning("%s holds %d DICOM series; reading %s (%d files), the largest. Pass series_uid "
-                        "to choose another.", folder, len(series), chosen, len(files_of[chosen]))
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), chosen))
-    reader.MetaDataDictionaryArrayUpdateOn()
-    try:
-        image = reader.Execute()
-    except RuntimeError as error:
-        raise DataError(f"{folder}: DICOM series {chosen} is unreadable ({short_message(error)})") from error
-    modality = reader.GetMetaData(0, MODALITY_TAG).strip() if reader.HasMetaDataKey(0, MODALITY_TAG) else None
-    return volume_from_sitk(image, f"{folder} (series {chosen})", modality=modality or None)
 
 
 def write_volume(volume: Volume, path) -> Path:

@@ -174,7 +174,10 @@ def test_evaluate_3d_on_a_real_cine_mri_volume_embeds_each_slice_once(tmp_path, 
     (["DATA_FOLDER", "--methods", "click,walk"], "--methods"),
     (["DATA_FOLDER", "--label-names-key", "total"], "only meaningful with --label-names"),
     (["DATA_FOLDER", "--max-structures", "0"], "--max-structures"),
-    (["DATA_FOLDER", "--out", "A_FILE"], "is not a folder"),
+    (["DATA_FOLDER", "--out", "A_FILE"], "is a file, not a folder"),
+    (["DATA_FOLDER", "--out", "/proc/segmote_evaluation"], "--out: cannot write in the folder /proc"),
+    (["DATA_FOLDER", "--adapter", "missing_adapter.pt"], "--adapter"),
+    (["DATA_FOLDER", "--device", "tpu"], "--device: unknown device"),
     (["DATA_FOLDER", "--preset", "liver"], "--preset"),
 ])
 def test_evaluate_3d_rejects_bad_arguments_in_one_line(tmp_path, capsys, arguments, message):

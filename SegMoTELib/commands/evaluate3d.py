@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from ..errors import DataError, InputError
-from .model_options import add_model_arguments, predictor_from_args
+from ..io.outputs import writable_folder
+from .model_options import add_model_arguments, check_model_arguments, predictor_from_args
 
 HELP = "3D Dice per structure of labelled volumes: click + propagation, 3D box and a box on every slice"
 STEM = "evaluation3d"
@@ -71,10 +72,9 @@ def _check_arguments(args) -> None:
         raise InputError(f"--preset: expected auto or one of {', '.join(CT_WINDOWS)}, got {args.preset!r}")
     if args.label_names_key is not None and args.label_names is None:
         raise InputError("--label-names-key: only meaningful with --label-names")
-    if args.out is not None:
-        folder = Path(args.out).expanduser()
-        if folder.exists() and not folder.is_dir():
-            raise InputError(f"--out: {folder} exists and is not a folder")
+    check_model_arguments(args)  # a wrong adapter or device fails before the data are searched
+    if args.out is not None:  # an hour of evaluation must not end on a folder it cannot write
+        writable_folder(args.out, "--out")
 
 
 def _cases(args):

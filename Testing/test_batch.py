@@ -171,6 +171,17 @@ def test_table_mistakes_stop_before_any_work_with_one_line(tmp_path, capsys, con
     assert not (tmp_path / "out" / "failures.csv").exists()
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--num-cpus", "2"], "--address/--num-cpus: only with --engine ray"),
+    (["--engine", "ray", "--address", "auto", "--num-cpus", "2"], "a joined cluster (--address) brings its own CPUs"),
+])
+def test_ray_options_are_checked_before_the_table_is_read(tmp_path, capsys, options, message):
+    """The same checks as curate's (commands/ray_options.py); the table does not even exist."""
+    assert segmote(["batch", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "out"), *options, *MODEL]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and message in error[0], error
+
+
 def test_the_local_engine_runs_without_ray(cohort, tmp_path, monkeypatch, capsys):
     import sys
 

@@ -6,17 +6,10 @@ import argparse
 import json
 import sys
 
-from ..errors import InputError
 from .model_options import add_model_arguments
+from .ray_options import add_ray_arguments, check_ray_arguments, whole_number
 
 HELP = "segment a cohort (CSV image,prompt,name) into <study>.seg.nrrd files, locally or on Ray"
-
-
-def _whole_number(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,15 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: one predictor in this process (default; no Ray needed); ray: a pool of Ray "
                              "actors, one predictor each (pip install segmote[ray])")
-    engine.add_argument("--address", default=None,
-                        help="with --engine ray: join this running cluster (HOST:6379, ray://HOST:10001 or auto); "
-                             "default: start a local Ray for this run")
-    engine.add_argument("--workers", type=_whole_number, default=None,
+    add_ray_arguments(engine)
+    engine.add_argument("--workers", type=whole_number, default=None,
                         help="with --engine ray: actors (default: one per GPU, else one per CPU of Ray)")
-    engine.add_argument("--cpus-per-worker", type=_whole_number, default=None,
+    engine.add_argument("--cpus-per-worker", type=whole_number, default=None,
                         help="with --engine ray: CPUs (and torch threads) of each CPU actor (default 1)")
-    engine.add_argument("--num-cpus", type=_whole_number, default=None,
-                        help="with --engine ray and no --address: CPUs of the local Ray (default 2)")
     parser.add_argument("--modality", default=None,
                         help="intensity mapping of every study (CT, MR, ...; default: each file's, else auto)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -52,12 +41,11 @@ def run(args) -> int:
     from ..cohort.runner import make_cohort_engine, prepare_out_dir
     from ..intensity import normalise_modality
 
+    check_ray_arguments(args)
     if args.modality is not None:
         normalise_modality(args.modality)  # an unknown name fails here, before any model or Ray work
     rows = read_cohort(args.cohort)
     prepare_out_dir(args.out)
-    if args.address and args.num_cpus:
-        raise InputError("--num-cpus: a joined cluster (--address) brings its own CPUs; give one or the other")
     model = ModelSpec(backbone=args.backbone, checkpoint=args.checkpoint, adapter=args.adapter, device=args.device,
                       fast=args.fast, modality=args.modality)
     with make_cohort_engine(model, args.engine, args.address, args.workers, args.num_cpus,

@@ -7,36 +7,25 @@ import sys
 import warnings
 
 from ..errors import InputError
+from .ray_options import add_ray_arguments, check_ray_arguments, whole_number
 
 HELP = "curate image/mask pairs and 3D studies: quality gates, score, sampling to an exact target"
-
-
-def _whole_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SOURCE",
                         help="train_pool-style folders (images/, masks/, manifest.csv, labels.json), folders of 3D "
                              "image/label volumes or .npz studies, or a studies .csv (image,label[,modality,case])")
-    parser.add_argument("--target", "-T", type=_whole_number, required=True, help="number of records to select")
+    parser.add_argument("--target", "-T", type=whole_number, required=True, help="number of records to select")
     parser.add_argument("--out", required=True, help="output folder (a rerun with the same folder resumes)")
     parser.add_argument("--class-by", default="dataset",
                         help="what a sampling class is: dataset, label, modality or a comma list (default dataset)")
-    parser.add_argument("--workers", type=_whole_number, default=None,
+    parser.add_argument("--workers", type=whole_number, default=None,
                         help="local processes for measuring (--engine local) and export (default: all cores)")
     engine = parser.add_argument_group("engine (where the per-slice measuring runs; the results are identical)")
     engine.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: processes of this machine (default); ray: Ray tasks (pip install segmote[ray])")
-    engine.add_argument("--address", default=None,
-                        help="with --engine ray: join this running Ray cluster (HOST:6379, ray://HOST:10001 or auto); "
-                             "default: start a local Ray for this run")
-    engine.add_argument("--num-cpus", type=_whole_number, default=None,
-                        help="with --engine ray and no --address: CPUs of the local Ray (default 2)")
+    add_ray_arguments(engine)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--axis", type=int, default=0, choices=(0, 1, 2),
                         help="array axis of [k, j, i] volumes to slice 3D studies along (default 0)")
@@ -54,10 +43,7 @@ def run(args) -> int:
 
     if args.target <= 0:
         raise InputError(f"--target: expected a positive number of records, got {args.target}")
-    if args.engine != "ray" and (args.address or args.num_cpus):
-        raise InputError("--address/--num-cpus: only with --engine ray")
-    if args.address and args.num_cpus:
-        raise InputError("--num-cpus: a joined cluster (--address) brings its own CPUs; give one or the other")
+    check_ray_arguments(args)
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers: expected a positive number of processes, got {args.workers}")
     config = QCConfig.from_file(args.config) if args.config else QCConfig()

@@ -238,16 +238,17 @@ def test_propagation_progress_and_cancel(server, client):
 
 
 def test_a_click_during_another_sessions_propagation_is_answered_between_its_slices(server, client, chest_xray):
-    """The walk runs on the device thread and lets queued clicks run before each of its model calls."""
-    from SegMoTELib.io import read_volume
+    """The walk runs on the device thread and lets queued clicks run before each of its model calls.
+    A synthetic tube through 10 slices: the walk crosses them all (about 1.5 s a slice on a CPU), and
+    the click is sent once it has passed 2, so that the walk is far from its end."""
+    from SegMoTELib.benchmarks.data import BENCH_MAPPING, tube_volume
 
-    volume = read_volume(shared_path("volumes", "pyradiomics_testcases", "data") / "breast1_image.nrrd")
-    corners = [[102.6, 5.64, 28.35], [97.29, -1.66, 28.35]]
+    tube = tube_volume(n_slices=10, size=256)
     image, _mask, box = chest_xray
     chest = _image_volume(image)
     walker_client = EngineClient(server.url, server.token)
-    with walker_client.open_volume(volume) as walker, client.open_volume(chest) as clicker:
-        seed = walker.segment_slice(box_ras=corners)
+    with walker_client.open_volume(tube.volume, BENCH_MAPPING) as walker, client.open_volume(chest) as clicker:
+        seed = walker.segment_slice(box_ras=tube.seed_box_ras)
         quiet = clicker.segment_slice(box_ras=_box_ras(chest, box), slice_index=0)  # its slice is embedded now
         reached, ended, outcome = [0], threading.Event(), {}
 
@@ -260,15 +261,15 @@ def test_a_click_during_another_sessions_propagation_is_answered_between_its_sli
 
         thread = threading.Thread(target=walk)
         thread.start()
-        while reached[0] < 2 and not ended.is_set():
+        while reached[0] < 3 and not ended.is_set():
             time.sleep(0.01)
         busy = clicker.segment_slice(box_ras=_box_ras(chest, box), slice_index=0)
-        answered_while_walking, slices_then = not ended.is_set(), reached[0]
+        answered_while_walking = not ended.is_set()
         thread.join(300)
     walker_client.close()
     walked = int(outcome["labelmap"].any(axis=(1, 2)).sum())
-    assert answered_while_walking, f"the click came back after the propagation ended ({walked} slices walked)"
-    assert slices_then < walked
+    assert walked == 10, f"the walk should cross the tube's 10 slices, it kept {walked}"
+    assert answered_while_walking, "the click came back only after the propagation had ended"
     np.testing.assert_array_equal(busy.labelmap, quiet.labelmap)
 
 

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..errors import SegMoTEError
+from .refusal import Refusal
 
 INTERACTIVE = 0  # a prompt a user is waiting for
 PREFETCH = 1     # embedding a slice ahead of a prompt
@@ -34,8 +34,11 @@ T = TypeVar("T")
 log = logging.getLogger("segmote.service")
 
 
-class DeviceQueueClosed(SegMoTEError):
-    """The server is stopping: no more model calls are taken."""
+class DeviceQueueClosed(Refusal):
+    """The server is stopping: no more model calls are taken (HTTP 503 to a client)."""
+
+    def __init__(self, message: str):
+        super().__init__(503, message)
 
 
 class _Call:

@@ -88,8 +88,9 @@ def test_device_queue_runs_every_call_on_its_one_thread_and_hands_back_results_a
         queue.run(INTERACTIVE, lambda: (_ for _ in ()).throw(InputError("bad prompt")))
     queue.close()
     assert not queue.thread.is_alive()
-    with pytest.raises(DeviceQueueClosed, match="stopping"):
+    with pytest.raises(DeviceQueueClosed, match="stopping") as refused:
         queue.run(INTERACTIVE, lambda: None)
+    assert refused.value.status == 503  # the server is going away, not a client's mistake
 
 
 def test_a_propagation_on_the_device_thread_lets_a_queued_click_run_between_its_slices():

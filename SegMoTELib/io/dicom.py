@@ -46,10 +46,14 @@ def read_dicom_series(folder, series_uid: str | None = None) -> Volume:
                         "to choose another.", folder, len(series), chosen, len(files_of[chosen]))
     reader.SetFileNames(files_of[chosen])
     reader.MetaDataDictionaryArrayUpdateOn()
+    warnings_shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK's multi-line spacing warning: the check below says it in one
     try:
         image = reader.Execute()
     except RuntimeError as error:
         raise DataError(f"{folder}: DICOM series {chosen} is unreadable ({short_message(error)})") from error
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(warnings_shown)
     _refuse_uneven_slices(reader, len(files_of[chosen]), f"{folder}: DICOM series {chosen}")
     modality = reader.GetMetaData(0, MODALITY_TAG).strip() if reader.HasMetaDataKey(0, MODALITY_TAG) else None
     return volume_from_sitk(image, f"{folder} (series {chosen})", modality=modality or None)

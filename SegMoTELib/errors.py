@@ -9,7 +9,7 @@ Slicer) can show it as is instead of a traceback from inside torch.
 def first_line(error: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message, at most `limit` characters ("" when it has none):
     how a fault that does not stop the work (a failed compilation, a graph capture) is reported."""
-    lines = str(error).splitlines()
+    lines = str(error).strip().splitlines()
     return lines[0][:limit] if lines else ""
 
 

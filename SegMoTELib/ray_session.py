@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import socket
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 DEFAULT_NUM_CPUS = 2
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
@@ -51,7 +51,7 @@ class RaySession:
                 ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=True)
             except (ConnectionError, RuntimeError, ValueError) as error:
                 raise InputError(f"--address: cannot join the Ray cluster at {self.address} "
-                                 f"({str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__})"
+                                 f"({first_line(error) or type(error).__name__})"
                                  ) from None
         else:
             ray.init(address="local", num_cpus=self.num_cpus or DEFAULT_NUM_CPUS, num_gpus=self.num_gpus,

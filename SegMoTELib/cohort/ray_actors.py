@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-from ..errors import DataError, InputError
+from ..errors import DataError, InputError, first_line
 from ..ray_session import RaySession
 from .model import ModelSpec
 from .study import run_row
@@ -109,7 +109,7 @@ def _dispatch(ray, actors: list, rows) -> Iterator[dict]:
                 outcome = ray.get(reference)
                 idle.append(actor)
             except ray.exceptions.RayActorError as error:  # the actor died for good on this row
-                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                first = first_line(error)
                 outcome = {"line": row.line, "study": row.study, "status": "failed",
                            "error": f"the Ray worker segmenting it died ({type(error).__name__}: {first})"}
             yield outcome

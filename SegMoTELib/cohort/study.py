@@ -54,7 +54,7 @@ def _labelmap(segmenter, volume, row: CohortRow) -> np.ndarray:
 
 def run_row(predictor, row: CohortRow, out_dir, model: ModelSpec) -> dict:
     """One row's outcome; any failure of this study is its outcome, never an exception for the run."""
-    from ..errors import SegMoTEError
+    from ..errors import SegMoTEError, first_line
 
     outcome = {"line": row.line, "study": row.study}
     try:
@@ -62,6 +62,5 @@ def run_row(predictor, row: CohortRow, out_dir, model: ModelSpec) -> dict:
     except SegMoTEError as error:
         outcome.update(status="failed", error=str(error))
     except Exception as error:  # noqa: BLE001 - an engine bug on one study must not stop the cohort
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        outcome.update(status="failed", error=f"{type(error).__name__}: {first}".rstrip(": "))
+        outcome.update(status="failed", error=f"{type(error).__name__}: {first_line(error)}".rstrip(": "))
     return outcome

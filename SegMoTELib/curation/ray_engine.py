@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from ..errors import DataError
+from ..errors import DataError, first_line
 from ..ray_session import RaySession
 
 MAX_RETRIES = 3
@@ -67,7 +67,7 @@ class RayEngine:
                 except ray.exceptions.RayTaskError as error:
                     raise error.as_instanceof_cause() from None  # the task's own exception, as locally
                 except ray.exceptions.RayError as error:
-                    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                    first = first_line(error) or type(error).__name__
                     raise DataError(f"curation task {index + 1} of {len(queue)} failed on Ray after "
                                     f"{self.max_retries} retries ({type(error).__name__}: {first}); finished "
                                     f"units are journalled: rerun the same command to resume") from error

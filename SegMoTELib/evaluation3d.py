@@ -63,8 +63,11 @@ class MethodScore:
     slices_extra: int   # predicted slices where the label has none
 
     @classmethod
-    def of(cls, prediction: np.ndarray, truth: np.ndarray, axis: int) -> MethodScore:
-        predicted, labelled = slice_presence(prediction, axis) > 0, slice_presence(truth, axis) > 0
+    def of(cls, prediction: np.ndarray, truth: np.ndarray, axis: int,
+           labelled: np.ndarray | None = None) -> MethodScore:
+        """`labelled`: the truth's slices with voxels, when the caller has them already."""
+        predicted = slice_presence(prediction, axis) > 0
+        labelled = slice_presence(truth, axis) > 0 if labelled is None else labelled
         return cls(dice_score(prediction, truth), int((predicted & labelled).sum()), int((predicted & ~labelled).sum()))
 
 
@@ -120,8 +123,9 @@ class VolumeEvaluator:
         if hasattr(predictor, "cache_size"):
             predictor.cache_size = max(predictor.cache_size, segmenter.volume.shape_ijk[self.axis] + 1)
 
-    def evaluate(self, truth: np.ndarray) -> tuple[dict[str, MethodScore], int]:
-        """Scores of each method for one structure (bool [k, j, i]) and the click's slice index."""
+    def evaluate(self, truth: np.ndarray) -> tuple[dict[str, MethodScore], int, int]:
+        """Scores of each method for one structure (bool [k, j, i]), the click's slice index and the
+        number of slices the structure is on."""
         areas = slice_presence(truth, self.axis)
         if not areas.any():
             raise InputError("truth: the structure has no voxel")
@@ -133,7 +137,9 @@ class VolumeEvaluator:
             predictions["box3d"] = self.box3d(truth)
         if "oracle" in self.methods:
             predictions["oracle"] = self.oracle(truth, np.flatnonzero(areas))
-        return {m: MethodScore.of(p, truth, self.axis) for m, p in predictions.items()}, largest
+        labelled = areas > 0
+        scores = {m: MethodScore.of(p, truth, self.axis, labelled) for m, p in predictions.items()}
+        return scores, largest, int(labelled.sum())
 
     def _truth_slice(self, truth: np.ndarray, index: int) -> np.ndarray:
         volume = self.segmenter.volume.with_array(truth.view(np.uint8))
@@ -277,9 +283,9 @@ def evaluate_cases(cases, predictor, axis: str = "auto", methods: Iterable[str] 
         evaluator = VolumeEvaluator(segmenter, voxel_axis, rules, methods)
         for value, name in chosen:
             truth = labels == value
-            scores, click_slice = evaluator.evaluate(truth)
-            result = StructureResult(case.dataset, case.case, value, name, evaluator.orientation,
-                                     int((slice_presence(truth, voxel_axis) > 0).sum()), click_slice, scores)
+            scores, click_slice, true_slices = evaluator.evaluate(truth)
+            result = StructureResult(case.dataset, case.case, value, name, evaluator.orientation, true_slices,
+                                     click_slice, scores)
             report.results.append(result)
             if progress is not None:
                 progress(result)

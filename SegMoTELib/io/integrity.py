@@ -14,6 +14,10 @@ compressed data, runs the decompressor to the end of the stream) and refuses, wi
 
 Formats without a check here (DICOM, checked as a series in `io.dicom`; .npz, which carries zip
 CRCs) pass unchanged.
+
+A compressed file (.nii.gz, gzip NRRD) is thus decompressed twice, here to its end and then by
+SimpleITK: about 43 ms on a 5.5 MB CT on the 2-core test machine. That is the price of refusing
+a cut-short file before SimpleITK zero-fills it, and it is paid on purpose.
 """
 
 from __future__ import annotations

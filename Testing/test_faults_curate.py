@@ -222,8 +222,13 @@ def test_a_journal_line_that_is_not_a_finished_unit_is_skipped_and_named(tmp_pat
     capsys.readouterr()
     assert segmote(arguments) == 0
     captured = capsys.readouterr()
-    assert f"{journal} line 1: {fault}" in captured.err
+    assert f"{journal} line 1: {fault}" in captured.err and "moved to journal.jsonl.rejected" in captured.err
     assert "1 of 2 units resumed" in captured.out  # the skipped unit was measured again, the other resumed
+    assert (out / "manifest.csv").read_bytes() == reference
+    assert (out / "work" / "journal.jsonl.rejected").read_text() == lines[0] + "\n"  # kept, out of the way
+    assert segmote(arguments) == 0  # the next resume meets the line no more, and says nothing of it
+    captured = capsys.readouterr()
+    assert "journal.jsonl line" not in captured.err and "2 of 2 units resumed" in captured.out
     assert (out / "manifest.csv").read_bytes() == reference
 
 

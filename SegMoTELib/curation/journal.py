@@ -6,8 +6,9 @@ mid-write) is dropped on reopening. Floats are written with `repr` precision, so
 rebuilds exactly the records an uninterrupted run would have.
 
 A complete line that is not a finished unit (valid JSON without its key, records of another
-version, an edited file) is skipped: its unit is measured again, and `problems` names the
-journal's path and line for the run's summary.
+version, an edited file) is moved to `<journal>.rejected` beside it: its unit is measured again,
+and `problems` names the journal's path and line for the run's summary, once (the next resume
+does not meet the line again).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Journal:
         done: dict[str, dict] = {}
         if not self.path.is_file():
             return done
-        good_bytes = 0
+        good_bytes, rejected = 0, set()
         with self.path.open("rb") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.endswith(b"\n"):
@@ -42,13 +43,37 @@ class Journal:
                 good_bytes += len(line)
                 fault = _fault_of(entry)
                 if fault:
-                    self.problems.append(f"{self.path} line {number}: {fault}; skipped, its unit is measured again")
+                    rejected.add(number)
+                    self.problems.append(f"{self.path} line {number}: {fault}; moved to {self.rejected_path.name}, "
+                                         f"its unit is measured again")
                     continue
                 done[entry["key"]] = entry
-        if good_bytes != self.path.stat().st_size:
+        if rejected:
+            self._set_aside(rejected, good_bytes)
+        elif good_bytes != self.path.stat().st_size:
             with self.path.open("r+b") as handle:
                 handle.truncate(good_bytes)
         return done
+
+    @property
+    def rejected_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".rejected")
+
+    def _set_aside(self, numbers: set[int], good_bytes: int) -> None:
+        """Append the rejected lines to the rejected file, then replace the journal by its other
+        complete lines (written beside it and renamed: a crash leaves one or the other whole)."""
+        staging = self.path.with_name(self.path.name + ".rewrite")
+        with self.path.open("rb") as source, self.rejected_path.open("ab") as aside, staging.open("wb") as kept:
+            remaining = good_bytes
+            for number, line in enumerate(source, start=1):
+                if remaining <= 0:
+                    break
+                remaining -= len(line)
+                (aside if number in numbers else kept).write(line)
+            for stream in (aside, kept):
+                stream.flush()
+                os.fsync(stream.fileno())
+        os.replace(staging, self.path)
 
     def append(self, entry: dict) -> None:
         if self._handle is None:

@@ -102,3 +102,22 @@ def local_ray():
              logging_level=logging.WARNING)
     yield ray
     ray.shutdown()
+
+
+def signal_once_journalled(command: list[str], journal: Path, how: int) -> int:
+    """Start `command` (a `segmote curate` run) in its own process group, wait until its journal holds
+    a finished unit (at most 300 s), then send `how` to the whole group; its exit status."""
+    import subprocess
+    import time
+
+    process = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if journal.is_file() and journal.read_bytes().count(b"\n") >= 1:
+            break
+        time.sleep(0.02)
+    os.killpg(process.pid, how)
+    process.communicate(timeout=120)
+    return process.returncode
+

@@ -90,3 +90,15 @@ def copy_of(source: Path, folder: Path, name: str | None = None) -> Path:
     target = Path(folder) / (name or Path(source).name)
     shutil.copyfile(source, target)
     return target
+
+
+def linked_pool(root: Path, datasets) -> Path:
+    """root/pool holding links to these train_pool datasets of ../shared (nothing copied)."""
+    from conftest import shared_path
+
+    pool = root / "pool"
+    pool.mkdir()
+    for name in datasets:
+        (pool / name).symlink_to(shared_path("train_pool", name), target_is_directory=True)
+    return pool
+

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, shared_path
+from conftest import shared_path, signal_once_journalled
 from PIL import Image
 
 from SegMoTELib.cli import main as segmote
@@ -111,17 +108,7 @@ def _interrupted_run(pool: Path, out: Path, how: signal.Signals) -> int:
     """Start `segmote curate` on one worker, wait until it journalled a unit, then signal it."""
     command = [sys.executable, "-m", "SegMoTELib.cli", "curate", str(pool), "--target", "150", "--out", str(out),
                "--class-by", "dataset,label", "--workers", "1", "--seed", "7", "--quiet"]
-    process = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
-    journal = out / "work" / "journal.jsonl"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if journal.is_file() and journal.read_bytes().count(b"\n") >= 1:
-            break
-        time.sleep(0.02)
-    os.killpg(process.pid, how)
-    process.communicate(timeout=120)
-    return process.returncode
+    return signal_once_journalled(command, out / "work" / "journal.jsonl", how)
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["crash", "ctrl-c"])

@@ -8,13 +8,11 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, shared_path
+from conftest import shared_path, signal_once_journalled
 
 from SegMoTELib.cli import main as segmote
 from SegMoTELib.curation import run_curation
@@ -105,7 +103,6 @@ class KillOnceEngine(RayEngine):
         marker = self.marker
 
         def dies_once(task):
-            import os
             import signal
 
             if not marker.exists():
@@ -139,17 +136,9 @@ def test_a_killed_driver_resumes_on_ray_without_recomputing_finished_units(subse
     command = [sys.executable, "-m", "SegMoTELib.cli", "curate", *map(str, subset), "--target", str(TARGET),
                "--out", str(tmp_path), "--class-by", "dataset,label", "--seed", "3", "--engine", "ray",
                "--num-cpus", "1", "--quiet"]
-    process = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
     journal = tmp_path / "work" / "journal.jsonl"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if journal.is_file() and journal.read_bytes().count(b"\n") >= 1:
-            break
-        time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGKILL)  # the driver and the Ray it started
-    process.communicate(timeout=120)
-    assert process.returncode == -signal.SIGKILL and not (tmp_path / "manifest.csv").exists()
+    returncode = signal_once_journalled(command, journal, signal.SIGKILL)  # the driver and the Ray it started
+    assert returncode == -signal.SIGKILL and not (tmp_path / "manifest.csv").exists()
     journalled = journal.read_bytes().count(b"\n")
     summary = run_curation(subset, TARGET, tmp_path, engine=RayEngine(), **RUN)
     assert 1 <= summary["timing"]["units_resumed"] == journalled < summary["timing"]["units"]

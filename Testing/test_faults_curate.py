@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, shared_path
 from faults_support import (
+    linked_pool,
     assert_unchanged,
     no_model,  # noqa: F401 - a fixture, used through usefixtures
     refused,
@@ -103,14 +104,6 @@ def test_evaluate_out_that_cannot_be_written_is_refused_before_the_model(tmp_pat
 
 
 # --- 2: one run at a time per output folder --------------------------------------------------------
-def _pool(root: Path) -> Path:
-    pool = root / "pool"
-    pool.mkdir()
-    for name in CONCURRENT_DATASETS:
-        (pool / name).symlink_to(shared_path("train_pool", name), target_is_directory=True)
-    return pool
-
-
 def _start(pool: Path, out: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "SegMoTELib.cli", "curate", str(pool), "--target", "60", "--out", str(out),
                "--workers", "1", "--quiet", "--no-plots"]
@@ -128,7 +121,7 @@ def _holder_pid(lock: Path, timeout: float = 60.0) -> int:
 
 
 def test_a_second_curate_run_into_a_busy_folder_exits_2_naming_the_first(tmp_path):
-    pool, out = _pool(tmp_path), tmp_path / "curated"
+    pool, out = linked_pool(tmp_path, CONCURRENT_DATASETS), tmp_path / "curated"
     first = _start(pool, out)
     assert _holder_pid(out / ".segmote.lock") == first.pid
     second = _start(pool, out)
@@ -142,7 +135,7 @@ def test_a_second_curate_run_into_a_busy_folder_exits_2_naming_the_first(tmp_pat
 
 
 def test_two_curate_runs_started_together_leave_one_consistent_training_set(tmp_path):
-    pool, out = _pool(tmp_path), tmp_path / "curated"
+    pool, out = linked_pool(tmp_path, CONCURRENT_DATASETS), tmp_path / "curated"
     runs = [_start(pool, out), _start(pool, out)]
     results = [run.communicate(timeout=300) for run in runs]
     codes = sorted(run.returncode for run in runs)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import shared_path
 from faults_support import (
+    linked_pool,
     assert_unchanged,
     no_model,  # noqa: F401 - a fixture, used through usefixtures
     refused,
@@ -104,16 +105,8 @@ def test_a_disk_filling_up_during_the_overlay_keeps_the_previous_mask_and_overla
     assert _leftovers(disk, {"filler.bin", "lesion.png", "lesion_overlay.png"}) == set()
 
 
-def _pool(root: Path) -> Path:
-    pool = root / "pool"
-    pool.mkdir()
-    for name in POOL_DATASETS:
-        (pool / name).symlink_to(shared_path("train_pool", name), target_is_directory=True)
-    return pool
-
-
 def test_curate_running_out_of_space_keeps_the_earlier_run_and_says_so_in_one_line(tmp_path, small_disk, capsys):
-    pool = _pool(tmp_path)
+    pool = linked_pool(tmp_path, POOL_DATASETS)
     disk = small_disk("16m")
     out = disk / "curated"
     first = ["curate", str(pool / "acdc_cardiac_mri"), "--target", "10", "--out", str(out), "--workers", "1",

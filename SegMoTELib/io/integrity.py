@@ -397,43 +397,53 @@ def _check_bmp(source: Path) -> None:
     check_declared_size(source, (abs(height), row), 1, source.stat().st_size - offset, compressed=False)
 
 
-_TIFF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 11: 4, 13: 4, 16: 8, 17: 8, 18: 8}
 _TIFF_DATA_TAGS = ((273, 279), (324, 325))  # (StripOffsets, StripByteCounts), (TileOffsets, TileByteCounts)
+_TIFF_TABLE_TAGS = {tag for pair in _TIFF_DATA_TAGS for tag in pair}
+_TIFF_INTEGERS = {3: "H", 4: "I"}  # SHORT, LONG: the types these tables come in
 
 
 def _check_tiff(source: Path) -> None:
     """The first image's strips or tiles must lie inside the file (classic TIFF; BigTIFF passes).
     A file whose directory precedes its pixels keeps a readable header when cut short; ITK's reader
-    then fails on a pixel row without saying that the file is incomplete."""
-    data = source.read_bytes()
-    if len(data) < 8 or data[:2] not in (b"II", b"MM"):
-        raise DataError(f"{source}: not a TIFF file (bad header)")
-    order = "<" if data[:2] == b"II" else ">"
-    magic, directory = struct.unpack(order + "HI", data[2:8])
-    if magic == 43:
-        return
-    if magic != 42:
-        raise DataError(f"{source}: not a TIFF file (bad header)")
-    if directory + 2 > len(data):
-        raise DataError(f"{source}: the TIFF file is truncated (its image directory is missing)")
-    (count,) = struct.unpack(order + "H", data[directory:directory + 2])
-    if directory + 2 + 12 * count > len(data):
-        raise DataError(f"{source}: the TIFF file is truncated (in its image directory)")
-    values = {}
-    for index in range(count):
-        start = directory + 2 + 12 * index
-        tag, kind, number = struct.unpack(order + "HHI", data[start:start + 8])
-        if tag not in (273, 279, 324, 325) or kind not in (3, 4):
-            continue
-        size = _TIFF_TYPE_BYTES[kind] * number
-        where = start + 8 if size <= 4 else struct.unpack(order + "I", data[start + 8:start + 12])[0]
-        if where + size > len(data):
-            raise DataError(f"{source}: the TIFF file is truncated (its strip table is missing)")
-        values[tag] = struct.unpack(f"{order}{number}{'H' if kind == 3 else 'I'}", data[where:where + size])
+    then fails on a pixel row without saying that the file is incomplete. Reads the header, the
+    directory and the tables only."""
+    size = source.stat().st_size
+    with source.open("rb") as handle:
+        def read(offset: int, length: int) -> bytes:
+            handle.seek(offset)
+            return handle.read(length)
+
+        header = read(0, 8)
+        if len(header) < 8 or header[:2] not in (b"II", b"MM"):
+            raise DataError(f"{source}: not a TIFF file (bad header)")
+        order = "<" if header[:2] == b"II" else ">"
+        magic, directory = struct.unpack(order + "HI", header[2:8])
+        if magic == 43:
+            return
+        if magic != 42:
+            raise DataError(f"{source}: not a TIFF file (bad header)")
+        if directory + 2 > size:
+            raise DataError(f"{source}: the TIFF file is truncated (its image directory is missing)")
+        (count,) = struct.unpack(order + "H", read(directory, 2))
+        entries = read(directory + 2, 12 * count)
+        if len(entries) < 12 * count:
+            raise DataError(f"{source}: the TIFF file is truncated (in its image directory)")
+        values = {}
+        for start in range(0, len(entries), 12):
+            tag, kind, number = struct.unpack(order + "HHI", entries[start:start + 8])
+            if tag not in _TIFF_TABLE_TAGS or kind not in _TIFF_INTEGERS:
+                continue
+            length = struct.calcsize(_TIFF_INTEGERS[kind]) * number
+            inline = length <= 4
+            where = 0 if inline else struct.unpack(order + "I", entries[start + 8:start + 12])[0]
+            if not inline and where + length > size:
+                raise DataError(f"{source}: the TIFF file is truncated (its strip table is missing)")
+            table = entries[start + 8:start + 8 + length] if inline else read(where, length)
+            values[tag] = struct.unpack(f"{order}{number}{_TIFF_INTEGERS[kind]}", table)
     for offsets_tag, counts_tag in _TIFF_DATA_TAGS:
         ends = [offset + length for offset, length in zip(values.get(offsets_tag, ()), values.get(counts_tag, ()))]
-        if ends and max(ends) > len(data):
-            raise DataError(f"{source}: the TIFF file is truncated ({human_size(max(ends) - len(data))} of its "
+        if ends and max(ends) > size:
+            raise DataError(f"{source}: the TIFF file is truncated ({human_size(max(ends) - size)} of its "
                             f"pixel data missing)")
 
 

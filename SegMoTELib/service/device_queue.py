@@ -20,6 +20,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import math
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -114,11 +115,11 @@ class DeviceQueue:
                     self._condition.wait()
                 if not self._queue:
                     return  # closed and drained
-                _, _, call = heapq.heappop(self._queue)
-            _execute(call)
+            self.run_more_urgent(math.inf)  # everything queued, the most urgent first
 
-    def run_more_urgent(self, priority: int) -> int:
-        """On the device thread: run the queued calls more urgent than `priority`; how many ran."""
+    def run_more_urgent(self, priority: float) -> int:
+        """On the device thread: run the queued calls more urgent than `priority`, each time the most
+        urgent one first (calls queued meanwhile included); how many ran."""
         count = 0
         while True:
             with self._condition:

@@ -36,6 +36,7 @@ from SegMoTEGlue.settings import DEVICES, EngineSettings, loadSettings, saveSett
 from SegMoTEGlue.worker import BATCH
 from SegMoTELib.intensity import IntensityMapping
 from SegMoTELib.resources import load_manifest
+from SegMoTELib.slice_prompt import SlicePrompt
 
 _ADAPTER_CHOICES = (("Shipped adapter (default)", "default"), ("None (base decoder)", "none"),
                     ("Adapter file...", "file"))
@@ -192,10 +193,8 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
     def segmentWithPoints(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, pointsRas, labels=None,
                           orientation="axial", propagate: bool = False, sliceRange=None, **options) -> str:
         """Clicks (N, 3) in RAS on one slice; labels (N,) 1 = positive, 0 = negative (default all 1)."""
-        points = np.asarray(pointsRas, dtype=np.float64)
-        pointLabels = np.ones(len(points), dtype=np.int64) if labels is None else np.asarray(labels)
-        arguments = {"orientation": orientation, "points_ras": points, "labels": pointLabels, "box_ras": None}
-        return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
+        prompt = SlicePrompt.build("ras", points=np.asarray(pointsRas, dtype=np.float64), labels=labels)
+        return self.segmentWithPrompt(volumeNode, prompt, orientation, propagate, sliceRange, **options)
 
     def segmentWithMarkups(self, volumeNode: slicer.vtkMRMLScalarVolumeNode,
                            markupsNode: slicer.vtkMRMLMarkupsFiducialNode, labels=None, **options) -> str:
@@ -206,9 +205,20 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
                        propagate: bool = False, sliceRange=None, **options) -> str:
         """A box given by two opposite corners (2, 3) in RAS, or 8 corners (8, 3) of a rotated box or
         rectangle (each used as given), on the slice through its centre."""
-        arguments = {"orientation": orientation, "points_ras": None, "labels": None,
-                     "box_ras": np.asarray(boxCornersRas, dtype=np.float64)}
-        return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
+        prompt = SlicePrompt.build("ras", box=np.asarray(boxCornersRas, dtype=np.float64))
+        return self.segmentWithPrompt(volumeNode, prompt, orientation, propagate, sliceRange, **options)
+
+    def segmentWithPrompt(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, prompt: SlicePrompt, orientation="axial",
+                          propagate: bool = False, sliceRange=None, **options) -> str:
+        """Any prompt value in RAS (clicks, box, scribbles, lassos; `SlicePrompt.build("ras", ...)`)
+        on the slice it lies on."""
+        def compute(segmenter, volume, job):
+            result = segmenter.segment_slice(prompt, orientation)
+            if propagate:
+                return segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress)
+            return result.labelmap
+
+        return self._segment(volumeNode, compute, **options)
 
     def segmentWithRoi(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, roiNode: slicer.vtkMRMLMarkupsROINode,
                        orientation="axial", **options) -> str:
@@ -235,15 +245,6 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
         return self._segment(volumeNode, compute, **options)
 
     # --- plumbing --------------------------------------------------------------------------------
-    def _segmentSlicePrompt(self, volumeNode, arguments: dict, propagate: bool, sliceRange, **options) -> str:
-        def compute(segmenter, volume, job):
-            result = segmenter.segment_slice(**arguments)
-            if propagate:
-                return segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress)
-            return result.labelmap
-
-        return self._segment(volumeNode, compute, **options)
-
     def _segment(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, compute,
                  segmentationNode: slicer.vtkMRMLSegmentationNode | None = None, segmentName: str = "SegMoTE",
                  modality: str = "auto", progress=None) -> str:

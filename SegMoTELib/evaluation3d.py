@@ -29,7 +29,8 @@ from .errors import InputError
 from .evaluation import dice_score, evaluation_box
 from .geometry import SliceRef, extract_slice, insert_slice, orientation_of_axis, slice_axis_for, slice_pixels_to_ras
 from .segment3d import PropagationRules, VolumeSegmenter
-from .training.prompts import central_click
+from .slice_prompt import SlicePrompt
+from .training.simulated_user import central_click
 
 METHODS = ("click", "box3d", "oracle")
 METHOD_TITLES = {"click": "click + propagation", "box3d": "3D box", "oracle": "oracle (box on every slice)"}
@@ -149,7 +150,8 @@ class VolumeEvaluator:
         ref = SliceRef(self.axis, index)
         x, y = central_click(self._truth_slice(truth, index))
         click_ras = slice_pixels_to_ras(self.segmenter.volume, ref, [[x, y]])
-        seed = self.segmenter.segment_slice(self.orientation, points_ras=click_ras, labels=[1], slice_index=index)
+        seed = self.segmenter.segment_slice(SlicePrompt.build("ras", points=click_ras), self.orientation,
+                                            slice_index=index)
         return self.segmenter.propagate(seed, rules=self.rules)
 
     def box3d(self, truth: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """3D segmentation of a volume with a 2D promptable predictor.
 
-`VolumeSegmenter` takes prompts in RAS millimetres (what Slicer markups and ROIs give), segments
-one patient-axis slice, and extends a slice mask through the volume by propagation: each next
+`VolumeSegmenter` takes a `SlicePrompt` in RAS millimetres (what Slicer markups and ROIs give) or
+in voxel indices, segments one patient-axis slice, and extends a slice mask through the volume by propagation: each next
 slice is prompted with the box of the previous slice's mask (optionally with its low-res logits as
 a dense prompt) until the structure ends. All slice and coordinate mapping goes through
 `geometry`; all model work through the predictor's public API (`set_image`, `predict`,
@@ -22,19 +22,18 @@ import numpy as np
 from .errors import InputError
 from .geometry import (
     SliceRef,
-    box_corners_ras,
     extract_slice,
     insert_slice,
+    prompt_on_slice,
+    prompt_slice,
     ras_box_to_slice_box,
-    ras_to_slice_pixels,
     slice_axis_for,
     slice_count,
     slice_extent_of_box,
-    slice_shape,
-    slice_through,
 )
 from .intensity import IntensityMapping, to_uint8
-from .volume import Volume, as_points, round_half_up
+from .slice_prompt import SlicePrompt
+from .volume import Volume
 
 Progress = Callable[[int, int], None]
 PREFETCH_SLICES = 64  # slices embedded in one batch ahead of the walk on a GPU
@@ -184,44 +183,25 @@ class VolumeSegmenter:
                            low_res_logits=np.asarray(prediction.low_res_logits[0], dtype=np.float32),
                            geometry=self.volume, decoder=prediction.decoder)
 
-    def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
-                      slice_index: int | None = None) -> SliceResult:
-        """Segment the slice of `orientation` through the prompt (or at `slice_index`).
-
-        points_ras (N, 3) RAS mm, labels (N,) 1 positive / 0 negative; box_ras (2, 3) opposite
-        corners or (8, 3) corners in RAS mm, projected onto the slice. The slice is the one through
-        the first point, else through the box centre, unless `slice_index` names it.
-        """
-        if points_ras is None and box_ras is None and mask_input is None:
-            raise InputError("prompt: give points_ras, box_ras or mask_input")
-        ref = self._slice_for_prompt(orientation, points_ras, box_ras, slice_index)
-        points = None
-        if points_ras is not None:  # mapped before the (costly) embedding, so bad prompts fail fast
-            height, width = slice_shape(self.volume, ref)
-            points = np.clip(round_half_up(ras_to_slice_pixels(self.volume, ref, points_ras)), 0, [width - 1, height - 1])
-        box = None if box_ras is None else ras_box_to_slice_box(self.volume, ref, box_ras)
+    def segment_slice(self, prompt: SlicePrompt, orientation="axial", slice_index: int | None = None) -> SliceResult:
+        """Segment the slice of `orientation` that `prompt` (RAS or IJK; pixels with `slice_index`)
+        is on, or the one at `slice_index`. Every coordinate is projected onto that slice
+        (`geometry.prompt_on_slice`); clicks outside the volume are refused before any model work."""
+        if not isinstance(prompt, SlicePrompt):
+            raise InputError(f"prompt: expected a SlicePrompt, got {type(prompt).__name__}")
+        if prompt.empty:
+            raise InputError("prompt: give a click, a box, a scribble, a lasso, an earlier result or a seed mask")
+        ref = prompt_slice(self.volume, orientation, prompt, slice_index)
+        on_slice = prompt_on_slice(self.volume, ref, prompt)  # before the (costly) embedding: bad prompts fail fast
         self.set_slice(ref)
-        prediction = self.predictor.predict(points=points, labels=labels, box=box, mask_input=mask_input)
-        return self._result(ref, prediction)
+        return self._result(ref, self.predictor.predict(on_slice))
 
-    def _slice_for_prompt(self, orientation, points_ras, box_ras, slice_index) -> SliceRef:
-        axis = slice_axis_for(self.volume, orientation)
-        if slice_index is not None:
-            count = slice_count(self.volume, axis)
-            if isinstance(slice_index, bool) or int(slice_index) != slice_index or not 0 <= slice_index < count:
-                raise InputError(f"slice_index: expected an integer in 0..{count - 1}, got {slice_index!r}")
-            return SliceRef(axis, int(slice_index))
-        if points_ras is not None:
-            anchor = as_points(points_ras, "points_ras")[0]
-        elif box_ras is None:
-            raise InputError("slice_index: a mask_input alone does not say which slice; give slice_index")
-        else:
-            anchor = box_corners_ras(box_ras).mean(axis=0)
-        return slice_through(self.volume, orientation, anchor)
+    def _slice_for_prompt(self, orientation, slice_index) -> SliceRef:
+        return prompt_slice(self.volume, orientation, SlicePrompt("ras"), slice_index)
 
     def segment_auto(self, orientation="axial", slice_index: int = 0) -> SliceResult:
         """Prompt-free mask of one slice (needs a predictor with a trained adapter)."""
-        ref = self._slice_for_prompt(orientation, None, None, slice_index)
+        ref = self._slice_for_prompt(orientation, slice_index)
         self.set_slice(ref)
         return self._result(ref, self.predictor.predict_auto())
 

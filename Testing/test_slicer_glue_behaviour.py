@@ -150,7 +150,7 @@ def test_a_result_is_written_only_into_the_segment_it_was_computed_for():
 
 def test_prompts_are_kept_per_segment_and_slice():
     with glue_modules():
-        prompts = import_glue("SegMoTEGlue.prompts")
+        prompts = import_glue("SegMoTEGlue.promptbook")
         book = prompts.PromptBook()
         liver = book.promptsFor(prompts.SliceKey("seg1", "liver", "Red", 2, 10), "axial")
         liver.addPoint([1.0, 2.0, 3.0], positive=True)
@@ -187,13 +187,14 @@ def test_drawn_box_in_a_rotated_view_goes_to_the_engine_as_its_8_corners():
     centre = np.array([50.0, 50.0, 2.0])
     outline = [centre + su * 20 * axisU + sv * 10 * axisV for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
     with glue_modules():
-        prompts = import_glue("SegMoTEGlue.prompts")
+        prompts = import_glue("SegMoTEGlue.promptbook")
         box = prompts.SlicePrompts("axial", prompts.SliceKey("s", "g", "Red", 2, 2))
         box.setBox(outline[0], outline[2], outline)
         arguments = box.arguments()
-    assert arguments["box_ras"].shape == (8, 3)
+    corners = arguments["prompt"].box_array()
+    assert corners.shape == (4, 3)
     ref = geometry.SliceRef(2, 2)
-    drawn = geometry.ras_box_to_slice_box(volume, ref, arguments["box_ras"])
+    drawn = geometry.prompt_on_slice(volume, ref, arguments["prompt"]).pixel_box()
     two_corners = geometry.ras_box_to_slice_box(volume, ref, np.array([outline[0], outline[2]]))
     corner_pixels = geometry.ras_to_slice_pixels(volume, ref, np.array(outline))
     assert drawn[0] <= corner_pixels[:, 0].min() + 0.5 and drawn[2] >= corner_pixels[:, 0].max() - 0.5

@@ -34,7 +34,7 @@ from SegMoTEGlue.mrmlconvert import (
     sliceExtent,
     sliceNormalWorld,
 )
-from SegMoTEGlue.prompts import MODE_AUTO, MODE_BOX, MODE_CLICK, MODES, PromptBook, SliceKey, SlicePrompts
+from SegMoTEGlue.promptbook import MODE_AUTO, MODE_BOX, MODE_CLICK, MODES, PromptBook, SliceKey, SlicePrompts
 from SegMoTEGlue.worker import BATCH, INTERACTIVE, PREFETCH
 from SegMoTELib import geometry
 from SegMoTELib.errors import InputError

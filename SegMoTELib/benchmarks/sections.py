@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ..slice_prompt import SlicePrompt
 from .contenders import FAST, OURS, REFERENCE, Contenders
 from .timing import measure_interleaved, synchronizer
 
@@ -139,7 +140,8 @@ def propagation(c: Contenders, tube, repeats: int, targets: dict) -> list[dict]:
 
         def call():
             segmenter.predictor.clear_cache()
-            seed = segmenter.segment_slice("axial", box_ras=tube.seed_box_ras, slice_index=tube.seed_index)
+            seed = segmenter.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras), "axial",
+                                           slice_index=tube.seed_index)
             labelmaps[name] = segmenter.propagate(seed)
         return call
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..slice_prompt import SlicePrompt
 from .model import ModelSpec
 from .table import CohortRow
 
@@ -46,9 +47,8 @@ def _labelmap(segmenter, volume, row: CohortRow) -> np.ndarray:
         first, last = slice_extent_of_box(volume, slice_axis_for(volume, ORIENTATION), corners)
         if last > first:
             return segmenter.segment_box3d(corners, ORIENTATION)
-        return segmenter.propagate(segmenter.segment_slice(ORIENTATION, box_ras=corners))
-    point = np.asarray([prompt.values], dtype=np.float64)
-    seed = segmenter.segment_slice(ORIENTATION, points_ras=point, labels=np.ones(1, dtype=np.int64))
+        return segmenter.propagate(segmenter.segment_slice(SlicePrompt.build("ras", box=corners), ORIENTATION))
+    seed = segmenter.segment_slice(SlicePrompt.build("ras", points=[prompt.values]), ORIENTATION)
     return segmenter.propagate(seed)
 
 

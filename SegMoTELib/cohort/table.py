@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..names import validate_segment_name
-from .prompts import Prompt, parse_prompt
+from .row_prompt import RowPrompt, parse_prompt
 
 REQUIRED_COLUMNS = ("image", "prompt", "name")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
@@ -27,7 +27,7 @@ class CohortRow:
     line: int                  # line of the table (the header is line 1)
     image: str                 # as written in the table
     path: str                  # resolved path of the image
-    prompt: Prompt
+    prompt: RowPrompt
     prompt_text: str           # as written in the table
     name: str                  # segment name
     study: str                 # output file stem

@@ -1,10 +1,12 @@
 """`segmote segment`: segment a 2D image or a 3D volume from the command line.
 
 2D images (PNG/JPEG/TIFF, single-slice NIfTI/NRRD) take pixel prompts (`--box`, `--point`,
-`--negative`, `--auto`) in the image as stored (x = column, y = row) and give a mask plus an
-overlay PNG beside it. Volumes (NIfTI, NRRD, MHA, a DICOM folder, a LiteMedSAM .npz) take prompts
-in RAS millimetres (what Slicer shows for a markup) and give a `.seg.nrrd` (or a labelmap such as
-`.nii.gz`) in the source geometry. Every argument and file is checked before the model loads.
+`--negative`, `--scribble`, `--lasso` and their negatives, `--auto`) in the image as stored (x =
+column, y = row) and give a mask plus an overlay PNG beside it. Volumes (NIfTI, NRRD, MHA, a DICOM
+folder, a LiteMedSAM .npz) take prompts in RAS millimetres (what Slicer shows for a markup;
+`--ras-point`, `--ras-scribble`, ...) and give a `.seg.nrrd` (or a labelmap such as `.nii.gz`) in
+the source geometry. The prompt options become one `SlicePrompt` (`prompt_from_args`), checked with
+every file before the model loads.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..intensity import CT_WINDOWS, IntensityMapping
+from ..slice_prompt import SlicePrompt
 from .model_options import add_model_arguments, check_model_arguments, predictor_from_args
 
 HELP = "segment a 2D image (pixel prompts) or a 3D volume (RAS prompts, propagation, 3D box)"
@@ -39,6 +42,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="positive click (repeatable)")
     pixel.add_argument("--negative", nargs=2, type=float, action="append", metavar=("X", "Y"),
                        help="negative click (repeatable)")
+    pixel.add_argument("--scribble", action="append", metavar="X1,Y1,X2,Y2,...",
+                       help="positive scribble: a stroke along the structure, as comma-separated vertices (repeatable)")
+    pixel.add_argument("--negative-scribble", action="append", metavar="X1,Y1,...",
+                       help="negative scribble: a stroke over what is not the structure (repeatable)")
+    pixel.add_argument("--lasso", action="append", metavar="X1,Y1,X2,Y2,X3,Y3,...",
+                       help="positive lasso: a closed loop around the structure, 3+ vertices (repeatable)")
+    pixel.add_argument("--negative-lasso", action="append", metavar="X1,Y1,...",
+                       help="negative lasso: a loop around a region to leave out (repeatable)")
     pixel.add_argument("--auto", action="store_true",
                        help="prompt-free mask (needs a trained adapter); for a volume, of slice --slice")
     ras = parser.add_argument_group("volume prompts (RAS millimetres, as Slicer shows them)")
@@ -49,6 +60,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ras.add_argument("--ras-box", nargs=6, type=float, metavar=("R0", "A0", "S0", "R1", "A1", "S1"),
                      help="box by two opposite corners; a box spanning several slices is segmented in 3D "
                           "within it, a flat box segments its slice")
+    for kind, text in (("scribble", "positive scribble"), ("negative-scribble", "negative scribble"),
+                       ("lasso", "positive lasso"), ("negative-lasso", "negative lasso")):
+        ras.add_argument(f"--ras-{kind}", action="append", metavar="R1,A1,S1,R2,A2,S2,...",
+                         help=f"{text} on the slice of the prompt, vertices in RAS mm (repeatable)")
     ras.add_argument("--propagate", action="store_true",
                      help="propagate a point or flat-box mask through the volume until the structure ends")
     ras.add_argument("--orientation", default="axial", choices=("axial", "coronal", "sagittal"),
@@ -77,6 +92,7 @@ class _Job:
     mapping: IntensityMapping
     output: Path
     overlay: Path | None
+    prompt: SlicePrompt | None = None   # pixel (2D) or RAS (volume); None for --auto and a 3D --ras-box
 
 
 def run(args) -> int:
@@ -103,23 +119,27 @@ def _prepare(args) -> _Job:
     from ..io.formats import VOLUME_EXTENSIONS
     from ..names import validate_segment_name
 
-    pixel_prompt = args.box is not None or args.point or args.negative
-    ras_prompt = args.ras_box is not None or args.ras_point or args.ras_negative
+    pixel_prompt = any(_given(args, name) for name in PIXEL_OPTIONS)
+    ras_prompt = any(_given(args, name) for name in RAS_OPTIONS)
     if pixel_prompt and ras_prompt:
-        raise InputError("prompt: give pixel prompts (--box/--point) for a 2D image or RAS prompts "
-                         "(--ras-point/--ras-box) for a volume, not both")
+        raise InputError("prompt: give pixel prompts (--box/--point/--scribble...) for a 2D image or RAS prompts "
+                         "(--ras-point/--ras-box/--ras-scribble...) for a volume, not both")
     if not (pixel_prompt or ras_prompt or args.auto):
-        raise InputError("prompt: give --box, --point, --auto (2D) or --ras-point, --ras-box (volume)")
+        raise InputError("prompt: give --box, --point, --scribble, --lasso, --auto (2D) or --ras-point, --ras-box, "
+                         "--ras-scribble, --ras-lasso (volume)")
     if args.auto and (pixel_prompt or ras_prompt):
         raise InputError("--auto: a prompt-free mask takes no other prompt")
     if args.box is not None and args.point:
         raise InputError("--box: give a box or clicks, not both")
     if args.ras_box is not None and args.ras_point:
         raise InputError("--ras-box: give a box or clicks, not both")
-    if args.negative and not args.point:
-        raise InputError("--negative: needs at least one --point (positive click)")
-    if args.ras_negative and not args.ras_point:
-        raise InputError("--ras-negative: needs at least one --ras-point (positive click)")
+    for prefix in ("", "ras_"):
+        positive = [f"{prefix}{name}" for name in ("point", "box", "scribble", "lasso")]
+        if not any(_given(args, name) for name in positive) and any(
+                _given(args, f"{prefix}{name}") for name in ("negative", "negative_scribble", "negative_lasso")):
+            dash = "--" + prefix.replace("_", "-")
+            raise InputError(f"prompt: negative prompts need a positive one too ({dash}point, {dash}box, "
+                             f"{dash}scribble or {dash}lasso): they say what is not the structure")
     check_model_arguments(args)
     output = writable_target(args.output, "--output")
     validate_segment_name(args.name, "--name", ascii_only=extension_of(output) == ".seg.nrrd")
@@ -141,13 +161,47 @@ def _prepare(args) -> _Job:
         overlay = writable_target(_overlay_path(output), "--output (its overlay)")
         refuse_overwriting_input(overlay, [args.input], "--output (its overlay)")
     job = _Job(mode, volume, _mapping(args, volume), output, overlay)
+    if not args.auto:
+        job.prompt = prompt_from_args(args, "pixel" if mode == "2d" else "ras")
     if mode == "volume":
         _check_volume_content(args, volume)
-        _check_ras_prompts(args, volume)
+        _check_ras_prompts(args, volume, job)
     else:
         _check_image_content(args, job)
-        _check_pixel_prompts(args, volume)
+        job.prompt.check_inside(*volume.array.shape[1:3])
     return job
+
+
+PIXEL_OPTIONS = ("box", "point", "negative", "scribble", "negative_scribble", "lasso", "negative_lasso")
+RAS_OPTIONS = tuple(f"ras_{name}" for name in PIXEL_OPTIONS)
+
+
+def _given(args, name: str) -> bool:
+    value = getattr(args, name, None)
+    return value is not None and value is not False and value != []
+
+
+def prompt_from_args(args, frame: str) -> SlicePrompt:
+    """The one prompt value of the prompt options (pixel options for "pixel", --ras-* for "ras")."""
+    from ..slice_prompt import parse_vertex_list
+
+    prefix, dims = ("", 2) if frame == "pixel" else ("ras_", 3)
+
+    def option(name):
+        return getattr(args, prefix + name, None) or []
+
+    def strokes(name):
+        flag = "--" + (prefix + name).replace("_", "-")
+        return [parse_vertex_list(text, dims, flag) for text in option(name)]
+
+    points = list(option("point")) + list(option("negative"))
+    labels = [1] * len(option("point")) + [0] * len(option("negative"))
+    box = getattr(args, prefix + "box", None)
+    if box is not None:
+        box = np.asarray(box, dtype=np.float64).reshape(2, dims)
+    return SlicePrompt.build(frame, points=points or None, labels=labels or None, box=box,
+                             scribbles=strokes("scribble"), negative_scribbles=strokes("negative_scribble"),
+                             lassos=strokes("lasso"), negative_lassos=strokes("negative_lasso"))
 
 
 def _check_image_content(args, job: _Job) -> None:
@@ -188,61 +242,57 @@ def _mapping(args, volume) -> IntensityMapping:
     return IntensityMapping(modality=args.modality or volume.modality or "auto")
 
 
-def _check_pixel_prompts(args, volume) -> None:
-    from ..prompts_validation import validate_box, validate_points
-
-    height, width = volume.array.shape[1:3]
-    if args.box is not None:
-        validate_box(args.box, height, width)
-    if args.point:
-        validate_points(*_pixel_points(args), height, width)
-
-
-def _pixel_points(args):
-    points = list(args.point or []) + list(args.negative or [])
-    labels = [1] * len(args.point or []) + [0] * len(args.negative or [])
-    return np.asarray(points, dtype=np.float64), np.asarray(labels, dtype=np.int64)
-
-
-def _ras_points(args):
-    points = list(args.ras_point or []) + list(args.ras_negative or [])
-    labels = [1] * len(args.ras_point or []) + [0] * len(args.ras_negative or [])
-    return np.asarray(points, dtype=np.float64), np.asarray(labels, dtype=np.int64)
-
-
-def _ras_corners(args) -> np.ndarray:
-    return np.asarray(args.ras_box, dtype=np.float64).reshape(2, 3)
-
-
-def _check_ras_prompts(args, volume) -> None:
-    """Map the prompts once without the model, so a point outside or a box with no area fails fast."""
-    from ..geometry import SliceRef, ras_box_to_slice_box, ras_to_voxel, slice_axis_for, slice_count, \
-        slice_extent_of_box
+def _check_ras_prompts(args, volume, job: _Job) -> None:
+    """Map the prompt once without the model, so a point outside, a box with no area or a stroke
+    off the prompt's slice fails fast; a box spanning several slices is a 3D box (no other prompt)."""
+    from ..geometry import (
+        SliceRef,
+        prompt_on_slice,
+        prompt_slice,
+        ras_box_to_slice_box,
+        slice_axis_for,
+        slice_count,
+        slice_extent_of_box,
+    )
 
     axis = slice_axis_for(volume, args.orientation)
-    if args.ras_point:
-        _check_clicks_on_one_slice(args, ras_to_voxel(volume, _ras_points(args)[0])[:, axis])
-    if args.ras_box is not None:
-        corners = _ras_corners(args)
-        first, last = slice_extent_of_box(volume, axis, corners)
-        ras_box_to_slice_box(volume, SliceRef(axis, (first + last) // 2), corners)
     if args.slice is not None:
         count = slice_count(volume, axis)
         if not 0 <= args.slice < count:
             raise InputError(f"--slice: expected 0..{count - 1} along the {args.orientation} axis, got {args.slice}")
+    prompt = job.prompt
+    if prompt is None:
+        return
+    if prompt.box is not None:
+        first, last = slice_extent_of_box(volume, axis, prompt.box_array())
+        if last > first:  # a 3D box: segmented within it, alone
+            if prompt.points or prompt.scribbles or prompt.lassos:
+                raise InputError("--ras-box: a box spanning several slices is segmented in 3D and takes no other "
+                                 "prompt; give a flat box (on one slice) to combine it with scribbles or lassos")
+            ras_box_to_slice_box(volume, SliceRef(axis, (first + last) // 2), prompt.box_array())
+            return
+    ref = prompt_slice(volume, args.orientation, prompt)
+    _check_on_one_slice(args, volume, ref, prompt)
+    prompt_on_slice(volume, ref, prompt)
 
 
-def _check_clicks_on_one_slice(args, slice_indices) -> None:
-    """Clicks are prompts on the slice through the first positive click; one on another slice
-    would be projected onto it silently, a different point than the one the user chose."""
-    first = int(slice_indices[0])
-    options = ["--ras-point"] * len(args.ras_point) + ["--ras-negative"] * len(args.ras_negative or [])
-    clicks = list(args.ras_point) + list(args.ras_negative or [])
-    for option, click, index in zip(options, clicks, slice_indices):
-        if int(index) != first:
-            where = " ".join(f"{value:g}" for value in click)
-            raise InputError(f"{option}: the click at {where} lies on {args.orientation} slice {int(index)}, the "
-                             f"first --ras-point on slice {first}; all clicks must be on the same slice")
+def _check_on_one_slice(args, volume, ref, prompt) -> None:
+    """Clicks and strokes are prompts on the slice through the first of them; one on another slice
+    would be projected onto it silently, a different place than the one the user chose."""
+    from ..volume import round_half_up
+
+    options = (["--ras-point"] * len(args.ras_point or []) + ["--ras-negative"] * len(args.ras_negative or []))
+    groups = [(option, point[None]) for option, point in zip(options, prompt.points_array() if prompt.points else [])]
+    for name, strokes in (("scribble", prompt.scribbles), ("lasso", prompt.lassos)):
+        for stroke in strokes:
+            groups.append((f"--ras-{'' if stroke.positive else 'negative-'}{name}", stroke.array))
+    for option, coordinates in groups:
+        indices = round_half_up(volume.ras_to_ijk_points(coordinates)[:, ref.axis])
+        off = np.flatnonzero(indices != ref.index)
+        if off.size:
+            where = " ".join(f"{value:g}" for value in coordinates[off[0]])
+            raise InputError(f"{option}: the vertex at {where} lies on {args.orientation} slice {int(indices[off[0]])}, "
+                             f"the prompt on slice {ref.index}; all clicks and strokes must be on the same slice")
 
 
 def _predictor(args):
@@ -261,13 +311,7 @@ def _segment_2d(args, job: _Job, predictor) -> list[Path]:
 
     image = job.volume.array[0]
     predictor.set_image(image, mapping=job.mapping if not job.volume.rgb else None)
-    if args.auto:
-        prediction = predictor.predict_auto()
-    elif args.box is not None:
-        prediction = predictor.predict(box=np.asarray(args.box, dtype=np.float64))
-    else:
-        points, labels = _pixel_points(args)
-        prediction = predictor.predict(points=points, labels=labels)
+    prediction = predictor.predict_auto() if args.auto else predictor.predict(job.prompt)
     mask = np.asarray(prediction.masks[0], dtype=bool)
     grey = image if job.volume.rgb else _as_uint8(image, job.mapping)
     with atomic_outputs([job.output, job.overlay], "--output") as (mask_file, overlay_file):  # both or neither
@@ -307,7 +351,7 @@ def _segments(args):
 
 # --- volumes ---------------------------------------------------------------------------------
 def _segment_volume(args, job: _Job, predictor) -> list[Path]:
-    from ..geometry import slice_axis_for, slice_count, slice_extent_of_box
+    from ..geometry import slice_axis_for, slice_count
     from ..io import write_segmentation
     from ..segment3d import VolumeSegmenter
 
@@ -319,21 +363,21 @@ def _segment_volume(args, job: _Job, predictor) -> list[Path]:
             axis = slice_axis_for(job.volume, orientation)
             index = args.slice if args.slice is not None else slice_count(job.volume, axis) // 2
             labelmap = segmenter.segment_auto(orientation, index).labelmap
-        elif args.ras_box is not None:
-            corners = _ras_corners(args)
-            first, last = slice_extent_of_box(job.volume, slice_axis_for(job.volume, orientation), corners)
-            if last > first:
-                labelmap = segmenter.segment_box3d(corners, orientation, progress=progress)
-            else:
-                seed = segmenter.segment_slice(orientation, box_ras=corners)
-                labelmap = segmenter.propagate(seed, progress=progress) if args.propagate else seed.labelmap
+        elif job.prompt.box is not None and _spans_slices(job.volume, orientation, job.prompt):
+            labelmap = segmenter.segment_box3d(job.prompt.box_array(), orientation, progress=progress)
         else:
-            points, labels = _ras_points(args)
-            seed = segmenter.segment_slice(orientation, points_ras=points, labels=labels)
+            seed = segmenter.segment_slice(job.prompt, orientation)
             labelmap = segmenter.propagate(seed, progress=progress) if args.propagate else seed.labelmap
     write_segmentation(job.output, job.volume.with_array(labelmap.astype(np.uint8)), _segments(args))
     _print_volume_summary(job.volume, labelmap, args.name)
     return [job.output]
+
+
+def _spans_slices(volume, orientation, prompt) -> bool:
+    from ..geometry import slice_axis_for, slice_extent_of_box
+
+    first, last = slice_extent_of_box(volume, slice_axis_for(volume, orientation), prompt.box_array())
+    return last > first
 
 
 def _print_volume_summary(volume, labelmap: np.ndarray, name: str) -> None:

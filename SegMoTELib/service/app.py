@@ -31,7 +31,7 @@ from .schemas import (
     PropagateRequest,
     SessionCreate,
     SessionInfo,
-    SlicePrompt,
+    SliceRequest,
     SliceResponse,
 )
 
@@ -90,7 +90,7 @@ def create_app(store, token: str, info: dict) -> FastAPI:
     # A prompt goes from the event loop straight to the device thread and back: no pool thread
     # in between, whose hand-overs (and GIL waits beside a running propagation) a click would pay.
     @app.post("/v1/sessions/{session_id}/slice", response_model=SliceResponse)
-    async def segment_slice(session_id: str, prompt: SlicePrompt) -> dict:
+    async def segment_slice(session_id: str, prompt: SliceRequest) -> dict:
         session = store.get(session_id)
         return await device.run_async(INTERACTIVE, lambda: session.segment_slice(prompt))
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from ..errors import InputError, SegMoTEError
 from ..geometry import SliceRef
-from .codec import VOXEL_DTYPES, decode_mask, encode_voxels
+from ..slice_prompt import SlicePrompt
+from .codec import VOXEL_DTYPES, decode_mask, encode_mask, encode_voxels
 
 TOKEN_ENV = "SEGMOTE_TOKEN"
 JOB_POLL_S = 0.25  # a job poll returns at once when the job ends, else after this long with the progress
@@ -213,19 +214,18 @@ class RemoteVolume:
                 raise
 
     # --- slices --------------------------------------------------------------------------------
-    def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
-                      slice_index: int | None = None) -> RemoteSliceResult:
-        """As VolumeSegmenter.segment_slice; `mask_input`: an earlier RemoteSliceResult (or its
-        `low_res_logits`) to refine."""
+    def segment_slice(self, prompt: SlicePrompt, orientation="axial", slice_index: int | None = None) -> RemoteSliceResult:
+        """As VolumeSegmenter.segment_slice; the prompt's `mask_input` is an earlier RemoteSliceResult
+        (or its `low_res_logits`) to refine."""
+        if not isinstance(prompt, SlicePrompt):
+            raise InputError(f"prompt: expected a SlicePrompt, got {type(prompt).__name__}")
+        mask_input = prompt.mask_input
         if mask_input is not None and not isinstance(mask_input, (RemoteSliceResult, ServerLogits)):
             raise InputError("mask_input: through the engine service, give the earlier slice result "
                              "(its logits stay on the server)")
-        body = {"orientation": _orientation_body(orientation), "slice_index": _index(slice_index),
-                "points_ras": _points_body(points_ras), "box_ras": _points_body(box_ras),
-                "labels": None if labels is None else [int(v) for v in np.asarray(labels).reshape(-1)],
-                "previous_result": None if mask_input is None else mask_input.result_id}
-        if body["points_ras"] is not None and body["labels"] is None:
-            body["labels"] = [1] * len(body["points_ras"])
+        body = {**prompt.to_wire(), "orientation": _orientation_body(orientation), "slice_index": _index(slice_index),
+                "previous_result": None if mask_input is None else mask_input.result_id,
+                "seed_mask": None if prompt.seed_mask is None else encode_mask(prompt.seed_mask)}
         return self._slice_result(self.client.request("POST", self._path + "/slice", body,
                                                       what="the slice prompt")[1])
 

@@ -1,6 +1,7 @@
 """The request and response bodies of the engine service (pydantic; they make the OpenAPI schema).
 
-Coordinates are RAS millimetres in the volume's world, as everywhere in SegMoTELib. A malformed
+Coordinates are RAS millimetres in the volume's world by default (or voxel indices, see
+`PromptFields`). A malformed
 body is refused by FastAPI with 422 before any engine code runs; the app turns pydantic's error
 list into one line naming the field (see `app.py`).
 """
@@ -11,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..errors import InputError
+from ..slice_prompt import MAX_POINTS, MAX_STROKE_VERTICES, MAX_STROKES, WIRE_FIELDS, SlicePrompt
 from .codec import VOXEL_DTYPES
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -65,22 +68,60 @@ class SessionInfo(BaseModel):
     idle_limit_s: float
 
 
-class SlicePrompt(_Strict):
+class Mask(BaseModel):
+    """A bool labelmap [k, j, i]: the inclusive extent of its voxels and that block's bits
+    (numpy packbits, C order, zlib, base64); extent None = empty."""
+
+    extent: list[list[int]] | None
+    bits: str
+
+
+Coordinate = list[Finite]
+
+
+class StrokeModel(_Strict):
+    vertices: list[Coordinate] = Field(min_length=1, max_length=MAX_STROKE_VERTICES,
+                                       description="a scribble's polyline (1+ vertices) or a lasso's polygon (3+)")
+    positive: bool = True
+
+
+class PromptFields(_Strict):
+    """The wire form of `SegMoTELib.slice_prompt.SlicePrompt` (its `to_wire()`; a test keeps the
+    two in step). Coordinates: RAS mm ("ras"), voxel indices i, j, k ("ijk"), or pixels x, y of the
+    slice named by `slice_index` ("pixel")."""
+
+    frame: Literal["ras", "ijk", "pixel"] = "ras"
+    points: list[Coordinate] = Field([], max_length=MAX_POINTS, description="clicks")
+    labels: list[Literal[0, 1]] = Field([], description="1 positive, 0 negative, one per point; default all positive")
+    box: list[Coordinate] | None = Field(None, description="2 opposite corners (ras: or the 4 or 8 corners of a "
+                                                           "rotated box)")
+    scribbles: list[StrokeModel] = Field([], max_length=MAX_STROKES)
+    lassos: list[StrokeModel] = Field([], max_length=MAX_STROKES)
+
+    def slice_prompt(self, seed_mask=None, mask_input=None) -> SlicePrompt:
+        return SlicePrompt.from_wire(self.model_dump(include=set(WIRE_FIELDS)), mask_input=mask_input,
+                                     seed_mask=seed_mask)
+
+
+class SliceRequest(PromptFields):
     orientation: Orientation = "axial"
-    points_ras: list[Vec3] | None = Field(None, min_length=1)
-    labels: list[Literal[0, 1]] | None = Field(None, description="1 positive, 0 negative; default all positive")
-    box_ras: list[Vec3] | None = Field(None, description="2 opposite corners or the 8 corners of a rotated box")
     slice_index: Annotated[int, Field(ge=0)] | None = None
     previous_result: str | None = Field(None, description="refine: the result whose low-res logits go along")
+    seed_mask: Mask | None = Field(None, description="refine a mask the user has (a segment made by any tool): "
+                                                     "a labelmap block [k, j, i] holding the prompt's slice")
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.points_ras is None and self.box_ras is None and self.previous_result is None:
-            raise ValueError("give points_ras, box_ras or previous_result")
-        if self.labels is not None and (self.points_ras is None or len(self.labels) != len(self.points_ras)):
-            raise ValueError("labels: give one label per point of points_ras")
-        if self.box_ras is not None and len(self.box_ras) not in (2, 8):
-            raise ValueError(f"box_ras: expected 2 or 8 corners, got {len(self.box_ras)}")
+        if not (self.points or self.box or self.scribbles or self.lassos or self.previous_result or self.seed_mask):
+            raise ValueError("give points, box, scribbles, lassos, previous_result or seed_mask")
+        if self.labels and len(self.labels) != len(self.points):
+            raise ValueError("labels: give one label per point of points")
+        if self.seed_mask is not None and self.frame == "pixel":
+            raise ValueError("seed_mask: give it with frame ras or ijk (a labelmap block of the volume)")
+        try:  # the value's own checks (vertices per frame, box corners, counts), named by field
+            self.slice_prompt()
+        except InputError as error:
+            raise ValueError(str(error)) from None
         return self
 
 
@@ -127,14 +168,6 @@ class PrefetchRequest(_Strict):
         if (self.slice_index is None) == (self.point_ras is None):
             raise ValueError("give exactly one of slice_index or point_ras")
         return self
-
-
-class Mask(BaseModel):
-    """A bool labelmap [k, j, i]: the inclusive extent of its voxels and that block's bits
-    (numpy packbits, C order, zlib, base64); extent None = empty."""
-
-    extent: list[list[int]] | None
-    bits: str
 
 
 class SliceResponse(BaseModel):

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ..geometry import SliceRef, insert_slice, slice_axis_for, slice_count, slice_extent_of_box, slice_through
 from ..volume import Volume
-from .codec import encode_mask
+from .codec import decode_mask, encode_mask
 from .device_queue import BATCH, INTERACTIVE, PREFETCH
 from .jobs import Job
 from .refusal import Refusal
@@ -82,22 +82,20 @@ class Session:
         return segmenter
 
     # --- slices --------------------------------------------------------------------------------
-    def segment_slice(self, prompt) -> dict:
+    def segment_slice(self, request) -> dict:
+        """A `schemas.SliceRequest`: the prompt value, with an earlier result's logits or a seed mask."""
         segmenter = self._require_ready()
-        mask_input, slice_index = None, prompt.slice_index
-        if prompt.previous_result is not None:
-            previous = self.result(prompt.previous_result)
+        mask_input, slice_index = None, request.slice_index
+        if request.previous_result is not None:
+            previous = self.result(request.previous_result)
             mask_input = previous.low_res_logits
-            if slice_index is None and prompt.points_ras is None and prompt.box_ras is None:
+            if slice_index is None and request.slice_prompt().anchor() is None:
                 slice_index = previous.ref.index
-        points = None if prompt.points_ras is None else np.asarray(prompt.points_ras, dtype=np.float64)
-        labels = None
-        if points is not None:
-            labels = np.ones(len(points), np.int64) if prompt.labels is None else np.asarray(prompt.labels, np.int64)
-        box = None if prompt.box_ras is None else np.asarray(prompt.box_ras, dtype=np.float64)
+        seed = None if request.seed_mask is None else decode_mask(request.seed_mask.model_dump(),
+                                                                   tuple(segmenter.volume.array.shape[:3]))
+        prompt = request.slice_prompt(seed_mask=seed, mask_input=mask_input)
         with self._lock:
-            result = segmenter.segment_slice(_orientation(prompt.orientation), points_ras=points, labels=labels,
-                                             box_ras=box, mask_input=mask_input, slice_index=slice_index)
+            result = segmenter.segment_slice(prompt, _orientation(request.orientation), slice_index=slice_index)
         self.touch()
         return self._keep(result)
 

@@ -34,7 +34,7 @@ from ..device import select_device
 from ..errors import DataError
 from ..modeling import SegMoTEModel
 from ..modeling.mote import MixtureOfTokenExperts
-from . import gpu_prompts
+from . import simulated_user_gpu
 from .bank import KINDS, EmbeddingBank
 from .config import TrainConfig
 from .datasets import PairDataset
@@ -297,7 +297,7 @@ class Trainer:
         targets = [self.bank.targets[i] for i in indices]
         rows = torch.as_tensor([t.image_index for t in targets], device=self.device)
         masks = self.bank.masks[torch.as_tensor([t.mask_index for t in targets], device=self.device)]
-        boxes, _ = gpu_prompts.tight_boxes(masks)
+        boxes, _ = simulated_user_gpu.tight_boxes(masks)
         with self._autocast():
             output = self.step_module(self.bank.embeddings[rows].float(), self.bank.early[rows].float(), None, boxes,
                                       None, False)

@@ -1,7 +1,7 @@
 """Prompt bookkeeping shared by the Logic and the effect (no Slicer imports, no geometry).
 
 `SlicePrompts` is a prompt set: the clicks and the box placed on one slice of one view for one
-segment. A prompt on another slice (or in a view of another orientation) starts a new set, as in
+segment; `prompt()` gives it as SegMoTELib's one prompt value (`SlicePrompt`, RAS frame). A prompt on another slice (or in a view of another orientation) starts a new set, as in
 SAM: prompts describe one 2D image. The key names the segmentation and the segment too, so the
 points and logits of one segment never refine, or get propagated as, another one (`PromptBook`).
 Coordinates stay in world RAS; SegMoTELib maps them.
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+from SegMoTELib.slice_prompt import SlicePrompt
 
 MODE_CLICK = "click"
 MODE_BOX = "box"
@@ -53,11 +54,11 @@ class SlicePrompts:
 
         A rectangle drawn in a rotated or reformatted view is not aligned with the RAS axes, and two
         of its corners would stand for the RAS-aligned box they span. Its 4 corners go to the engine
-        as 8 (each twice): `segment_slice` takes 8 corners as given and projects them onto the slice.
+        as they are: a 4-corner RAS box is projected onto the slice as given.
         """
         self.boxOutlineRas = None if outlineRas is None else [[float(v) for v in c] for c in outlineRas]
         if self.boxOutlineRas is not None and len(self.boxOutlineRas) == 4:
-            self.boxCornersRas = self.boxOutlineRas + self.boxOutlineRas
+            self.boxCornersRas = list(self.boxOutlineRas)
         else:
             self.boxCornersRas = [[float(v) for v in cornerRas0], [float(v) for v in cornerRas1]]
 
@@ -65,21 +66,20 @@ class SlicePrompts:
     def empty(self) -> bool:
         return not self.pointsRas and self.boxCornersRas is None
 
-    def arguments(self) -> dict:
-        """Keyword arguments of `VolumeSegmenter.segment_slice` for this slice.
-
-        After the first prediction, the previous low-res logits go along as a dense prompt, so a
-        new click refines the mask instead of starting over.
-        """
+    def prompt(self) -> SlicePrompt:
+        """The set as SegMoTELib's prompt value (RAS). After the first prediction, the previous
+        low-res logits go along as a dense prompt, so a new click refines the mask instead of
+        starting over."""
         previous = self.lastResult
-        return {
-            "orientation": self.orientation,
-            "slice_index": self.sliceKey.index,
-            "mask_input": None if previous is None else previous.low_res_logits,
-            "points_ras": np.asarray(self.pointsRas, dtype=np.float64) if self.pointsRas else None,
-            "labels": np.asarray(self.labels, dtype=np.int64) if self.labels else None,
-            "box_ras": np.asarray(self.boxCornersRas, dtype=np.float64) if self.boxCornersRas else None,
-        }
+        return SlicePrompt.build(
+            "ras", points=np.asarray(self.pointsRas, dtype=np.float64) if self.pointsRas else None,
+            labels=np.asarray(self.labels, dtype=np.int64) if self.labels else None,
+            box=np.asarray(self.boxCornersRas, dtype=np.float64) if self.boxCornersRas else None,
+            mask_input=None if previous is None else previous.low_res_logits)
+
+    def arguments(self) -> dict:
+        """Keyword arguments of `VolumeSegmenter.segment_slice` (and the client's) for this slice."""
+        return {"prompt": self.prompt(), "orientation": self.orientation, "slice_index": self.sliceKey.index}
 
 
 

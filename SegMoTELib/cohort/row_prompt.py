@@ -19,7 +19,7 @@ SYNTAX = "auto, ras-box:x0,y0,z0,x1,y1,z1 or ras-point:x,y,z (RAS millimetres)"
 
 
 @dataclass(frozen=True)
-class Prompt:
+class RowPrompt:
     kind: str                  # "auto", "ras-box" or "ras-point"
     values: tuple = ()         # the RAS numbers
 
@@ -30,11 +30,11 @@ class Prompt:
         return f"{self.kind}:" + ",".join(f"{value:g}" for value in self.values)
 
 
-def parse_prompt(text: str) -> Prompt:
-    """The Prompt written as `text`; an InputError naming the mistake otherwise."""
+def parse_prompt(text: str) -> RowPrompt:
+    """The RowPrompt written as `text`; an InputError naming the mistake otherwise."""
     cleaned = (text or "").strip()
     if cleaned.lower() == "auto":
-        return Prompt("auto")
+        return RowPrompt("auto")
     kind, separator, numbers = cleaned.partition(":")
     kind = kind.strip().lower()
     if not separator or kind not in _ARITY:
@@ -48,4 +48,4 @@ def parse_prompt(text: str) -> Prompt:
         raise InputError(f"prompt {text!r}: {kind} takes numbers (RAS mm), got {numbers!r}") from None
     if not all(math.isfinite(value) for value in values):
         raise InputError(f"prompt {text!r}: coordinates must be finite numbers")
-    return Prompt(kind, values)
+    return RowPrompt(kind, values)

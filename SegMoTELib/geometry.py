@@ -384,7 +384,7 @@ def prompt_on_slice(volume: Volume, ref: SliceRef, prompt: SlicePrompt) -> Slice
     are rounded to whole pixels; a box becomes the rounded bounding box of its projected corners
     (2 RAS corners: the RAS-aligned box they span, 4 or 8: as given), refused without area;
     stroke vertices keep their fractions and may leave the slice (they are clipped where the
-    strokes are drawn). A seed mask [k, j, i] becomes its slice."""
+    strokes are drawn). A seed mask must have the slice's shape."""
     if prompt.frame == "pixel":
         return prompt
     frame = _checked_frame(volume, ref)
@@ -418,16 +418,13 @@ def prompt_on_slice(volume: Volume, ref: SliceRef, prompt: SlicePrompt) -> Slice
             if x1 <= x0 or y1 <= y0:
                 raise InputError(f"box: the box covers {x1 - x0 + 1} x {y1 - y0 + 1} pixels on the slice; it has no area")
             box = np.array([[x0, y0], [x1, y1]], dtype=np.float64)
-    seed = None
-    if prompt.seed_mask is not None:
-        if prompt.seed_mask.shape != volume.array.shape[:3]:
-            raise InputError(f"seed_mask: expected the volume's shape {volume.array.shape[:3]} [k, j, i], "
-                             f"got {prompt.seed_mask.shape}")
-        seed = _slice_view(prompt.seed_mask, frame, ref.index).copy(order="C")
+    if prompt.seed_mask is not None and prompt.seed_mask.shape != (frame.height, frame.width):
+        raise InputError(f"seed_mask: expected the slice's shape {(frame.height, frame.width)}, "
+                         f"got {prompt.seed_mask.shape}")
     return SlicePrompt.build(
         "pixel", points=points, labels=prompt.labels_array(), box=None if box is None else np.reshape(box, (2, 2)),
         scribbles=[pixels(s.array) for s in prompt.scribbles if s.positive],
         negative_scribbles=[pixels(s.array) for s in prompt.scribbles if not s.positive],
         lassos=[pixels(s.array) for s in prompt.lassos if s.positive],
         negative_lassos=[pixels(s.array) for s in prompt.lassos if not s.positive],
-        mask_input=prompt.mask_input, seed_mask=seed)
+        mask_input=prompt.mask_input, seed_mask=prompt.seed_mask)

@@ -235,10 +235,11 @@ class SegMoTEPredictor:
 
     # --- prompts --------------------------------------------------------------------------
     def predict(self, prompt: SlicePrompt | None = None, *, points=None, labels=None, box=None, mask_input=None,
-                multimask: bool = False, decoder: str | None = None) -> Prediction:
+                multimask: bool = False, decoder: str | None = None, seed_mask=None) -> Prediction:
         """Masks for a pixel-frame `SlicePrompt` (clicks, box, scribbles, lassos, earlier logits or a
         seed mask); or, without one, for its parts given as keywords: points (N, 2), labels (N,), box
-        (4,) or a batch of boxes (B, 4), mask_input (256, 256).
+        (4,) or a batch of boxes (B, 4), mask_input (256, 256), seed_mask (H, W) (a mask made
+        elsewhere, refined as an earlier result's logits would be).
 
         `decoder` None follows the predictor's policy (the adapter for clicks and strokes, for boxes
         only where it beat the base decoder on validation); "base" or "segmote" forces one (for
@@ -246,7 +247,7 @@ class SegMoTEPredictor:
         from .prompt_encoding import encode_prompts
 
         current = self._require_image()
-        prompts, batched = self._prompt_batch(prompt, points, labels, box, mask_input)
+        prompts, batched = self._prompt_batch(prompt, points, labels, box, mask_input, seed_mask)
         height, width = current.transform.original_hw
         for one in prompts:
             one.check_inside(height, width)
@@ -268,22 +269,25 @@ class SegMoTEPredictor:
         return self._finish(*outputs, batched, "segmote" if use_adapter else "base")
 
     @staticmethod
-    def _prompt_batch(prompt, points, labels, box, mask_input) -> tuple[list[SlicePrompt], bool]:
+    def _prompt_batch(prompt, points, labels, box, mask_input, seed_mask=None) -> tuple[list[SlicePrompt], bool]:
         """The prompts of one call and whether they are a batch (a (B, 4) array of boxes)."""
         if prompt is not None:
             if not isinstance(prompt, SlicePrompt):
                 raise InputError(f"prompt: expected a SlicePrompt, got {type(prompt).__name__}")
-            if any(v is not None for v in (points, labels, box, mask_input)):
-                raise InputError("prompt: give a SlicePrompt or points/labels/box/mask_input, not both")
+            if any(v is not None for v in (points, labels, box, mask_input, seed_mask)):
+                raise InputError("prompt: give a SlicePrompt or points/labels/box/mask_input/seed_mask, not both")
             if prompt.frame != "pixel":
                 raise InputError(f"prompt: the predictor takes pixel coordinates; map a {prompt.frame} prompt to its "
                                  "slice first (geometry.prompt_on_slice, or VolumeSegmenter.segment_slice)")
             return [prompt], False
         boxes = None if box is None else np.asarray(box, dtype=np.float64)
         if boxes is None or boxes.ndim != 2:
-            return [SlicePrompt.build(points=points, labels=labels, box=boxes, mask_input=mask_input)], False
+            return [SlicePrompt.build(points=points, labels=labels, box=boxes, mask_input=mask_input,
+                                      seed_mask=seed_mask)], False
         if len(boxes) == 0 or boxes.shape[1:] != (4,):
             raise InputError(f"box: expected (4,) x0, y0, x1, y1 or (B, 4), got shape {boxes.shape}")
+        if seed_mask is not None:
+            raise InputError("seed_mask: a seed mask cannot go with a batch of boxes")
         if points is not None and len(boxes) > 1:
             raise InputError("points: points cannot be combined with a batch of several boxes")
         logits = None if mask_input is None else np.asarray(mask_input, dtype=np.float32)

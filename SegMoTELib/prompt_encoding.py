@@ -12,9 +12,8 @@ The encoding of each kind, and why:
   too) — the box is what the model knows best, and a loop around a structure is a loose box;
   a negative lasso gives a negative point at the deepest cell inside it; with a stroke encoder,
   the filled polygon is a dense channel too, which tells the model the outline, not only its box;
-- earlier result: its low-res logits as SAM's mask prompt; a seed mask (a segment the user already
-  has) becomes such logits (±`SEED_MASK_LOGIT`, graded over the cells its edge crosses) when no
-  earlier result is given.
+- earlier result: its low-res logits as SAM's mask prompt; or a seed mask (a segment the user
+  already has) as such logits (±`SEED_MASK_LOGIT`, graded over the cells its edge crosses).
 Dense stroke channels: positive scribbles, negative scribbles, positive lassos, negative lassos.
 Training (`training.stroke_simulation`) encodes its simulated strokes with `encode_strokes` too,
 so the model is trained on exactly what it gets at inference.

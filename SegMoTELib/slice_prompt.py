@@ -3,7 +3,7 @@
 A `SlicePrompt` holds clicks (each positive or negative), at most one box, scribbles and lassos
 (`Stroke`s, each positive or negative), and the dense prompts: the low-res logits of an earlier
 result (`mask_input`, for refinement) or a mask the user already has (`seed_mask`: refine a segment
-made by any tool). Its coordinates are in one `frame`:
+made by any tool; (H, W) in the display pixels of the prompt's slice, whatever the frame). Its coordinates are in one `frame`:
 
 - "pixel": (x, y) = (column, row) of the 2D image as stored (what the predictor takes);
 - "ras": (R, A, S) millimetres in the volume's world (what Slicer's markups give);
@@ -85,7 +85,7 @@ class SlicePrompt:
     lassos: tuple[Stroke, ...] = ()
     mask_input: object = None                   # low-res logits (256, 256) of an earlier result, or the
                                                 # engine's reference to them (`service.client.ServerLogits`)
-    seed_mask: np.ndarray | None = field(default=None, repr=False)  # bool: pixel (H, W); ras/ijk [k, j, i]
+    seed_mask: np.ndarray | None = field(default=None, repr=False)  # bool (H, W) in the slice's display pixels
 
     def __post_init__(self) -> None:
         if self.frame not in FRAMES:
@@ -104,9 +104,10 @@ class SlicePrompt:
                              f"at most {MAX_STROKES} are accepted")
         if self.seed_mask is not None:
             seed = np.asarray(self.seed_mask)
-            if seed.ndim != (2 if self.frame == "pixel" else 3) or seed.dtype != bool:
-                raise InputError(f"seed_mask: expected a bool mask of {'(H, W)' if self.frame == 'pixel' else '[k, j, i]'}"
-                                 f" for the {self.frame} frame, got {seed.dtype} of shape {seed.shape}")
+            if seed.ndim != 2 or seed.dtype != bool or not seed.size:
+                raise InputError(f"seed_mask: expected a bool slice mask (H, W), got {seed.dtype} of shape {seed.shape}")
+            if self.mask_input is not None:
+                raise InputError("seed_mask: give either mask_input (earlier logits) or seed_mask, not both")
 
     # --- building ----------------------------------------------------------------------------
     @classmethod

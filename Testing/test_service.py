@@ -89,6 +89,24 @@ def test_box_and_refining_click_through_http_equal_the_in_process_predictor(clie
     assert boxed.labelmap.shape == (1, 512, 512)
 
 
+def test_scribbles_and_a_lasso_in_voxel_indices_through_http_equal_the_in_process_predictor(client, base_predictor,
+                                                                                            chest_xray):
+    from SegMoTELib.training.simulated_strokes import centre_line, outline_lasso
+
+    image, truth, _ = chest_xray
+    volume = _image_volume(image)
+    stroke, loop = centre_line(truth), outline_lasso(truth)
+    away = [[20.0, 20.0], [60.0, 30.0]]  # a negative stroke in the corner
+    in_pixels = SlicePrompt.build(scribbles=[stroke], negative_scribbles=[away], lassos=[loop])
+    in_voxels = in_pixels.mapped(lambda xy: np.column_stack([xy, np.zeros(len(xy))]), "ijk")
+    with client.open_volume(volume) as remote:
+        answer = remote.segment_slice(in_voxels)
+    base_predictor.set_image(image)
+    expected = base_predictor.predict(in_pixels)
+    assert answer.ref.index == 0 and expected.masks[0].sum() > 1000
+    np.testing.assert_array_equal(answer.labelmap[0], expected.masks[0])
+
+
 def test_cli_segment_with_server_writes_the_in_process_mask(server, base_predictor, tmp_path, monkeypatch):
     slicerio = pytest.importorskip("slicerio")
     from SegMoTELib.cli import main

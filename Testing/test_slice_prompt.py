@@ -93,15 +93,19 @@ def test_ras_and_ijk_forms_of_one_prompt_give_the_same_pixels_on_an_oblique_volu
     assert pixels_ijk.box is not None and pixels_ijk.pixel_box().tolist() == [2, 3, 30, 20]
 
 
-def test_a_seed_mask_becomes_its_slice_and_a_dense_prompt_alone_needs_a_slice_index():
+def test_a_seed_mask_needs_its_slices_shape_and_a_dense_prompt_alone_needs_a_slice_index():
     volume = _oblique_volume()
-    seed = np.zeros(volume.array.shape, bool)
-    seed[6, 10:20, 5:15] = True
+    seed = np.zeros((40, 50), bool)
+    seed[10:20, 5:15] = True
     prompt = SlicePrompt.build("ras", seed_mask=seed)
     with pytest.raises(InputError, match="slice_index: an earlier result or a seed mask alone"):
         prompt_slice(volume, "axial", prompt)
     on_slice = prompt_on_slice(volume, prompt_slice(volume, "axial", prompt, slice_index=6), prompt)
-    assert on_slice.seed_mask.shape == (40, 50) and on_slice.seed_mask.sum() == 100
+    assert on_slice.frame == "pixel" and on_slice.seed_mask.sum() == 100
+    with pytest.raises(InputError, match=r"seed_mask: expected the slice's shape \(40, 50\)"):
+        prompt_on_slice(volume, SliceRef(2, 6), SlicePrompt.build("ras", seed_mask=seed.T))
+    with pytest.raises(InputError, match="seed_mask: give either mask_input"):
+        SlicePrompt.build(seed_mask=seed, mask_input=np.zeros((256, 256)))
 
 
 # --- into model inputs -------------------------------------------------------------------------

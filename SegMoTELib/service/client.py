@@ -225,7 +225,8 @@ class RemoteVolume:
                              "(its logits stay on the server)")
         body = {**prompt.to_wire(), "orientation": _orientation_body(orientation), "slice_index": _index(slice_index),
                 "previous_result": None if mask_input is None else mask_input.result_id,
-                "seed_mask": None if prompt.seed_mask is None else encode_mask(prompt.seed_mask)}
+                "seed_mask": None if prompt.seed_mask is None else {"shape": list(prompt.seed_mask.shape),
+                                                                     **encode_mask(prompt.seed_mask)}}
         return self._slice_result(self.client.request("POST", self._path + "/slice", body,
                                                       what="the slice prompt")[1])
 

@@ -103,12 +103,20 @@ class PromptFields(_Strict):
                                      seed_mask=seed_mask)
 
 
+class SeedMask(_Strict):
+    """A binary slice mask (H, W) in the slice's display orientation, encoded as `Mask` is."""
+
+    shape: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]
+    extent: list[list[int]] | None
+    bits: str
+
+
 class SliceRequest(PromptFields):
     orientation: Orientation = "axial"
     slice_index: Annotated[int, Field(ge=0)] | None = None
     previous_result: str | None = Field(None, description="refine: the result whose low-res logits go along")
-    seed_mask: Mask | None = Field(None, description="refine a mask the user has (a segment made by any tool): "
-                                                     "a labelmap block [k, j, i] holding the prompt's slice")
+    seed_mask: SeedMask | None = Field(None, description="refine a mask made elsewhere: the slice's current mask "
+                                                         "goes along as the dense prompt (not with previous_result)")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -116,8 +124,8 @@ class SliceRequest(PromptFields):
             raise ValueError("give points, box, scribbles, lassos, previous_result or seed_mask")
         if self.labels and len(self.labels) != len(self.points):
             raise ValueError("labels: give one label per point of points")
-        if self.seed_mask is not None and self.frame == "pixel":
-            raise ValueError("seed_mask: give it with frame ras or ijk (a labelmap block of the volume)")
+        if self.previous_result is not None and self.seed_mask is not None:
+            raise ValueError("give previous_result or seed_mask, not both")
         try:  # the value's own checks (vertices per frame, box corners, counts), named by field
             self.slice_prompt()
         except InputError as error:

@@ -91,13 +91,19 @@ class Session:
             mask_input = previous.low_res_logits
             if slice_index is None and request.slice_prompt().anchor() is None:
                 slice_index = previous.ref.index
-        seed = None if request.seed_mask is None else decode_mask(request.seed_mask.model_dump(),
-                                                                   tuple(segmenter.volume.array.shape[:3]))
+        seed = None if request.seed_mask is None else self._seed_mask(request.seed_mask)
         prompt = request.slice_prompt(seed_mask=seed, mask_input=mask_input)
         with self._lock:
             result = segmenter.segment_slice(prompt, _orientation(request.orientation), slice_index=slice_index)
         self.touch()
         return self._keep(result)
+
+    def _seed_mask(self, seed) -> np.ndarray:
+        """The decoded seed mask; a shape no slice of this volume can have is refused before decoding."""
+        if max(seed.shape) > max(self.shape[:3]):
+            raise InputError(f"seed_mask: shape {list(seed.shape)} is larger than any slice of this volume "
+                             f"({self.shape[:3]})")
+        return decode_mask({"extent": seed.extent, "bits": seed.bits}, tuple(seed.shape))
 
     def segment_auto(self, request) -> dict:
         segmenter = self._require_ready()

@@ -5,6 +5,7 @@
   segments with the clicks so far and its own previous logits as dense prompt, and the next click
   lands in its current error (false negative → positive, false positive → negative); some rounds
   add no click and only feed the logits back (SAM's interactive training);
+* scribble, lasso -- strokes from the target and from the model's own error (`stroke_rounds`);
 * walk -- the propagation step: the model segments a neighbouring slice from its (jittered) box,
   and that result prompts this slice as `VolumeSegmenter` does: its box grown by a margin, with
   its low-res logits and/or a positive point at its deepest pixel. The slice's target may be
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from . import simulated_user_gpu
+from .stroke_rounds import StrokeRounds
 
 
 @dataclass
@@ -33,6 +35,7 @@ class GroupPrompt:
     mask_input: torch.Tensor | None
     prompt_free: bool
     targets: torch.Tensor  # (B, 1, s, s) float at the low-res logits' size
+    strokes: torch.Tensor | None = None  # (B, 4, s, s) stroke maps (scribble and lasso groups)
 
 
 class PromptSimulator:
@@ -41,16 +44,17 @@ class PromptSimulator:
         self.config = trainer.config
         self.bank = trainer.bank
         self.device = trainer.device
+        self.strokes = StrokeRounds(self)
 
     # --- helpers ---------------------------------------------------------------------------
     def _features(self, image_rows: torch.Tensor):
         bank = self.bank
         return bank.embeddings[image_rows].float(), bank.early[image_rows].float()
 
-    def _decode(self, embeddings, early, points, boxes, mask_input):
+    def _decode(self, embeddings, early, points, boxes, mask_input, strokes=None):
         trainer = self.trainer
         with torch.no_grad(), trainer._autocast():
-            output = trainer.step_module(embeddings, early, points, boxes, mask_input, False)
+            output = trainer.step_module(embeddings, early, points, boxes, mask_input, False, strokes)
         return output.masks.float()
 
     def _predicted(self, logits: torch.Tensor, size: int) -> torch.Tensor:
@@ -102,6 +106,10 @@ class PromptSimulator:
         points = labels = boxes = mask_input = None
         if kind == "auto":
             return GroupPrompt(embeddings, early, None, None, None, True, self.low_res_targets(masks))
+        if kind in ("scribble", "lasso"):
+            inputs = self.strokes.group(kind, embeddings, early, masks, rng, generator)
+            return GroupPrompt(embeddings, early, inputs["points"], inputs["boxes"], inputs["mask_input"], False,
+                               self.low_res_targets(masks), inputs["strokes"])
         if kind == "box":
             tight, _ = simulated_user_gpu.tight_boxes(masks)
             boxes = simulated_user_gpu.perturbed_boxes(tight, side, config.box_jitter, 0.0, generator)

@@ -43,6 +43,9 @@ from .losses import segmentation_loss
 from .walks import WalkStack
 
 
+NEW_MODULES = ("stroke_encoder.", "presence.")  # adapter modules an `init_adapter` file may lack
+
+
 class DecoderStep(nn.Module):
     """The trainable forward of one prompt group."""
 
@@ -50,12 +53,12 @@ class DecoderStep(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, embeddings, early, points, boxes, mask_input, prompt_free: bool):
+    def forward(self, embeddings, early, points, boxes, mask_input, prompt_free: bool, strokes=None):
         model = self.model
         batch = embeddings.shape[0]
         if prompt_free:
             return model.decode(embeddings, early, None, model.dense_no_prompt(batch))
-        sparse, dense = model.encode_prompts(points=points, boxes=boxes, masks=mask_input)
+        sparse, dense = model.encode_prompts(points=points, boxes=boxes, masks=mask_input, strokes=strokes)
         sparse, dense = sparse.to(embeddings.dtype), dense.to(embeddings.dtype)
         if not model.uses_experts:
             logits, iou = model.decode_base(embeddings, sparse, dense, multimask=False, tuned=True)
@@ -119,7 +122,10 @@ class Trainer:
         self.out_dir = Path(config.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)
-        self.model = SegMoTEModel(load_backbone(config.backbone, config.checkpoint), config.adapter_config).to(self.device)
+        self.model = SegMoTEModel(load_backbone(config.backbone, config.checkpoint), config.adapter_config)
+        if config.init_adapter:
+            self._load_initial_adapter(config.init_adapter)
+        self.model = self.model.to(self.device)
         self.step_module = DecoderStep(self.model)
         if self.world > 1:
             self._broadcast_parameters()
@@ -128,6 +134,22 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(enabled=self.autocast_dtype == torch.float16)
         self.step = 0
         self.bank: EmbeddingBank | None = None  # the setter also sets self.prompts
+
+    def _load_initial_adapter(self, path) -> None:
+        """Start from an adapter file's weights (fine-tuning); modules it lacks (NEW_MODULES: a stroke
+        encoder, whose zero-initialised projection then changes no mask at the start) keep their
+        fresh initialisation."""
+        from ..modeling.adapter_io import read_adapter
+
+        payload = read_adapter(path, expected_backbone=self.model.backbone.name)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in payload["adapter"].items()}
+        missing, unexpected = self.model.adapter.load_state_dict(state, strict=False)
+        if unexpected or any(not name.startswith(NEW_MODULES) for name in missing):
+            raise DataError(f"init_adapter: {path} does not fit this adapter configuration "
+                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        if payload.get("decoder") is not None and self.config.adapter_config.training_mode != "adapter":
+            self.model.decoder.sam.load_state_dict({k: v.float() for k, v in payload["decoder"].items()})
+        self.log(f"fine-tuning from {path}" + (f" (new: {sorted({n.split('.')[0] for n in missing})})" if missing else ""))
 
     def _broadcast_parameters(self) -> None:
         """Every rank starts from rank 0's initial adapter (seeded alike, but make it certain)."""
@@ -230,7 +252,7 @@ class Trainer:
         prompt = self.prompts.group(kind, indices, rng, generator)
         with self._autocast():
             output = self.step_module(prompt.embeddings, prompt.early, prompt.points, prompt.boxes,
-                                      prompt.mask_input, prompt.prompt_free)
+                                      prompt.mask_input, prompt.prompt_free, prompt.strokes)
             logits = output.masks.float()
             total, parts = segmentation_loss(logits, prompt.targets, output.iou.float(), output.balance_loss(),
                                              self.config.loss_weights)
@@ -358,7 +380,7 @@ def plot_metrics(log_path: Path, png_path: Path) -> None:
     steps = [r["step"] for r in rows]
     loss_axis.plot(steps, [r["loss"] for r in rows], lw=0.6)
     loss_axis.set(title="training loss", xlabel="step", yscale="log")
-    for kind in ("box", "click", "auto"):
+    for kind in ("box", "click", "auto", "scribble", "lasso"):
         pairs = [(r["step"], r[f"dice_{kind}"]) for r in rows if f"dice_{kind}" in r]
         if pairs:
             xs, ys = zip(*pairs)

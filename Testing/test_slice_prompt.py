@@ -3,6 +3,8 @@ schema, its mapping onto a slice (RAS and IJK alike), and its encoding into mode
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -132,3 +134,34 @@ def test_strokes_encode_as_points_along_them_a_box_and_dense_maps():
     assert float(maps[3].sum()) > 0 and float(maps[1].sum()) == 0   # a negative lasso, no negative scribble
     line = maps[0].nonzero()
     assert line[:, 0].min() >= 37 and line[:, 0].max() <= 43      # a thin line at y = 40
+
+
+# --- the command line ----------------------------------------------------------------------------
+def test_cli_stroke_options_are_checked_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    """Vertex lists starting with a minus sign parse as values; a bad stroke ends with one line,
+    exit status 2, before any model work."""
+    from conftest import shared_path
+
+    import SegMoTELib.commands.segment as segment_command
+    from SegMoTELib.cli import attach_number_lists, main
+    from SegMoTELib.io import read_volume
+
+    assert attach_number_lists(["--ras-lasso", "-6,0,-3.5e1,1,2,3", "--point", "-4", "5"]) == \
+        ["--ras-lasso=-6,0,-3.5e1,1,2,3", "--point", "-4", "5"]
+    monkeypatch.setattr(segment_command, "predictor_from_args", lambda *a, **k: pytest.fail("the model loaded"))
+    ct = shared_path("volumes", "totalseg_tests", "tests", "reference_files", "example_ct_sm.nii.gz")
+    volume = read_volume(ct)
+    on_slice = volume.ijk_to_ras_points([[40, 50, 10], [60, 50, 10], [60, 70, 10]])
+    off_slice = volume.ijk_to_ras_points([[40, 50, 10], [60, 50, 12]])
+
+    def numbers(points):
+        return ",".join(f"{v:.3f}" for v in np.asarray(points).ravel())
+
+    cases = [(["--ras-lasso", numbers(on_slice)[:-8]], "--ras-lasso: expected 3 numbers per vertex"),
+             (["--ras-scribble", numbers(off_slice)], "--ras-scribble: the vertex at .* lies on axial slice 12"),
+             (["--ras-negative-scribble", numbers(on_slice)], "negative prompts need a positive one too"),
+             (["--scribble", "1,2,3,4"], "is a volume of 30 slices; give prompts in RAS mm")]
+    for options, message in cases:
+        assert main(["segment", str(ct), *options, "-o", str(tmp_path / "out.seg.nrrd")]) == 2
+        assert re.search(message, capsys.readouterr().err), (options, message)
+    assert not (tmp_path / "out.seg.nrrd").exists()

@@ -148,8 +148,8 @@ def _prepare(args) -> _Job:
     single_slice = volume.array.shape[0] == 1
     mode = "2d" if pixel_prompt or (args.auto and single_slice) else "volume"
     if mode == "2d" and not single_slice:
-        raise InputError(f"--box/--point: {args.input} is a volume of {volume.array.shape[0]} slices; "
-                         f"give prompts in RAS mm (--ras-point, --ras-box)")
+        raise InputError(f"--box/--point/--scribble/--lasso: {args.input} is a volume of {volume.array.shape[0]} "
+                         f"slices; give prompts in RAS mm (--ras-point, --ras-box, --ras-scribble, --ras-lasso)")
     extension = extension_of(output)
     allowed = MASK_IMAGE_EXTENSIONS + VOLUME_EXTENSIONS + (".seg.nrrd",) if mode == "2d" else \
         VOLUME_EXTENSIONS + (".seg.nrrd",)

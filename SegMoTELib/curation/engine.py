@@ -3,8 +3,8 @@
 An engine maps a picklable module-level function over tasks and yields the results as they finish,
 in any order; the pipeline journals each result as it arrives and puts records back in unit order,
 so the outputs do not depend on the engine or on completion order. Engines:
-- `LocalEngine(workers)`: processes on this machine (the default; no extra dependency);
-- `ray_engine.RayEngine(...)`: Ray tasks on an embedded local Ray or on a cluster (`segmote[ray]`).
+- `LocalCurationEngine(workers)`: processes on this machine (the default; no extra dependency);
+- `ray_engine.RayCurationEngine(...)`: Ray tasks on an embedded local Ray or on a cluster (`segmote[ray]`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 
 
-class LocalEngine:
+class LocalCurationEngine:
     """`workers` processes of this machine (one: in this process, no pool)."""
 
     name = "local"
@@ -61,11 +61,11 @@ def make_engine(engine: str = "local", workers: int | None = None, address: str 
     if engine == "local":
         import os
 
-        return LocalEngine(int(workers or os.cpu_count() or 1))
+        return LocalCurationEngine(int(workers or os.cpu_count() or 1))
     if engine == "ray":
-        from .ray_engine import RayEngine
+        from .ray_engine import RayCurationEngine
 
-        return RayEngine(address=address, num_cpus=num_cpus)
+        return RayCurationEngine(address=address, num_cpus=num_cpus)
     from ..errors import InputError
 
     raise InputError(f"engine: expected 'local' or 'ray', got {engine!r}")

@@ -33,7 +33,7 @@ from ..intensity import normalise_modality
 from ..io.folder_lock import FolderLock
 from ..io.outputs import output_errors, writable_folder
 from .config import QCConfig
-from .engine import LocalEngine
+from .engine import LocalCurationEngine
 from .export import assign_names, export_records, prepare_folder, write_manifest
 from .gates import apply_quality
 from .journal import Journal
@@ -48,7 +48,7 @@ def run_curation(sources, target, out_dir, class_by=("dataset",), workers=None, 
                  progress=True, axis=0, modality="auto", export=True, plots=True, engine=None) -> dict:
     """Curate `sources` into `out_dir` (see the module notes); returns the run summary.
 
-    `engine` runs the measuring (`engine.LocalEngine`, `ray_engine.RayEngine`); None: `workers`
+    `engine` runs the measuring (`engine.LocalCurationEngine`, `ray_engine.RayCurationEngine`); None: `workers`
     local processes. The export always runs in `workers` local processes.
     """
     started = time.perf_counter()
@@ -75,7 +75,7 @@ def _curate(units, target, out_dir: Path, class_by, workers, seed, config, progr
         results = journal.load()
         pending = [unit for unit in units if unit.key not in results]
         measure_started = time.perf_counter()
-        engine = engine or LocalEngine(workers)
+        engine = engine or LocalCurationEngine(workers)
         fresh = _measure(pending, engine, axis, modality, journal, progress)
         measure_seconds = time.perf_counter() - measure_started
     results.update(fresh)
@@ -220,7 +220,7 @@ def _export_into(partial: Path, records: list[dict], modality: str, workers: int
     prepare_folder(partial)
     names = assign_names(records)
     tasks = [(partial, chunk, [names[i] for i in indices], modality) for chunk, indices in _export_chunks(records)]
-    parts = LocalEngine(workers).map_unordered(_export_task, tasks)  # order is restored by the names below
+    parts = LocalCurationEngine(workers).map_unordered(_export_task, tasks)  # order is restored by the names below
     row_of = {row["file"]: row for part in parts for row in part}
     write_manifest(partial, [row_of[f"{name}.png"] for name in names])
 

@@ -8,10 +8,14 @@ tensors), RGB that is not 8-bit.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import DataError
 from ..volume import Volume
+from .atomic import atomic_output
+from .formats import extension_of
 
 
 def _sitk():
@@ -110,3 +114,13 @@ def short_message(error: Exception) -> str:
     """SimpleITK errors carry a C++ trace; the useful part is the last non-empty line."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[-1] if lines else type(error).__name__
+
+
+def write_sitk_image(image, target: Path) -> None:
+    """Write a SimpleITK image atomically, compressed where the format allows it."""
+    sitk = _sitk()
+    with atomic_output(target) as staged:
+        try:
+            sitk.WriteImage(image, str(staged), useCompression=extension_of(target) not in (".jpg", ".jpeg"))
+        except RuntimeError as error:
+            raise DataError(f"{target}: writing failed ({short_message(error)})") from error

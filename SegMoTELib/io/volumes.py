@@ -11,13 +11,12 @@ from pathlib import Path
 
 from ..errors import DataError, InputError
 from ..volume import Volume
-from .atomic import atomic_output
 from .dicom import MODALITY_TAG, read_dicom_series
 from .formats import IMAGE_2D_EXTENSIONS, VOLUME_EXTENSIONS, WRITABLE_EXTENSIONS, extension_of
 from .integrity import check_image_file
-from .sitk_convert import short_message, volume_from_sitk, volume_to_sitk
+from .sitk_convert import short_message, volume_from_sitk, volume_to_sitk, write_sitk_image
 
-__all__ = ["read_dicom_series", "read_volume", "write_volume", "write_sitk_image"]
+__all__ = ["read_dicom_series", "read_volume", "write_volume"]
 
 
 def read_volume(path, series_uid: str | None = None) -> Volume:
@@ -72,9 +71,9 @@ def write_volume(volume: Volume, path) -> Path:
     target = Path(path).expanduser()
     extension = extension_of(target)
     if extension == ".seg.nrrd":
-        from .segmentation import write_segmentation
+        from .seg_nrrd import default_segments, write_seg_nrrd
 
-        return write_segmentation(target, volume)
+        return write_seg_nrrd(target, volume, default_segments(volume.array))
     if extension == ".npz":
         from .npz import write_npz_case
 
@@ -88,14 +87,3 @@ def write_volume(volume: Volume, path) -> Path:
                          f"of {', '.join(WRITABLE_EXTENSIONS)} (DICOM is read-only)")
     write_sitk_image(volume_to_sitk(volume), target)
     return target
-
-
-def write_sitk_image(image, target: Path) -> None:
-    """Write a SimpleITK image atomically, compressed where the format allows it."""
-    import SimpleITK as sitk
-
-    with atomic_output(target) as staged:
-        try:
-            sitk.WriteImage(image, str(staged), useCompression=extension_of(target) not in (".jpg", ".jpeg"))
-        except RuntimeError as error:
-            raise DataError(f"{target}: writing failed ({short_message(error)})") from error

@@ -74,6 +74,7 @@ def _curate(units, target, out_dir: Path, class_by, workers, seed, config, progr
     with Journal(out_dir / "work" / "journal.jsonl") as journal:
         results = journal.load()
         pending = [unit for unit in units if unit.key not in results]
+        notes = notes + _changed_since_measured(pending, results)
         measure_started = time.perf_counter()
         engine = engine or LocalCurationEngine(workers)
         fresh = _measure(pending, engine, axis, modality, journal, progress)
@@ -128,6 +129,18 @@ def _curate(units, target, out_dir: Path, class_by, workers, seed, config, progr
     for item in caught:
         warnings.warn(item.message, item.category, stacklevel=2)
     return summary
+
+
+def _changed_since_measured(pending, results: dict) -> list[str]:
+    """A note naming the units measured again because their files changed since the journal's run."""
+    journalled = {entry.get("identity") for entry in results.values()}
+    changed = [unit for unit in pending if unit.identity in journalled]
+    if not changed:
+        return []
+    first = changed[0].items[0]
+    example = getattr(first, "mask", None) or getattr(first, "label", "")
+    return [f"{len(changed)} work unit(s) measured again: their files changed since they were measured "
+            f"(e.g. the unit of {example})"]
 
 
 def _json(value) -> str:

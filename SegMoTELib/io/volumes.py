@@ -19,8 +19,11 @@ from .sitk_convert import short_message, volume_from_sitk, volume_to_sitk, write
 __all__ = ["read_dicom_series", "read_volume", "write_volume"]
 
 
-def read_volume(path, series_uid: str | None = None) -> Volume:
+def read_volume(path, series_uid: str | None = None, confine_to=None) -> Volume:
     """Read a 3D volume or a 2D image as a `Volume`.
+
+    `confine_to` (folders): read only if the file and every file its header names lie under one
+    of them, an `AccessError` otherwise (`confinement.py`; the service's --data-root).
 
     Folders are read as a DICOM series (`series_uid` picks one when the folder holds several;
     otherwise the series with most files is used and the choice is logged). `.npz` files give
@@ -28,6 +31,10 @@ def read_volume(path, series_uid: str | None = None) -> Volume:
     direction. Float volumes with NaN or infinite voxels are refused.
     """
     source = Path(path).expanduser()
+    if confine_to is not None:
+        from .confinement import confine
+
+        source = confine(source, confine_to)  # before anything says whether a file exists
     if not source.exists():
         raise DataError(f"{source}: no such file or folder")
     if source.is_dir():

@@ -14,7 +14,7 @@ from ..volume import Volume
 from .dicom import MODALITY_TAG, read_dicom_series
 from .formats import IMAGE_2D_EXTENSIONS, VOLUME_EXTENSIONS, WRITABLE_EXTENSIONS, extension_of
 from .integrity import check_image_file
-from .sitk_convert import short_message, volume_from_sitk, volume_to_sitk, write_sitk_image
+from .sitk_convert import short_message, simpleitk, volume_from_sitk, volume_to_sitk, write_sitk_image
 
 __all__ = ["read_dicom_series", "read_volume", "write_volume"]
 
@@ -52,7 +52,7 @@ def read_volume(path, series_uid: str | None = None, confine_to=None) -> Volume:
 
 
 def _read_with_sitk(source: Path) -> Volume:
-    import SimpleITK as sitk
+    sitk = simpleitk()
 
     if source.stat().st_size == 0:
         raise DataError(f"{source}: the file is empty")

@@ -1,6 +1,6 @@
 """MedSeg-HQ curation: quality metrics, gates, score, sampler, pipeline (no Slicer, no torch).
 
-See DESIGN.md §3 for the formulas; `metrics.py` documents border conventions, `sampler.py` the
+See docs/CURATION.md for the method and every `--config` field; `metrics.py` documents border conventions, `sampler.py` the
 sampling, `pipeline.py` the output folder, `export.py` the training-set layout.
 """
 

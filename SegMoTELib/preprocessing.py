@@ -51,48 +51,6 @@ class ImageTransform:
         return F.interpolate(cropped, size=self.original_hw, mode="bilinear", align_corners=False)
 
 
-
-# Logit given to a seed mask's inside (minus outside). LiteMedSAM's decoder refines its own previous
-# low-res logits, which stay within about ±4 on real slices (left lung of the dev chest X-ray: ±3.6);
-# a seed on that scale is refined like one: on that image, a click in a missing third of the lung
-# with the incomplete mask as seed reached Dice 0.97 for ±2 and ±4, 0.96 for ±8, 0.93 for ±20
-# (an unseeded click: 0.83). Testing/test_seed_mask.py keeps the choice honest.
-SEED_MASK_LOGIT = 4.0
-
-
-def mask_to_prompt_logits(mask2d, transform: ImageTransform, size: int = 256) -> np.ndarray:
-    """A binary mask in image pixels (H, W) as a dense prompt: low-res logits (size, size) float32.
-
-    The inverse of `ImageTransform.logits_to_image`: the mask is resized like the image (longest side
-    to the model's input size), padded like it, brought to the decoder's low-res grid, and mapped to
-    ±SEED_MASK_LOGIT (partial pixels on the edge in between). This is how a segment made by any tool
-    seeds the model as the previous prediction would.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    mask = np.asarray(mask2d, dtype=bool)
-    if mask.shape != tuple(transform.original_hw):
-        raise InputError(f"seed_mask: expected the slice's shape {tuple(transform.original_hw)}, got {mask.shape}")
-    pixels = _resized(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None], transform.resized_hw)
-    pad_h = transform.input_size - transform.resized_hw[0]
-    pad_w = transform.input_size - transform.resized_hw[1]
-    pixels = _resized(F.pad(pixels, (0, pad_w, 0, pad_h)), (size, size))
-    fraction = pixels[0, 0].clamp(0.0, 1.0).numpy()
-    return ((2.0 * fraction - 1.0) * SEED_MASK_LOGIT).astype(np.float32)
-
-
-def _resized(pixels, size_hw):
-    """(1, 1, h, w) float tensor at `size_hw`: pixel-area averaging when shrinking, bilinear otherwise."""
-    import torch.nn.functional as F
-
-    if tuple(pixels.shape[-2:]) == tuple(size_hw):
-        return pixels
-    if size_hw[0] <= pixels.shape[-2] and size_hw[1] <= pixels.shape[-1]:
-        return F.interpolate(pixels, size=tuple(size_hw), mode="area")
-    return F.interpolate(pixels, size=tuple(size_hw), mode="bilinear", align_corners=False)
-
-
 def as_rgb_uint8(image: np.ndarray, modality: str = "auto", mapping: IntensityMapping | None = None) -> np.ndarray:
     """Any 2D grey image or (H, W, 3) RGB image → (H, W, 3) uint8, through the shared intensity mapping."""
     pixels = as_model_uint8(image, modality, mapping)
@@ -158,3 +116,25 @@ def to_model_inputs(images: list[np.ndarray], backbone, device):
     pad_h = backbone.input_size - transform.resized_hw[0]
     pad_w = backbone.input_size - transform.resized_hw[1]
     return F.pad(tensor, (0, pad_w, 0, pad_h)), [transform] * len(images)
+
+
+SEED_LOGIT = 10.0  # |logit| of a mask given as a dense prompt: confident, as the model's own masks are
+
+
+def mask_to_low_res_logits(mask2d: np.ndarray, low_res: int = 256) -> np.ndarray:
+    """A binary slice mask (H, W) as low-res logits (low_res, low_res) float32: the dense prompt a
+    prediction's `low_res_logits` would be (the longest side fills the grid, padding bottom/right,
+    as `ImageTransform.logits_to_image` reads it back), +SEED_LOGIT inside, -SEED_LOGIT outside."""
+    mask = np.asarray(mask2d, dtype=bool)
+    if mask.ndim != 2 or not mask.size:
+        raise InputError(f"mask: expected a 2D slice mask, got shape {mask.shape}")
+    height, width = mask.shape
+    scale = low_res / max(height, width)
+    rows = max(1, int(height * scale + 0.5))
+    cols = max(1, int(width * scale + 0.5))
+    # nearest neighbour: the source pixel under each low-res pixel's centre
+    source_rows = np.minimum(((np.arange(rows) + 0.5) * height / rows).astype(np.int64), height - 1)
+    source_cols = np.minimum(((np.arange(cols) + 0.5) * width / cols).astype(np.int64), width - 1)
+    logits = np.full((low_res, low_res), -SEED_LOGIT, dtype=np.float32)
+    logits[:rows, :cols] = np.where(mask[np.ix_(source_rows, source_cols)], SEED_LOGIT, -SEED_LOGIT)
+    return logits

@@ -1,8 +1,8 @@
 """Refining a mask made elsewhere: a binary slice mask goes to the model as its dense prompt.
 
 The Slicer effect sends the selected segment's current slice with the first prompt on that slice, so
-a user corrects a segment made by any tool instead of starting from scratch. `mask_to_prompt_logits`
-is the one conversion; the predictor, VolumeSegmenter and the service take it as `seed_mask`.
+a user corrects a segment made by any tool instead of starting from scratch. `mask_to_low_res_logits`
+is the one conversion; the predictor, VolumeSegmenter and the service take the mask as `seed_mask`.
 """
 
 from __future__ import annotations
@@ -12,21 +12,24 @@ import pytest
 from conftest import dice
 
 from SegMoTELib.errors import InputError
-from SegMoTELib.preprocessing import SEED_MASK_LOGIT, ImageTransform, mask_to_prompt_logits
+from SegMoTELib.preprocessing import SEED_LOGIT, ImageTransform, mask_to_low_res_logits
 
 
-def test_seed_logits_follow_the_image_resize_and_padding():
-    """A 100 x 200 image becomes 128 x 256 inside the 256 input (padded below): the mask's right half
-    is positive there, the rest and the padding negative."""
-    transform = ImageTransform.for_image(100, 200, 256)
+def test_seed_logits_lie_where_the_predictor_reads_its_own_logits_back():
+    """A 100 x 200 image fills 128 x 256 of the low-res grid (padded below), as its logits would: the
+    mask's right half is positive there, the rest and the padding negative; read back through
+    ImageTransform.logits_to_image it is the mask again."""
+    import torch
+
     mask = np.zeros((100, 200), dtype=bool)
     mask[:, 100:] = True
-    logits = mask_to_prompt_logits(mask, transform)
+    logits = mask_to_low_res_logits(mask)
     assert logits.shape == (256, 256) and logits.dtype == np.float32
-    assert np.all(logits[:128, 130:] == SEED_MASK_LOGIT) and np.all(logits[:128, :126] == -SEED_MASK_LOGIT)
-    assert np.all(logits[129:] == -SEED_MASK_LOGIT)  # padding is background
-    with pytest.raises(InputError, match="seed_mask"):
-        mask_to_prompt_logits(np.zeros((99, 200), bool), transform)
+    assert np.all(logits[:128, 128:] == SEED_LOGIT) and np.all(logits[:128, :128] == -SEED_LOGIT)
+    assert np.all(logits[128:] == -SEED_LOGIT)  # padding is background
+    for input_size in (256, 1024):  # LiteMedSAM and SAM ViT: the low-res grid is the same
+        back = ImageTransform.for_image(100, 200, input_size).logits_to_image(torch.from_numpy(logits)[None, None])
+        assert np.mean((back[0, 0].numpy() > 0) == mask) > 0.995
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +71,8 @@ def test_a_click_seeded_with_the_segment_keeps_it_and_completes_it(shipped_predi
     with pytest.raises(InputError, match="not both"):
         shipped_predictor.predict(points=click, labels=positive, seed_mask=lung,
                                   mask_input=np.zeros((256, 256), np.float32))
+    with pytest.raises(InputError, match="seed_mask: expected the image's shape"):
+        shipped_predictor.predict(points=click, labels=positive, seed_mask=lung[:, :-1])
 
 
 def test_volume_segmenter_takes_the_seed_in_display_orientation(shipped_predictor, chest_xray):

@@ -498,8 +498,8 @@ def test_slicer_docs_have_install_and_console_sections(checker: ApiChecker):
     ast.parse(example, feature_version=(3, 12))
     assert "SegMoTELogic" in example and "scriptedEffect" not in example and "Widget" not in example
     assert checker.check_source(example, "README.md") == []
-    logic_methods = {n.name for n in ast.walk(ast.parse((GLUE / "SegMoTE.py").read_text()))
-                     if isinstance(n, ast.FunctionDef)}
+    logic_methods = {n.name for path in (GLUE / "SegMoTE.py", GLUE / "SegMoTEGlue" / "volumelogic.py")
+                     for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef)}
     used = set(re.findall(r"logic\.(\w+)\(", example))
     assert used and used <= logic_methods, used - logic_methods
 

@@ -93,6 +93,17 @@ def orientedImageToWorldMatrix(image: slicer.vtkOrientedImageData,
     return slicer.util.arrayFromVTKMatrix(transform.GetMatrix())
 
 
+def orientedImageSessionKey(image: slicer.vtkOrientedImageData, segmentationNode: slicer.vtkMRMLSegmentationNode,
+                            sourceVolumeNode: slicer.vtkMRMLVolumeNode, modality: str | None) -> tuple:
+    """What names the effect's uploaded volume (as `volumeSessionKey` for the Logic): the nodes, the
+    voxels' modification times, the modality and the image-to-world geometry, parent transforms
+    included, so a moved volume or segmentation is a new session, never a stale mapping."""
+    if image is None or image.IsEmpty():
+        raise InputError("source volume: the Segment Editor has no source volume image; select a source volume")
+    return (segmentationNode.GetID(), sourceVolumeNode.GetID(), image.GetMTime(), sourceVolumeNode.GetImageData().GetMTime(),
+            modality, tuple(orientedImageToWorldMatrix(image, segmentationNode).ravel().tolist()))
+
+
 def orientedImageToVolume(image: slicer.vtkOrientedImageData, segmentationNode: slicer.vtkMRMLSegmentationNode,
                           sourceVolumeNode: slicer.vtkMRMLVolumeNode | None = None) -> Volume:
     """A Segment Editor image (in the segmentation's geometry) as a `Volume` in world RAS.

@@ -1,0 +1,96 @@
+"""Writing a result into the selected segment on a slab of slices, keeping every voxel outside it.
+
+Slicer's own "Set" does not do this: `modifySelectedSegmentByLabelmap(modifier, ModificationModeSet,
+extent)` first clears the whole segment (a `MODE_MERGE_MIN` with the inverted segment and no extent)
+and only then adds the modifier inside `extent` (vtkSlicerSegmentEditorLogic::ModifySegmentByLabelmap,
+Modules/Loadable/Segmentations/Logic/vtkSlicerSegmentEditorLogic.cxx, Slicer 5.10; the same code
+was in qSlicerSegmentEditorAbstractEffect.cxx up to 5.8). A click on slice 41 would delete slice 40.
+
+So, under one undo state, as Slicer's Smoothing effect does for the part of a segment outside its
+brush:
+1. the segment as it is, outside the slab, is kept aside (`selectedSegmentLabelmap()`);
+2. "Set" with the slab's extent writes the result there, masked and overwrite-aware exactly as any
+   effect (editable area, editable intensity range, "overwrite other segments"; inside the slab the
+   segment's voxels outside the editable area stay, by Slicer's Set);
+3. what was kept aside is added back with `bypassMasking`: it was the segment's already, so no mask
+   applies to it and no other segment is overwritten outside the slab.
+
+`editor` is the effect's `scriptedEffect` in Slicer (qSlicerSegmentEditorAbstractEffect's
+defaultModifierLabelmap, selectedSegmentLabelmap, saveStateForUndo, modifySelectedSegmentByLabelmap
+and its ModificationMode values), or in tests the same calls on Slicer's real segment-editor logic.
+No Qt here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import slicer
+
+from SegMoTELib.errors import InputError
+
+from .mrmlconvert import orientedImageArray, sliceExtent
+
+GEOMETRY_MISMATCH = ("The segmentation's geometry differs from the source volume's; set it with "
+                     "'Specify geometry' (source volume) and try again.")
+
+
+def slabIndex(image: slicer.vtkOrientedImageData, axis: int, first: int, last: int, extent=None) -> tuple:
+    """Numpy index [k, j, i] of slices first..last (counted from `image`'s own first slice) along voxel
+    axis `axis` of an image of `extent` (default: `image`'s); None when the slab lies outside it.
+
+    Integer bookkeeping only: both images share one IJK frame (Segment Editor images of one
+    reference geometry), their extents may start at different indices.
+    """
+    extent = list(extent if extent is not None else image.GetExtent())
+    start = image.GetExtent()[2 * axis] + first - extent[2 * axis]
+    stop = image.GetExtent()[2 * axis] + last - extent[2 * axis] + 1
+    size = extent[2 * axis + 1] - extent[2 * axis] + 1
+    start, stop = max(start, 0), min(stop, size)
+    if start >= stop:
+        return None
+    index = [slice(None)] * 3
+    index[2 - axis] = slice(start, stop)  # voxel axis i, j, k is numpy axis 2, 1, 0
+    return tuple(index)
+
+
+def replaceSegmentOnSlab(editor, labelmap, image: slicer.vtkOrientedImageData, axis: int, first: int,
+                         last: int) -> None:
+    """Replace the selected segment on slices first..last along `axis` by `labelmap` [k, j, i]
+    (laid out like `image`, the Segment Editor's source volume image); one undo state.
+
+    Raises InputError, before any undo state is saved, when the segmentation's geometry is not the
+    source volume's (the labelmap would land on other voxels).
+    """
+    modifier = editor.defaultModifierLabelmap()
+    if modifier is None or tuple(modifier.GetExtent()) != tuple(image.GetExtent()):
+        raise InputError(GEOMETRY_MISMATCH)
+    slab = slabIndex(modifier, axis, first, last)
+    outsideSlab = _segmentOutsideSlab(editor, modifier, axis, first, last)
+    editor.saveStateForUndo()
+    voxels = orientedImageArray(modifier)  # cleared by defaultModifierLabelmap()
+    voxels[slab] = np.asarray(labelmap[slab], dtype=voxels.dtype)
+    modifier.Modified()
+    editor.modifySelectedSegmentByLabelmap(modifier, editor.ModificationModeSet,
+                                           sliceExtent(modifier, axis, first, last))
+    if outsideSlab is not None:
+        editor.modifySelectedSegmentByLabelmap(outsideSlab, editor.ModificationModeAdd, True)
+
+
+def _segmentOutsideSlab(editor, modifier, axis: int, first: int, last: int):
+    """A copy of the selected segment (binary, reference geometry) with the slab cleared; None if empty."""
+    segment = editor.selectedSegmentLabelmap()
+    if segment is None:
+        return None
+    extent = segment.GetExtent()
+    if extent[0] > extent[1] or extent[2] > extent[3] or extent[4] > extent[5]:
+        return None  # an empty segment
+    kept = slicer.vtkOrientedImageData()
+    kept.DeepCopy(segment)
+    voxels = orientedImageArray(kept)
+    slab = slabIndex(modifier, axis, first, last, extent=kept.GetExtent())
+    if slab is not None:
+        voxels[slab] = 0
+    if not voxels.any():
+        return None
+    kept.Modified()
+    return kept

@@ -60,7 +60,8 @@ class RealScene:
         self.logics = {}
         for name, className in (("colors", "vtkSlicerColorLogic"), ("volumes", "vtkSlicerVolumesLogic"),
                                 ("segmentations", "vtkSlicerSegmentationsModuleLogic"),
-                                ("markups", "vtkSlicerMarkupsLogic")):
+                                ("markups", "vtkSlicerMarkupsLogic"), ("tables", "vtkSlicerTablesLogic"),
+                                ("plots", "vtkSlicerPlotsLogic")):
             logic = getattr(slicer, className)()
             logic.SetMRMLApplicationLogic(self.applicationLogic)
             logic.SetMRMLScene(self.scene)

@@ -1,19 +1,20 @@
 """Writing a result into the selected segment on a slab of slices, keeping every voxel outside it.
 
 Slicer's own "Set" does not do this: `modifySelectedSegmentByLabelmap(modifier, ModificationModeSet,
-extent)` first clears the whole segment (a `MODE_MERGE_MIN` with the inverted segment and no extent)
-and only then adds the modifier inside `extent` (vtkSlicerSegmentEditorLogic::ModifySegmentByLabelmap,
-Modules/Loadable/Segmentations/Logic/vtkSlicerSegmentEditorLogic.cxx, Slicer 5.10; the same code
-was in qSlicerSegmentEditorAbstractEffect.cxx up to 5.8). A click on slice 41 would delete slice 40.
+extent)` first clears the whole segment (a `MODE_MERGE_MIN` with the inverted segment and no extent,
+line ~1922) and only then adds the modifier inside `extent` (vtkSlicerSegmentEditorLogic::
+ModifySegmentByLabelmap, Modules/Loadable/Segmentations/Logic/vtkSlicerSegmentEditorLogic.cxx, Slicer
+5.10.0, unchanged in the 5.13 that CI tests on; the same code was in qSlicerSegmentEditorAbstractEffect.cxx
+up to 5.8). A click on slice 41 would delete slice 40.
 
-So, under one undo state, as Slicer's Smoothing effect does for the part of a segment outside its
-brush:
+So, under one undo state, as Slicer's Smoothing effect re-adds the part of a segment outside its brush:
 1. the segment as it is, outside the slab, is kept aside (`selectedSegmentLabelmap()`);
 2. "Set" with the slab's extent writes the result there, masked and overwrite-aware exactly as any
    effect (editable area, editable intensity range, "overwrite other segments"; inside the slab the
-   segment's voxels outside the editable area stay, by Slicer's Set);
+   segment's voxels outside the editable area stay: Set adds them to the modifier, line ~1825);
 3. what was kept aside is added back with `bypassMasking`: it was the segment's already, so no mask
-   applies to it and no other segment is overwritten outside the slab.
+   applies to it, and bypassMasking empties the list of segments to overwrite (line ~1887), so no
+   other segment changes outside the slab.
 
 `editor` is the effect's `scriptedEffect` in Slicer (qSlicerSegmentEditorAbstractEffect's
 defaultModifierLabelmap, selectedSegmentLabelmap, saveStateForUndo, modifySelectedSegmentByLabelmap

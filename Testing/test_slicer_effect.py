@@ -207,6 +207,28 @@ def test_an_editable_area_mask_is_honoured(editor):
     np.testing.assert_array_equal(editor.mask(editor.other), other)
 
 
+def test_editing_inside_one_other_segment_gives_it_nothing(editor):
+    """Editable area "inside segment other": Slicer's Remove would hand the liver's removed voxels to
+    "other" (split by painting). The liver's slice-12 voxels outside "other" stay, "other" is unchanged,
+    the liver's slice 10 stays."""
+    editorNode = editor.calls.editorNode
+    liverBefore = np.zeros(editor.mask().shape, bool)
+    liverBefore[10, 70:100, 130:160] = liverBefore[12, 60:70, 150:170] = True
+    editor.paint(editor.liver, liverBefore)
+    other = np.zeros(editor.mask().shape, bool)
+    other[12, 40:140, 90:138] = True
+    editor.paint(editor.other, other)
+    editorNode.SetMaskMode(slicer.vtkMRMLSegmentationNode.EditAllowedInsideSingleSegment)
+    editorNode.SetMaskSegmentID(editor.other)
+    editorNode.SetOverwriteMode(slicer.vtkMRMLSegmentEditorNode.OverwriteNone)
+    editor.box(12)
+    liver = editor.mask()
+    assert (liver[12] & other[12]).any() and not (liver[12] & ~other[12] & ~liverBefore[12]).any()
+    np.testing.assert_array_equal(liver[12] & ~other[12], liverBefore[12] & ~other[12])
+    np.testing.assert_array_equal(liver[10], liverBefore[10])
+    np.testing.assert_array_equal(editor.mask(editor.other), other)
+
+
 def test_overwriting_other_segments_stays_on_the_written_slices(editor):
     """Overwrite "all segments": the other segment loses what the result covers on slice 12 only."""
     other = np.zeros(editor.mask().shape, bool)

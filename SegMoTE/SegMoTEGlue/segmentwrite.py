@@ -7,19 +7,23 @@ ModifySegmentByLabelmap, Modules/Loadable/Segmentations/Logic/vtkSlicerSegmentEd
 5.10.0, unchanged in the 5.13 that CI tests on; the same code was in qSlicerSegmentEditorAbstractEffect.cxx
 up to 5.8). A click on slice 41 would delete slice 40.
 
-So, under one undo state, as Slicer's Smoothing effect re-adds the part of a segment outside its brush:
-1. the segment as it is, outside the slab, is kept aside (`selectedSegmentLabelmap()`);
-2. "Set" with the slab's extent writes the result there, masked and overwrite-aware exactly as any
-   effect (editable area, editable intensity range, "overwrite other segments"; inside the slab the
-   segment's voxels outside the editable area stay: Set adds them to the modifier, line ~1825);
-3. what was kept aside is added back with `bypassMasking`: it was the segment's already, so no mask
-   applies to it, and bypassMasking empties the list of segments to overwrite (line ~1887), so no
-   other segment changes outside the slab.
+So the result is written, under one undo state, as Set would write it on the slab alone: inside the
+editable area (mask mode, editable intensity range) the segment becomes the result and other segments
+give way as "overwrite other segments" says; outside the editable area the segment's voxels stay
+(Set adds them to the modifier, line ~1825); nothing changes outside the slab. Two ways:
+- "Remove" the slab, then "Add" the result, both with the slab's extent (masked, overwrite-aware as
+  any effect). Only the slab is touched.
+- With the editable area "inside one segment" that is another one, "Remove" would also give the
+  removed voxels to that segment (Slicer's split-by-painting, line ~2063). Then "Set" with the slab's
+  extent writes the result and what the segment had outside the slab is added back with
+  `bypassMasking` (no mask applies to it; bypassMasking empties the list of segments to overwrite,
+  line ~1887), as Slicer's Smoothing effect re-adds the part of a segment outside its brush. This
+  touches the whole segment, so it is slower.
 
 `editor` is the effect's `scriptedEffect` in Slicer (qSlicerSegmentEditorAbstractEffect's
-defaultModifierLabelmap, selectedSegmentLabelmap, saveStateForUndo, modifySelectedSegmentByLabelmap
-and its ModificationMode values), or in tests the same calls on Slicer's real segment-editor logic.
-No Qt here.
+parameterSetNode, defaultModifierLabelmap, selectedSegmentLabelmap, saveStateForUndo,
+modifySelectedSegmentByLabelmap and its ModificationMode values), or in tests the same calls on
+Slicer's real segment-editor logic. No Qt here.
 """
 
 from __future__ import annotations
@@ -65,16 +69,39 @@ def replaceSegmentOnSlab(editor, labelmap, image: slicer.vtkOrientedImageData, a
     modifier = editor.defaultModifierLabelmap()
     if modifier is None or tuple(modifier.GetExtent()) != tuple(image.GetExtent()):
         raise InputError(GEOMETRY_MISMATCH)
-    slab = slabIndex(modifier, axis, first, last)
-    outsideSlab = _segmentOutsideSlab(editor, modifier, axis, first, last)
+    extent = sliceExtent(modifier, axis, first, last)
+    result = _slabImage(modifier, extent, labelmap[slabIndex(modifier, axis, first, last)])
+    if _removeGivesToMaskSegment(editor.parameterSetNode()):
+        outsideSlab = _segmentOutsideSlab(editor, modifier, axis, first, last)
+        editor.saveStateForUndo()
+        editor.modifySelectedSegmentByLabelmap(result, editor.ModificationModeSet, extent)
+        if outsideSlab is not None:
+            editor.modifySelectedSegmentByLabelmap(outsideSlab, editor.ModificationModeAdd, True)
+        return
     editor.saveStateForUndo()
-    voxels = orientedImageArray(modifier)  # cleared by defaultModifierLabelmap()
-    voxels[slab] = np.asarray(labelmap[slab], dtype=voxels.dtype)
-    modifier.Modified()
-    editor.modifySelectedSegmentByLabelmap(modifier, editor.ModificationModeSet,
-                                           sliceExtent(modifier, axis, first, last))
-    if outsideSlab is not None:
-        editor.modifySelectedSegmentByLabelmap(outsideSlab, editor.ModificationModeAdd, True)
+    editor.modifySelectedSegmentByLabelmap(_slabImage(modifier, extent, 1), editor.ModificationModeRemove, extent)
+    editor.modifySelectedSegmentByLabelmap(result, editor.ModificationModeAdd, extent)
+
+
+def _removeGivesToMaskSegment(editorNode) -> bool:
+    """Whether "Remove" would add what it removes to the mask segment (vtkSlicerSegmentEditorLogic, 5.10)."""
+    maskSegmentId = editorNode.GetMaskSegmentID()
+    return (editorNode.GetMaskMode() == slicer.vtkMRMLSegmentationNode.EditAllowedInsideSingleSegment
+            and bool(maskSegmentId) and maskSegmentId != editorNode.GetSelectedSegmentID())
+
+
+def _slabImage(modifier: slicer.vtkOrientedImageData, extent, voxels) -> slicer.vtkOrientedImageData:
+    """A binary image of the modifier's geometry covering only `extent`, holding `voxels` (an array of
+    the slab's shape, or one value): Slicer's editing costs follow the modifier's extent."""
+    slab = slicer.vtkOrientedImageData()
+    slab.SetExtent(extent)
+    slab.SetSpacing(modifier.GetSpacing())
+    slab.SetOrigin(modifier.GetOrigin())
+    slab.CopyDirections(modifier)
+    slab.AllocateScalars(modifier.GetScalarType(), 1)
+    orientedImageArray(slab)[:] = np.asarray(voxels, dtype=np.uint8)
+    slab.Modified()
+    return slab
 
 
 def _segmentOutsideSlab(editor, modifier, axis: int, first: int, last: int):

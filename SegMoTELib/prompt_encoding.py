@@ -13,7 +13,7 @@ The encoding of each kind, and why:
   a negative lasso gives a negative point at the deepest cell inside it; with a stroke encoder,
   the filled polygon is a dense channel too, which tells the model the outline, not only its box;
 - earlier result: its low-res logits as SAM's mask prompt; or a seed mask (a segment the user
-  already has) as such logits (±`SEED_MASK_LOGIT`, graded over the cells its edge crosses).
+  already has) as such logits (`preprocessing.mask_to_low_res_logits`).
 Dense stroke channels: positive scribbles, negative scribbles, positive lassos, negative lassos.
 Training (`training.stroke_simulation`) encodes its simulated strokes with `encode_strokes` too,
 so the model is trained on exactly what it gets at inference.
@@ -25,17 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .errors import InputError
 from .modeling import stroke_raster
-from .preprocessing import ImageTransform
+from .preprocessing import ImageTransform, mask_to_low_res_logits
 from .slice_prompt import SlicePrompt
 
 SCRIBBLE_POINTS = 3
 SCRIBBLE_RADIUS = 1.5          # low-res cells (about 1.2 % of the image side on each side of the line)
 NEGATIVE_LASSO_POINTS = 1
-SEED_MASK_LOGIT = 8.0          # |logit| of a seed mask's inside / outside (SAM's own logits reach ±10–20)
 STROKE_CHANNELS = ("positive scribble", "negative scribble", "positive lasso", "negative lasso")
 
 
@@ -157,7 +155,7 @@ def _dense_logits(prompt: SlicePrompt, transform: ImageTransform, low_res: int, 
         logits = mask_input_array(prompt.mask_input, low_res)
         return torch.as_tensor(logits, device=device)[None, None]
     if prompt.seed_mask is not None:
-        return seed_mask_logits(prompt.seed_mask, transform, low_res, device)
+        return torch.as_tensor(mask_to_low_res_logits(prompt.seed_mask, low_res), device=device)[None, None]
     return None
 
 
@@ -175,17 +173,3 @@ def mask_input_array(mask_input, low_res: int) -> np.ndarray:
     if not np.all(np.isfinite(logits)):
         raise InputError("mask_input: contains NaN or infinite values")
     return logits
-
-
-def seed_mask_logits(mask: np.ndarray, transform: ImageTransform, low_res: int, device) -> torch.Tensor:
-    """(1, 1, L, L) logits of a mask in image pixels, laid out as the model's low-res output is."""
-    inside = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=device)[None, None]
-    shrinking = inside.shape[-2] >= transform.resized_hw[0] and inside.shape[-1] >= transform.resized_hw[1]
-    if shrinking:  # the fraction of each model pixel the mask covers
-        resized = F.interpolate(inside, size=transform.resized_hw, mode="area")
-    else:
-        resized = F.interpolate(inside, size=transform.resized_hw, mode="bilinear", align_corners=False)
-    padded = torch.zeros((1, 1, transform.input_size, transform.input_size), device=device)
-    padded[..., : transform.resized_hw[0], : transform.resized_hw[1]] = resized
-    fraction = F.interpolate(padded, size=(low_res, low_res), mode="area") if low_res != transform.input_size else padded
-    return (fraction * 2.0 - 1.0) * SEED_MASK_LOGIT

@@ -231,7 +231,7 @@ class SlicePrompt:
                 raise InputError(f"box: {[x0, y0, x1, y1]} has zero area")
             _check_inside(np.asarray(self.box), height, width, "box corner")
         if self.seed_mask is not None and self.seed_mask.shape != (height, width):
-            raise InputError(f"seed_mask: shape {self.seed_mask.shape} differs from the image's ({height}, {width})")
+            raise InputError(f"seed_mask: expected the image's shape {(height, width)}, got {self.seed_mask.shape}")
 
     # --- the wire form (JSON) ----------------------------------------------------------------------
     def to_wire(self) -> dict:

@@ -1,8 +1,9 @@
 """Prompt bookkeeping shared by the Logic and the effect (no Slicer imports, no geometry).
 
-`SlicePrompts` is a prompt set: the clicks and the box placed on one slice of one view for one
-segment; `prompt()` gives it as SegMoTELib's one prompt value (`SlicePrompt`, RAS frame). A prompt on another slice (or in a view of another orientation) starts a new set, as in
-SAM: prompts describe one 2D image. The key names the segmentation and the segment too, so the
+`SlicePrompts` is a prompt set: the clicks, the box, the scribbles and the lassos placed on one
+slice of one view for one segment; `prompt()` gives it as SegMoTELib's one prompt value
+(`SlicePrompt`, RAS frame). A prompt on another slice (or in a view of another orientation) starts
+a new set, as in SAM: prompts describe one 2D image. The key names the segmentation and the segment too, so the
 points and logits of one segment never refine, or get propagated as, another one (`PromptBook`).
 Coordinates stay in world RAS; SegMoTELib maps them.
 """
@@ -17,8 +18,11 @@ from SegMoTELib.slice_prompt import SlicePrompt
 
 MODE_CLICK = "click"
 MODE_BOX = "box"
+MODE_SCRIBBLE = "scribble"
+MODE_LASSO = "lasso"
 MODE_AUTO = "prompt-free"
-MODES = (MODE_CLICK, MODE_BOX, MODE_AUTO)
+MODES = (MODE_CLICK, MODE_BOX, MODE_SCRIBBLE, MODE_LASSO, MODE_AUTO)
+STROKE_MODES = (MODE_SCRIBBLE, MODE_LASSO)
 
 
 class SliceKey(NamedTuple):
@@ -44,6 +48,8 @@ class SlicePrompts:
     boxCornersRas: list | None = None           # two opposite corners in world RAS
     boxOutlineRas: list | None = None           # the rectangle as drawn (4 corners), for the marker only
     lastResult: object = None                   # SegMoTELib slice result, for refinement and propagation
+    scribbles: list = field(default_factory=list)  # (vertices RAS, positive) each
+    lassos: list = field(default_factory=list)     # (vertices RAS, positive) each, closed
     seedMask: object = None                     # bool (H, W): the segment's slice before the first prompt
     segmentToken: object = None                 # the segment labelmap's state after this set's last write
 
@@ -64,9 +70,18 @@ class SlicePrompts:
         else:
             self.boxCornersRas = [[float(v) for v in cornerRas0], [float(v) for v in cornerRas1]]
 
+    def addStroke(self, kind: str, verticesRas, positive: bool) -> None:
+        """A scribble (MODE_SCRIBBLE) or a lasso (MODE_LASSO) as drawn, in world RAS."""
+        stroke = ([[float(value) for value in vertex] for vertex in verticesRas], bool(positive))
+        (self.lassos if kind == MODE_LASSO else self.scribbles).append(stroke)
+
+    def strokes(self) -> list:
+        """(vertices RAS, positive, closed) of each stroke, for drawing."""
+        return [(v, p, False) for v, p in self.scribbles] + [(v, p, True) for v, p in self.lassos]
+
     @property
     def empty(self) -> bool:
-        return not self.pointsRas and self.boxCornersRas is None
+        return not self.pointsRas and self.boxCornersRas is None and not self.scribbles and not self.lassos
 
     def prompt(self) -> SlicePrompt:
         """The set as SegMoTELib's prompt value (RAS). After the first prediction, the previous
@@ -78,6 +93,10 @@ class SlicePrompts:
             "ras", points=np.asarray(self.pointsRas, dtype=np.float64) if self.pointsRas else None,
             labels=np.asarray(self.labels, dtype=np.int64) if self.labels else None,
             box=np.asarray(self.boxCornersRas, dtype=np.float64) if self.boxCornersRas else None,
+            scribbles=[v for v, positive in self.scribbles if positive],
+            negative_scribbles=[v for v, positive in self.scribbles if not positive],
+            lassos=[v for v, positive in self.lassos if positive],
+            negative_lassos=[v for v, positive in self.lassos if not positive],
             mask_input=None if previous is None else previous.low_res_logits,
             seed_mask=self.seedMask if previous is None else None)
 

@@ -147,7 +147,7 @@ def _propagation_row(predictor, engine, tube, mapping, repeats: int, log, worker
         log(f"propagation {repeat + 1}/{repeats} ...")
         predictor.clear_cache()
         segmenter = VolumeSegmenter(predictor, shifted, mapping)
-        seed = worker.submit(segmenter.segment_slice, "axial", box_ras=tube.seed_box_ras).result()
+        seed = worker.submit(segmenter.segment_slice, SlicePrompt.build("ras", box=tube.seed_box_ras), "axial").result()
         sync()
         time.sleep(0.5)
         started = time.perf_counter()

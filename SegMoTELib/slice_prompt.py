@@ -168,14 +168,6 @@ class SlicePrompt:
         """Anything placed in the image: a click, a box, a scribble or a lasso."""
         return bool(self.points or self.box is not None or self.scribbles or self.lassos)
 
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        """The prompt kinds present, for messages and logs."""
-        present = [("click", bool(self.points)), ("box", self.box is not None), ("scribble", bool(self.scribbles)),
-                   ("lasso", bool(self.lassos)), ("previous result", self.mask_input is not None),
-                   ("seed mask", self.seed_mask is not None)]
-        return tuple(name for name, there in present if there)
-
     def points_array(self) -> np.ndarray | None:
         return np.asarray(self.points, dtype=np.float64) if self.points else None
 
@@ -202,14 +194,6 @@ class SlicePrompt:
         if self.lassos:
             return self.lassos[0].array.mean(axis=0)
         return None
-
-    def coordinates(self) -> np.ndarray:
-        """Every placed coordinate (clicks, box corners, stroke vertices) as one (N, d) array."""
-        parts = [np.asarray(self.points, dtype=np.float64).reshape(-1, FRAMES[self.frame])]
-        if self.box is not None:
-            parts.append(np.asarray(self.box, dtype=np.float64))
-        parts += [stroke.array for stroke in self.scribbles + self.lassos]
-        return np.concatenate(parts) if parts else np.zeros((0, FRAMES[self.frame]))
 
     def _require_frame(self, frame: str) -> None:
         if self.frame != frame:
@@ -271,12 +255,6 @@ def _check_inside(xy: np.ndarray, height: int, width: int, name: str) -> None:
         raise InputError(
             f"{name}: ({bad[0]:g}, {bad[1]:g}) is outside the image (x in 0..{width - 1}, y in 0..{height - 1})"
         )
-
-
-def stroke_length(vertices: np.ndarray) -> float:
-    """Length of a polyline (V, d)."""
-    vertices = np.asarray(vertices, dtype=np.float64)
-    return float(np.linalg.norm(np.diff(vertices, axis=0), axis=1).sum()) if len(vertices) > 1 else 0.0
 
 
 def parse_vertex_list(text: str, dims: int, option: str) -> np.ndarray:

@@ -98,3 +98,17 @@ def test_stroke_groups_of_a_real_bank_start_from_the_shipped_adapters_masks(tmp_
     assert np.isfinite(logs["loss"]) and {"dice_scribble", "dice_lasso"} & set(logs)
     projection = trainer.model.adapter.stroke_encoder.projection.weight
     assert projection.abs().sum() > 0, "the stroke encoder did not learn from the step"
+
+
+def test_the_v3_stroke_config_fine_tunes_the_shipped_adapter_and_keeps_every_prompt_kind():
+    """The GPU run's config: valid, starts from the shipped v2 adapter, adds the stroke encoder, and
+    keeps box, click, prompt-free and walk groups beside the scribble and lasso ones."""
+    from conftest import REPO
+
+    from SegMoTELib.training.config import TrainConfig
+
+    config = TrainConfig.from_file(REPO / "configs" / "segmote_litemedsam_v3_strokes.json")
+    assert (REPO / config.init_adapter).is_file()
+    assert config.adapter_config.stroke_encoder and config.adapter_config.training_mode == "adapter+decoder"
+    assert set(config.prompt_mix) == {"box", "click", "auto", "walk", "scribble", "lasso"}
+    assert min(config.prompt_mix.values()) > 0 and abs(sum(config.prompt_mix.values()) - 1.0) < 1e-9

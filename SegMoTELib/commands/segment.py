@@ -37,7 +37,7 @@ MULTI_STRUCTURE_MODALITIES = ("CT", "MR", "PET")
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT",
                         help="2D image (PNG/JPEG/TIFF, single-slice NIfTI) or volume (NIfTI, NRRD, MHA, DICOM folder, .npz)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+    parser.add_argument("-o", "--output", "--out", dest="output", required=True, metavar="OUT",
                         help="2D: mask file (.png, 0/255; or .nii.gz), with OUT_overlay.png beside it; "
                              "volume: .seg.nrrd (named segment) or a labelmap (.nii.gz, .nrrd, .mha)")
     pixel = parser.add_argument_group("2D prompts (pixels of the image as stored: x = column, y = row)")

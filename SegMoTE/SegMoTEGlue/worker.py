@@ -17,10 +17,9 @@ from collections import deque
 from collections.abc import Callable
 
 import qt
+from SegMoTELib.priorities import BATCH, INTERACTIVE, PREFETCH  # the order the engine server uses too
 
-INTERACTIVE = 0  # a prompt the user is waiting for
-BATCH = 1        # propagation, curation: the user watches a progress dialog
-PREFETCH = 2     # embedding of the slice the user is looking at, computed ahead
+__all__ = ["BATCH", "INTERACTIVE", "PREFETCH", "Job", "JobCancelled", "TorchWorker"]
 
 _POLL_MSEC = 25
 

@@ -191,13 +191,20 @@ def create_app(store, token: str, info: dict, access_log: bool = True) -> FastAP
 
 def _install_docs(app: FastAPI) -> None:
     """Swagger UI at /docs from files this server holds, and the bearer scheme that gives it *Authorize*."""
-    import fastapi_offline
-
-    assets = Path(fastapi_offline.__file__).resolve().parent / "static"
-    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+    try:
+        import fastapi_offline
+    except ImportError:  # an install without it still serves; only the browsable page is missing
+        fastapi_offline = None
+    if fastapi_offline is not None:
+        assets = Path(fastapi_offline.__file__).resolve().parent / "static"
+        app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui(request: Request):
+        if fastapi_offline is None:
+            return JSONResponse({"detail": "the /docs page needs the fastapi-offline package on the server "
+                                           "(pip install fastapi-offline); the schema is at /openapi.json"},
+                                status_code=501)
         root = request.scope.get("root_path", "")
         return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title="SegMoTE engine — API",
                                    swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",

@@ -126,7 +126,10 @@ class EngineClient:
             if connection.sock is not None:
                 connection.sock.settimeout(wait)
             try:
-                connection.request(method, self._prefix + path, body=payload, headers=headers)
+                # a memoryview, so that http.client sends the bytes as they are instead of joining a
+                # copy of them to the headers
+                body_view = memoryview(payload) if payload is not None else None
+                connection.request(method, self._prefix + path, body=body_view, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
                 break

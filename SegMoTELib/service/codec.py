@@ -21,7 +21,8 @@ from ..errors import InputError
 
 # Voxel types a client may send (what volumes hold); anything else is refused by name.
 VOXEL_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool")
-SLAB_BYTES = 16 * 1024 * 1024  # raw bytes of one uploaded slab (at least one slice)
+SLAB_BYTES = 16 * 1024 * 1024  # raw bytes of one uploaded slab at most (at least one slice)
+SLABS_AT_LEAST = 8  # a volume goes up in at least this many slabs (when it has the slices)
 
 
 def encode_voxels(array: np.ndarray, level: int = 1) -> bytes:
@@ -50,9 +51,10 @@ def decode_voxels(payload: bytes, shape: tuple[int, ...], dtype: str) -> np.ndar
 
 
 def slab_slices(shape: tuple[int, ...], itemsize: int, slab_bytes: int = SLAB_BYTES) -> int:
-    """Slices per slab: about `slab_bytes` of raw voxels, at least one slice."""
+    """Slices per slab: at most `slab_bytes` of raw voxels and an eighth of the volume, at least one
+    slice (what an upload holds besides the volume: one compressed slab)."""
     slice_bytes = max(1, math.prod(shape[1:]) * itemsize)
-    return max(1, slab_bytes // slice_bytes)
+    return max(1, min(slab_bytes // slice_bytes, shape[0] // SLABS_AT_LEAST))
 
 
 def voxel_slabs(array: np.ndarray, wire_dtype=None, slab_bytes: int = SLAB_BYTES,

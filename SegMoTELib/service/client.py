@@ -13,9 +13,9 @@ Errors are SegMoTE errors with one clear line: the engine's own message for a us
 token, `SessionClosed` when the session is gone (idle limit). Bodies the server would refuse (NaN,
 a token HTTP cannot carry, a file name with a NUL) are refused here, before anything is sent.
 
-A slice result the server forgot (it keeps the last few per session; an idle or restarted engine
-keeps none) is seeded again from the mask the client holds, and the call goes on (`_reseeding`).
-The volume goes up in slabs compressed one at a time (`codec.voxel_slabs`): no copy of it is made.
+The calls themselves (the upload in slabs, job polling, seeding again a result the server forgot)
+are `operations`, shared with the Qt client of Slicer's main thread; this module carries them out
+with `http.client`, blocking.
 """
 
 from __future__ import annotations
@@ -24,13 +24,21 @@ import http.client
 import socket
 import ssl
 import threading
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError, SegMoTEError
+from ..errors import SegMoTEError
 from ..geometry import SliceRef
-from .codec import MaskBlock, decode_mask, slab_slices, voxel_slabs
+from . import operations
+from .operations import (  # noqa: F401  (re-exported: callers import them from here)
+    JOB_POLL_S,
+    QUICK_READ_TIMEOUT_S,
+    RemoteSliceResult,
+    Request,
+    ServerLogits,
+    SessionCalls,
+    run_blocking,
+)
 from .wire import (  # noqa: F401  (the errors are re-exported: callers import them from here)
     API_HEADER,
     TOKEN_ENV,
@@ -40,23 +48,13 @@ from .wire import (  # noqa: F401  (the errors are re-exported: callers import t
     NotAnEngine,
     ResultUnknown,
     SessionClosed,
-    index_body,
-    mapping_body,
-    orientation_body,
-    points_body,
-    rules_body,
     answer_of,
-    check_path,
     check_token,
     check_url,
     encode_body,
-    slice_body,
-    volume_spec,
 )
 
-JOB_POLL_S = 0.25  # a job poll returns at once when the job ends, else after this long with the progress
 CONNECT_TIMEOUT_S = 5.0   # no TCP (and TLS) connection by then: the server is down or unreachable
-QUICK_READ_TIMEOUT_S = 10.0  # health and info answer at once on a live engine
 READ_TIMEOUT_S = 300.0    # model work: a first embedding on a slow CPU, an upload's slab
 
 
@@ -170,78 +168,33 @@ class EngineClient:
         return self.request("GET", "/health", what="the health check", read_timeout=QUICK_READ_TIMEOUT_S)[1]
 
     def info(self) -> dict:
-        return self.request("GET", "/v1/info", what="the info request", read_timeout=QUICK_READ_TIMEOUT_S)[1]
+        return self.run(operations.info())
+
+    def run(self, operation):
+        """Carry out one of `operations` (a generator of requests) with this client, blocking."""
+        return run_blocking(self._answer, operation)
+
+    def _answer(self, step: Request):
+        return self.request(step.method, step.path, step.body, what=step.what, read_timeout=step.read_timeout)[1]
 
     def open_volume(self, volume, mapping=None, progress=None) -> RemoteVolume:
         """Upload a SegMoTELib `Volume` once (in compressed slabs, with its geometry); a session on it.
         `progress(slices sent, slices)` after each slab."""
-        spec, wire_dtype = volume_spec(volume)
-        _, session = self.request("POST", "/v1/sessions", {"volume": spec, "mapping": mapping_body(mapping)},
-                                  what="opening a session")
-        remote = RemoteVolume(self, session["session_id"], volume)
-        try:
-            count, step = volume.array.shape[0], slab_slices(volume.array.shape, wire_dtype.itemsize)
-            for first, payload in voxel_slabs(volume.array, wire_dtype):
-                self.request("PUT", f"/v1/sessions/{remote.id}/voxels?first_slice={first}", payload,
-                             what="the volume upload")
-                if progress is not None:
-                    progress(min(count, first + step), count)
-        except BaseException:
-            remote.close(quiet=True)
-            raise
-        return remote
+        return RemoteVolume(self, self.run(operations.open_volume(volume, mapping, progress)), volume)
 
     def open_path(self, path: str, geometry, mapping=None) -> RemoteVolume:
         """A session on a volume file the server reads itself (it must be under its --data-root);
         `geometry`: the same volume read here (its geometry maps the results)."""
-        _, session = self.request("POST", "/v1/sessions", {"path": check_path(path), "mapping": mapping_body(mapping)},
-                                  what="opening a session")
-        return RemoteVolume(self, session["session_id"], geometry)
-
-
-@dataclass(frozen=True)
-class ServerLogits:
-    """Stands for a slice result's low-res logits, which stay on the server."""
-
-    result_id: str
-
-
-@dataclass
-class RemoteSliceResult:
-    """A slice segmented by the server; its low-res logits stay there, named by `result_id`; its
-    mask stays here (compact), so a forgotten result can be seeded again."""
-
-    result_id: str
-    ref: SliceRef
-    score: float
-    decoder: str
-    area: int
-    mask: dict = field(repr=False)
-    shape: tuple = field(repr=False)
-    volume: object = field(default=None, repr=False, compare=False)  # the Volume it was computed on
-
-    @property
-    def labelmap(self) -> np.ndarray:
-        """bool [k, j, i]: the slice mask placed in the volume (a full-volume array: see `mask_block`)."""
-        return decode_mask(self.mask, self.shape)
-
-    def mask_block(self) -> MaskBlock:
-        """The mask as its one-slice block: `paste_into(array)` writes it without a full-volume allocation."""
-        return MaskBlock.decode(self.mask, self.shape)
-
-    @property
-    def low_res_logits(self) -> ServerLogits:
-        """What `segment_slice(mask_input=...)` takes to refine this result (as with SliceResult)."""
-        return ServerLogits(self.result_id)
+        return RemoteVolume(self, self.run(operations.open_path(path, mapping)), geometry)
 
 
 class RemoteVolume:
-    """A session on one volume: the `VolumeSegmenter` methods, computed by the server."""
+    """A session on one volume: the `VolumeSegmenter` methods, computed by the server (blocking)."""
 
     def __init__(self, client: EngineClient, session_id: str, volume):
         self.client, self.id, self.volume = client, session_id, volume
-        self.shape = tuple(volume.array.shape[:3])
-        self._path = f"/v1/sessions/{session_id}"
+        self.calls = SessionCalls(session_id, volume)
+        self.shape = self.calls.shape
 
     def __enter__(self):
         return self
@@ -252,105 +205,38 @@ class RemoteVolume:
 
     def close(self, quiet: bool = False) -> None:
         try:
-            self.client.request("DELETE", self._path, what="closing the session")
+            self.client.run(self.calls.close())
         except SegMoTEError:
             if not quiet:
                 raise
 
-    # --- slices --------------------------------------------------------------------------------
     def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
                       slice_index: int | None = None) -> RemoteSliceResult:
         """As VolumeSegmenter.segment_slice; `mask_input`: an earlier RemoteSliceResult to refine
         (seeded again from its mask if the server forgot it), or its `low_res_logits`."""
-        if mask_input is not None and not isinstance(mask_input, (RemoteSliceResult, ServerLogits)):
-            raise InputError("mask_input: through the engine service, give the earlier slice result "
-                             "(its logits stay on the server)")
-        body = slice_body(orientation, points_ras, labels, box_ras, slice_index)
-
-        def send(previous_id):
-            body["previous_result"] = previous_id
-            return self.client.request("POST", self._path + "/slice", body, what="the slice prompt")[1]
-
-        answer = self._reseeding(mask_input, send)
-        return self._slice_result(answer)
+        return self.client.run(self.calls.segment_slice(orientation, points_ras, labels, box_ras, mask_input,
+                                                        slice_index))
 
     def seed_result(self, ref: SliceRef, mask: dict) -> RemoteSliceResult:
         """A server-side result made from a one-slice mask in the server's format (`RemoteSliceResult.mask`)."""
-        body = {"axis": int(ref.axis), "index": int(ref.index), "mask": mask}
-        return self._slice_result(self.client.request("POST", self._path + "/results", body,
-                                                      what="seeding a result from its mask")[1])
-
-    def _reseeding(self, previous, send):
-        """`send(result id of previous or None)`; once more with a new id if the server forgot it."""
-        previous_id = None if previous is None else previous.result_id
-        try:
-            return send(previous_id)
-        except ResultUnknown:
-            if not isinstance(previous, RemoteSliceResult) or previous.volume is not self.volume:
-                raise  # only its id is known here, or it belongs to another volume
-            fresh = self.seed_result(previous.ref, previous.mask)
-            previous.result_id = fresh.result_id  # later calls name the live copy
-            return send(fresh.result_id)
+        return self.client.run(self.calls.seed_result(ref, mask))
 
     def segment_auto(self, orientation="axial", slice_index: int | None = None) -> RemoteSliceResult:
-        body = {"orientation": orientation_body(orientation), "slice_index": index_body(slice_index)}
-        return self._slice_result(self.client.request("POST", self._path + "/auto", body,
-                                                      what="the prompt-free slice")[1])
+        return self.client.run(self.calls.segment_auto(orientation, slice_index))
 
     def prefetch(self, orientation="axial", slice_index: int | None = None, point_ras=None) -> None:
         """Have the server embed a slice now (queued behind prompts), so the next prompt there is fast."""
-        body = {"orientation": orientation_body(orientation), "slice_index": index_body(slice_index),
-                "point_ras": None if point_ras is None else [float(v) for v in point_ras]}
-        self.client.request("POST", self._path + "/prefetch", body, what="the prefetch")
+        self.client.run(self.calls.prefetch(orientation, slice_index, point_ras))
 
-    def _slice_result(self, answer: dict) -> RemoteSliceResult:
-        return RemoteSliceResult(answer["result_id"], SliceRef(answer["axis"], answer["index"]), answer["score"],
-                                 answer["decoder"], answer["area"], answer["mask"], self.shape, self.volume)
-
-    # --- 3D jobs -------------------------------------------------------------------------------
     def propagate(self, seed: RemoteSliceResult, slice_range=None, use_logits: bool = False, min_score: float = 0.5,
                   min_area_ratio: float = 0.2, progress=None, box_margin: float = 0.02,
                   max_intensity_shift: float | None = 40.0) -> np.ndarray:
         """As VolumeSegmenter.propagate; `progress(done, total)` may raise to cancel the job."""
-        if not isinstance(seed, RemoteSliceResult):
-            raise InputError("seed: through the engine service, give a slice result of this session")
-        body = {"rules": rules_body(use_logits, min_score, min_area_ratio, box_margin, max_intensity_shift),
-                "slice_range": None if slice_range is None else [int(v) for v in slice_range]}
-
-        def start(seed_id):
-            body["seed_result"] = seed_id
-            return self.client.request("POST", self._path + "/propagate", body, what="the propagation")[1]
-
-        return self._run_job(self._reseeding(seed, start), progress, "the propagation")
+        return self.client.run(self.calls.propagate(seed, slice_range, use_logits, min_score, min_area_ratio, progress,
+                                                    box_margin, max_intensity_shift))
 
     def segment_box3d(self, corners_ras, orientation="axial", progress=None, use_logits: bool = False,
                       min_score: float = 0.5, min_area_ratio: float = 0.2, box_margin: float = 0.02,
                       max_intensity_shift: float | None = 40.0) -> np.ndarray:
-        body = {"corners_ras": points_body(corners_ras), "orientation": orientation_body(orientation),
-                "rules": rules_body(use_logits, min_score, min_area_ratio, box_margin, max_intensity_shift)}
-        job = self.client.request("POST", self._path + "/box3d", body, what="the 3D box")[1]
-        return self._run_job(job, progress, "the 3D box")
-
-    def _run_job(self, job: dict, progress, what: str) -> np.ndarray:
-        jobs = f"{self._path}/jobs/{job['job_id']}"
-        try:
-            while job["state"] == "running":
-                if progress is not None and job["total"]:
-                    progress(job["done"], job["total"])
-                job = self.client.request("GET", f"{jobs}?wait={JOB_POLL_S}", what=what)[1]
-        except EngineError:
-            raise  # the server is gone or refused: nothing to cancel there
-        except BaseException:  # the caller cancelled (its progress raised) or was interrupted
-            try:
-                self.client.request("DELETE", jobs, what=f"cancelling {what}")
-            except SegMoTEError:
-                pass
-            raise
-        if job["state"] == "failed":
-            raise InputError(job["error"]) if not str(job["error"]).startswith("internal error") \
-                else EngineError(job["error"])
-        if job["state"] == "cancelled":
-            raise EngineError(f"{what} was cancelled on the server")
-        if progress is not None:
-            progress(job["total"], job["total"])
-        return decode_mask(job["mask"], self.shape)
+        return self.client.run(self.calls.segment_box3d(corners_ras, orientation, progress, use_logits, min_score,
+                                                        min_area_ratio, box_margin, max_intensity_shift))

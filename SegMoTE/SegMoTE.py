@@ -2,12 +2,14 @@
 
 Nothing heavy happens at import or widget construction (Slicer's generic tests load the module
 without a main window): the engine (a separate process, local or remote) is started or reached on
-first use, from SegMoTE's worker thread; this process never imports torch.
+the first prompt or by *Start engine*, through Qt's asynchronous HTTP on the main thread
+(`SegMoTEGlue.engine`); this process never imports torch.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import ctk
 import numpy as np
@@ -23,7 +25,7 @@ from slicer.ScriptedLoadableModule import (
 
 import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
 from SegMoTEGlue import dependencies
-from SegMoTEGlue.engine import engineSession
+from SegMoTEGlue.engine import READY, STARTING, enginePool, engineFor
 from SegMoTEGlue.mrmlconvert import (
     controlPointsWorld,
     roiCornersWorld,
@@ -33,7 +35,7 @@ from SegMoTEGlue.mrmlconvert import (
 from SegMoTELib import geometry
 from SegMoTEGlue.segmentnames import checkedSegmentName
 from SegMoTEGlue.settings import DEVICES, EngineSettings, loadSettings, saveSettings
-from SegMoTEGlue.worker import BATCH
+from SegMoTELib.priorities import BATCH
 from SegMoTELib.intensity import IntensityMapping
 from SegMoTELib.resources import load_manifest
 
@@ -72,8 +74,9 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
             self.ui.backboneComboBox.addItem(spec.get("title", name), name)
         for title, value in _ADAPTER_CHOICES:
             self.ui.adapterComboBox.addItem(title, value)
-        self._addEngineSection()
+        self._addEngineSection(uiWidget)
         self._showSettings(loadSettings())
+        self._watchEngine()
 
         self.ui.installButton.connect("clicked(bool)", self.onInstall)
         self.ui.saveSettingsButton.connect("clicked(bool)", self.onSaveSettings)
@@ -82,8 +85,11 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
         self.updateDependencyStatus()
         self.layout.addStretch(1)
 
-    def _addEngineSection(self) -> None:
-        """Engine: a local process (default) or a remote server; saved with the model settings."""
+    def _addEngineSection(self, uiWidget) -> None:
+        """Engine: a local process (default) or a remote server, saved as soon as it changes, above the
+        Model section (whose settings a remote engine does not use: greyed out then); its state
+        (stopped / starting / ready / failed with the reason), *Start engine*, *Stop engine* and
+        *Test connection*."""
         section = ctk.ctkCollapsibleButton()
         section.text = "Engine"
         form = qt.QFormLayout(section)
@@ -100,15 +106,83 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
         self.serverTokenLineEdit.echoMode = qt.QLineEdit.Password
         self.serverTokenLineEdit.placeholderText = "the server's token (empty: the SEGMOTE_TOKEN variable)"
         form.addRow("Token:", self.serverTokenLineEdit)
-        self.engineComboBox.connect("currentIndexChanged(int)", self._updateServerFields)
-        self.layout.addWidget(section)
+        self.engineStateLabel = qt.QLabel("")
+        self.engineStateLabel.wordWrap = True
+        form.addRow("State:", self.engineStateLabel)
+        buttons = qt.QHBoxLayout()
+        self.startEngineButton = qt.QPushButton("Start engine")
+        self.startEngineButton.toolTip = "Start the local engine (or reach the remote one) now, before the first prompt."
+        self.stopEngineButton = qt.QPushButton("Stop engine")
+        self.testConnectionButton = qt.QPushButton("Test connection")
+        self.testConnectionButton.toolTip = "Reach the engine and say what it is (device, model) or why it cannot be reached."
+        for button in (self.startEngineButton, self.stopEngineButton, self.testConnectionButton):
+            buttons.addWidget(button)
+        form.addRow(buttons)
+        self.engineComboBox.connect("currentIndexChanged(int)", self._engineSettingsChanged)
+        self.serverUrlLineEdit.connect("editingFinished()", self._engineSettingsChanged)
+        self.serverTokenLineEdit.connect("editingFinished()", self._engineSettingsChanged)
+        self.startEngineButton.connect("clicked(bool)", self.onStartEngine)
+        self.stopEngineButton.connect("clicked(bool)", self.onStopEngine)
+        self.testConnectionButton.connect("clicked(bool)", self.onTestConnection)
+        # Above the Model section (index 0 is Dependencies), so above its Save settings button.
+        uiWidget.layout().insertWidget(1, section)
 
     def _updateServerFields(self, *_unused) -> None:
         remote = self.engineComboBox.currentData == "remote"
         self.serverUrlLineEdit.enabled = remote
         self.serverTokenLineEdit.enabled = remote
+        # A remote engine runs the model it was started with: the Model section does not apply.
+        self.ui.modelCollapsibleButton.enabled = not remote
+        self.ui.modelCollapsibleButton.toolTip = ("The remote server's model is the one it was started with "
+                                                  "(segmote serve ...)." if remote else "")
+
+    def _engineSettingsChanged(self, *_unused) -> None:
+        """The Engine section is saved as soon as it changes (with the model settings shown)."""
+        self._updateServerFields()
+        if getattr(self, "_showingSettings", False):
+            return
+        saveSettings(self._settingsFromGUI())
+        self._watchEngine()
+
+    # --- the engine's state ------------------------------------------------------------------------
+    def _watchEngine(self) -> None:
+        engine = engineFor(loadSettings())
+        previous = getattr(self, "_watchedEngine", None)
+        if previous is not engine:
+            if previous is not None:
+                previous.removeListener(self._showEngineState)
+            engine.addListener(self._showEngineState)
+            self._watchedEngine = engine
+        self._showEngineState(engine)
+
+    def _showEngineState(self, engine) -> None:
+        self.engineStateLabel.text = engine.describeState()
+        self.startEngineButton.enabled = engine.state not in (STARTING, READY)
+        self.stopEngineButton.enabled = engine.state in (STARTING, READY)
+
+    def onStartEngine(self) -> None:
+        engineFor(loadSettings()).start()
+
+    def onStopEngine(self) -> None:
+        engineFor(loadSettings()).stop()
+
+    def onTestConnection(self) -> None:
+        self.engineStateLabel.text = "Testing the connection..."
+
+        def report(ok: bool, text: str) -> None:
+            self.engineStateLabel.text = text
+            if not ok:
+                slicer.util.warningDisplay(text, windowTitle="SegMoTE: engine")
+
+        engineFor(loadSettings()).testConnection(report)
+
+    def cleanup(self) -> None:
+        engine = getattr(self, "_watchedEngine", None)
+        if engine is not None:
+            engine.removeListener(self._showEngineState)
 
     def _showSettings(self, engineSettings: EngineSettings) -> None:
+        self._showingSettings = True  # nothing is saved while the saved settings are shown
         self.engineComboBox.setCurrentIndex(max(self.engineComboBox.findData(engineSettings.engine), 0))
         self.serverUrlLineEdit.text = engineSettings.serverUrl
         self.serverTokenLineEdit.text = engineSettings.serverToken
@@ -124,6 +198,7 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
         self.ui.adapterComboBox.setCurrentIndex(adapterIndex)
         self.ui.fastCheckBox.checked = engineSettings.fast
         self._updateAdapterPathVisibility()
+        self._showingSettings = False
 
     def _settingsFromGUI(self) -> EngineSettings:
         adapter = self.ui.adapterComboBox.currentData
@@ -157,8 +232,9 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
 
     def onSaveSettings(self) -> None:
         saveSettings(self._settingsFromGUI())
-        engineSession().reset()
-        self.ui.settingsStatusLabel.text = "Saved; the engine starts (or is reached) on the next segmentation."
+        enginePool().stopAll()  # engines of the old settings; the new one starts on the next prompt
+        self._watchEngine()
+        self.ui.settingsStatusLabel.text = "Saved; the engine starts (or is reached) on the next prompt or 'Start engine'."
 
     def onOpenSegmentEditor(self) -> None:
         slicer.util.selectModule("SegmentEditor")
@@ -169,7 +245,8 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
     """Segment a volume node into a segmentation node, from the Python console or a script.
 
     Prompts are in world RAS (what Slicer shows; parent transforms are respected). Each call
-    blocks until done (the work runs on SegMoTE's worker thread) and returns the segment id.
+    blocks until done (the engine computes it; Qt's event loop runs meanwhile, so the GUI stays
+    alive) and returns the segment id.
     `orientation`: "axial", "coronal", "sagittal" or a slice normal (3,) in RAS.
     `progress`: optional callable(fraction), called on the calling thread while waiting.
     """
@@ -216,7 +293,7 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
         corners = roiCornersWorld(roiNode)
 
         def compute(segmenter, volume, job):
-            return segmenter.segment_box3d(corners, orientation=orientation, progress=job.reportProgress)
+            return (yield from segmenter.segment_box3d(corners, orientation=orientation, progress=job.reportProgress))
 
         return self._segment(volumeNode, compute, **options)
 
@@ -227,9 +304,9 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
             index = sliceIndex
             if index is None:
                 index = geometry.slice_count(volume, geometry.slice_axis_for(volume, orientation)) // 2
-            result = segmenter.segment_auto(orientation, index)
+            result = yield from segmenter.segment_auto(orientation, index)
             if propagate:
-                return segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress)
+                return (yield from segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress))
             return result.labelmap
 
         return self._segment(volumeNode, compute, **options)
@@ -237,9 +314,9 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
     # --- plumbing --------------------------------------------------------------------------------
     def _segmentSlicePrompt(self, volumeNode, arguments: dict, propagate: bool, sliceRange, **options) -> str:
         def compute(segmenter, volume, job):
-            result = segmenter.segment_slice(**arguments)
+            result = yield from segmenter.segment_slice(**arguments)
             if propagate:
-                return segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress)
+                return (yield from segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress))
             return result.labelmap
 
         return self._segment(volumeNode, compute, **options)
@@ -250,19 +327,20 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
         segmentName = checkedSegmentName(segmentName)  # before any work: nothing computed for a bad name
         volume = volumeFromNode(volumeNode, modality)
         mapping = IntensityMapping(modality=modality)
-        session = engineSession()
+        engine = engineFor(self.engineSettings())
         key = (volumeNode.GetID(), volumeNode.GetImageData().GetMTime(), modality)
 
-        def run(job, predictor):
-            segmenter = session.segmenterFor(predictor, key, volume, mapping)
-            return compute(segmenter, volume, job)
+        def run(call):
+            return compute(engine.segmenterFor(key, volume, mapping), volume, call)
 
-        job = session.submit(run, "SegMoTE segmentation", BATCH, settings=self.engineSettings())
-        while not job.waitFinished(0.1):
+        call = engine.submit(run, "SegMoTE segmentation", BATCH)
+        while not call.finished:  # the answers arrive through Qt's event loop, run here meanwhile
+            slicer.app.processEvents()
             if progress is not None:
-                progress(job.progress)
-        labelmap = job.wait()
-        notice = session.predictorNotice()
+                progress(call.progress)
+            time.sleep(0.01)
+        labelmap = call.wait(processEvents=slicer.app.processEvents)
+        notice = engine.notice
         if notice:
             logging.info("SegMoTE: %s", notice)
         if segmentationNode is None:

@@ -176,11 +176,12 @@ class FakeAbstractEffect:
 
 
 @contextmanager
-def glue_modules(slicer_module=None):
-    """Import the glue with fake `slicer`, `qt`, `vtk`, `SegmentEditorEffects`; undone on exit."""
+def glue_modules(slicer_module=None, qt_module=None):
+    """Import the glue with fake `slicer`, `qt`, `vtk`, `SegmentEditorEffects`; undone on exit.
+    `qt_module`: a real Qt instead of the fake (PySide6's, `SegMoTELib.service.pyside_qt`)."""
     effects = types.ModuleType("SegmentEditorEffects")
     effects.AbstractScriptedSegmentEditorEffect = FakeAbstractEffect
-    fakes = {"slicer": slicer_module or fake_slicer(), "qt": fake_qt(), "SegmentEditorEffects": effects,
+    fakes = {"slicer": slicer_module or fake_slicer(), "qt": qt_module or fake_qt(), "SegmentEditorEffects": effects,
              **fake_vtk()}
     saved = {name: sys.modules.get(name) for name in fakes}
     before = set(sys.modules)

@@ -101,7 +101,7 @@ def _outputs(args) -> tuple[Path | None, Path | None]:
 
 
 def _run_server_bench(args) -> int:
-    from ..service.bench import format_markdown, run_service_benchmark
+    from ..benchmarks.server import format_markdown, run_service_benchmark
 
     out, markdown_path = _outputs(args)
     result = run_service_benchmark(device=args.device, quick=args.quick, repeats=args.repeats,

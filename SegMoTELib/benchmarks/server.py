@@ -28,13 +28,13 @@ def run_service_benchmark(device: str = "auto", quick: bool = False, repeats: in
                           log=print) -> dict:
     import torch
 
-    from ..benchmarks.data import BENCH_MAPPING, tube_volume
-    from ..benchmarks.timing import machine_info
+    from .data import BENCH_MAPPING, tube_volume
+    from .timing import machine_info
     from ..device import select_device
     from ..modeling.speed import fast_options
     from ..predictor import SegMoTEPredictor
     from ..segment3d import VolumeSegmenter
-    from .launcher import LocalEngine
+    from ..service.launcher import LocalEngine
 
     chosen = select_device(device)
     gpu = chosen.type == "cuda"
@@ -91,7 +91,7 @@ def _timed_in_blocks(calls: dict, repeats: int, sync, rounds: int = 2, pause_s: 
     """Each side timed in blocks of calls, the blocks alternating (A, B, A, B), with a pause before
     each: calls of the two processes never follow each other directly, because a CPU's torch threads
     keep spinning for a while after their work and would slow the other process's next call."""
-    from ..benchmarks.timing import Timing
+    from .timing import Timing
 
     seconds = {name: [] for name in calls}
     per_round = [repeats // rounds + (1 if index < repeats % rounds else 0) for index in range(rounds)]
@@ -109,7 +109,7 @@ def _timed_in_blocks(calls: dict, repeats: int, sync, rounds: int = 2, pause_s: 
 
 
 def _prompt_rows(segmenter, remote, tube, click, repeats: int, log, worker) -> list[dict]:
-    from ..benchmarks.timing import synchronizer
+    from .timing import synchronizer
 
     sync = synchronizer(segmenter.predictor.device)
     rows = []
@@ -132,7 +132,7 @@ def _prompt_rows(segmenter, remote, tube, click, repeats: int, log, worker) -> l
 
 
 def _propagation_row(predictor, engine, tube, mapping, repeats: int, log, worker) -> dict:
-    from ..benchmarks.timing import Timing, synchronizer
+    from .timing import Timing, synchronizer
     from ..evaluation import dice_score
     from ..segment3d import VolumeSegmenter
 
@@ -176,7 +176,7 @@ def _click_during_propagation_row(engine, tube, mapping, remote, click, log) -> 
     queue serves clicks first), then shares the GPU with its background embedding."""
     import threading
 
-    from ..benchmarks.timing import Timing
+    from .timing import Timing
 
     log("clicks while another session propagates ...")
     idle = [_seconds(lambda: remote.segment_slice("axial", points_ras=click, labels=[1])) for _ in range(10)]
@@ -223,7 +223,7 @@ def _seconds(call) -> float:
 
 
 def _gil_rows(segmenter, remote, click, repeats: int, log) -> list[dict]:
-    from ..benchmarks.timing import Timing
+    from .timing import Timing
     from . import gil_emulation
 
     if not gil_emulation.available():

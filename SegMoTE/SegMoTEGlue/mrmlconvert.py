@@ -43,12 +43,15 @@ def ijkToWorldMatrix(volumeNode: slicer.vtkMRMLVolumeNode) -> np.ndarray:
 
 
 def volumeFromNode(volumeNode: slicer.vtkMRMLScalarVolumeNode, modality: str | None = None) -> Volume:
-    """A SegMoTELib `Volume` (voxels copied, geometry in world RAS) of a scalar volume node."""
+    """A SegMoTELib `Volume` (a view of the voxels, geometry in world RAS) of a scalar volume node."""
     if volumeNode is None or volumeNode.GetImageData() is None:
         raise InputError("volume: no volume is selected, or the selected volume has no image data")
     voxels = slicer.util.arrayFromVolume(volumeNode)
-    # A copy: the worker thread reads it while the user may edit the node.
-    return Volume.from_ijk_to_ras(np.array(voxels, copy=True), ijkToWorldMatrix(volumeNode), modality=modality)
+    # A view, not a copy (issue 19, item 5: an upload holds at most 1.5x the volume): only the main
+    # thread reads it, slab by slab as the upload goes (no worker thread any more), and numpy keeps
+    # the VTK array alive; an edit of the node changes its MTime, so the engine's key, and a new
+    # session is made from the new voxels.
+    return Volume.from_ijk_to_ras(voxels, ijkToWorldMatrix(volumeNode), modality=modality)
 
 
 def geometryOfNode(volumeNode: slicer.vtkMRMLVolumeNode) -> Volume:
@@ -74,7 +77,7 @@ def orientedImageToVolume(image: slicer.vtkOrientedImageData,
     transform.Concatenate(imageToLocal)
     transform.Translate(extent[0], extent[2], extent[4])
     arrayToWorld = slicer.util.arrayFromVTKMatrix(transform.GetMatrix())
-    return Volume.from_ijk_to_ras(orientedImageArray(image).copy(), arrayToWorld)
+    return Volume.from_ijk_to_ras(orientedImageArray(image), arrayToWorld)  # a view: see volumeFromNode
 
 
 def orientedImageArray(image: slicer.vtkOrientedImageData) -> np.ndarray:

@@ -352,3 +352,25 @@ def test_serve_prints_a_banner_and_one_access_line_per_request_without_the_token
     assert any(re.search(r"PUT /v1/sessions/.{4}…/voxels 200 [0-9.]+ ms", line) for line in access), access
     assert any(" DELETE /v1/sessions/" in line and " 204 " in line for line in access)
     assert token not in errors and session.id not in errors
+
+
+def test_segment_with_a_silent_server_fails_in_one_line_within_seconds(tmp_path):
+    from conftest import CHEST_XRAY, shared_path
+
+    image = shared_path(CHEST_XRAY[0])
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    started = time.monotonic()
+    try:
+        run = subprocess.run([sys.executable, "-m", "SegMoTELib.cli", "segment", str(image), "--box", "10", "10", "90",
+                              "90", "-o", str(tmp_path / "mask.png"), "--server",
+                              f"http://127.0.0.1:{silent.getsockname()[1]}"],
+                             capture_output=True, text=True, cwd=REPO, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(REPO), "SEGMOTE_TOKEN": "t" * 20})
+    finally:
+        silent.close()
+    assert time.monotonic() - started < 30
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "accepted the connection but sent no answer within 10 s during the info request" in run.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -276,3 +276,26 @@ def test_one_priority_order_for_the_glue_and_the_server():
     glue = (Path(__file__).resolve().parents[1] / "SegMoTE" / "SegMoTEGlue" / "worker.py").read_text()
     assert "from SegMoTELib.priorities import BATCH, INTERACTIVE, PREFETCH" in glue
     assert "INTERACTIVE = " not in glue and "BATCH = " not in glue
+
+
+def test_a_slice_result_is_written_without_a_full_volume_allocation():
+    """Issue 19, item 5: a click's mask is its one-slice block, pasted into the array the Segment
+    Editor already holds (its modifier labelmap), never a new array of the volume's size."""
+    import tracemalloc
+
+    from SegMoTELib.service.codec import MaskBlock, encode_mask
+
+    shape = (400, 512, 512)  # 105 MB as bool
+    target = np.ones(shape, dtype=np.uint8)  # the modifier labelmap, with old content
+    one_slice = np.zeros((1, 512, 512), dtype=bool)
+    one_slice[0, 100:300, 50:250] = True
+    encoded = encode_mask(one_slice)
+    encoded["extent"][0] = [123, 123]  # the slice's place in the volume, as the server sends it
+    tracemalloc.start()
+    try:
+        MaskBlock.decode(encoded, shape).paste_into(target)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * 512 * 512, f"{peak} bytes allocated for a one-slice mask"
+    assert target[123, 100:300, 50:250].all() and target.sum() == 200 * 200  # old content cleared

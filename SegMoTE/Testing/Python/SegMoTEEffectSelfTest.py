@@ -1,7 +1,7 @@
 """The "SegMoTE" Segment Editor effect in Slicer: prompt API with voxel coordinates, undo, targets.
 
-The effect runs its model work on the worker thread; `waitForIdle()` processes Qt events until
-the results are written back through modifySelectedSegmentByLabelmap(). Masks are compared with
+The effect's model work runs in the engine (its answers come through Qt's event loop);
+`waitForIdle()` processes Qt events until the results are written back through modifySelectedSegmentByLabelmap(). Masks are compared with
 the engine's own masks on the same phantom and prompts (References/, made without Slicer).
 """
 

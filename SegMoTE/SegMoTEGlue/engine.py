@@ -424,6 +424,10 @@ class Engine:
                 self._next()
             return
         self._finish(call, None, error)
+        if isinstance(error, EngineUnavailable) and self.state == READY:
+            # unreachable, silent, or no SegMoTE engine: say so, and reach it afresh on the next call
+            self._startFailed(error)
+            return
         self._next()
 
     def _engineDied(self, call: EngineCall) -> bool:

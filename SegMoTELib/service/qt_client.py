@@ -51,7 +51,8 @@ class QtRunner:
         self.manager = qt.QNetworkAccessManager()
         if parsed.hostname in _LOOPBACK:  # a local engine is never reached through a configured proxy
             self.manager.setProxy(qt.QNetworkProxy(qt.QNetworkProxy.NoProxy))
-        self._tls = _tls_configuration(qt) if parsed.scheme == "https" else None
+        if parsed.scheme == "https":
+            _trust_ssl_cert_file(qt)
         self._running: set = set()
 
     # --- reaching the server -------------------------------------------------------------------
@@ -112,8 +113,6 @@ class QtRunner:
             kind = b"application/octet-stream" if isinstance(request.body, (bytes, bytearray, memoryview)) \
                 else b"application/json"
             network_request.setRawHeader(b"Content-Type", kind)
-        if self._tls is not None:
-            network_request.setSslConfiguration(self._tls)
         method = request.method.upper()
         if method == "GET":
             reply = self.manager.get(network_request)
@@ -145,9 +144,9 @@ class QtRunner:
         header = reply.rawHeader(API_HEADER).data() if reply.hasRawHeader(API_HEADER) else None
         content_type = reply.rawHeader("Content-Type").data().decode("latin-1") \
             if reply.hasRawHeader("Content-Type") else None
-        reason = reply.attribute(qt.QNetworkRequest.HttpReasonPhraseAttribute)
+        reason = _text(reply.attribute(qt.QNetworkRequest.HttpReasonPhraseAttribute))
         data = reply.readAll().data()
-        return answer_of(int(status), str(reason or ""), header.decode("latin-1") if header else None, content_type,
+        return answer_of(int(status), reason, header.decode("latin-1") if header else None, content_type,
                          data, self.url, request.what)[1]
 
 
@@ -230,13 +229,24 @@ class Running:
         callback(value)
 
 
-def _tls_configuration(qt):
-    """Qt's default TLS settings, plus the certificate(s) in SSL_CERT_FILE (a private CA), which
-    Python's clients honour too."""
-    configuration = qt.QSslConfiguration.defaultConfiguration()
+def _text(value) -> str:
+    """A QVariant's text: PythonQt hands a QByteArray back as a wrapper, PySide6 as bytes or str."""
+    if value is None:
+        return ""
+    if hasattr(value, "data"):
+        value = value.data()
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _trust_ssl_cert_file(qt) -> None:
+    """Qt trusts the system's certificate authorities; add those in SSL_CERT_FILE (a private CA,
+    which Python's clients honour too) to the application's default TLS settings. PythonQt wraps
+    `QSslConfiguration.setDefaultConfiguration` but not `QNetworkRequest.setSslConfiguration`."""
     path = os.environ.get("SSL_CERT_FILE")
-    if path and os.path.isfile(path):
-        certificates = qt.QSslCertificate.fromPath(path)
-        if certificates:
-            configuration.setCaCertificates(list(configuration.caCertificates()) + list(certificates))
-    return configuration
+    if not path or not os.path.isfile(path):
+        return
+    certificates = list(qt.QSslCertificate.fromPath(path))
+    if certificates:
+        configuration = qt.QSslConfiguration.defaultConfiguration()
+        configuration.setCaCertificates(list(configuration.caCertificates()) + certificates)
+        qt.QSslConfiguration.setDefaultConfiguration(configuration)

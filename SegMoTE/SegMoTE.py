@@ -26,17 +26,10 @@ from slicer.ScriptedLoadableModule import (
 import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
 from SegMoTEGlue import dependencies
 from SegMoTEGlue.engine import READY, STARTING, enginePool, engineFor
-from SegMoTEGlue.mrmlconvert import (
-    controlPointsWorld,
-    roiCornersWorld,
-    volumeFromNode,
-    writeLabelmapToSegment,
-)
-from SegMoTELib import geometry
-from SegMoTEGlue.segmentnames import checkedSegmentName
+from SegMoTEGlue.mrmlconvert import volumeFromNode
 from SegMoTEGlue.settings import DEVICES, EngineSettings, loadSettings, saveSettings
+from SegMoTEGlue.volumelogic import VolumeSegmentationLogic
 from SegMoTELib.priorities import BATCH
-from SegMoTELib.intensity import IntensityMapping
 from SegMoTELib.resources import load_manifest
 
 _ADAPTER_CHOICES = (("Shipped adapter (default)", "default"), ("None (base decoder)", "none"),
@@ -241,14 +234,12 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
 
 
 # ---------------------------------------------------------------------------------------------
-class SegMoTELogic(ScriptedLoadableModuleLogic):
+class SegMoTELogic(ScriptedLoadableModuleLogic, VolumeSegmentationLogic):
     """Segment a volume node into a segmentation node, from the Python console or a script.
 
-    Prompts are in world RAS (what Slicer shows; parent transforms are respected). Each call
-    blocks until done (the engine computes it; Qt's event loop runs meanwhile, so the GUI stays
-    alive) and returns the segment id.
-    `orientation`: "axial", "coronal", "sagittal" or a slice normal (3,) in RAS.
-    `progress`: optional callable(fraction), called on the calling thread while waiting.
+    The segmentation calls (segmentWithPoints, segmentWithMarkups, segmentWithBox, segmentWithRoi,
+    segmentPromptFree, createSegmentationNode) are VolumeSegmentationLogic's (SegMoTEGlue/volumelogic.py:
+    prompts in world RAS, one new segment per call, its id returned); this class adds the engine.
     """
 
     def __init__(self, settings: EngineSettings | None = None):
@@ -265,98 +256,26 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
     def engineSettings(self) -> EngineSettings:
         return self.settings or loadSettings()
 
-    # --- segmentation ----------------------------------------------------------------------------
-    def segmentWithPoints(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, pointsRas, labels=None,
-                          orientation="axial", propagate: bool = False, sliceRange=None, **options) -> str:
-        """Clicks (N, 3) in RAS on one slice; labels (N,) 1 = positive, 0 = negative (default all 1)."""
-        points = np.asarray(pointsRas, dtype=np.float64)
-        pointLabels = np.ones(len(points), dtype=np.int64) if labels is None else np.asarray(labels)
-        arguments = {"orientation": orientation, "points_ras": points, "labels": pointLabels, "box_ras": None}
-        return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
-
-    def segmentWithMarkups(self, volumeNode: slicer.vtkMRMLScalarVolumeNode,
-                           markupsNode: slicer.vtkMRMLMarkupsFiducialNode, labels=None, **options) -> str:
-        """Clicks from a point list node (world positions); all positive unless `labels` says otherwise."""
-        return self.segmentWithPoints(volumeNode, controlPointsWorld(markupsNode), labels, **options)
-
-    def segmentWithBox(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, boxCornersRas, orientation="axial",
-                       propagate: bool = False, sliceRange=None, **options) -> str:
-        """A box given by two opposite corners (2, 3) in RAS, or 8 corners (8, 3) of a rotated box or
-        rectangle (each used as given), on the slice through its centre."""
-        arguments = {"orientation": orientation, "points_ras": None, "labels": None,
-                     "box_ras": np.asarray(boxCornersRas, dtype=np.float64)}
-        return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
-
-    def segmentWithRoi(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, roiNode: slicer.vtkMRMLMarkupsROINode,
-                       orientation="axial", **options) -> str:
-        """A 3D box from a markups ROI (rotation respected): every slice the ROI crosses."""
-        corners = roiCornersWorld(roiNode)
-
-        def compute(segmenter, volume, job):
-            return (yield from segmenter.segment_box3d(corners, orientation=orientation, progress=job.reportProgress))
-
-        return self._segment(volumeNode, compute, **options)
-
-    def segmentPromptFree(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, sliceIndex: int | None = None,
-                          orientation="axial", propagate: bool = False, sliceRange=None, **options) -> str:
-        """No prompt (needs an adapter with prompt-free tokens); one slice (default: the middle one)."""
-        def compute(segmenter, volume, job):
-            index = sliceIndex
-            if index is None:
-                index = geometry.slice_count(volume, geometry.slice_axis_for(volume, orientation)) // 2
-            result = yield from segmenter.segment_auto(orientation, index)
-            if propagate:
-                return (yield from segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress))
-            return result.labelmap
-
-        return self._segment(volumeNode, compute, **options)
-
-    # --- plumbing --------------------------------------------------------------------------------
-    def _segmentSlicePrompt(self, volumeNode, arguments: dict, propagate: bool, sliceRange, **options) -> str:
-        def compute(segmenter, volume, job):
-            result = yield from segmenter.segment_slice(**arguments)
-            if propagate:
-                return (yield from segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress))
-            return result.labelmap
-
-        return self._segment(volumeNode, compute, **options)
-
-    def _segment(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, compute,
-                 segmentationNode: slicer.vtkMRMLSegmentationNode | None = None, segmentName: str = "SegMoTE",
-                 modality: str = "auto", progress=None) -> str:
-        segmentName = checkedSegmentName(segmentName)  # before any work: nothing computed for a bad name
-        volume = volumeFromNode(volumeNode, modality)
-        mapping = IntensityMapping(modality=modality)
+    # --- the engine ------------------------------------------------------------------------------
+    def runOnEngine(self, key, volume, mapping, compute, progress=None):
+        """`compute(segmenter, volume, call)` (a generator of engine steps) against the engine's session
+        of `volume`; blocks, running Qt's event loop (the answers arrive through it, the GUI stays
+        alive, progress is reported meanwhile), and returns the labelmap."""
         engine = engineFor(self.engineSettings())
-        key = (volumeNode.GetID(), volumeNode.GetImageData().GetMTime(), modality)
 
         def run(call):
             return compute(engine.segmenterFor(key, volume, mapping), volume, call)
 
         call = engine.submit(run, "SegMoTE segmentation", BATCH)
-        while not call.finished:  # the answers arrive through Qt's event loop, run here meanwhile
+        while not call.finished:
             slicer.app.processEvents()
             if progress is not None:
                 progress(call.progress)
             time.sleep(0.01)
         labelmap = call.wait(processEvents=slicer.app.processEvents)
-        notice = engine.notice
-        if notice:
-            logging.info("SegMoTE: %s", notice)
-        if segmentationNode is None:
-            segmentationNode = self.createSegmentationNode(volumeNode)
-        segmentId = segmentationNode.GetSegmentation().AddEmptySegment("", segmentName)
-        writeLabelmapToSegment(labelmap, segmentationNode, segmentId, volumeNode)
-        return segmentId
-
-    def createSegmentationNode(self, volumeNode: slicer.vtkMRMLScalarVolumeNode) -> slicer.vtkMRMLSegmentationNode:
-        """A new segmentation in the volume's geometry, under the same parent transform."""
-        segmentationNode = slicer.mrmlScene.AddNewNodeByClass(
-            "vtkMRMLSegmentationNode", volumeNode.GetName() + " SegMoTE")
-        segmentationNode.CreateDefaultDisplayNodes()
-        segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
-        segmentationNode.SetAndObserveTransformNodeID(volumeNode.GetTransformNodeID())
-        return segmentationNode
+        if engine.notice:
+            logging.info("SegMoTE: %s", engine.notice)
+        return labelmap
 
 
 # ---------------------------------------------------------------------------------------------

@@ -211,11 +211,12 @@ class RemoteVolume:
                 raise
 
     def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
-                      slice_index: int | None = None) -> RemoteSliceResult:
+                      slice_index: int | None = None, seed_mask=None) -> RemoteSliceResult:
         """As VolumeSegmenter.segment_slice; `mask_input`: an earlier RemoteSliceResult to refine
-        (seeded again from its mask if the server forgot it), or its `low_res_logits`."""
+        (seeded again from its mask if the server forgot it), or its `low_res_logits`; `seed_mask`:
+        bool (H, W), the slice's mask made elsewhere."""
         return self.client.run(self.calls.segment_slice(orientation, points_ras, labels, box_ras, mask_input,
-                                                        slice_index))
+                                                        slice_index, seed_mask))
 
     def seed_result(self, ref: SliceRef, mask: dict) -> RemoteSliceResult:
         """A server-side result made from a one-slice mask in the server's format (`RemoteSliceResult.mask`)."""

@@ -139,11 +139,21 @@ class MaskBlock:
         extent = encoded.get("extent")
         if extent is None:
             return cls(shape, None, None)
-        if len(extent) != len(shape) or any(not 0 <= low <= high < size for (low, high), size in zip(extent, shape)):
+        if (len(extent) != len(shape) or any(len(pair) != 2 for pair in extent)
+                or any(not 0 <= low <= high < size for (low, high), size in zip(extent, shape))):
             raise InputError(f"mask: extent {extent} does not fit a volume of shape {list(shape)}")
         block_shape = tuple(high - low + 1 for low, high in extent)
-        packed = np.frombuffer(zlib.decompress(base64.b64decode(encoded["bits"])), dtype=np.uint8)
-        block = np.unpackbits(packed, count=math.prod(block_shape)).astype(bool).reshape(block_shape)
+        count = math.prod(block_shape)
+        try:
+            # bounded: a small payload cannot expand past the block's bytes (masks also arrive from clients)
+            inflater = zlib.decompressobj()
+            packed = np.frombuffer(inflater.decompress(base64.b64decode(encoded["bits"]), (count + 7) // 8),
+                                   dtype=np.uint8)
+        except (zlib.error, ValueError) as error:
+            raise InputError(f"mask: the bits are not base64 zlib data ({error})") from None
+        if packed.size * 8 < count:
+            raise InputError(f"mask: {packed.size * 8} bits for a block of {count} voxels")
+        block = np.unpackbits(packed, count=count).astype(bool).reshape(block_shape)
         return cls(shape, tuple(slice(low, high + 1) for low, high in extent), block)
 
     @property
@@ -161,4 +171,26 @@ class MaskBlock:
 
     def to_array(self) -> np.ndarray:
         return self.paste_into(np.zeros(self.shape, dtype=bool))
+
+    def __getitem__(self, index) -> np.ndarray:
+        """The mask on a box of the volume, `index` a tuple of slices (step 1): an array of that box's
+        size only, so code that takes the slab of a labelmap (`labelmap[slab]`) never needs the whole."""
+        index = tuple(index) + (slice(None),) * (len(self.shape) - len(tuple(index)))
+        spans = [part.indices(size)[:2] for part, size in zip(index, self.shape)]
+        out = np.zeros([max(0, stop - start) for start, stop in spans], dtype=bool)
+        if self.where is None:
+            return out
+        source, target = [], []
+        for (start, stop), block_part in zip(spans, self.where):
+            low, high = max(start, block_part.start), min(stop, block_part.stop)
+            if low >= high:
+                return out
+            source.append(slice(low - block_part.start, high - block_part.start))
+            target.append(slice(low - start, high - start))
+        out[tuple(target)] = self.block[tuple(source)]
+        return out
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
 

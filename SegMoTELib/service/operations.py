@@ -10,13 +10,14 @@ server forgot are the same code on both.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import InputError, SegMoTEError
 from ..geometry import SliceRef
-from .codec import MaskBlock, decode_mask, slab_slices, voxel_slabs
+from .codec import MaskBlock, decode_mask, encode_mask, slab_slices, voxel_slabs
 from .wire import (
     EngineError,
     ResultUnknown,
@@ -55,6 +56,23 @@ def run_blocking(request, operation):
             answer = request(step)
         except BaseException as failure:  # noqa: BLE001  handed to the operation (a job is cancelled there)
             error = failure
+
+
+def awaited(value):
+    """Inside an operation, the outcome of a step: `result = yield from awaited(x)` carries out `x`
+    when it is an operation (the engine's segmenter) and passes it on when it is already a value
+    (an in-process VolumeSegmenter), so one compute step serves both."""
+    if inspect.isgenerator(value):
+        return (yield from value)
+    return value
+
+
+def run_in_process(operation):
+    """Carry out an operation whose steps are all values (an in-process segmenter): no request."""
+    def no_request(step):
+        raise RuntimeError(f"an in-process computation sent a request: {step.method} {step.path}")
+
+    return run_blocking(no_request, operation)
 
 
 @dataclass(frozen=True)
@@ -142,11 +160,18 @@ class SessionCalls:
         yield Request("DELETE", self.path, None, "closing the session")
 
     def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
-                      slice_index: int | None = None):
+                      slice_index: int | None = None, seed_mask=None):
+        """`seed_mask`: bool (H, W), the slice's mask made elsewhere (a segment drawn by any tool),
+        the dense prompt instead of `mask_input`."""
         if mask_input is not None and not isinstance(mask_input, (RemoteSliceResult, ServerLogits)):
             raise InputError("mask_input: through the engine service, give the earlier slice result "
                              "(its logits stay on the server)")
         body = slice_body(orientation, points_ras, labels, box_ras, slice_index)
+        if seed_mask is not None:
+            seed = np.asarray(seed_mask, dtype=bool)
+            if seed.ndim != 2:
+                raise InputError(f"seed_mask: expected a 2D slice mask (H, W), got shape {seed.shape}")
+            body["seed_mask"] = {"shape": list(seed.shape), **encode_mask(seed)}
 
         def send(previous_id):
             return Request("POST", self.path + "/slice", {**body, "previous_result": previous_id}, "the slice prompt")

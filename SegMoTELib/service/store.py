@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import AccessError, InputError
 from .limits import ServiceLimits
 from .refusal import Refusal
 from .session import Session, check_volume_shape
@@ -71,12 +71,13 @@ class SessionStore:
             raise Refusal(403, "path: this server reads no files for clients (start it with --data-root DIR); "
                                "upload the volume instead")
         try:
-            resolved = Path(path).resolve()
+            Path(path).resolve()
         except (OSError, ValueError, RuntimeError):  # a NUL byte, a name too long, a symlink loop
             raise InputError("path: not a usable file name on this server") from None
-        if not any(resolved.is_relative_to(root) for root in self.data_roots):
-            raise Refusal(403, f"path: {path} is outside the folders this server may read")
-        return read_volume(resolved)
+        try:  # the file and any data file its header names, resolved, under a root
+            return read_volume(path, confine_to=self.data_roots)
+        except AccessError as error:
+            raise Refusal(403, f"path: {error}") from None
 
     # --- voxel uploads -------------------------------------------------------------------------
     def begin_upload(self, session: Session, first_slice: int | None) -> VoxelUpload:

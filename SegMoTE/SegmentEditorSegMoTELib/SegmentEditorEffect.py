@@ -457,7 +457,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def submit(self, predict, prompts: SlicePrompts, title: str) -> None:
         try:
-            segmentationNode, image, volume, key = self.context()
+            _segmentationNode, image, volume, key = self.context()
         except InputError as error:
             self.setStatus(str(error))
             return
@@ -476,7 +476,6 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
                 return  # a newer prompt of this effect is on its way
             prompts.lastResult = result
             if self.writeLabelmap(result.labelmap, image, result.ref.axis, result.ref.index, result.ref.index):
-                prompts.segmentToken = labelmapToken(segmentationNode, prompts.sliceKey.segmentId)
                 refined = " (refining the segment's mask)" if prompts.seedMask is not None else ""
                 self.setStatus(f"Slice {result.ref.index} segmented{refined} (predicted IoU {result.score:.2f}, "
                                f"{result.decoder} decoder).")
@@ -565,6 +564,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         except InputError as error:
             self.setStatus(str(error))
             return False
+        prompts, target = self.prompts, self.currentTarget()
+        if prompts is not None:  # the segment as its prompts now describe it (see onSegmentEdited)
+            prompts.segmentToken = labelmapToken(self.scriptedEffect.parameterSetNode().GetSegmentationNode(),
+                                                 target.segmentId)
         return True
 
     # --- embedding ahead of time ---------------------------------------------------------------

@@ -49,6 +49,7 @@ from SegMoTELib.intensity import MODALITIES, IntensityMapping
 PREFETCH_DELAY_MSEC = 300  # wait for the slice to settle before embedding it
 _ICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SegmentEditorEffect.png")
 
+
 class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def __init__(self, scriptedEffect):
         scriptedEffect.name = "SegMoTE"
@@ -58,7 +59,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.promptBook = PromptBook()
         self.markers = PromptMarkers()
         self.pendingJobs = PendingJobs()
-        self.watch = SegmentWatch(self.onSegmentSelectionChanged, self.onSegmentEdited)
+        self.watch = SegmentWatch(self.showCurrentPrompts, self.onSegmentEdited)  # segment switch, outside edit
         self.active = False
         self.connections: list = []  # (Qt object, signal, slot), disconnected in cleanup()
         self.gesture = Gesture()
@@ -370,15 +371,12 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.markers.clear()
 
     def showCurrentPrompts(self) -> None:
-        """The markers show the selected segment's prompts (none after a segment switch to a new one)."""
+        """The markers show the selected segment's prompts (none after a switch to a segment without)."""
         prompts = self.prompts
         if prompts is None:
             self.markers.clear()
         else:
             self.markers.show(prompts.pointsRas, prompts.labels, prompts.boxOutlineRas)
-
-    def onSegmentSelectionChanged(self) -> None:
-        self.showCurrentPrompts()
 
     def onSegmentEdited(self, segmentationNode) -> None:
         """Undo, Redo or another tool changed segments: their prompts describe a mask that is gone."""

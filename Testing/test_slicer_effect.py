@@ -545,3 +545,19 @@ def test_source_volume_change_creates_no_markups_node(editor):
     before = scene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode")
     editor.effect.sourceVolumeNodeChanged()
     assert scene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode") == before
+
+
+def test_the_effects_own_writes_and_a_new_colour_keep_the_prompts_a_paint_stroke_does_not(editor):
+    """Only a change of the voxels by something else makes the prompts stale."""
+    editor.box(12)
+    editor.calls.setParameter("LimitRange", 1)
+    editor.calls.setParameter("FirstSlice", 11)
+    editor.calls.setParameter("LastSlice", 13)
+    editor.effect.onPropagate()
+    editor.session.deliver()
+    editor.segmentationNode.GetSegmentation().GetSegment(editor.liver).SetColor(0.1, 0.8, 0.2)
+    assert editor.effect.prompts is not None and editor.effect.prompts.lastResult is not None
+    stroke = editor.mask()
+    stroke[5, 60:70, 120:130] = True
+    editor.paint(editor.liver, stroke)
+    assert editor.effect.prompts is None

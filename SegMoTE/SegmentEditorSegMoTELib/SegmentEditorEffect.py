@@ -52,6 +52,7 @@ from SegMoTELib.intensity import MODALITIES, IntensityMapping
 PREFETCH_DELAY_MSEC = 300  # wait for the slice to settle before embedding it
 _ICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SegmentEditorEffect.png")
 
+
 class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def __init__(self, scriptedEffect):
         scriptedEffect.name = "SegMoTE"
@@ -61,7 +62,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.promptBook = PromptBook()
         self.markers = PromptMarkers()
         self.pendingJobs = PendingJobs()
-        self.watch = SegmentWatch(self.onSegmentSelectionChanged, self.onSegmentEdited)
+        self.watch = SegmentWatch(self.showCurrentPrompts, self.onSegmentEdited)  # segment switch, outside edit
         self.active = False
         self.connections: list = []  # (Qt object, signal, slot), disconnected in cleanup()
         self.gesture = Gesture()
@@ -378,15 +379,12 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.markers.clear()
 
     def showCurrentPrompts(self) -> None:
-        """The markers show the selected segment's prompts (none after a segment switch to a new one)."""
+        """The markers show the selected segment's prompts (none after a switch to a segment without)."""
         prompts = self.prompts
         if prompts is None:
             self.markers.clear()
         else:
             self.markers.show(prompts.pointsRas, prompts.labels, prompts.boxOutlineRas)
-
-    def onSegmentSelectionChanged(self) -> None:
-        self.showCurrentPrompts()
 
     def onSegmentEdited(self, segmentationNode) -> None:
         """Undo, Redo or another tool changed segments: their prompts describe a mask that is gone."""
@@ -465,7 +463,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def submit(self, predict, prompts: SlicePrompts, title: str) -> None:
         try:
-            segmentationNode, image, volume, key = self.context()
+            _segmentationNode, image, volume, key = self.context()
         except InputError as error:
             self.setStatus(str(error))
             return
@@ -485,7 +483,6 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             prompts.lastResult = result
             # the one-slice block, not a full-volume array (issue 19, item 5): segmentwrite takes its slab
             if self.writeLabelmap(result.mask_block(), image, result.ref.axis, result.ref.index, result.ref.index):
-                prompts.segmentToken = labelmapToken(segmentationNode, prompts.sliceKey.segmentId)
                 refined = " (refining the segment's mask)" if prompts.seedMask is not None else ""
                 self.setStatus(f"Slice {result.ref.index} segmented{refined} (predicted IoU {result.score:.2f}, "
                                f"{result.decoder} decoder).")
@@ -575,6 +572,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         except InputError as error:
             self.setStatus(str(error))
             return False
+        prompts, target = self.prompts, self.currentTarget()
+        if prompts is not None:  # the segment as its prompts now describe it (see onSegmentEdited)
+            prompts.segmentToken = labelmapToken(self.scriptedEffect.parameterSetNode().GetSegmentationNode(),
+                                                 target.segmentId)
         return True
 
     # --- embedding ahead of time ---------------------------------------------------------------

@@ -99,6 +99,23 @@ def test_stroke_groups_of_a_real_bank_start_from_the_shipped_adapters_masks(tmp_
     projection = trainer.model.adapter.stroke_encoder.projection.weight
     assert projection.abs().sum() > 0, "the stroke encoder did not learn from the step"
 
+    # the adapter file keeps the stroke encoder, and the predictor feeds it the strokes' maps
+    from SegMoTELib.predictor import SegMoTEPredictor
+    from SegMoTELib.slice_prompt import SlicePrompt
+
+    path = trainer.model.save_adapter(tmp_path / "adapter.pt")
+    predictor = SegMoTEPredictor(adapter=path, device="cpu", model=None)
+    assert predictor.model.reads_stroke_maps
+    seen = []
+    encode = predictor.model.encode_prompts
+    predictor.model.encode_prompts = lambda **kw: seen.append(kw.get("strokes")) or encode(**kw)
+    image = (np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)
+    predictor.set_image(image)
+    lasso = predictor.predict(SlicePrompt.build(lassos=[[[10, 10], [50, 10], [50, 50], [10, 50]]]))
+    assert lasso.decoder == "segmote" and seen[-1] is not None and seen[-1].shape == (1, 4, 256, 256)
+    predictor.predict(points=[[30, 30]])
+    assert seen[-1] is None  # a click never passes through the stroke encoder
+
 
 def test_the_v3_stroke_config_fine_tunes_the_shipped_adapter_and_keeps_every_prompt_kind():
     """The GPU run's config: valid, starts from the shipped v2 adapter, adds the stroke encoder, and

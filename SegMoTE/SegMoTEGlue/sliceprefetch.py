@@ -2,8 +2,9 @@
 
 A slice view that has settled for PREFETCH_DELAY_MSEC asks the engine to embed its slice, at the
 lowest priority, a newer request replacing an older one; the prompt there then costs only the
-decoder. The effect hands in its engine functions (`status`, `session`), so whatever the effect
-module's names stand for at call time is what runs.
+decoder. It never starts the engine nor uploads a volume: only an engine that is ready and already
+holds a session of this volume is asked. The effect hands in its `engineFor`, so whatever the effect
+module's name stands for at call time is what runs.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ import qt
 
 from SegMoTELib import geometry
 from SegMoTELib.errors import InputError
+from SegMoTELib.priorities import PREFETCH
 
+from .engine import READY
 from .mrmlconvert import sliceNormalWorld
-from .worker import PREFETCH
 
 PREFETCH_DELAY_MSEC = 300  # wait for the slice to settle before embedding it
 
 
 class SlicePrefetch:
-    def __init__(self, effect, status, session):
-        self.effect, self.engine = effect, (status, session)
+    def __init__(self, effect, engineFor):
+        self.effect, self.engineFor = effect, (engineFor,)
         self.viewNode = None
         self.timer = None
 
@@ -36,9 +38,10 @@ class SlicePrefetch:
 
     def embedCurrentSlice(self) -> None:
         sliceNode = self.viewNode
-        status, engineSession = self.engine
-        if sliceNode is None or not status().ready:
-            return
+        engineFor, = self.engineFor
+        engine = engineFor()
+        if sliceNode is None or engine.state != READY:
+            return  # embedding ahead never starts the engine
         sliceToRas = sliceNode.GetSliceToRAS()
         centerRas = [sliceToRas.GetElement(row, 3) for row in range(3)]
         orientation = sliceNormalWorld(sliceNode)
@@ -47,13 +50,14 @@ class SlicePrefetch:
             ref = geometry.slice_through(volume, orientation, centerRas)
         except (InputError, ValueError):
             return  # nothing to prefetch: no source volume or the view is outside it
-        session = engineSession()
+        if not engine.hasSession(key):
+            return  # nor uploads the volume: the first prompt does
         mapping = self.effect.mapping()
 
-        def run(job, engine):
-            session.segmenterFor(engine, key, volume, mapping).prefetch(orientation, slice_index=ref.index)
+        def run(call):
+            return engine.segmenterFor(key, volume, mapping).prefetch(orientation, slice_index=ref.index)
 
-        session.submit(run, "Embedding the current slice", PREFETCH, replaceKey="prefetch")
+        engine.submit(run, "Embedding the current slice", PREFETCH, replaceKey="prefetch")
 
     def stop(self) -> None:
         if self.timer is not None:

@@ -38,6 +38,27 @@ def test_region_scribbles_stay_inside_one_part_of_their_region():
         assert (strokes[1, 1:, 0] >= strokes[1, :-1, 0]).all() or (strokes[1, 1:, 0] <= strokes[1, :-1, 0]).all()
 
 
+def _ring(size: int = 100) -> np.ndarray:
+    ys, xs = np.mgrid[:size, :size]
+    radius = np.hypot(ys - size / 2, xs - size / 2)
+    return (radius > 20) & (radius < 27)
+
+
+def test_strokes_follow_a_ring_instead_of_crossing_it():
+    """A myocardium-like ring: the evaluation's stroke runs along it, inside it; a training stroke
+    joins its vertices along the ring, never across the cavity."""
+    from SegMoTELib.training.simulated_strokes import centre_line
+    from SegMoTELib.training.simulated_strokes_gpu import region_scribbles
+
+    ring = _ring()
+    line = centre_line(ring)
+    assert len(line) >= 5 and ring[line[:, 1].astype(int), line[:, 0].astype(int)].all()
+    strokes, _ = region_scribbles(torch.from_numpy(np.stack([ring] * 8)), torch.Generator().manual_seed(3), 6)
+    midpoints = (strokes[:, 1:] + strokes[:, :-1]) / 2
+    distance = (midpoints - 50).norm(dim=-1)
+    assert (distance > 0.5 * 20).all(), "a stroke segment crossed the ring's cavity"
+
+
 def test_contour_scribbles_follow_the_inside_of_the_edge():
     from SegMoTELib.training.simulated_strokes_gpu import contour_scribbles
 

@@ -175,7 +175,8 @@ def _prepare(args) -> _Job:
         _check_ras_prompts(args, volume, job)
     else:
         _check_image_content(args, job)
-        job.prompt.check_inside(*volume.array.shape[1:3])
+        if job.prompt is not None:
+            job.prompt.check_inside(*volume.array.shape[1:3])
     return job
 
 

@@ -1,10 +1,11 @@
 """Scribbles and lassos a simulated user draws on one mask (numpy; deterministic, for evaluation).
 
 The evaluation protocol (MODEL_CARD.md, `segmote evaluate --prompt scribble|lasso`):
-  * `centre_line` -- a positive scribble along the structure: the principal axis of the mask's
-    largest connected part (8-connectivity) is cut into `vertices` bands between 10 % and 90 % of
-    its extent, and the stroke joins the deepest pixel of each band (a user drawing along the
-    middle of an organ; one stroke on one part, as one click lands in one part);
+  * `centre_line` -- a positive scribble along the structure, inside it: on the mask's largest
+    connected part (8-connectivity), the minimal path between its two far ends when a step costs
+    its length over the local depth (so it keeps to the middle: along an organ, half way around a
+    ring), from 10 % to 90 % of its length, `vertices` points on it (a user drawing along the middle
+    of a structure; one stroke on one part, as one click lands in one part);
   * `correction_scribble` -- after a prediction, the centre line of the largest connected error
     region (8-connectivity; false negatives → positive, false positives → negative), as
     `simulated_user.deepest_error_click` chooses its click;
@@ -20,33 +21,58 @@ import numpy as np
 
 from .simulated_user import _as_nonempty_mask, _deepest_pixel, _largest_component, depth_map, error_regions
 
-LINE_VERTICES = 5
+LINE_VERTICES = 7
 LASSO_VERTICES = 24
 
 
 def centre_line(mask, vertices: int = LINE_VERTICES) -> np.ndarray:
-    """(V, 2) pixel x, y: a stroke along the middle of the mask's largest part (fewer vertices for a
-    small one)."""
-    region, _ = _largest_component(_as_nonempty_mask(mask, "mask"))
+    """(V, 2) pixel x, y: a stroke along the middle of the mask's largest part, inside it (fewer
+    vertices for a small part)."""
+    region, size = _largest_component(_as_nonempty_mask(mask, "mask"))
+    if size < 3:
+        return np.array([_deepest_pixel(region)], dtype=np.float64)
+    path = _medial_path(region)
+    if len(path) < 2:
+        return np.array([_deepest_pixel(region)], dtype=np.float64)
+    steps = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    along = np.concatenate([[0.0], np.cumsum(steps)])
+    targets = np.linspace(0.1, 0.9, vertices) * along[-1]
+    chosen = np.unique(np.searchsorted(along, targets).clip(0, len(path) - 1))
+    return path[chosen].astype(np.float64)
+
+
+def _medial_path(region: np.ndarray) -> np.ndarray:
+    """(P, 2) x, y: the longest of the region's minimal paths when a step costs its length over the
+    local depth, so the path keeps to the middle (between two far ends: along an organ, around a
+    ring). Dijkstra on the 8-connected pixel graph."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    depth = depth_map(region)
     ys, xs = np.nonzero(region)
-    if len(xs) < 3:
-        return np.array([_deepest_pixel(region)], dtype=np.float64)
-    coordinates = np.stack([xs, ys], axis=1).astype(np.float64)
-    centred = coordinates - coordinates.mean(axis=0)
-    _, _, axes = np.linalg.svd(centred, full_matrices=False)
-    along = centred @ axes[0]
-    low, high = np.quantile(along, 0.1), np.quantile(along, 0.9)
-    depth = depth_map(region)[ys, xs]
-    edges = np.linspace(low, high, vertices + 1)
-    line = []
-    for start, stop in zip(edges[:-1], edges[1:]):
-        band = (along >= start) & (along <= stop)
-        if band.any():
-            chosen = np.flatnonzero(band)[int(np.argmax(depth[band]))]
-            line.append(coordinates[chosen])
-    if not line:
-        return np.array([_deepest_pixel(region)], dtype=np.float64)
-    return np.asarray(line)
+    index = -np.ones(region.shape, dtype=np.int64)
+    index[ys, xs] = np.arange(len(ys))
+    rows, cols, costs = [], [], []
+    height, width = region.shape
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        y2, x2 = ys + dy, xs + dx
+        inside = (y2 >= 0) & (y2 < height) & (x2 >= 0) & (x2 < width)
+        inside[inside] &= region[y2[inside], x2[inside]]
+        a, b = index[ys[inside], xs[inside]], index[y2[inside], x2[inside]]
+        cost = np.hypot(dy, dx) * 2.0 / (depth[ys[inside], xs[inside]] + depth[y2[inside], x2[inside]])
+        rows.append(a), cols.append(b), costs.append(cost)
+    graph = coo_matrix((np.concatenate(costs), (np.concatenate(rows), np.concatenate(cols))),
+                       shape=(len(ys), len(ys))).tocsr()
+    start = int(np.argmax(depth[ys, xs]))
+    first = dijkstra(graph, directed=False, indices=start)
+    end_a = int(np.argmax(np.where(np.isfinite(first), first, -1)))
+    second, predecessors = dijkstra(graph, directed=False, indices=end_a, return_predecessors=True)
+    node = int(np.argmax(np.where(np.isfinite(second), second, -1)))
+    path = [node]
+    while predecessors[node] >= 0:
+        node = int(predecessors[node])
+        path.append(node)
+    return np.stack([xs[path], ys[path]], axis=1)
 
 
 def correction_scribble(gt_mask, pred_mask, vertices: int = LINE_VERTICES):

@@ -6,8 +6,9 @@ inference does). Randomness comes from a torch.Generator on the device.
 
 * `region_scribbles` -- a stroke inside a region: `V` pixels drawn among the deeper half of one
   connected part of the region (grown geodesically from a deep seed pixel, so the stroke never
-  joins two separate leaks across the object), joined in order along that part's principal axis:
-  a line along a structure, or along an error, as a user draws it;
+  joins two separate leaks across the object), joined along the part's principal axis, or around
+  its centroid where the part is hollow (a ring, a C: along it, not across its hole): a line along
+  a structure, or along an error, as a user draws it;
 * `contour_scribbles` -- a stroke along the inside of the boundary (pixels 2-4 erosions deep, in
   an angular window of half a turn around the centroid, joined by angle): users also trace edges;
 * `perturbed_lassos` -- a loop around a region: the farthest region pixel in each of `V` angular
@@ -76,8 +77,32 @@ def region_scribbles(regions: torch.Tensor, generator: torch.Generator, vertices
     part = connected_part(regions, seeds[:, 0])
     part_depths = depth(part)
     part_deepest = part_depths.flatten(1).max(dim=1).values.view(-1, 1, 1)
-    chosen, _ = sample_pixels((part_depths >= depth_fraction * part_deepest) & part, vertices, generator)
-    return _principal_order(chosen, part), valid
+    # 3 candidates per vertex, put in stroke order, then every third: vertices spread along the part
+    candidates, _ = sample_pixels((part_depths >= depth_fraction * part_deepest) & part, 3 * vertices, generator)
+    spread = torch.linspace(0, 3 * vertices - 1, vertices, device=regions.device).round().long()
+    return _stroke_order(candidates, part)[:, spread], valid
+
+
+def _stroke_order(points: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """Points (B, V, 2) in stroke order: along the principal axis of their region, or, where the
+    region's centroid lies outside it (a ring, a C), by angle around the centroid, starting after the
+    widest angular gap, so the stroke goes along the region instead of across its hole."""
+    batch, height, width = regions.shape
+    ys = torch.arange(height, device=regions.device, dtype=torch.float32).view(1, -1, 1)
+    xs = torch.arange(width, device=regions.device, dtype=torch.float32).view(1, 1, -1)
+    weight = regions.float()
+    count = weight.sum(dim=(1, 2)).clamp(min=1)
+    cx, cy = (weight * xs).sum(dim=(1, 2)) / count, (weight * ys).sum(dim=(1, 2)) / count
+    rows = torch.arange(batch, device=regions.device)
+    hollow = ~regions[rows, cy.round().long().clamp(0, height - 1), cx.round().long().clamp(0, width - 1)]
+    angles = torch.atan2(points[..., 1] - cy[:, None], points[..., 0] - cx[:, None])
+    by_angle = angles.argsort(dim=1)
+    sorted_angles = angles.gather(1, by_angle)
+    gaps = torch.remainder(torch.roll(sorted_angles, -1, dims=1) - sorted_angles, 2 * math.pi)  # to the next one
+    first = (gaps.argmax(dim=1) + 1) % points.shape[1]   # the stroke starts after the widest gap
+    shift = (torch.arange(points.shape[1], device=points.device)[None] + first[:, None]) % points.shape[1]
+    around = points.gather(1, by_angle.gather(1, shift)[..., None].expand(-1, -1, 2))
+    return torch.where(hollow.view(-1, 1, 1), around, _principal_order(points, regions))
 
 
 def contour_scribbles(masks: torch.Tensor, generator: torch.Generator, vertices: int) -> tuple[torch.Tensor, torch.Tensor]:

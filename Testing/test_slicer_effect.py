@@ -252,6 +252,31 @@ def test_editing_inside_one_other_segment_gives_it_nothing(editor):
     np.testing.assert_array_equal(editor.mask(editor.other), other)
 
 
+@pytest.mark.parametrize("maskMode", ["EditAllowedInsideAllSegments", "EditAllowedInsideSingleSegment"])
+def test_refining_inside_an_editable_area_that_holds_the_segment_keeps_its_voxels(editor, maskMode):
+    """Editable areas "inside all segments" and "inside segment liver" contain the liver itself, and
+    Slicer computes the area anew on each modify call from the segments as they are then
+    (vtkSlicerSegmentEditorLogic::UpdateMaskLabelmap, 5.10). Removing the slab first took the liver's
+    slab voxels out of the area the result was then added in: a refinement emptied the slice outside
+    "other". As Set: the liver's slice becomes the result inside the area as it was before the write."""
+    editorNode = editor.calls.editorNode
+    liverBefore = np.zeros(editor.mask().shape, bool)
+    liverBefore[12, 70:110, 140:165] = True
+    editor.paint(editor.liver, liverBefore)
+    other = np.zeros(editor.mask().shape, bool)
+    other[12, 40:140, 90:138] = True
+    editor.paint(editor.other, other)
+    editorNode.SetMaskMode(getattr(slicer.vtkMRMLSegmentationNode, maskMode))
+    editorNode.SetMaskSegmentID(editor.liver)
+    editorNode.SetOverwriteMode(slicer.vtkMRMLSegmentEditorNode.OverwriteNone)
+    editor.box(12)
+    result = np.asarray(editor.effect.prompts.lastResult.labelmap[12], bool)
+    editable = liverBefore[12] | other[12] if maskMode.endswith("AllSegments") else liverBefore[12]
+    assert (result & liverBefore[12] & ~other[12]).any()  # the refinement covers liver voxels outside "other"
+    np.testing.assert_array_equal(editor.mask()[12], result & editable)
+    np.testing.assert_array_equal(editor.mask(editor.other), other)
+
+
 def test_overwriting_other_segments_stays_on_the_written_slices(editor):
     """Overwrite "all segments": the other segment loses what the result covers on slice 12 only."""
     other = np.zeros(editor.mask().shape, bool)

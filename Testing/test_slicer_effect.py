@@ -412,8 +412,8 @@ def test_a_colour_source_volume_is_seen_as_its_luminance(real_scene, monkeypatch
 class Interactor:
     """vtkRenderWindowInteractor's calls the effect makes (a Qt view delivers them in Slicer)."""
 
-    def __init__(self, xy=(0, 0), key="", shift=False, control=False):
-        self.xy, self.key, self.shift, self.control = xy, key, shift, control
+    def __init__(self, xy=(0, 0), key="", shift=False, control=False, alt=False):
+        self.xy, self.key, self.shift, self.control, self.alt = xy, key, shift, control, alt
 
     def GetEventPosition(self):
         return self.xy
@@ -428,7 +428,7 @@ class Interactor:
         return self.control
 
     def GetAltKey(self):
-        return False
+        return self.alt
 
 
 class SliceView:
@@ -490,6 +490,25 @@ def test_keys_switch_polarity_and_mode_and_clear_and_leave_slicers_keys_alone(ed
     for slicerKey in ("b", "f", "t", "v", "r", "z", "space", "Delete"):
         assert not send(editor, view, "KeyPressEvent", key=slicerKey)
     assert not send(editor, view, "KeyPressEvent", key="n", control=True)
+
+
+def test_presses_with_ctrl_or_alt_are_left_to_slicers_view(editor, view):
+    """Slicer's slice view binds Ctrl+left drag (blend the layers), Ctrl+Alt+left drag (rotate the
+    slice intersections) and Alt+Shift+left drag (translate them) (vtkMRMLSliceIntersectionWidget.cxx,
+    UpdateInteractionEventMapping, 5.10); Slicer's own effects take only an unmodified left press
+    (SegmentEditorDrawEffect.py, qSlicerSegmentEditorPaintEffect.cxx). Shift+click stays the one-off
+    other polarity."""
+    at = CLICK_IJK[:2]
+    for modifiers in ({"control": True}, {"control": True, "alt": True}, {"alt": True, "shift": True},
+                      {"alt": True}):
+        assert not send(editor, view, "LeftButtonPressEvent", xy=at, **modifiers)
+        assert not send(editor, view, "MouseMoveEvent", xy=(at[0] + 20, at[1]), **modifiers)
+        assert not send(editor, view, "LeftButtonReleaseEvent", xy=(at[0] + 20, at[1]), **modifiers)
+        assert not send(editor, view, "LeftButtonDoubleClickEvent", xy=at, **modifiers)
+    assert editor.effect.prompts is None and editor.session.queue == []
+    assert send(editor, view, "LeftButtonPressEvent", xy=at, shift=True)
+    assert send(editor, view, "LeftButtonReleaseEvent", xy=at, shift=True)
+    assert editor.effect.prompts.labels == [0]
 
 
 # --- results belong to one segment; cancelling; the options panel; cleanup --------------------------------

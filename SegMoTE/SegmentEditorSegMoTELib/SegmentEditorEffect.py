@@ -1,6 +1,6 @@
 """Segment Editor effect "SegMoTE": clicks, boxes and prompt-free masks on any slice view, and 3D.
 
-Left click = a click of the current polarity (positive by default; key N switches, Shift/Ctrl + click
+Left click = a click of the current polarity (positive by default; key N switches, Shift + click
 inverts it for one click), drag = box, in any slice view (Red, Yellow, Green or oblique; an oblique
 view segments the nearest voxel slice). Each prompt replaces the selected segment on that slice only;
 the prompts of one slice of one segment refine each other (previous logits go along as a dense
@@ -31,7 +31,7 @@ from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
 from SegMoTEGlue.engine import READY, engineFor, engineStatus
 from SegMoTEGlue.feedback import BusyFeedback, describeError
-from SegMoTEGlue.interaction import MODE_HELP, Gesture, Polarity, effectHelpHtml, shortcutAction
+from SegMoTEGlue.interaction import MODE_HELP, Gesture, Polarity, effectHelpHtml, pressStartsGesture, shortcutAction
 from SegMoTEGlue.jobtargets import EditTarget, PendingJobs, dropReason
 from SegMoTEGlue.markers import PromptMarkers
 from SegMoTEGlue.mrmlconvert import (
@@ -110,7 +110,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
         self.polarityButton = qt.QPushButton()
         self.polarityButton.checkable = True
-        self.polarityButton.toolTip = "Polarity of the next clicks (key N). Shift or Ctrl + click: the other one, once."
+        self.polarityButton.toolTip = "Polarity of the next clicks (key N). Shift + click: the other one, once."
         self.connectSignal(self.polarityButton, "toggled(bool)", self.updateMRMLFromGUI)
         self.scriptedEffect.addLabeledOptionsWidget("Clicks:", self.polarityButton)
 
@@ -280,6 +280,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         xy = callerInteractor.GetEventPosition()
         viewName = viewWidget.mrmlSliceNode().GetName()
         if eventId in (vtk.vtkCommand.LeftButtonPressEvent, vtk.vtkCommand.LeftButtonDoubleClickEvent):
+            if not pressStartsGesture(bool(callerInteractor.GetControlKey()), bool(callerInteractor.GetAltKey())):
+                return False  # Ctrl / Alt + drag: the slice view's blend, rotate, translate
             self.gesture.press(xy, viewName)  # taken, so a double click does not maximize the view
             return True
         if not self.gesture.belongsTo(viewName):
@@ -289,7 +291,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
                 self.showDraggedBox(self.gesture.pressXy, xy, viewWidget)
             return True
         if eventId == vtk.vtkCommand.LeftButtonReleaseEvent:
-            inverted = bool(callerInteractor.GetShiftKey() or callerInteractor.GetControlKey())
+            inverted = bool(callerInteractor.GetShiftKey())
             self.onMouseReleased(self.gesture.release(xy), viewWidget, inverted)
             return True
         return False

@@ -221,3 +221,35 @@ def test_segment_watch_follows_a_replaced_segmentation_and_removes_only_its_own_
         segmentationNode.AddObserver(slicer.vtkSegmentation.SegmentAdded, lambda caller, event: added.append(event))
         loaded.AddEmptySegment("", "c")
         assert added, "the segmentation node no longer passes on its segmentation's events"
+
+
+def test_the_polarity_cursor_goes_only_to_views_that_show_the_segmentation(real_scene):  # noqa: F811
+    """The Segment Editor puts the effect's cursor on, and later takes it off, only the views where the
+    segmentation is displayable (qMRMLSegmentEditorWidget::setEffectCursor, Slicer 5.10): a cursor put
+    on any other view stayed there after the effect ended."""
+    import types
+
+    from slicer_fakes import fake_qt, glue_modules, import_glue
+
+    slicer = real_scene.slicer
+    volumeNode = real_scene.addVolume(np.zeros((3, 4, 5), np.int16))
+    segmentationNode, _ = real_scene.addSegmentation(volumeNode, "a")
+    views = {}
+    for name in ("Red", "Yellow"):
+        sliceNode = real_scene.scene.AddNewNodeByClass("vtkMRMLSliceNode")
+        sliceNode.SetName(name)
+        view = types.SimpleNamespace(cursors=[])
+        view.setViewCursor = view.setDefaultViewCursor = view.cursors.append
+        views[name] = types.SimpleNamespace(mrmlSliceNode=lambda node=sliceNode: node, sliceView=lambda v=view: v,
+                                            cursors=view.cursors)
+    segmentationNode.GetDisplayNode().AddViewNodeID(views["Red"].mrmlSliceNode().GetID())
+    layout = types.SimpleNamespace(sliceViewNames=lambda: list(views), sliceWidget=views.get)
+    with glue_modules(slicer, qt_module=fake_qt()):
+        saved = slicer.app if hasattr(slicer, "app") else None
+        slicer.app = types.SimpleNamespace(layoutManager=lambda: layout)
+        try:
+            polaritycursor = import_glue("SegMoTEGlue.polaritycursor")
+            polaritycursor.showOnSliceViews(False, segmentationNode)
+        finally:
+            slicer.app = saved
+    assert len(views["Red"].cursors) == 2 and views["Yellow"].cursors == []

@@ -193,7 +193,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         """The polarity on the button and, while active, as the slice views' cursor (green +, red -)."""
         from SegMoTEGlue.polaritycursor import showPolarity
 
-        showPolarity(self.polarityButton, self.polarity, onSliceViews=self.active)
+        parameterSetNode = self.scriptedEffect.parameterSetNode()
+        segmentationNode = parameterSetNode.GetSegmentationNode() if parameterSetNode is not None else None
+        showPolarity(self.polarityButton, self.polarity, onSliceViews=self.active, segmentationNode=segmentationNode)
 
     def createCursor(self, widget):
         """The slice views' cursor while the effect is active (qMRMLSegmentEditorWidget puts it there)."""

@@ -77,7 +77,7 @@ class InProcessSession:
         self.listeners = []
 
     def submit(self, run, title, priority, onDone=None, onError=None, replaceKey=None):
-        job = types.SimpleNamespace(cancelled=False, cancel=lambda: None, reportProgress=lambda *a: None)
+        job = types.SimpleNamespace(cancelled=False, finished=False, cancel=lambda: None, reportProgress=lambda *a: None)
         job.cancel = lambda: setattr(job, "cancelled", True)
         self.queue.append((job, run, onDone, onError))
         return job
@@ -538,6 +538,23 @@ def test_deactivate_cancels_pending_jobs_and_drops_their_results(editor):
     assert written == [] and "deactivated" in editor.effect.statusLabel.text
 
 
+def test_a_call_that_fails_at_once_leaves_no_busy_feedback(editor, monkeypatch):
+    """The engine reports a call that cannot even start (a refused argument) before submit() returns
+    (engine.Engine._next): its callbacks ran before the effect had made the call's busy feedback,
+    which then stayed in activeFeedbacks (waitForIdle waited its full timeout)."""
+    def failing(run, title, priority, onDone=None, onError=None, replaceKey=None):
+        onError(ValueError("refused"))
+        return types.SimpleNamespace(cancelled=False, finished=True, cancel=lambda: None)
+
+    monkeypatch.setattr(editor.session, "submit", failing)
+    module = sys.modules[type(editor.effect).__module__]
+    made = []
+    monkeypatch.setattr(module, "BusyFeedback", lambda *args, **kwargs: made.append(args) or FakeFeedback())
+    editor.effect.addPointPromptIjk(CLICK_IJK, orientation="axial")
+    assert "refused" in editor.effect.statusLabel.text
+    assert made == [] and not editor.effect.activeFeedbacks and len(editor.effect.pendingJobs) == 0
+
+
 def test_hidden_segment_not_confirmed_means_nothing_is_submitted(editor, monkeypatch):
     """Defect 10: confirmCurrentSegmentVisible's answer (Slicer shows a dialog to get it)."""
     monkeypatch.setattr(editor.calls, "confirmCurrentSegmentVisible", lambda: ScriptedEffect.NotConfirmed)
@@ -573,6 +590,20 @@ def test_cleanup_disconnects_every_connection_and_stops_watching(editor):
     effect.cleanup()
     assert not any(widget.connected for widget in widgets) and isinstance(timer, FakeWidget) and not timer.connected
     assert effect.watch.editorNode is None
+
+
+def test_the_status_line_follows_the_engine_of_the_saved_settings(editor, monkeypatch, base_predictor):
+    """Settings saved in the SegMoTE module while the effect is active make a new engine
+    (engine.engineFor): the effect listened to the old one for good (its states never shown, the
+    effect kept alive by it) and removed its listener from the wrong one."""
+    old, new = editor.session, InProcessSession(base_predictor)
+    assert editor.effect.onEngineState in old.listeners
+    monkeypatch.setattr(sys.modules[type(editor.effect).__module__], "engineFor", lambda settings=None: new)
+    editor.effect.addPointPromptIjk(CLICK_IJK, orientation="axial")
+    assert len(new.queue) == 1
+    assert editor.effect.onEngineState in new.listeners and editor.effect.onEngineState not in old.listeners
+    editor.effect.deactivate()
+    assert new.listeners == [] and old.listeners == []
 
 
 def test_effect_keeps_the_base_interaction_node_handling(editor):

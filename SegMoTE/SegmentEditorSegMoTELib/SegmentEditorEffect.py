@@ -72,6 +72,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.volumeCache = (None, None)
         self.prefetchViewNode: slicer.vtkMRMLSliceNode | None = None
         self.prefetchTimer = None
+        self.listenedEngine = None  # the engine whose states the status line shows
 
     def clone(self):
         clonedEffect = slicer.qSlicerSegmentEditorScriptedEffect(None)
@@ -213,7 +214,22 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             self.setStatus("Click or drag in a slice view.")
         else:
             self.setStatus(status.describe() + (" Open the SegMoTE module to install them." if status.installable else ""))
-        engineFor().addListener(self.onEngineState)
+        self.currentEngine()
+
+    def currentEngine(self):
+        """The engine of the saved settings (a new one once other settings are saved), whose states the
+        status line shows."""
+        engine = engineFor()
+        if engine is not self.listenedEngine:
+            self.stopListening()
+            engine.addListener(self.onEngineState)
+            self.listenedEngine = engine
+        return engine
+
+    def stopListening(self) -> None:
+        if self.listenedEngine is not None:
+            self.listenedEngine.removeListener(self.onEngineState)
+            self.listenedEngine = None
 
     def onEngineState(self, engine) -> None:
         """The engine's state in the status line (starting, ready, failed with the reason)."""
@@ -226,7 +242,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.active = False
         self.watch.stop()
         self.pendingJobs.cancelAll()
-        engineFor().removeListener(self.onEngineState)
+        self.stopListening()
         self.latestSerial += 1
         self.markers.remove()
         self.promptBook.clear()  # Esc (the Segment Editor's "deselect effect") clears the prompts this way
@@ -239,7 +255,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         # must disconnect their Qt connections there, or PythonQt keeps the effect alive
         # (AbstractScriptedSegmentEditorEffect.cleanup docstring, Slicer issue #7392).
         self.pendingJobs.cancelAll()
-        engineFor().removeListener(self.onEngineState)
+        self.stopListening()
         self.watch.stop()
         for qtObject, signal, slot in self.connections:
             qtObject.disconnect(signal, slot)
@@ -473,7 +489,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             return
         if not self.editingConfirmed():
             return
-        engine = engineFor()
+        engine = self.currentEngine()
         mapping = self.mapping()
         self.latestSerial += 1
         serial = self.latestSerial
@@ -513,7 +529,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.propagateTo3D(seed, sliceRange, image, volume, key)
 
     def propagateTo3D(self, seed, sliceRange, image, volume, key) -> None:
-        engine = engineFor()
+        engine = self.currentEngine()
         mapping = self.mapping()
 
         def run(call):
@@ -561,6 +577,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             job = engine.submit(run, title, priority, onDone=finished, onError=failed)
         except Exception as error:  # dependencies missing: say so instead of a traceback
             self.setStatus(describeError(error))
+            return
+        if job.finished:  # refused before submit() returned (engine.Engine._next): its callbacks have run
             return
         holder["job"] = job
         self.pendingJobs.add(job)

@@ -511,6 +511,19 @@ def test_presses_with_ctrl_or_alt_are_left_to_slicers_view(editor, view):
     assert editor.effect.prompts.labels == [0]
 
 
+def test_a_press_left_open_by_deactivation_does_not_outlive_it(editor, view):
+    """Esc with the button held deselects the effect; the release goes to the view. The open press
+    made every mouse move the effect's after the next activation (a box drawn from the old point,
+    Slicer's crosshair and hover blocked) until a release."""
+    at = CLICK_IJK[:2]
+    assert send(editor, view, "LeftButtonPressEvent", xy=at)
+    editor.effect.deactivate()
+    editor.effect.activate()
+    assert not send(editor, view, "MouseMoveEvent", xy=(at[0] + 30, at[1] + 30))
+    assert not send(editor, view, "LeftButtonReleaseEvent", xy=(at[0] + 30, at[1] + 30))
+    assert editor.session.queue == []
+
+
 # --- results belong to one segment; cancelling; the options panel; cleanup --------------------------------
 def queued(editor, index):
     """The onDone / onError the effect gave the engine session for its `index`-th job."""

@@ -240,6 +240,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         # Results still on the worker are for a segment the user has left: cancel them, and
         # onDone drops any that was already running (self.active is False).
         self.active = False
+        self.gesture = Gesture()  # a press still open (Esc with the button held) ends with the effect
         self.watch.stop()
         self.pendingJobs.cancelAll()
         self.stopListening()

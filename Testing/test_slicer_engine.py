@@ -358,3 +358,31 @@ def test_a_call_of_a_stopped_run_that_ends_late_neither_blocks_nor_fails_the_nex
     assert engine.state == module.READY and stale.done
     new.started[0].on_done("mask")
     assert fresh.result == "mask"
+
+
+def test_a_request_qt_cannot_send_fails_the_call_instead_of_holding_the_engine(glue, qt, monkeypatch):
+    """Anything that goes wrong while a request is handed to Qt (a Qt binding that refuses an argument,
+    a body that is no JSON) went up through the engine's submit() or Qt's signal handler: the call
+    never ended, and the engine, which runs one call at a time, took no other call for good."""
+    from SegMoTELib.service.operations import Request
+    from SegMoTELib.service.qt_client import QtRunner
+
+    module, _slicer = glue
+    runner = QtRunner(qt, "http://127.0.0.1:9", "t" * 20)
+    refused = TypeError("post(): no overload of QNetworkAccessManager.post matches (bytes)")
+    monkeypatch.setattr(runner, "_send", lambda request, on_finished: (_ for _ in ()).throw(refused))
+
+    def operation():
+        return (yield Request("POST", "/v1/sessions", {"a": 1}, "the session"))
+
+    engine = module.Engine(Settings(engine="remote", serverUrl="http://127.0.0.1:9"), qt)
+    _ready(module, engine, runner)
+    first, second = Outcome(), Outcome()
+    engine.submit(lambda call: operation(), "a click", onDone=first.ok, onError=first.failed)
+    def answered():
+        return "mask"
+        yield  # an operation that needs no request
+
+    engine.submit(lambda call: answered(), "another click", onDone=second.ok, onError=second.failed)
+    assert first.error is refused
+    assert second.result == "mask"  # the engine went on with the next call

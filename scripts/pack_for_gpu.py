@@ -1,7 +1,8 @@
 """Pack training data small enough to travel to a GPU machine (64 MiB limit, weights included).
 
     python scripts/pack_for_gpu.py curation CURATION_OUT DEST [--per-dataset N] [--quality Q]
-    python scripts/pack_for_gpu.py walks VOLUMES3D_ROOT DEST
+    python scripts/pack_for_gpu.py walks ROOT [ROOT ...] DEST [--max-side 256] [--no-compact]
+    python scripts/pack_for_gpu.py holdout ROOT [ROOT ...] DEST
 
 `curation`: every gate-passing record of a `segmote curate` output (its manifest.csv), in the
 train_pool layout one folder per dataset: images as lossy WebP (the model card says so), masks as
@@ -10,7 +11,16 @@ the record's quality `score`. At most N images per dataset (seeded choice) so th
 hundreds of near-identical ultrasound frames neither fill the transfer nor dominate training.
 Prompt-free sets keep one unrestricted row per image, so their merged targets (both lungs) exist.
 
-`walks`: the training cases of volumes3d (hold-out excluded) as `WalkStack` npz files.
+`walks`: the training cases of volumes3d-layout folders (each ROOT holds one INVENTORY.json per
+set; the hold-out excluded) as `WalkStack` npz files: the labelled extent ± 2 slices along each
+study's slice axis, slices at most `--max-side` on their longest side (the model's input size: the
+model sees nothing finer) and stored as WebP (labels lossless), so that dozens of studies fit the
+transfer beside the weights.
+
+`holdout`: the hold-out pairs of the same folders for `segmote evaluate-3d` on a machine without
+SimpleITK: per set an INVENTORY.json (every pair marked "split": "holdout") and, per pair, the
+image and the label map as LiteMedSAM-layout npz (`imgs` with the geometry; original intensities,
+so the volume is mapped to 8 bits exactly as from its NIfTI).
 """
 
 from __future__ import annotations
@@ -70,27 +80,83 @@ def pack_curation(curation: Path, destination: Path, per_dataset: int, quality: 
     print(f"{images} images of {len(by_dataset)} datasets from {len(rows)} passing records -> {destination}")
 
 
-def pack_walks(root: Path, destination: Path) -> None:
+def pack_walks(roots: list[Path], destination: Path, max_side: int | None, compact: bool, quality: int,
+               max_per_set: int | None, seed: int = 0) -> None:
+    from SegMoTELib.training import walks
     from SegMoTELib.training.walks import read_walk_stack, volumes3d_pairs
 
+    walks.WEBP_QUALITY = quality
     destination.mkdir(parents=True, exist_ok=True)
-    pairs = volumes3d_pairs(root, "train")
+    pairs = [pair for root in roots for pair in volumes3d_pairs(root, "train")]
+    if max_per_set is not None:  # a seeded choice of studies per set, to fit the transfer
+        generator = random.Random(seed)
+        by_set: dict[str, list] = defaultdict(list)
+        for pair in pairs:
+            by_set[pair.dataset].append(pair)
+        pairs = [p for group in by_set.values()
+                 for p in (group if len(group) <= max_per_set else generator.sample(group, max_per_set))]
+    sizes: dict[str, int] = defaultdict(int)
     for pair in pairs:
         stem = pair.image.name.split(".")[0]
-        read_walk_stack(pair).save(destination / f"{pair.dataset}__{pair.case}__{stem}.npz")
+        case = pair.case.replace(" ", "_")
+        path = destination / f"{pair.dataset}__{case}__{stem}.npz"
+        read_walk_stack(pair, max_side).save(path, compact=compact)
+        sizes[pair.dataset] += path.stat().st_size
     (destination / "cases.json").write_text(json.dumps(sorted({f"{p.dataset}/{p.case}" for p in pairs}), indent=1))
-    print(f"{len(pairs)} training studies -> {destination}")
+    for dataset, size in sorted(sizes.items()):
+        print(f"  {dataset}: {sum(p.dataset == dataset for p in pairs)} studies, {size / 2**20:.1f} MiB")
+    print(f"{len(pairs)} training studies -> {destination} ({sum(sizes.values()) / 2**20:.1f} MiB)")
+
+
+def pack_holdout(roots: list[Path], destination: Path) -> None:
+    from SegMoTELib.io import read_labelmap, read_volume
+    from SegMoTELib.io.npz import write_npz_case
+    from SegMoTELib.volume_cases import INVENTORY, is_held_out
+
+    total = 0
+    for root in roots:
+        folders = [root] if (root / INVENTORY).is_file() else sorted(p.parent for p in root.glob(f"*/{INVENTORY}"))
+        for folder in folders:
+            inventory = json.loads((folder / INVENTORY).read_text())
+            dataset = str(inventory.get("dataset") or folder.name)
+            held = [p for p in inventory["pairs"] if is_held_out(dataset, p, inventory["pairs"], unknown=False)]
+            if not held:
+                continue
+            out = destination / dataset
+            out.mkdir(parents=True, exist_ok=True)
+            pairs = []
+            for pair in held:
+                stem = f"{pair['case']}_{pair.get('frame', '')}".replace(" ", "_").strip("_")
+                image, labels = read_volume(folder / pair["image"]["path"]), read_labelmap(folder / pair["label"]["path"])
+                for name, volume in ((f"{stem}_image.npz", image), (f"{stem}_label.npz", labels)):
+                    write_npz_case(out / name, volume)
+                    total += (out / name).stat().st_size
+                pairs.append({**{k: v for k, v in pair.items() if k not in ("image", "label")}, "split": "holdout",
+                              "image": {"path": f"{stem}_image.npz"}, "label": {"path": f"{stem}_label.npz"}})
+            names = inventory.get("label_names") or {}
+            (out / INVENTORY).write_text(json.dumps({"dataset": dataset, "label_names": names, "pairs": pairs}, indent=1))
+            print(f"  {dataset}: {len(pairs)} hold-out pairs")
+    print(f"hold-out -> {destination} ({total / 2**20:.1f} MiB)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("curation", "walks"))
-    parser.add_argument("source", type=Path)
-    parser.add_argument("destination", type=Path)
+    parser.add_argument("what", choices=("curation", "walks", "holdout"))
+    parser.add_argument("paths", type=Path, nargs="+", help="source folder(s), then the destination")
     parser.add_argument("--per-dataset", type=int, default=150)
     parser.add_argument("--quality", type=int, default=85)
+    parser.add_argument("--max-side", type=int, default=256, help="walks: longest slice side kept (0: as stored)")
+    parser.add_argument("--no-compact", action="store_true", help="walks: slices lossless instead of WebP")
+    parser.add_argument("--walk-quality", type=int, default=75, help="walks: WebP quality of the slices")
+    parser.add_argument("--max-per-set", type=int, default=None, help="walks: at most this many studies per set")
     arguments = parser.parse_args()
+    *sources, target = arguments.paths
+    if not sources:
+        parser.error("give the source folder(s) and the destination")
     if arguments.what == "curation":
-        pack_curation(arguments.source, arguments.destination, arguments.per_dataset, arguments.quality)
+        pack_curation(sources[0], target, arguments.per_dataset, arguments.quality)
+    elif arguments.what == "walks":
+        pack_walks(sources, target, arguments.max_side or None, not arguments.no_compact, arguments.walk_quality,
+                   arguments.max_per_set)
     else:
-        pack_walks(arguments.source, arguments.destination)
+        pack_holdout(sources, target)

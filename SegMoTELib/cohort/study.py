@@ -15,7 +15,7 @@ import numpy as np
 from .model import ModelSpec
 from .table import CohortRow
 
-ORIENTATION = "axial"
+ORIENTATION = "auto"  # the acquisition axis, as `segmote segment` walks by default
 
 
 def segment_study(predictor, row: CohortRow, out_dir, model: ModelSpec) -> dict:

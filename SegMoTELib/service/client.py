@@ -197,6 +197,7 @@ class RemoteVolume:
         self.client, self.id, self.volume = client, session_id, volume
         self.shape = tuple(volume.array.shape[:3])
         self._path = f"/v1/sessions/{session_id}"
+        self.last_stops: list = []  # where and why the last walk's directions ended (as VolumeSegmenter's)
 
     def __enter__(self):
         return self
@@ -245,23 +246,40 @@ class RemoteVolume:
                                  answer["decoder"], answer["area"], answer["mask"], self.shape)
 
     # --- 3D jobs -------------------------------------------------------------------------------
-    def propagate(self, seed: RemoteSliceResult, slice_range=None, use_logits: bool = False, min_score: float = 0.5,
-                  min_area_ratio: float = 0.2, progress=None, box_margin: float = 0.02,
-                  max_intensity_shift: float | None = 40.0) -> np.ndarray:
-        """As VolumeSegmenter.propagate; `progress(done, total)` may raise to cancel the job."""
+    def propagate(self, seed: RemoteSliceResult, slice_range=None, rules=None, progress=None) -> np.ndarray:
+        """As VolumeSegmenter.propagate; `rules`: a PropagationRules (None: the server's defaults);
+        `progress(done, total)` may raise to cancel the job."""
         if not isinstance(seed, RemoteSliceResult):
             raise InputError("seed: through the engine service, give a slice result of this session")
-        body = {"seed_result": seed.result_id, "rules": _rules(use_logits, min_score, min_area_ratio, box_margin,
-                                                                max_intensity_shift),
+        body = {"seed_result": seed.result_id, "rules": _rules_body(rules),
                 "slice_range": None if slice_range is None else [int(v) for v in slice_range]}
-        return self._run_job("/propagate", body, progress, "the propagation")
+        return self._run_job("/propagate", body, progress, "the propagation")["labelmap"]
 
-    def segment_box3d(self, corners_ras, orientation="axial", progress=None, use_logits: bool = False,
-                      min_score: float = 0.5, min_area_ratio: float = 0.2, box_margin: float = 0.02,
-                      max_intensity_shift: float | None = 40.0) -> np.ndarray:
+    def segment_box3d(self, corners_ras, orientation="auto", progress=None, rules=None) -> np.ndarray:
         body = {"corners_ras": _points_body(corners_ras), "orientation": _orientation_body(orientation),
-                "rules": _rules(use_logits, min_score, min_area_ratio, box_margin, max_intensity_shift)}
-        return self._run_job("/box3d", body, progress, "the 3D box")
+                "rules": _rules_body(rules)}
+        return self._run_job("/box3d", body, progress, "the 3D box")["labelmap"]
+
+    def correct(self, labelmap, orientation="auto", points_ras=None, labels=None, box_ras=None,
+                slice_index: int | None = None, rules=None, progress=None, agreement: float | None = None):
+        """As VolumeSegmenter.correct: a `corrections.Correction` (the whole corrected segment, the
+        slices re-segmented, where the re-walk ended)."""
+        from ..corrections import DEFAULT_AGREEMENT, Correction
+        from ..geometry import SliceRef
+        from .codec import encode_mask
+
+        labelmap = np.asarray(labelmap, dtype=bool)
+        if labelmap.shape != self.shape:
+            raise InputError(f"labelmap: expected the segment as an array of shape {self.shape} [k, j, i], "
+                             f"got {labelmap.shape}")
+        body = {"segment": encode_mask(labelmap), "orientation": _orientation_body(orientation),
+                "points_ras": _points_body(points_ras), "box_ras": _points_body(box_ras),
+                "labels": None if labels is None else [int(v) for v in np.asarray(labels).reshape(-1)],
+                "slice_index": _index(slice_index), "rules": _rules_body(rules),
+                "agreement": float(DEFAULT_AGREEMENT if agreement is None else agreement)}
+        outcome = self._run_job("/correct", body, progress, "the correction")
+        return Correction(outcome["labelmap"], SliceRef(*outcome["corrected_slice"]), outcome["changed"] or [],
+                          outcome["stops"])
 
     def _run_job(self, route: str, body: dict, progress, what: str) -> np.ndarray:
         job = self.client.request("POST", self._path + route, body, what=what)[1]
@@ -286,7 +304,11 @@ class RemoteVolume:
             raise EngineError(f"{what} was cancelled on the server")
         if progress is not None:
             progress(job["total"], job["total"])
-        return decode_mask(job["mask"], self.shape)
+        from ..walk_rules import WalkStop
+
+        self.last_stops = [WalkStop(**stop) for stop in job.get("stops") or []]
+        return {"labelmap": decode_mask(job["mask"], self.shape), "stops": self.last_stops, "changed": job.get("changed"),
+                "corrected_slice": job.get("corrected_slice")}
 
 
 # --- bodies ------------------------------------------------------------------------------------
@@ -339,7 +361,15 @@ def _index(value):
     return None if value is None else int(value)
 
 
-def _rules(use_logits, min_score, min_area_ratio, box_margin, max_intensity_shift) -> dict:
-    return {"use_logits": bool(use_logits), "min_score": float(min_score), "min_area_ratio": float(min_area_ratio),
-            "box_margin": float(box_margin),
-            "max_intensity_shift": None if max_intensity_shift is None else float(max_intensity_shift)}
+def _rules_body(rules) -> dict:
+    """The wire form of a PropagationRules: every field, with the turned-off hand rules listed in "off"
+    (None means "the server's default" on the wire)."""
+    if rules is None:
+        return {}
+    from ..walk_rules import PropagationRules
+
+    if not isinstance(rules, PropagationRules):
+        raise InputError(f"rules: expected PropagationRules, got {type(rules).__name__}")
+    values = rules.to_dict()
+    off = [name for name in ("max_area_growth", "max_centroid_shift", "max_intensity_shift") if values[name] is None]
+    return {**{k: v for k, v in values.items() if v is not None}, "off": off}

@@ -234,6 +234,27 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
 
         return self._segment(volumeNode, compute, **options)
 
+    def correctSegment(self, volumeNode: slicer.vtkMRMLScalarVolumeNode,
+                       segmentationNode: slicer.vtkMRMLSegmentationNode, segmentId: str, pointsRas, labels=None,
+                       orientation="auto", modality: str = "auto", progress=None) -> list:
+        """Correct a segment (e.g. a propagated one) with clicks (N, 3) in RAS on one slice: the engine
+        segments that slice again and re-walks outward until the new masks agree with the old ones.
+        Returns the slice indices re-segmented; the segment is replaced by the corrected one."""
+        current = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode) > 0
+        points = np.asarray(pointsRas, dtype=np.float64)
+        pointLabels = np.ones(len(points), dtype=np.int64) if labels is None else np.asarray(labels)
+        changed = []
+
+        def compute(segmenter, volume, job):
+            correction = segmenter.correct(current, orientation, points_ras=points, labels=pointLabels,
+                                           progress=job.reportProgress)
+            changed.extend(correction.changed)
+            return correction.labelmap
+
+        labelmap = self._compute(volumeNode, compute, modality, progress)
+        writeLabelmapToSegment(labelmap, segmentationNode, segmentId, volumeNode)
+        return changed
+
     # --- plumbing --------------------------------------------------------------------------------
     def _segmentSlicePrompt(self, volumeNode, arguments: dict, propagate: bool, sliceRange, **options) -> str:
         def compute(segmenter, volume, job):
@@ -248,6 +269,15 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
                  segmentationNode: slicer.vtkMRMLSegmentationNode | None = None, segmentName: str = "SegMoTE",
                  modality: str = "auto", progress=None) -> str:
         segmentName = checkedSegmentName(segmentName)  # before any work: nothing computed for a bad name
+        labelmap = self._compute(volumeNode, compute, modality, progress)
+        if segmentationNode is None:
+            segmentationNode = self.createSegmentationNode(volumeNode)
+        segmentId = segmentationNode.GetSegmentation().AddEmptySegment("", segmentName)
+        writeLabelmapToSegment(labelmap, segmentationNode, segmentId, volumeNode)
+        return segmentId
+
+    def _compute(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, compute, modality: str, progress):
+        """Run `compute(segmenter, volume, job)` on the engine and wait for its labelmap."""
         volume = volumeFromNode(volumeNode, modality)
         mapping = IntensityMapping(modality=modality)
         session = engineSession()
@@ -265,11 +295,7 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
         notice = session.predictorNotice()
         if notice:
             logging.info("SegMoTE: %s", notice)
-        if segmentationNode is None:
-            segmentationNode = self.createSegmentationNode(volumeNode)
-        segmentId = segmentationNode.GetSegmentation().AddEmptySegment("", segmentName)
-        writeLabelmapToSegment(labelmap, segmentationNode, segmentId, volumeNode)
-        return segmentId
+        return labelmap
 
     def createSegmentationNode(self, volumeNode: slicer.vtkMRMLScalarVolumeNode) -> slicer.vtkMRMLSegmentationNode:
         """A new segmentation in the volume's geometry, under the same parent transform."""

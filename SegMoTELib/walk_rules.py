@@ -150,7 +150,8 @@ class WalkStop:
         """One line for a user, e.g. 'towards higher slices: stopped after slice 12 (presence 0.21 < 0.40)'."""
         side = "towards higher slices" if self.direction > 0 else "towards lower slices"
         if self.reason == "end of range":
-            return f"{side}: reached slice {self.last_index} (the end of the range of {total} slices)"
+            at_edge = self.last_index in (0, total - 1)
+            return f"{side}: reached slice {self.last_index} ({'the edge of the volume' if at_edge else 'the end of its range'})"
         why = REASONS.get(self.reason, self.reason) + (f" ({self.detail})" if self.detail else "")
         return f"{side}: stopped after slice {self.last_index}: {why}"
 

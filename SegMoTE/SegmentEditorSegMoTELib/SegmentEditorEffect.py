@@ -65,6 +65,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.volumeCache = (None, None)
         self.prefetchViewNode: slicer.vtkMRMLSliceNode | None = None
         self.prefetchTimer = None
+        self.propagatedTargets: set = set()  # segments made by "Propagate to 3D": a click there corrects in 3D
 
     def clone(self):
         clonedEffect = slicer.qSlicerSegmentEditorScriptedEffect(None)
@@ -365,8 +366,42 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def submitSlicePrompt(self, prompts: SlicePrompts) -> None:
         self.markers.show(prompts.pointsRas, prompts.labels, prompts.boxOutlineRas)
+        if prompts.pointsRas and self.currentTarget() in self.propagatedTargets:
+            self.submitCorrection(prompts)
+            return
         arguments = prompts.arguments()
         self.submit(lambda segmenter: segmenter.segment_slice(**arguments), prompts, "Segmenting the slice...")
+
+    def submitCorrection(self, prompts: SlicePrompts) -> None:
+        """A click on a propagated segment: the engine corrects this slice and re-walks outward until the
+        new masks agree with the segment as it is (`VolumeSegmenter.correct`); the re-segmented slices
+        are written."""
+        try:
+            segmentationNode, image, volume, key = self.context()
+        except InputError as error:
+            self.setStatus(str(error))
+            return
+        if not self.editingConfirmed():
+            return
+        parameterSetNode = self.scriptedEffect.parameterSetNode()
+        current = slicer.util.arrayFromSegmentBinaryLabelmap(
+            segmentationNode, parameterSetNode.GetSelectedSegmentID(), parameterSetNode.GetSourceVolumeNode()) > 0
+        arguments = prompts.arguments()
+        session, mapping = engineSession(), self.mapping()
+
+        def run(job, predictor):
+            segmenter = session.segmenterFor(predictor, key, volume, mapping)
+            return segmenter.correct(current, arguments["orientation"], points_ras=arguments["points_ras"],
+                                     labels=arguments["labels"], slice_index=arguments["slice_index"],
+                                     progress=job.reportProgress)
+
+        def onDone(correction):
+            self.writeLabelmap(correction.labelmap, image, correction.slice_ref.axis, min(correction.changed),
+                               max(correction.changed))
+            self.setStatus(f"Corrected slice {correction.slice_ref.index} and carried it to slices "
+                           f"{min(correction.changed)}..{max(correction.changed)}.")
+
+        self.startJob(session, run, "Correcting and re-propagating...", BATCH, onDone)
 
     def segmentPromptFree(self, pointRas, orientation, viewName: str) -> None:
         target = self.currentTarget()
@@ -437,7 +472,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         def onDone(labelmap):
             first, last = sliceRange if sliceRange is not None else (0, geometry.slice_count(volume, seed.ref.axis) - 1)
             self.writeLabelmap(labelmap, image, seed.ref.axis, first, last)
-            self.setStatus("Propagated through the volume.")
+            self.propagatedTargets.add(self.currentTarget())
+            self.setStatus("Propagated through the volume; a click on any slice now corrects it in 3D.")
 
         self.startJob(session, run, "Propagating to 3D...", BATCH, onDone)
 

@@ -117,6 +117,9 @@ def _prepare(args) -> _Job:
     if pixel_prompt and ras_prompt:
         raise InputError("prompt: give pixel prompts (--box/--point) for a 2D image or volume prompts "
                          "(--ijk-box, --ijk-point, --ras-point, --ras-box, --roi-...) for a volume, not both")
+    if args.correct is not None and not ras_prompt:
+        raise InputError("--correct: give the correcting click(s) (--ijk-point/--ijk-negative, --ras-point/"
+                         "--ras-negative) or a box on the slice to correct")
     if not (pixel_prompt or ras_prompt or args.auto):
         raise InputError("prompt: give --box, --point, --auto (2D) or --ijk-box, --ijk-point, --ras-point, --ras-box, "
                          "--roi-center/--roi-json (volume)")
@@ -127,9 +130,6 @@ def _prepare(args) -> _Job:
     if args.negative and not args.point:
         raise InputError("--negative: needs at least one --point (positive click)")
     volume_prompts.check_combinations(args)
-    if args.correct is not None and not ras_prompt:
-        raise InputError("--correct: give the correcting click(s) (--ijk-point/--ijk-negative, --ras-point/"
-                         "--ras-negative) or a box on the slice to correct")
     if args.patience is not None and not 0 <= args.patience <= 3:
         raise InputError(f"--patience: expected 0..3 slices, got {args.patience}")
     check_model_arguments(args)

@@ -168,10 +168,10 @@ def check_clicks_on_one_slice(prompt: VolumePrompt, volume, orientation: str) ->
     axis = slice_axis_for(volume, orientation)
     indices = ras_to_voxel(volume, prompt.points_ras)[:, axis]
     first = int(indices[0])
-    for number, (point, label, index) in enumerate(zip(prompt.points_ras, prompt.labels, indices)):
+    frame = "ijk" if "--ijk-point" in prompt.options else "ras"
+    for point, label, index in zip(prompt.points_ras, prompt.labels, indices):
         if int(index) != first:
+            option = f"--{frame}-{'point' if label else 'negative'}"
             where = " ".join(f"{value:g}" for value in point)
-            kind = "positive" if label else "negative"
-            raise InputError(f"{prompt.options[0]}: click {number + 1} ({kind}, RAS {where}) lies on slice {int(index)} "
-                             f"of the {orientation} axis, the first click on slice {first}; all clicks must be on the "
-                             f"same slice")
+            raise InputError(f"{option}: the click at RAS {where} lies on slice {int(index)} of the {orientation} axis, "
+                             f"the first click on slice {first}; all clicks must be on the same slice")

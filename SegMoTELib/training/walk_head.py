@@ -62,8 +62,13 @@ class FeaturePredictor:
     head's input features of each prediction (`last_features`). Embeddings are cached in memory and,
     with `cache_dir`, on disk."""
 
-    def __init__(self, model, device, cache_dir: str | Path | None = None):
+    def __init__(self, model, device, cache_dir: str | Path | None = None, optimize: bool = True):
+        """`optimize`: the predictor's faster modules (same maths, `modeling.speed.accelerate_model`)."""
         self.model, self.device = model.eval(), torch.device(device)
+        if optimize:
+            from ..modeling.speed import accelerate_model
+
+            accelerate_model(self.model, self.device)
         self.input_size = model.backbone.input_size
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.memory: dict[str, tuple] = {}

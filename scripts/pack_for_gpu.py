@@ -20,7 +20,8 @@ transfer beside the weights.
 `holdout`: the hold-out pairs of the same folders for `segmote evaluate-3d` on a machine without
 SimpleITK: per set an INVENTORY.json (every pair marked "split": "holdout") and, per pair, the
 image and the label map as LiteMedSAM-layout npz (`imgs` with the geometry; original intensities,
-so the volume is mapped to 8 bits exactly as from its NIfTI).
+so the volume is mapped to 8 bits as from its NIfTI; whole-number floats stored as integers,
+other floats as float16).
 """
 
 from __future__ import annotations
@@ -108,6 +109,23 @@ def pack_walks(roots: list[Path], destination: Path, max_side: int | None, compa
     print(f"{len(pairs)} training studies -> {destination} ({sum(sizes.values()) / 2**20:.1f} MiB)")
 
 
+def _compact(volume):
+    """The voxels in a smaller type that keeps them: whole numbers as the smallest integer type that
+    holds them; other floats as float16 (about 3 significant digits: the 8-bit mapping of the
+    evaluation moves by at most a grey level)."""
+    import numpy as np
+
+    array = volume.array
+    if array.dtype.kind == "f":
+        if np.all(np.isfinite(array)) and np.array_equal(array, np.round(array)):
+            low, high = float(array.min()), float(array.max())
+            for kind in (np.uint8, np.int16, np.int32):
+                if np.iinfo(kind).min <= low and high <= np.iinfo(kind).max:
+                    return volume.with_array(array.astype(kind), modality=volume.modality)
+        return volume.with_array(array.astype(np.float16), modality=volume.modality)
+    return volume
+
+
 def pack_holdout(roots: list[Path], destination: Path) -> None:
     from SegMoTELib.io import read_labelmap, read_volume
     from SegMoTELib.io.npz import write_npz_case
@@ -128,7 +146,7 @@ def pack_holdout(roots: list[Path], destination: Path) -> None:
             for pair in held:
                 stem = f"{pair['case']}_{pair.get('frame', '')}".replace(" ", "_").strip("_")
                 image, labels = read_volume(folder / pair["image"]["path"]), read_labelmap(folder / pair["label"]["path"])
-                for name, volume in ((f"{stem}_image.npz", image), (f"{stem}_label.npz", labels)):
+                for name, volume in ((f"{stem}_image.npz", _compact(image)), (f"{stem}_label.npz", _compact(labels))):
                     write_npz_case(out / name, volume)
                     total += (out / name).stat().st_size
                 pairs.append({**{k: v for k, v in pair.items() if k not in ("image", "label")}, "split": "holdout",

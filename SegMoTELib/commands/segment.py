@@ -282,6 +282,7 @@ def _segment_2d(args, job: _Job, predictor) -> list[Path]:
         points, labels = _pixel_points(args)
         prediction = predictor.predict(points=points, labels=labels)
     mask = np.asarray(prediction.masks[0], dtype=bool)
+    _note_dropped_negatives(predictor)
     grey = image if job.volume.rgb else _as_uint8(image, job.mapping)
     with atomic_outputs([job.output, job.overlay], "--output") as (mask_file, overlay_file):  # both or neither
         if extension_of(job.output) in MASK_IMAGE_EXTENSIONS:
@@ -352,6 +353,7 @@ def _segment_volume(args, job: _Job, predictor) -> list[Path]:
                     labelmap, walked = segmenter.propagate(seed, rules=rules, progress=progress), "propagation"
         else:
             seed = segmenter.segment_slice(orientation, points_ras=prompt.points_ras, labels=prompt.labels)
+            _note_dropped_negatives(predictor)
             labelmap = seed.labelmap
             if args.propagate:
                 labelmap, walked = segmenter.propagate(seed, rules=rules, progress=progress), "propagation"
@@ -360,6 +362,13 @@ def _segment_volume(args, job: _Job, predictor) -> list[Path]:
     write_segmentation(job.output, job.volume.with_array(labelmap.astype(np.uint8)), _segments(args))
     _print_volume_summary(job.volume, labelmap, args.name)
     return [job.output]
+
+
+def _note_dropped_negatives(predictor) -> None:
+    dropped = getattr(predictor, "dropped_negatives", 0)
+    if dropped:
+        print(f"note: {dropped} negative click(s) far from the mask were ignored (they could only remove nothing "
+              f"there; put a negative click on the part of the mask to remove)", file=sys.stderr)
 
 
 def _rules(args, predictor):

@@ -178,6 +178,8 @@ def record_walks(predictor: FeaturePredictor, stacks: list[WalkStack], seeds: in
             rows = [int(np.argmax(areas))] + [int(r) for r in rng.choice(present, size=min(seeds - 1, len(present)),
                                                                           replace=False)]
             for seed_row in dict.fromkeys(rows):  # unique, in order
+                if int(stack.images[seed_row].max()) == int(stack.images[seed_row].min()):
+                    continue
                 start = segmenter.predict_on(SliceRef(2, seed_row), box=_jittered_box(truth[seed_row], rng))
                 seed_features = predictor.last_features
                 dice, intersection = _dice_parts(start.mask2d, truth[seed_row])
@@ -192,6 +194,8 @@ def record_walks(predictor: FeaturePredictor, stacks: list[WalkStack], seeds: in
                     previous, row = start, seed_row + direction
                     while 0 <= row < len(stack.images):
                         image = segmenter.slice_image(SliceRef(2, row))
+                        if int(image.max()) == int(image.min()):
+                            break  # padding outside the scan: the walk ends there ("blank slice")
                         result = segmenter.predict_on(SliceRef(2, row), **follow_prompt(previous, rules, None))
                         dice, intersection = _dice_parts(result.mask2d, truth[row])
                         verdict = judge.verdict(previous, result, image)

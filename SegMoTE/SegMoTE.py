@@ -170,7 +170,8 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
 
     Prompts are in world RAS (what Slicer shows; parent transforms are respected). Each call
     blocks until done (the work runs on SegMoTE's worker thread) and returns the segment id.
-    `orientation`: "axial", "coronal", "sagittal" or a slice normal (3,) in RAS.
+    `orientation`: "auto" (the volume's acquisition axis), "axial", "coronal", "sagittal" or a slice
+    normal (3,) in RAS.
     `progress`: optional callable(fraction), called on the calling thread while waiting.
     """
 
@@ -211,8 +212,9 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
         return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
 
     def segmentWithRoi(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, roiNode: slicer.vtkMRMLMarkupsROINode,
-                       orientation="axial", **options) -> str:
-        """A 3D box from a markups ROI (rotation respected): every slice the ROI crosses."""
+                       orientation="auto", **options) -> str:
+        """A 3D box from a markups ROI (rotation respected): every slice the ROI crosses, walked along
+        `orientation` ("auto": the volume's acquisition axis, e.g. a short-axis stack's slices)."""
         corners = roiCornersWorld(roiNode)
 
         def compute(segmenter, volume, job):

@@ -91,6 +91,7 @@ class VolumeSegmenter:
         # The 8-bit copy shares the geometry, so geometry.extract_slice reads it like the source.
         self.display = volume.with_array(voxels)
         self.family = "other" if volume.rgb else modality_family(self.mapping, volume.array)
+        self._walk_prompt_extra: dict = {}   # what a walk adds to each prompt (the decoder a learned walk needs)
         self.last_stops: list[WalkStop] = []  # why the last walk's directions ended (diagnostics, CLI message)
 
     # --- slices -------------------------------------------------------------------------------
@@ -173,7 +174,7 @@ class VolumeSegmenter:
         """The walk's decision for this volume: learned (the presence head, at the threshold calibrated
         for the volume's modality family) or the hand rules."""
         learned = uses_learned_decision(rules, self.predictor)
-        threshold = presence_threshold(rules, self.predictor, self.family) if learned else 0.0
+        threshold = presence_threshold(rules, self.predictor, self.family, in_box) if learned else 0.0
         return WalkJudge(rules, learned, threshold, in_box, mean_grey(self.slice_image(seed.ref), seed.mask2d))
 
     def propagate(self, seed: SliceResult, slice_range: tuple[int, int] | None = None,
@@ -217,6 +218,9 @@ class VolumeSegmenter:
         accepted = {seed.ref.index: seed}
         if seed.area > 0:
             judge = self.judge(rules, seed, in_box=clip_box is not None)
+            # the presence head reads the SegMoTE decoder: a learned walk asks it for every slice, boxes
+            # included (the predictor's policy may send boxes to the base decoder, which has no head)
+            self._walk_prompt_extra = {"decoder": "segmote"} if judge.learned else {}
             for direction, end in ((+1, span[1]), (-1, span[0])):
                 for result in self._walk(seed, direction, end, rules, judge, clip_box, tracker, agrees):
                     accepted[result.ref.index] = result
@@ -233,7 +237,8 @@ class VolumeSegmenter:
         if int(image.max()) == int(image.min()):
             return None, image  # padding, outside the scan: nothing to follow
         self.predictor.set_image(image)
-        return self._result(ref, self.predictor.predict(**follow_prompt(previous, rules, clip_box)), clip_box), image
+        prompt = {**follow_prompt(previous, rules, clip_box), **self._walk_prompt_extra}
+        return self._result(ref, self.predictor.predict(**prompt), clip_box), image
 
     def _walk(self, seed: SliceResult, direction: int, end: int, rules: PropagationRules, judge: WalkJudge,
               clip_box, tracker, agrees):
@@ -285,7 +290,8 @@ class VolumeSegmenter:
             if judge.verdict(previous, result, image) is None:
                 judge.accepted(image, result)
                 between = [self.predict_on(SliceRef(previous.ref.axis, doubtful + step * direction), clip_box,
-                                           **bridge_prompt(previous, result, clip_box)) for step in range(gap)]
+                                           **bridge_prompt(previous, result, clip_box), **self._walk_prompt_extra)
+                           for step in range(gap)]
                 return between + [result]
         return []
 

@@ -196,11 +196,15 @@ def modality_family(mapping, array: np.ndarray | None = None) -> str:
     return "CT" if modality == "CT" else "other"
 
 
-def presence_threshold(rules: PropagationRules, predictor, family: str) -> float:
-    """The rules' own threshold, else the adapter's calibrated one for `family`, else 0.5."""
+def presence_threshold(rules: PropagationRules, predictor, family: str, in_box: bool = False) -> float:
+    """The rules' own threshold, else the adapter's calibrated one for `family` (inside a 3D box the one
+    calibrated on box walks, when the adapter has it), else 0.5."""
     if rules.presence_threshold is not None:
         return float(rules.presence_threshold)
-    thresholds = adapter_metadata(predictor).get("walk", {}).get("presence_thresholds", {})
+    walk = adapter_metadata(predictor).get("walk", {})
+    thresholds = walk.get("presence_thresholds", {})
+    if in_box and walk.get("presence_thresholds_box"):
+        thresholds = {**thresholds, **walk["presence_thresholds_box"]}
     value = thresholds.get(family, thresholds.get("default", DEFAULT_PRESENCE_THRESHOLD))
     return float(value)
 

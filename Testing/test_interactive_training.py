@@ -173,6 +173,7 @@ def test_presence_head_trains_on_walk_steps_from_the_shipped_adapter(tmp_path):
     assert any(not torch.equal(head[k], v) for k, v in trainer.model.adapter.presence.state_dict().items())
     written = read_adapter(tmp_path / "run" / "adapter.pt")
     assert written["config"].presence_head and any(k.startswith("presence.") for k in written["adapter"])
+    assert written["metadata"]["use_for_boxes"] is True  # inherited from the adapter it was fine-tuned from
     predictor = SegMoTEPredictor(adapter=tmp_path / "run" / "adapter.pt", device="cpu")
     predictor.set_image(stack.images[0])
     prediction = predictor.predict(box=np.array([5, 5, 30, 30]))

@@ -55,8 +55,9 @@ class TruthInBoxPredictor:
     def embed_images(self, images, modality="auto", mapping=None, batch_size=16, background=False):
         self.embedded.append([image.tobytes() for image in images])
 
-    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False):
-        self.prompts.append({"points": points, "labels": labels, "box": box, "mask_input": mask_input})
+    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False, decoder=None):
+        self.prompts.append({"points": points, "labels": labels, "box": box, "mask_input": mask_input,
+                             "decoder": decoder})
         truth = self.truth_of[self.current]
         mask = np.zeros_like(truth)
         if box is not None:

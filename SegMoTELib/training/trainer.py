@@ -386,7 +386,7 @@ def plot_metrics(log_path: Path, png_path: Path) -> None:
     steps = [r["step"] for r in rows]
     loss_axis.plot(steps, [r["loss"] for r in rows], lw=0.6)
     loss_axis.set(title="training loss", xlabel="step", yscale="log")
-    for kind in ("box", "click", "auto"):
+    for kind in KINDS:
         pairs = [(r["step"], r[f"dice_{kind}"]) for r in rows if f"dice_{kind}" in r]
         if pairs:
             xs, ys = zip(*pairs)
@@ -394,7 +394,8 @@ def plot_metrics(log_path: Path, png_path: Path) -> None:
             smooth = np.convolve(ys, np.ones(window) / window, mode="valid")
             dice_axis.plot(xs[window - 1:], smooth, label=kind)
     dice_axis.set(title="training Dice (batch, smoothed)", xlabel="step", ylim=(0, 1))
-    dice_axis.legend()
+    if dice_axis.get_legend_handles_labels()[0]:
+        dice_axis.legend()
     figure.tight_layout()
     figure.savefig(png_path, dpi=100)
     plt.close(figure)

@@ -12,9 +12,9 @@
 #   CANDIDATE (default .devdata/adapter_v3_fp16.pt; the train command's $OUT/adapter_fp16.pt)
 #   .devdata/pool_val/  (EVAL2D=1 only) `scripts/pack_for_gpu.py val .devdata/pool .devdata/pool_val`:
 #                   the validation cases of the packed 2D pool (the 2D regression check)
-# Environment: HOLDOUT (default .devdata/holdout3d), METHODS (default click,box3d,corrections,oracle),
-# EVAL3D (default 1), EVAL2D (default 1), BENCH (default 0), EVAL_TIMEOUT (seconds per evaluate-3d run,
-# default 420).
+# Environment: HOLDOUT (default .devdata/holdout3d), METHODS of the candidate's learned run (default
+# click,box3d,corrections,oracle), CORRECTIONS (default 5), EVAL3D (default 1), EVAL2D (default 1),
+# BENCH (default 0), EVAL_TIMEOUT (seconds per evaluate-3d run, default 480).
 # The fp16 copy of the backbone weights stands in for the bundled file: a models.json copy with its
 # sha256 is put in SEGMOTE_RESOURCES, so every command loads it as the default backbone.
 set -uo pipefail
@@ -47,15 +47,17 @@ if [ -n "${EXTRA:-}" ]; then  # a diagnostic script run with the same environmen
 fi
 [ "${EVALS:-1}" = 1 ] || exit 0
 
-evaluate3d() {  # name adapter walk
-    timeout "${EVAL_TIMEOUT:-420}" python3 -m SegMoTELib.cli evaluate-3d "$HOLDOUT" --split holdout --methods "$METHODS" \
-        --adapter "$2" --walk "$3" --device cuda --out "runs/e3d_$1" > "runs/e3d_$1.log" 2>&1
+evaluate3d() {  # name adapter walk methods
+    timeout "${EVAL_TIMEOUT:-480}" python3 -m SegMoTELib.cli evaluate-3d "$HOLDOUT" --split holdout --methods "$4" \
+        --corrections "${CORRECTIONS:-5}" --adapter "$2" --walk "$3" --device cuda --out "runs/e3d_$1" \
+        > "runs/e3d_$1.log" 2>&1
 }
 if [ "${EVAL3D:-1}" = 1 ] && [ -d "$HOLDOUT" ]; then
-    evaluate3d shipped_rules "$SHIPPED" rules &
-    evaluate3d shipped_learned default learned &  # the shipped adapter with its walk-head add-on (models.json)
-    [ -f "$CANDIDATE" ] && evaluate3d candidate_learned "$CANDIDATE" learned &
-    [ -f "$CANDIDATE" ] && evaluate3d candidate_rules "$CANDIDATE" rules &
+    # the candidate's learned walk gets every method; the others what they are compared on
+    [ -f "$CANDIDATE" ] && evaluate3d candidate_learned "$CANDIDATE" learned "$METHODS" &
+    [ -f "$CANDIDATE" ] && evaluate3d candidate_rules "$CANDIDATE" rules click,box3d &
+    evaluate3d shipped_rules "$SHIPPED" rules click,box3d,oracle &
+    evaluate3d shipped_learned default learned click,box3d &  # the shipped adapter with its walk-head add-on
 fi
 if [ "${EVAL2D:-1}" = 1 ] && [ -d .devdata/pool_val ]; then
     for name in shipped candidate; do

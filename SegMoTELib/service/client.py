@@ -367,14 +367,16 @@ def _index(value):
 
 
 def _rules_body(rules) -> dict:
-    """The wire form of a PropagationRules: every field, with the turned-off hand rules listed in "off"
-    (None means "the server's default" on the wire)."""
+    """The wire form of a PropagationRules: the fields that differ from the defaults (the server applies
+    the rest as for its own callers, the adapter's declared walk prompt included), hand rules turned
+    off listed in "off"."""
     if rules is None:
         return {}
     from ..walk_rules import PropagationRules
 
     if not isinstance(rules, PropagationRules):
         raise InputError(f"rules: expected PropagationRules, got {type(rules).__name__}")
-    values = rules.to_dict()
-    off = [name for name in ("max_area_growth", "max_centroid_shift", "max_intensity_shift") if values[name] is None]
-    return {**{k: v for k, v in values.items() if v is not None}, "off": off}
+    values, defaults = rules.to_dict(), PropagationRules().to_dict()
+    changed = {k: v for k, v in values.items() if v != defaults[k]}
+    off = [name for name, value in changed.items() if value is None]
+    return {**{k: v for k, v in changed.items() if v is not None}, "off": off}

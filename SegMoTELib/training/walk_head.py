@@ -9,7 +9,9 @@
    "ended" examples the decision must reject.
 2. **Fit** the head on those steps: target 1 where the mask is the structure (Dice ≥ 0.5).
 3. **Calibrate** one threshold per modality family ("CT", "other") and one for all: the one whose
-   replayed walks (patience 1) give the best mean 3D Dice per structure on the training studies.
+   replayed walks (patience 1) give the best mean 3D Dice per structure on the training studies,
+   judged with out-of-fold probabilities (heads fitted without the study they score), so that the
+   threshold is not fitted to the steps it judges.
 
 `python -m SegMoTELib.training.walk_head --adapter A --walks DIR [DIR …] --out OUT` writes an
 adapter with the head inside and its thresholds in the metadata ("walk"); with `--add-on`, only
@@ -239,12 +241,22 @@ def record_walks(predictor: FeaturePredictor, stacks: list[WalkStack], seeds: in
 
 
 # --- replaying recorded walks under a decision -------------------------------------------------------
-def replay_dice(steps: list[Step], keep: np.ndarray, truth_voxels: dict, patience: int = 1) -> dict:
+LEAK_SLICES = 4  # slices a walk still going past the structure at the stack's end is assumed to leak on
+
+
+def replay_dice(steps: list[Step], keep: np.ndarray, truth_voxels: dict, patience: int = 1,
+                leak_slices: int = LEAK_SLICES) -> dict:
     """3D Dice per (stack, label, seed) of the walks the recorded steps replay when each step is kept
     or not by `keep` (bool per step): a direction ends at its first rejected step, unless the next
-    `patience` steps hold an accepted one (then the doubtful ones are kept, as the walk's bridge does)."""
+    `patience` steps hold an accepted one (then the doubtful ones are kept, as the walk's bridge does).
+
+    A stack holds only a few slices past each end of its structure: a walk that is still going, on
+    a slice the structure has left, when the stack ends would go on in the real volume. Its last
+    mask is counted `leak_slices` more times, so that never stopping is not mistaken for the best
+    policy."""
     results: dict[tuple, list[int]] = {}
     chains: dict[tuple, list[int]] = {}
+    leaks: dict[tuple, int] = {}
     for position, step in enumerate(steps):
         key = (step.stack, step.label, step.seed)
         if step.direction == 0:
@@ -268,11 +280,15 @@ def replay_dice(steps: list[Step], keep: np.ndarray, truth_voxels: dict, patienc
                 break
             kept.extend(positions[index:ahead[0] + 1])
             index = ahead[0] + 1
+        last = steps[kept[-1]] if kept else None
+        if index >= len(positions) and last is not None and last.direction != 0 and last.intersection == 0:
+            leaks.setdefault(chain[:3], 0)
+            leaks[chain[:3]] += leak_slices * last.area
     dices = {}
     for key, positions in results.items():
         stack, label, _ = key
         intersection = sum(steps[p].intersection for p in positions)
-        area = sum(steps[p].area for p in positions)
+        area = sum(steps[p].area for p in positions) + leaks.get(key, 0)
         dices[key] = 2.0 * intersection / max(area + truth_voxels[(stack, label)], 1)
     return dices
 
@@ -316,6 +332,26 @@ def fit_head(features: np.ndarray, targets: np.ndarray, dim: int, epochs: int = 
         loss.backward()
         optimizer.step()
     return head.eval()
+
+
+def cross_validated(features: np.ndarray, targets: np.ndarray, groups: np.ndarray, dim: int, epochs: int,
+                    folds: int = 4, device="cpu", head: PresenceHead | None = None, seed: int = 0) -> np.ndarray:
+    """Out-of-fold probabilities: each group (study) scored by a head fitted without it (from a copy of
+    `head` when given). Thresholds calibrated on them are not fitted to the same steps they judge."""
+    import copy
+
+    fold_of = {group: number % folds for number, group in
+               enumerate(np.random.default_rng(seed).permutation(np.unique(groups)))}
+    folds_array = np.array([fold_of[group] for group in groups])
+    probabilities = np.zeros(len(targets), dtype=np.float32)
+    for fold in range(folds):
+        test = folds_array == fold
+        if not test.any() or test.all():
+            continue
+        fitted = fit_head(features[~test], targets[~test], dim, epochs=epochs, device=device,
+                          head=None if head is None else copy.deepcopy(head))
+        probabilities[test] = head_probabilities(fitted, features[test])
+    return probabilities
 
 
 def head_probabilities(head: PresenceHead, features: np.ndarray) -> np.ndarray:
@@ -369,7 +405,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-studies", type=int, default=None)
     parser.add_argument("--max-seconds", type=float, default=None, help="start no new study after this long")
     parser.add_argument("--seeds", type=int, default=2, help="seed slices per structure")
-    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=50,
+                        help="full-batch epochs of the head's fit (few: a few thousand steps overfit it)")
+    parser.add_argument("--folds", type=int, default=4, help="folds (by study) of the out-of-fold calibration")
     parser.add_argument("--box-walks", action="store_true",
                         help="also record each structure's 3D-box walk and calibrate thresholds for walks in a box")
     parser.add_argument("--keep-head", action="store_true",
@@ -386,9 +424,12 @@ def main(argv=None) -> int:
     targets = step_targets(steps)
     dim = model.decoder.sam.transformer_dim
     head = model.decoder.adapter.presence
-    if head is None or not args.keep_head:
+    groups = np.array([step.stack for step in steps])
+    if head is not None and args.keep_head:
+        probabilities = head_probabilities(head, features)
+    else:
+        probabilities = cross_validated(features, targets, groups, dim, args.epochs, args.folds, device, head)
         head = fit_head(features, targets, dim, epochs=args.epochs, device=device, head=head)
-    probabilities = head_probabilities(head, features)
     thresholds = calibrate(steps, probabilities, truth_voxels)
     box_thresholds = calibrate(steps, probabilities, truth_voxels, in_box=True) if args.box_walks else {}
     replayed = {}

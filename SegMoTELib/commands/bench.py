@@ -42,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", action="store_true",
                         help="instead: click, box and propagation through a local `segmote serve` against in-process "
                              "(same model, same run), and a click from a worker beside an emulated Slicer GUI thread")
-    parser.add_argument("--out", default=None, help="write the full result as JSON here")
+    parser.add_argument("-o", "--out", default=None, help="write the full result as JSON here")
     parser.add_argument("--markdown", default=None,
                         help="write the Markdown table here (default: beside --out, same name with .md)")
 

@@ -79,6 +79,28 @@ def test_ijk_box_and_rotated_rois_give_the_same_voxels_as_the_equivalent_ras_box
         np.testing.assert_array_equal(written[name], written["ras"], err_msg=name)
 
 
+def test_correct_rewrites_the_corrected_slices_and_keeps_the_rest(tmp_path, shared_predictor, capsys):
+    from SegMoTELib.io import read_labelmap, write_segmentation
+    from SegMoTELib.io.segmentation import SegmentInfo
+
+    folder = shared_path(*BREAST)
+    image_path = str(folder / "breast1_image.nrrd")
+    truth = read_labelmap(folder / "breast1_label.nrrd")
+    old = truth.array > 0
+    old[:2] = True  # two far slices with a (wrong) mask the correction must leave alone
+    write_segmentation(tmp_path / "old.seg.nrrd", truth.with_array(old.astype(np.uint8)), [SegmentInfo("tumour", 1)])
+    k, j, i = np.argwhere(truth.array > 0)[len(np.argwhere(truth.array > 0)) // 2]
+    out = tmp_path / "new.seg.nrrd"
+    assert main(["segment", image_path, "--correct", str(tmp_path / "old.seg.nrrd"), "--ijk-point", str(i), str(j),
+                 str(k), "-o", str(out), "--device", "cpu", "--adapter", "none"]) == 0
+    err = capsys.readouterr().err
+    assert f"corrected slice {k}" in err
+    new = _written(out)
+    changed = [int(index) for index in np.flatnonzero((new != old).any(axis=(1, 2)))]
+    assert set(changed) <= set(range(k - 3, k + 4))  # only around the corrected slice
+    np.testing.assert_array_equal(new[:2], old[:2])
+
+
 def test_on_an_oblique_volume_the_ijk_box_is_the_voxel_box_and_ras_corners_span_more():
     # a stack turned 30° about S (an oblique acquisition): two RAS corners mean a box aligned with the
     # patient axes, which on the stack's slices spans more than the voxels it was read from

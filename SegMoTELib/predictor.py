@@ -31,6 +31,7 @@ class Prediction:
     scores: np.ndarray           # predicted IoU, (K,) or (B, K)
     low_res_logits: np.ndarray   # float32 (K, 256, 256) or (B, K, 256, 256), for refinement
     decoder: str                 # "segmote" or "base"
+    presence: np.ndarray | None = None  # the walk's continuation probability, like `scores`; None without a presence head
 
 
 @dataclass
@@ -49,6 +50,18 @@ def _parallel_map(function, items: list) -> list:
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         return list(pool.map(function, items))
+
+
+def resolve_walk_head(backbone: str) -> Path | None:
+    """The walk-head add-on the manifest lists for the default adapter of `backbone` (sha256 checked), or None."""
+    from .backbones.checkpoints import verify_checkpoint
+    from .resources import load_manifest, resources_dir
+
+    for name, entry in load_manifest().get("adapters", {}).items():
+        head = entry.get("walk_head")
+        if entry.get("backbone") == backbone and entry.get("default") and head:
+            return verify_checkpoint(resources_dir() / head["file"], head["sha256"], f"walk head of {name}")
+    return None
 
 
 def resolve_default_adapter(backbone: str) -> Path | None:
@@ -93,6 +106,8 @@ class SegMoTEPredictor:
         self.while_embedding_pending: Callable[[], None] | None = None
         self.notice: str | None = None
         self.box_decoder = "base"
+        self.guard_negative_clicks = True  # drop negative clicks far from the mask (negative_clicks.py)
+        self.dropped_negatives = 0         # how many the last predict() dropped
         if model is not None:  # an in-memory model (training-time evaluation)
             self.model, self.uses_adapter = model, True
             self.box_decoder = "segmote"
@@ -109,12 +124,21 @@ class SegMoTEPredictor:
             else:
                 self.model = SegMoTEModel.from_adapter(base, adapter_path)
                 self.uses_adapter = True
+                if adapter == "default" and self.model.adapter.presence is None:
+                    self._attach_walk_head(backbone, adapter_path)
                 self.box_decoder = "segmote" if self.model.metadata.get("use_for_boxes", False) else "base"
         self.model.to(self.device).eval()
         self._configure_speed(precision, optimize, cuda_graphs, compile_encoder, copy_model=model is not None)
         self.input_size = self.model.backbone.input_size
         self.backbone_name = self.model.backbone.name
         self._torch = torch
+
+    def _attach_walk_head(self, backbone: str, adapter_path) -> None:
+        from .modeling.adapter_io import read_walk_head
+
+        head = resolve_walk_head(backbone)
+        if head is not None:
+            self.model.attach_walk_head(read_walk_head(head, adapter_path))
 
     def _configure_speed(self, precision: str, optimize: bool, cuda_graphs: bool, compile_encoder: bool,
                          copy_model: bool) -> None:
@@ -253,6 +277,9 @@ class SegMoTEPredictor:
             one.check_inside(height, width)
         if prompts[0].empty:
             raise InputError("prompt: give at least one of points, box, a scribble, a lasso, mask_input or a seed mask")
+        self.dropped_negatives = 0
+        if self.guard_negative_clicks and not batched and 0 in prompts[0].labels:
+            prompts = [self._without_far_negatives(prompts[0], decoder)]
         has_box = prompts[0].box is not None or any(stroke.positive for stroke in prompts[0].lassos)
         use_adapter = self._use_adapter(decoder, has_box, bool(prompts[0].scribbles or prompts[0].lassos))
         torch = self._torch
@@ -299,6 +326,24 @@ class SegMoTEPredictor:
             per_box = [logits] * len(boxes)
         return [SlicePrompt.build(points=points, labels=labels, box=row, mask_input=mask)
                 for row, mask in zip(boxes, per_box)], True
+    def _without_far_negatives(self, prompt: SlicePrompt, decoder) -> SlicePrompt:
+        """The prompt without its negative clicks far from the mask segmented without any negative click."""
+        from .negative_clicks import far_negative_clicks
+
+        labels = np.asarray(prompt.labels)
+        positive = tuple(point for point, label in zip(prompt.points, prompt.labels) if label == 1)
+        anchors = positive or prompt.box is not None or prompt.mask_input is not None or prompt.seed_mask is not None \
+            or any(stroke.positive for stroke in (*prompt.scribbles, *prompt.lassos))
+        if not anchors:
+            return prompt  # negative prompts alone: nothing to compare with
+        plain = self.predict(prompt.with_(points=positive, labels=(1,) * len(positive)), decoder=decoder)
+        far = far_negative_clicks(np.asarray(plain.masks).reshape(-1, *plain.masks.shape[-2:])[0],
+                                  prompt.points_array(), labels)
+        self.dropped_negatives = int(far.sum())
+        if not far.any():
+            return prompt
+        kept = [i for i in range(len(labels)) if not far[i]]
+        return prompt.with_(points=tuple(prompt.points[i] for i in kept), labels=tuple(prompt.labels[i] for i in kept))
 
     def _run(self, call: PromptCall, current: _Embedding, prompt_tensors: list):
         image_tensors = [current.embedding] + ([current.early] if call.needs_early_features else [])
@@ -327,8 +372,10 @@ class SegMoTEPredictor:
         return self._finish(*outputs, False, "segmote")
 
     @staticmethod
-    def _finish(masks, low_res, scores, batched: bool, decoder: str) -> Prediction:
+    def _finish(masks, low_res, scores, presence, batched: bool, decoder: str) -> Prediction:
         masks, low, iou = masks.cpu().numpy(), low_res.cpu().numpy(), scores.cpu().numpy()
+        presence = None if presence is None else presence.float().cpu().numpy()
         if not batched:
             masks, low, iou = masks[0], low[0], iou[0]
-        return Prediction(masks=masks, scores=iou, low_res_logits=low, decoder=decoder)
+            presence = None if presence is None else presence[0]
+        return Prediction(masks=masks, scores=iou, low_res_logits=low, decoder=decoder, presence=presence)

@@ -21,8 +21,11 @@ import numpy as np
 import pytest
 from slicer_fakes import Signals, fake_slicer, glue_modules, import_glue
 
+from SegMoTELib.walk_rules import PropagationRules
+
 REPO = Path(__file__).resolve().parents[1]
 GLUE = REPO / "SegMoTE"
+NO_FLOOR = PropagationRules(decision="rules", min_score=0.0)  # the walk crosses the whole volume
 
 MODEL_MODULES = ("torch", "torchvision", "SegMoTELib.predictor", "SegMoTELib.segment3d", "SegMoTELib.modeling",
                  "SegMoTELib.backbones", "SegMoTELib.training", "SegMoTELib.evaluation", "SegMoTELib.commands",
@@ -224,7 +227,7 @@ def test_a_propagation_is_cancelled_on_the_server_when_the_user_cancels(glue, qt
         assert _until(lambda: seeded.done, 240) and seeded.error is None
         walked = Outcome()
         call = engine.submit(lambda c: engine.segmenterFor("tube", tube.volume).propagate(
-            seeded.result, min_score=0.0, progress=c.reportProgress), "propagation", module.BATCH,
+            seeded.result, rules=NO_FLOOR, progress=c.reportProgress), "propagation", module.BATCH,
             onDone=walked.ok, onError=walked.failed)
         assert _until(lambda: call.progress > 0, 120)
         started = time.monotonic()
@@ -233,7 +236,7 @@ def test_a_propagation_is_cancelled_on_the_server_when_the_user_cancels(glue, qt
         assert isinstance(walked.error, module.JobCancelled)
         after = Outcome()  # the session takes a new job at once: the server's job was cancelled
         engine.submit(lambda c: engine.segmenterFor("tube", tube.volume).propagate(
-            seeded.result, slice_range=(tube.seed_index, tube.seed_index + 1), min_score=0.0), "propagation",
+            seeded.result, slice_range=(tube.seed_index, tube.seed_index + 1), rules=NO_FLOOR), "propagation",
             module.BATCH, onDone=after.ok, onError=after.failed)
         assert _until(lambda: after.done, 120) and after.error is None
     finally:

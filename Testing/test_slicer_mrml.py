@@ -253,3 +253,40 @@ def test_the_polarity_cursor_goes_only_to_views_that_show_the_segmentation(real_
         finally:
             slicer.app = saved
     assert len(views["Red"].cursors) == 2 and views["Yellow"].cursors == []
+
+
+def test_console_correction_re_walks_and_keeps_the_slices_beyond_and_the_other_segments(glue, logic):
+    """`correctSegment` on Slicer's real classes: the slices the engine re-segmented are written, every
+    other slice of the segment keeps its voxels exactly, and another segment keeps every voxel. (The
+    fixture's engine is the base decoder, poor at clicks: what the masks look like is the engine's
+    tests' business — test_walk.py; here it is where they go.)"""
+    sys.path.insert(0, str(REPO_SELFTESTS))
+    try:
+        from SegMoTESelfTestCase import makeSelfTestPhantom
+    finally:
+        sys.path.remove(str(REPO_SELFTESTS))
+    phantom = makeSelfTestPhantom()
+    volumeNode = glue.scene.addVolume(phantom.image.array.copy(), ijkToRas=phantom.image.ijk_to_ras, name="phantom")
+    truth = phantom.mask("liver")
+    present = np.flatnonzero(truth.any(axis=(1, 2)))
+    middle = int(present[len(present) // 2])
+    spoilt = truth.copy()
+    columns = np.flatnonzero(truth[middle].any(axis=0))
+    spoilt[middle - 1:middle + 2, :, : int(np.median(columns))] = False  # half the liver lost on three slices
+    segmentationNode = logic.createSegmentationNode(volumeNode)
+    segmentId = segmentationNode.GetSegmentation().AddEmptySegment("", "liver")
+    other = segmentationNode.GetSegmentation().AddEmptySegment("", "other")
+    users = np.zeros_like(truth, dtype=np.uint8)
+    users[present[0]:present[-1], :20, :20] = 1
+    update = glue.scene.slicer.util.updateSegmentBinaryLabelmapFromArray
+    update(spoilt.astype(np.uint8), segmentationNode, segmentId, volumeNode)
+    update(users, segmentationNode, other, volumeNode)
+    missed = np.argwhere(truth[middle] & ~spoilt[middle])
+    j, i = missed[len(missed) // 2]
+    click = glue.mrmlconvert.geometryOfNode(volumeNode).ijk_to_ras_points([(i, j, middle)])
+    changed = logic.correctSegment(volumeNode, segmentationNode, segmentId, click, labels=[1], orientation="axial")
+    corrected = glue.scene.segmentArray(segmentationNode, segmentId, volumeNode)
+    assert middle in changed and not np.array_equal(corrected[middle], spoilt[middle])
+    beyond = np.setdiff1d(np.arange(truth.shape[0]), changed)
+    np.testing.assert_array_equal(corrected[beyond], spoilt[beyond])
+    np.testing.assert_array_equal(glue.scene.segmentArray(segmentationNode, other, volumeNode), users > 0)

@@ -184,6 +184,9 @@ class VolumeSession:
     def segment_box3d(self, *args, **kwargs):
         return (yield from (yield from self._opened()).segment_box3d(*args, **kwargs))
 
+    def correct(self, *args, **kwargs):
+        return (yield from (yield from self._opened()).correct(*args, **kwargs))
+
 
 # --- the engine --------------------------------------------------------------------------------------
 class Engine:

@@ -100,6 +100,10 @@ class SlicePrompts:
             mask_input=None if previous is None else previous.low_res_logits,
             seed_mask=self.seedMask if previous is None else None)
 
+    def hasCorrection(self) -> bool:
+        """Clicks or scribbles: what corrects a propagated segment in 3D (a box or a lasso draws anew)."""
+        return bool(self.pointsRas or self.scribbles)
+
     def arguments(self) -> dict:
         """Keyword arguments of `VolumeSegmenter.segment_slice` (and the client's) for this slice."""
         return {"prompt": self.prompt(), "orientation": self.orientation, "slice_index": self.sliceKey.index}

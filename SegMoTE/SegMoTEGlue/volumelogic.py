@@ -7,8 +7,9 @@ classes (slicer-core) with an in-process engine. A compute step is a generator: 
 methods are operations) and an in-process segmenter answers at once (`SegMoTELib.service.operations`).
 
 Prompts are in world RAS (what Slicer shows; parent transforms are respected). Each call blocks
-until done and returns the new segment's id. `orientation`: "axial", "coronal", "sagittal" or a
-slice normal (3,) in RAS. `progress`: optional callable(fraction), called while waiting.
+until done and returns the new segment's id (`correctSegment`: the slices it re-segmented).
+`orientation`: "auto" (the volume's acquisition axis), "axial", "coronal", "sagittal" or a slice
+normal (3,) in RAS. `progress`: optional callable(fraction), called while waiting.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import slicer
 
 from SegMoTELib import geometry
+from SegMoTELib.errors import InputError
 from SegMoTELib.intensity import IntensityMapping
 from SegMoTELib.service.operations import awaited
 from SegMoTELib.slice_prompt import SlicePrompt
@@ -66,8 +68,9 @@ class VolumeSegmentationLogic:
         return self._segment(volumeNode, compute, **options)
 
     def segmentWithRoi(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, roiNode: slicer.vtkMRMLMarkupsROINode,
-                       orientation="axial", **options) -> str:
-        """A 3D box from a markups ROI (rotation respected): every slice the ROI crosses."""
+                       orientation="auto", **options) -> str:
+        """A 3D box from a markups ROI (rotation respected): every slice the ROI crosses, walked along
+        `orientation` ("auto": the volume's acquisition axis, e.g. a short-axis stack's slices)."""
         corners = roiCornersWorld(roiNode)
 
         def compute(segmenter, volume, job):
@@ -90,6 +93,34 @@ class VolumeSegmentationLogic:
             return result.labelmap
 
         return self._segment(volumeNode, compute, **options)
+
+    def correctSegment(self, volumeNode: slicer.vtkMRMLScalarVolumeNode,
+                       segmentationNode: slicer.vtkMRMLSegmentationNode, segmentId: str, pointsRas=None, labels=None,
+                       orientation="auto", modality: str = "auto", progress=None,
+                       prompt: SlicePrompt | None = None) -> list:
+        """Correct a segment (e.g. a propagated one) on one slice, with clicks (N, 3) in RAS or any
+        prompt value (`prompt`: clicks, scribbles, ... in RAS): the engine segments that slice again
+        from the segment's mask there and re-walks outward until the new masks agree with the old ones
+        (`VolumeSegmenter.correct`). The segment is replaced by the corrected one (its voxels beyond the
+        re-segmented slices are the same); returns the slice indices re-segmented."""
+        if (prompt is None) == (pointsRas is None):
+            raise InputError("correctSegment: give the correcting clicks (pointsRas) or a prompt, not both")
+        if prompt is None:
+            prompt = SlicePrompt.build("ras", points=np.asarray(pointsRas, dtype=np.float64), labels=labels)
+        current = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode) > 0
+        changed: list = []
+
+        def compute(segmenter, volume, job):
+            correction = yield from awaited(segmenter.correct(current, prompt, orientation,
+                                                              progress=job.reportProgress))
+            changed.extend(correction.changed)
+            return correction.labelmap
+
+        volume = volumeFromNode(volumeNode, modality)
+        labelmap = self.runOnEngine(volumeSessionKey(volumeNode, modality), volume, IntensityMapping(modality=modality),
+                                    compute, progress)
+        writeLabelmapToSegment(labelmap, segmentationNode, segmentId, volumeNode)
+        return changed
 
     # --- plumbing ----------------------------------------------------------------------------------
     def _segment(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, compute,

@@ -37,6 +37,7 @@ from SegMoTEGlue.jobtargets import EditTarget, PendingJobs, dropReason
 from SegMoTEGlue.markers import PromptMarkers
 from SegMoTEGlue.mrmlconvert import (
     geometryOfNode,
+    orientedImageArray,
     orientedImageSessionKey,
     orientedImageToVolume,
     sliceNormalWorld,
@@ -75,6 +76,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.latestSerial = 0
         self.volumeCache = (None, None)
         self.prefetch = SlicePrefetch(self, lambda: engineFor())  # the name at call time (tests replace it)
+        self.propagatedTargets: set = set()  # segments made by "Propagate to 3D": a click there corrects in 3D
         self.listenedEngine = None  # the engine whose states the status line shows
 
     def clone(self):
@@ -414,6 +416,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def clearPrompts(self) -> None:
         self.promptBook.clear()
+        self.propagatedTargets.clear()
         self.latestSerial += 1  # results still on their way are dropped
         self.showPrompts(None)
 
@@ -439,6 +442,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
                                                                                                segmentId))
         if changed:
             self.latestSerial += 1  # a result still on its way was computed from them
+            # no longer the propagation's result: a click there is a slice prompt again
+            self.propagatedTargets = {t for t in self.propagatedTargets if t.segmentationNodeId != segmentationId}
             self.showCurrentPrompts()
 
     def waitForIdle(self, timeoutSeconds: float = 600.0) -> None:
@@ -490,8 +495,45 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def submitSlicePrompt(self, prompts: SlicePrompts) -> None:
         self.showPrompts(prompts)
+        if prompts.hasCorrection() and self.currentTarget() in self.propagatedTargets:
+            self.submitCorrection(prompts)
+            return
         arguments = prompts.arguments()
         self.submit(lambda segmenter: segmenter.segment_slice(**arguments), prompts, "Segmenting the slice...")
+
+    def submitCorrection(self, prompts: SlicePrompts) -> None:
+        """A click on a propagated segment: the engine corrects this slice and re-walks outward until the
+        new masks agree with the segment as it is (`VolumeSegmenter.correct`); the re-segmented slices
+        are written."""
+        try:
+            _segmentationNode, image, volume, key = self.context()
+        except InputError as error:
+            self.setStatus(str(error))
+            return
+        segment = self.scriptedEffect.selectedSegmentLabelmap()  # in the source image's layout (see segmentseed)
+        if segment is None or tuple(segment.GetExtent()) != tuple(image.GetExtent()):
+            arguments = prompts.arguments()  # nothing to correct in 3D here: a slice prompt as usual
+            self.submit(lambda segmenter: segmenter.segment_slice(**arguments), prompts, "Segmenting the slice...")
+            return
+        if not self.editingConfirmed():
+            return
+        current = orientedImageArray(segment) > 0
+        arguments = prompts.arguments()
+        engine = engineFor()
+        mapping = self.mapping()
+
+        def run(call):
+            segmenter = engine.segmenterFor(key, volume, mapping)
+            return segmenter.correct(current, arguments["prompt"], arguments["orientation"],
+                                     slice_index=arguments["slice_index"], progress=call.reportProgress)
+
+        def onDone(correction):
+            first, last = min(correction.changed), max(correction.changed)
+            if self.writeLabelmap(correction.labelmap, image, correction.slice_ref.axis, first, last):
+                self.setStatus(f"Corrected slice {correction.slice_ref.index} and carried it to slices {first} to "
+                               f"{last}, where the masks agree again.")
+
+        self.startJob(engine, run, "Correcting and re-propagating...", BATCH, onDone)
 
     def segmentPromptFree(self, pointRas, orientation, viewName: str) -> None:
         target = self.currentTarget()
@@ -565,7 +607,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         def onDone(labelmap):
             first, last = sliceRange if sliceRange is not None else (0, geometry.slice_count(volume, seed.ref.axis) - 1)
             if self.writeLabelmap(labelmap, image, seed.ref.axis, first, last):
-                self.setStatus(f"Propagated through slices {first} to {last}; the segment's other slices are kept.")
+                self.propagatedTargets.add(self.currentTarget())
+                self.setStatus(f"Propagated through slices {first} to {last}; the segment's other slices are kept. "
+                               f"A click on any slice now corrects it in 3D.")
 
         self.startJob(engine, run, "Propagating to 3D...", BATCH, onDone)
 

@@ -4,9 +4,11 @@
 `--negative`, `--scribble`, `--lasso` and their negatives, `--auto`) in the image as stored (x =
 column, y = row) and give a mask plus an overlay PNG beside it. Volumes (NIfTI, NRRD, MHA, a DICOM
 folder, a LiteMedSAM .npz) take prompts in RAS millimetres (what Slicer shows for a markup;
-`--ras-point`, `--ras-scribble`, ...) and give a `.seg.nrrd` (or a labelmap such as `.nii.gz`) in
-the source geometry. The prompt options become one `SlicePrompt` (`prompt_from_args`), checked with
-every file before the model loads.
+`--ras-point`, `--ras-scribble`, ...), in voxel indices of the file as stored, or as a rotated ROI
+(`volume_prompts`), and give a `.seg.nrrd` (or a labelmap such as `.nii.gz`) in the source
+geometry; `--correct SEG` corrects an existing segmentation with clicks, a box or strokes and
+carries the fix to the neighbouring slices. When a walk ends early, the command says where and
+why. The prompt options become one `SlicePrompt`, checked with every file before the model loads.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from ..errors import InputError
 from ..intensity import CT_WINDOWS, IntensityMapping
 from ..slice_prompt import SlicePrompt
+from . import volume_prompts
 from .model_options import add_model_arguments, check_model_arguments, predictor_from_args
 
 HELP = "segment a 2D image (pixel prompts) or a 3D volume (RAS prompts, propagation, 3D box)"
@@ -60,24 +63,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="negative lasso: a loop around a region to leave out (repeatable)")
     pixel.add_argument("--auto", action="store_true",
                        help="prompt-free mask (needs a trained adapter); for a volume, of slice --slice")
-    ras = parser.add_argument_group("volume prompts (RAS millimetres, as Slicer shows them)")
-    ras.add_argument("--ras-point", nargs=3, type=float, action="append", metavar=("R", "A", "S"),
-                     help="positive click; the slice through the first one is segmented (repeatable)")
-    ras.add_argument("--ras-negative", nargs=3, type=float, action="append", metavar=("R", "A", "S"),
-                     help="negative click on the same slice (repeatable)")
-    ras.add_argument("--ras-box", nargs=6, type=float, metavar=("R0", "A0", "S0", "R1", "A1", "S1"),
-                     help="box by two opposite corners; a box spanning several slices is segmented in 3D "
-                          "within it, a flat box segments its slice")
-    for kind, text in (("scribble", "positive scribble"), ("negative-scribble", "negative scribble"),
-                       ("lasso", "positive lasso"), ("negative-lasso", "negative lasso")):
-        ras.add_argument(f"--ras-{kind}", action="append", metavar="R1,A1,S1,R2,A2,S2,...",
-                         help=f"{text} on the slice of the prompt, vertices in RAS mm (repeatable)")
+    volume_prompts.add_arguments(parser)
+    ras = parser.add_argument_group("volumes: what to do with the prompt")
     ras.add_argument("--propagate", action="store_true",
-                     help="propagate a point or flat-box mask through the volume until the structure ends")
-    ras.add_argument("--orientation", default="axial", choices=("axial", "coronal", "sagittal"),
-                     help="slice orientation of the prompt and of propagation (default: axial)")
+                     help="propagate a click or flat-box mask through the volume until the structure ends")
+    ras.add_argument("--orientation", default="auto", choices=("auto", "axial", "coronal", "sagittal"),
+                     help="slice orientation of the prompt and of the walk (default auto: the acquisition axis, "
+                          "the one of largest spacing, axial for isotropic volumes)")
     ras.add_argument("--slice", type=int, default=None, metavar="INDEX",
                      help="with --auto on a volume: the slice index along --orientation (default: the middle)")
+    ras.add_argument("--walk", choices=("auto", "learned", "rules"), default="auto",
+                     help="when a walk stops: the learned decision (adapters with a presence head), the hand rules, "
+                          "or auto (default: learned when the adapter can)")
+    ras.add_argument("--patience", type=int, default=None, metavar="N",
+                     help="doubtful slices a walk crosses before it stops (default 1)")
+    ras.add_argument("--correct", default=None, metavar="SEG",
+                     help="correct this segmentation (.seg.nrrd or a labelmap on the input's grid) with the clicks "
+                          "or box given, on their slice, and re-walk outward until the masks agree again")
     ras.add_argument("--name", default="segment", help="segment name in the .seg.nrrd (default: segment)")
     intensity = parser.add_argument_group("intensity mapping (one window for the whole volume)")
     window = intensity.add_mutually_exclusive_group()
@@ -101,6 +103,7 @@ class _Job:
     output: Path
     overlay: Path | None
     prompt: SlicePrompt | None = None   # pixel (2D) or RAS (volume); None for --auto
+    segment: np.ndarray | None = None  # --correct: the segment to correct, bool [k, j, i]
 
 
 def run(args) -> int:
@@ -129,28 +132,30 @@ def _prepare(args) -> _Job:
     from ..names import validate_segment_name
 
     pixel_prompt = any(_given(args, name) for name in PIXEL_OPTIONS)
-    ras_prompt = any(_given(args, name) for name in RAS_OPTIONS)
+    ras_prompt = bool(volume_prompts.given(args))
     if pixel_prompt and ras_prompt:
-        raise InputError("prompt: give pixel prompts (--box/--point/--scribble...) for a 2D image or RAS prompts "
-                         "(--ras-point/--ras-box/--ras-scribble...) for a volume, not both")
+        raise InputError("prompt: give pixel prompts (--box/--point/--scribble...) for a 2D image or volume prompts "
+                         "(--ijk-box, --ijk-point, --ras-point, --ras-box, --ras-scribble, --roi-...) for a volume, "
+                         "not both")
+    if args.correct is not None and not ras_prompt:
+        raise InputError("--correct: give the correcting click(s) (--ijk-point/--ijk-negative, --ras-point/"
+                         "--ras-negative), scribbles (--ras-scribble...) or a box on the slice to correct")
     if not (pixel_prompt or ras_prompt or args.auto):
-        raise InputError("prompt: give --box, --point, --scribble, --lasso, --auto (2D) or --ras-point, --ras-box, "
-                         "--ras-scribble, --ras-lasso (volume)")
+        raise InputError("prompt: give --box, --point, --scribble, --lasso, --auto (2D) or --ijk-box, --ijk-point, "
+                         "--ras-point, --ras-box, --ras-scribble, --ras-lasso, --roi-center/--roi-json (volume)")
     if args.auto and (pixel_prompt or ras_prompt):
         raise InputError("--auto: a prompt-free mask takes no other prompt")
-    if args.ras_box is not None and args.ras_point:
-        raise InputError("--ras-box: give a box or clicks, not both")
-    for prefix in ("", "ras_"):
-        positive = [f"{prefix}{name}" for name in ("point", "box", "scribble", "lasso")]
-        if not any(_given(args, name) for name in positive) and any(
-                _given(args, f"{prefix}{name}") for name in ("negative", "negative_scribble", "negative_lasso")):
-            dash = "--" + prefix.replace("_", "-")
-            raise InputError(f"prompt: negative prompts need a positive one too ({dash}point, {dash}box, "
-                             f"{dash}scribble or {dash}lasso): they say what is not the structure")
+    if not any(_given(args, name) for name in ("point", "box", "scribble", "lasso")) and any(
+            _given(args, name) for name in ("negative", "negative_scribble", "negative_lasso")):
+        raise InputError("prompt: negative prompts need a positive one too (--point, --box, --scribble or --lasso): "
+                         "they say what is not the structure")
+    volume_prompts.check_combinations(args)
+    if args.patience is not None and not 0 <= args.patience <= 3:
+        raise InputError(f"--patience: expected 0..3 slices, got {args.patience}")
     check_model_arguments(args)
     output = writable_target(args.output, "--output")
     validate_segment_name(args.name, "--name", ascii_only=extension_of(output) == ".seg.nrrd")
-    refuse_overwriting_input(output, [args.input], "--output")
+    refuse_overwriting_input(output, [args.input] + ([args.correct] if args.correct else []), "--output")
     volume = read_volume(args.input)
     single_slice = volume.array.shape[0] == 1
     mode = "2d" if pixel_prompt or (args.auto and single_slice) else "volume"
@@ -168,20 +173,20 @@ def _prepare(args) -> _Job:
         overlay = writable_target(_overlay_path(output), "--output (its overlay)")
         refuse_overwriting_input(overlay, [args.input], "--output (its overlay)")
     job = _Job(mode, volume, _mapping(args, volume), output, overlay)
-    if not args.auto:
-        job.prompt = prompt_from_args(args, "pixel" if mode == "2d" else "ras")
     if mode == "volume":
         _check_volume_content(args, volume)
-        _check_ras_prompts(args, volume, job)
+        job.prompt = _check_volume_prompt(args, volume)
+        if args.correct is not None:
+            job.segment = _read_segment(args.correct, volume)
     else:
         _check_image_content(args, job)
-        if job.prompt is not None:
+        if not args.auto:
+            job.prompt = prompt_from_args(args)
             job.prompt.check_inside(*volume.array.shape[1:3])
     return job
 
 
 PIXEL_OPTIONS = ("box", "point", "negative", "scribble", "negative_scribble", "lasso", "negative_lasso")
-RAS_OPTIONS = tuple(f"ras_{name}" for name in PIXEL_OPTIONS)
 
 
 def _given(args, name: str) -> bool:
@@ -189,25 +194,17 @@ def _given(args, name: str) -> bool:
     return value is not None and value is not False and value != []
 
 
-def prompt_from_args(args, frame: str) -> SlicePrompt:
-    """The one prompt value of the prompt options (pixel options for "pixel", --ras-* for "ras")."""
+def prompt_from_args(args) -> SlicePrompt:
+    """The one prompt value of the pixel prompt options (a 2D image); volumes: `volume_prompts`."""
     from ..slice_prompt import parse_vertex_list
 
-    prefix, dims = ("", 2) if frame == "pixel" else ("ras_", 3)
-
-    def option(name):
-        return getattr(args, prefix + name, None) or []
-
     def strokes(name):
-        flag = "--" + (prefix + name).replace("_", "-")
-        return [parse_vertex_list(text, dims, flag) for text in option(name)]
+        return [parse_vertex_list(text, 2, "--" + name.replace("_", "-")) for text in getattr(args, name, None) or []]
 
-    points = list(option("point")) + list(option("negative"))
-    labels = [1] * len(option("point")) + [0] * len(option("negative"))
-    box = getattr(args, prefix + "box", None)
-    if box is not None:
-        box = np.asarray(box, dtype=np.float64).reshape(2, dims)
-    return SlicePrompt.build(frame, points=points or None, labels=labels or None, box=box,
+    points = list(args.point or []) + list(args.negative or [])
+    labels = [1] * len(args.point or []) + [0] * len(args.negative or [])
+    box = None if args.box is None else np.asarray(args.box, dtype=np.float64).reshape(2, 2)
+    return SlicePrompt.build("pixel", points=points or None, labels=labels or None, box=box,
                              scribbles=strokes("scribble"), negative_scribbles=strokes("negative_scribble"),
                              lassos=strokes("lasso"), negative_lassos=strokes("negative_lasso"))
 
@@ -250,7 +247,7 @@ def _mapping(args, volume) -> IntensityMapping:
     return IntensityMapping(modality=args.modality or volume.modality or "auto")
 
 
-def _check_ras_prompts(args, volume, job: _Job) -> None:
+def _check_volume_prompt(args, volume) -> SlicePrompt | None:
     """Map the prompt once without the model, so a point outside, a box with no area or a stroke
     off the prompt's slice fails fast; a box spanning several slices is a 3D box (no other prompt)."""
     from ..geometry import (
@@ -263,44 +260,49 @@ def _check_ras_prompts(args, volume, job: _Job) -> None:
         slice_extent_of_box,
     )
 
+    prompt = volume_prompts.volume_prompt(args, volume)
     axis = slice_axis_for(volume, args.orientation)
+
     if args.slice is not None:
         count = slice_count(volume, axis)
         if not 0 <= args.slice < count:
             raise InputError(f"--slice: expected 0..{count - 1} along the {args.orientation} axis, got {args.slice}")
-    prompt = job.prompt
     if prompt is None:
-        return
+        return None
     if prompt.box is not None:
-        first, last = slice_extent_of_box(volume, axis, prompt.box_array())
-        if last > first:  # a 3D box: segmented within it, alone
-            if prompt.points or prompt.scribbles or prompt.lassos:
-                raise InputError("--ras-box: a box spanning several slices is segmented in 3D and takes no other "
-                                 "prompt; give a flat box (on one slice) to combine it with scribbles or lassos")
-            ras_box_to_slice_box(volume, SliceRef(axis, (first + last) // 2), prompt.box_array())
-            return
+        option = volume_prompts.box_option(args)
+        try:
+            first, last = slice_extent_of_box(volume, axis, prompt.box_array())
+            if last > first:  # a 3D box: segmented within it, alone
+                if prompt.points or prompt.scribbles or prompt.lassos:
+                    raise InputError("a box spanning several slices is segmented in 3D and takes no other prompt; "
+                                     "give a flat box (on one slice) to combine it with scribbles or lassos")
+                ras_box_to_slice_box(volume, SliceRef(axis, (first + last) // 2), prompt.box_array())
+                return prompt
+        except InputError as error:
+            raise InputError(f"{option}: {str(error).removeprefix('corners_ras: ')}") from None
     ref = prompt_slice(volume, args.orientation, prompt)
-    _check_on_one_slice(args, volume, ref, prompt)
+    volume_prompts.check_on_one_slice(args, volume, ref, prompt)
     prompt_on_slice(volume, ref, prompt)
+    return prompt
 
 
-def _check_on_one_slice(args, volume, ref, prompt) -> None:
-    """Clicks and strokes are prompts on the slice through the first of them; one on another slice
-    would be projected onto it silently, a different place than the one the user chose."""
-    from ..volume import round_half_up
+def _read_segment(path, volume) -> np.ndarray:
+    """--correct: the one segment to correct, on the input's grid (a .seg.nrrd or a labelmap)."""
+    from ..io import read_labelmap
 
-    options = (["--ras-point"] * len(args.ras_point or []) + ["--ras-negative"] * len(args.ras_negative or []))
-    groups = [(option, point[None]) for option, point in zip(options, prompt.points_array() if prompt.points else [])]
-    for name, strokes in (("scribble", prompt.scribbles), ("lasso", prompt.lassos)):
-        for stroke in strokes:
-            groups.append((f"--ras-{'' if stroke.positive else 'negative-'}{name}", stroke.array))
-    for option, coordinates in groups:
-        indices = round_half_up(volume.ras_to_ijk_points(coordinates)[:, ref.axis])
-        off = np.flatnonzero(indices != ref.index)
-        if off.size:
-            where = " ".join(f"{value:g}" for value in coordinates[off[0]])
-            raise InputError(f"{option}: the vertex at {where} lies on {args.orientation} slice {int(indices[off[0]])}, "
-                             f"the prompt on slice {ref.index}; all clicks and strokes must be on the same slice")
+    labels = read_labelmap(path)
+    if labels.array.shape != volume.array.shape[:3] or not np.allclose(labels.spacing, volume.spacing, rtol=1e-3):
+        raise InputError(f"--correct: {path} is on a grid of {labels.array.shape[::-1]} voxels (i, j, k), spacing "
+                         f"{np.round(labels.spacing, 3).tolist()}; the input's is {volume.array.shape[:3][::-1]}, "
+                         f"{np.round(volume.spacing, 3).tolist()}")
+    values = [int(v) for v in np.unique(labels.array) if v != 0]
+    if len(values) > 1:
+        raise InputError(f"--correct: {path} holds {len(values)} labels ({', '.join(map(str, values[:6]))}); give a file "
+                         f"with the one segment to correct")
+    if not values:
+        raise InputError(f"--correct: {path} is empty; there is nothing to correct (segment it first)")
+    return labels.array != 0
 
 
 def _predictor(args):
@@ -322,6 +324,7 @@ def _segment_2d(args, job: _Job, predictor) -> list[Path]:
     prompt = job.prompt
     prediction = predictor.predict_auto() if args.auto else predictor.predict(prompt)
     mask = np.asarray(prediction.masks[0], dtype=bool)
+    _note_dropped_negatives(predictor)
     grey = image if job.volume.rgb else _as_uint8(image, job.mapping)
     with atomic_outputs([job.output, job.overlay], "--output") as (mask_file, overlay_file):  # both or neither
         if extension_of(job.output) in MASK_IMAGE_EXTENSIONS:
@@ -421,17 +424,30 @@ def _segment_volume(args, job: _Job, predictor) -> list[Path]:
 
     segmenter = predictor.open_volume(job.volume, job.mapping) if args.server else \
         VolumeSegmenter(predictor, job.volume, job.mapping)
-    orientation = args.orientation
+    orientation, prompt = args.orientation, job.prompt
+    rules = _rules(args, predictor)
+    walked = None  # "propagation" or "3D box" when a walk ran
     with ProgressBar() as progress:
         if args.auto:
             axis = slice_axis_for(job.volume, orientation)
             index = args.slice if args.slice is not None else slice_count(job.volume, axis) // 2
             labelmap = segmenter.segment_auto(orientation, index).labelmap
-        elif job.prompt.box is not None and _spans_slices(job.volume, orientation, job.prompt):
-            labelmap = segmenter.segment_box3d(job.prompt.box_array(), orientation, progress=progress)
+        elif job.segment is not None:
+            correction = segmenter.correct(job.segment, prompt, orientation, rules=rules, progress=progress)
+            labelmap, walked = correction.labelmap, "correction"
+            print(f"corrected slice {correction.slice_ref.index}; re-segmented slices "
+                  f"{_ranges(correction.changed)}", file=sys.stderr)
+        elif prompt.box is not None and _spans_slices(job.volume, orientation, prompt):
+            labelmap, walked = segmenter.segment_box3d(prompt.box_array(), orientation, progress=progress,
+                                                       rules=rules), "3D box"
         else:
-            seed = segmenter.segment_slice(job.prompt, orientation)
-            labelmap = segmenter.propagate(seed, progress=progress) if args.propagate else seed.labelmap
+            seed = segmenter.segment_slice(prompt, orientation)
+            _note_dropped_negatives(predictor)
+            labelmap = seed.labelmap
+            if args.propagate:
+                labelmap, walked = segmenter.propagate(seed, rules=rules, progress=progress), "propagation"
+    if walked is not None:
+        _explain_walk(walked, segmenter, job.volume, labelmap, orientation)
     write_segmentation(job.output, job.volume.with_array(labelmap.astype(np.uint8)), _segments(args))
     _print_volume_summary(job.volume, labelmap, args.name)
     return [job.output]
@@ -442,6 +458,59 @@ def _spans_slices(volume, orientation, prompt) -> bool:
 
     first, last = slice_extent_of_box(volume, slice_axis_for(volume, orientation), prompt.box_array())
     return last > first
+def _note_dropped_negatives(predictor) -> None:
+    dropped = getattr(predictor, "dropped_negatives", 0)
+    if dropped:
+        print(f"note: {dropped} negative click(s) far from the mask were ignored (they could only remove nothing "
+              f"there; put a negative click on the part of the mask to remove)", file=sys.stderr)
+
+
+def _rules(args, predictor):
+    from ..walk_rules import PropagationRules
+
+    fields = {"decision": args.walk}
+    if args.patience is not None:
+        fields["patience"] = args.patience
+    if args.server:  # the server applies the adapter's declared prompt itself
+        return PropagationRules(**fields)
+    return PropagationRules.for_predictor(predictor, **fields)
+
+
+EARLY_STOP_SLICES = 2  # a click's walk that keeps this few slices most likely stopped too early
+
+
+def _explain_walk(what: str, segmenter, volume, labelmap: np.ndarray, orientation: str) -> None:
+    """Where the walk went and why each direction ended; advice when a click's walk ended early."""
+    from ..geometry import slice_axis_for, slice_count
+
+    axis = slice_axis_for(volume, orientation)
+    total = slice_count(volume, axis)
+    kept = np.flatnonzero(labelmap.any(axis=tuple(d for d in range(3) if d != 2 - axis)))
+    if kept.size:
+        print(f"{what}: {kept.size} of the volume's {total} slices along axis {'ijk'[axis]} "
+              f"(slices {_ranges(kept.tolist())})", file=sys.stderr)
+    for stop in getattr(segmenter, "last_stops", []):
+        print(f"  {stop.describe(total)}", file=sys.stderr)
+    decided = [s for s in getattr(segmenter, "last_stops", []) if s.reason not in ("end of range", "agrees")]
+    if what == "propagation" and kept.size <= EARLY_STOP_SLICES and decided:
+        print(f"note: the propagation stopped after {kept.size} of the volume's {total} slices; if the structure "
+              f"goes on, a 3D box around it (--ijk-box or a rotated ROI) is usually more reliable here", file=sys.stderr)
+
+
+def _ranges(indices) -> str:
+    """'3..7, 9' for [3, 4, 5, 6, 7, 9]."""
+    indices = sorted(int(i) for i in indices)
+    if not indices:
+        return "none"
+    parts, start, previous = [], indices[0], indices[0]
+    for index in indices[1:] + [None]:
+        if index is not None and index == previous + 1:
+            previous = index
+            continue
+        parts.append(f"{start}..{previous}" if previous > start else str(start))
+        if index is not None:
+            start = previous = index
+    return ", ".join(parts)
 
 
 def _print_volume_summary(volume, labelmap: np.ndarray, name: str) -> None:

@@ -20,6 +20,7 @@ class AdapterConfig:
     router_noise_floor: float = 1e-2
     training_mode: str = "adapter"  # which parameters train: see TRAINING_MODES
     stroke_encoder: bool = False  # a dense channel for scribbles and lassos (modeling.stroke_encoder)
+    presence_head: bool = False   # the walk's learned continuation decision (modeling/presence.py)
 
     def __post_init__(self):
         if self.num_experts < 1 or not 1 <= self.active_experts <= self.num_experts:

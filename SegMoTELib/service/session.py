@@ -21,13 +21,17 @@ from ..errors import InputError
 from ..geometry import (
     SliceRef,
     extract_slice,
+    ijk_box_corners_ras,
     insert_slice,
+    prompt_on_slice,
+    prompt_slice,
     slice_axis_for,
     slice_count,
     slice_extent_of_box,
     slice_through,
 )
 from ..volume import Volume
+from ..walk_rules import PropagationRules
 from .codec import MaskBlock, decode_mask, encode_mask
 from .device_queue import BATCH, INTERACTIVE, PREFETCH
 from .jobs import Job
@@ -192,17 +196,18 @@ class Session:
         executor.submit(embed)
 
     # --- jobs ----------------------------------------------------------------------------------
+    def _rules(self, segmenter, request_rules) -> PropagationRules:
+        return PropagationRules.for_predictor(segmenter.predictor, **request_rules.given())
+
     def propagate(self, request) -> dict:
         seed = self.result(request.seed_result)
         segmenter = self._segmenter_with(BATCH)
-        rules = request.rules
+        rules = self._rules(segmenter, request.rules)
 
         def work(progress):
             try:
-                return segmenter.propagate(seed, slice_range=request.slice_range, use_logits=rules.use_logits,
-                                           min_score=rules.min_score, min_area_ratio=rules.min_area_ratio,
-                                           progress=progress, box_margin=rules.box_margin,
-                                           max_intensity_shift=rules.max_intensity_shift)
+                labelmap = segmenter.propagate(seed, slice_range=request.slice_range, rules=rules, progress=progress)
+                return labelmap, segmenter.last_stops, None
             finally:  # the seed's full-volume labelmap (cached on first use) must not stay with the kept result
                 seed.__dict__.pop("labelmap", None)
 
@@ -212,18 +217,36 @@ class Session:
 
     def segment_box3d(self, request) -> dict:
         segmenter = self._segmenter_with(BATCH)
-        corners = np.asarray(request.corners_ras, dtype=np.float64)
+        if request.corners_ijk is not None:
+            corners = ijk_box_corners_ras(segmenter.volume, *request.corners_ijk)
+        else:
+            corners = np.asarray(request.corners_ras, dtype=np.float64)
         orientation = _orientation(request.orientation)
-        rules = request.rules
+        rules = self._rules(segmenter, request.rules)
         axis = slice_axis_for(segmenter.volume, orientation)
         slice_extent_of_box(segmenter.volume, axis, corners)  # a box outside the volume fails now
 
         def work(progress):
-            return segmenter.segment_box3d(corners, orientation, progress=progress, use_logits=rules.use_logits,
-                                           min_score=rules.min_score, min_area_ratio=rules.min_area_ratio,
-                                           box_margin=rules.box_margin, max_intensity_shift=rules.max_intensity_shift)
+            labelmap = segmenter.segment_box3d(corners, orientation, progress=progress, rules=rules)
+            return labelmap, segmenter.last_stops, None
 
         return self._start(Job(self._on_device(work), "3D box"))
+
+    def correct(self, request) -> dict:
+        segmenter = self._segmenter_with(BATCH)
+        segment = decode_mask(request.segment.model_dump(), tuple(segmenter.volume.array.shape[:3]))
+        prompt = request.slice_prompt()
+        orientation = _orientation(request.orientation)
+        rules = self._rules(segmenter, request.rules)
+        prompt_on_slice(segmenter.volume, prompt_slice(segmenter.volume, orientation, prompt, request.slice_index),
+                        prompt)  # a bad prompt fails now, not in the job
+
+        def work(progress):
+            correction = segmenter.correct(segment, prompt, orientation, request.slice_index, rules, progress,
+                                           request.agreement)
+            return correction.labelmap, correction.stops, correction.changed, correction.slice_ref
+
+        return self._start(Job(self._on_device(work), "correction"))
 
     def _on_device(self, work):
         """A job's work runs on the device thread as one BATCH call: its model calls need no thread

@@ -138,15 +138,17 @@ def test_stroke_groups_of_a_real_bank_start_from_the_shipped_adapters_masks(tmp_
     assert seen[-1] is None  # a click never passes through the stroke encoder
 
 
-def test_the_v3_stroke_config_fine_tunes_the_shipped_adapter_and_keeps_every_prompt_kind():
-    """The GPU run's config: valid, starts from the shipped v2 adapter, adds the stroke encoder, and
-    keeps box, click, prompt-free and walk groups beside the scribble and lasso ones."""
+def test_the_v3_config_fine_tunes_the_shipped_adapter_and_keeps_every_prompt_kind():
+    """The GPU run's config: valid, starts from the shipped v2 adapter, adds the stroke encoder and
+    the walk's presence head, and keeps box, click, prompt-free and walk groups beside the scribble
+    and lasso ones."""
     from conftest import REPO
 
     from SegMoTELib.training.config import TrainConfig
 
-    config = TrainConfig.from_file(REPO / "configs" / "segmote_litemedsam_v3_strokes.json")
+    config = TrainConfig.from_file(REPO / "configs" / "segmote_litemedsam_v3.json")
     assert (REPO / config.init_adapter).is_file()
     assert config.adapter_config.stroke_encoder and config.adapter_config.training_mode == "adapter+decoder"
+    assert config.adapter_config.presence_head and config.presence_weight > 0
     assert set(config.prompt_mix) == {"box", "click", "auto", "walk", "scribble", "lasso"}
     assert min(config.prompt_mix.values()) > 0 and abs(sum(config.prompt_mix.values()) - 1.0) < 1e-9

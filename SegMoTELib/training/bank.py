@@ -172,3 +172,16 @@ def _embed(images, backbone, device, storage_dtype, batch_size, progress):
             if progress:
                 progress(min(start + batch_size, len(images)), len(images))
     return embeddings, earlies
+
+
+def _normalised(weights: list[float]) -> np.ndarray:
+    array = np.asarray(weights, dtype=np.float64)
+    return array / array.sum() if array.size and array.sum() > 0 else array
+
+
+def _resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    if mask.shape == tuple(size_hw):
+        return mask
+    rows = (np.arange(size_hw[0]) * mask.shape[0] / size_hw[0]).astype(int)
+    cols = (np.arange(size_hw[1]) * mask.shape[1] / size_hw[1]).astype(int)
+    return mask[rows][:, cols]

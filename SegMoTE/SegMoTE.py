@@ -32,7 +32,7 @@ from SegMoTEGlue.mrmlconvert import (
 )
 from SegMoTELib import geometry
 from SegMoTEGlue.segmentnames import checkedSegmentName
-from SegMoTEGlue.settings import DEVICES, EngineSettings, loadSettings, saveSettings
+from SegMoTEGlue.settings import DEVICES, RUNTIMES, EngineSettings, loadSettings, saveSettings
 from SegMoTEGlue.worker import BATCH
 from SegMoTELib.intensity import IntensityMapping
 from SegMoTELib.resources import load_manifest
@@ -68,6 +68,8 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
 
         for device in DEVICES:
             self.ui.deviceComboBox.addItem(device)
+        for runtime in RUNTIMES:
+            self.ui.runtimeComboBox.addItem(runtime)
         for name, spec in load_manifest()["backbones"].items():
             self.ui.backboneComboBox.addItem(spec.get("title", name), name)
         for title, value in _ADAPTER_CHOICES:
@@ -123,6 +125,7 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
             self.ui.adapterPathLineEdit.currentPath = engineSettings.adapter
         self.ui.adapterComboBox.setCurrentIndex(adapterIndex)
         self.ui.fastCheckBox.checked = engineSettings.fast
+        self.ui.runtimeComboBox.setCurrentText(engineSettings.runtime)
         self._updateAdapterPathVisibility()
 
     def _settingsFromGUI(self) -> EngineSettings:
@@ -135,6 +138,7 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
             checkpoint=self.ui.checkpointPathLineEdit.currentPath,
             adapter=adapter,
             fast=self.ui.fastCheckBox.checked,
+            runtime=self.ui.runtimeComboBox.currentText,
             engine=self.engineComboBox.currentData,
             serverUrl=self.serverUrlLineEdit.text.strip(),
             serverToken=self.serverTokenLineEdit.text.strip(),

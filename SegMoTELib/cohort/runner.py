@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..io.outputs import make_output_folder
-from .model import ModelSpec
+from ..model_spec import ModelSpec
 from .table import CohortRow
 
 FAILURE_COLUMNS = ("line", "image", "prompt", "name", "study", "error")

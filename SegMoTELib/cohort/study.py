@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import ModelSpec
+from ..model_spec import ModelSpec
 from .table import CohortRow
 
 ORIENTATION = "axial"

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .model_options import add_model_arguments
+from .model_options import add_model_arguments, model_spec
 from .ray_options import add_ray_arguments, check_ray_arguments, whole_number
 
 HELP = "segment a cohort (CSV image,prompt,name) into <study>.seg.nrrd files, locally or on Ray"
@@ -37,7 +37,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from ..cohort import read_cohort, run_cohort
-    from ..cohort.model import ModelSpec
     from ..cohort.runner import make_cohort_engine, prepare_out_dir
     from ..intensity import normalise_modality
 
@@ -46,8 +45,7 @@ def run(args) -> int:
         normalise_modality(args.modality)  # an unknown name fails here, before any model or Ray work
     rows = read_cohort(args.cohort)
     prepare_out_dir(args.out)
-    model = ModelSpec(backbone=args.backbone, checkpoint=args.checkpoint, adapter=args.adapter, device=args.device,
-                      fast=args.fast, modality=args.modality)
+    model = model_spec(args, modality=args.modality)
     with make_cohort_engine(model, args.engine, args.address, args.workers, args.num_cpus,
                             args.cpus_per_worker) as engine:
         summary = run_cohort(rows, args.out, engine, progress=not args.quiet)

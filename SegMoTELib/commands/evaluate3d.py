@@ -125,7 +125,8 @@ def run(args) -> int:
                             progress=progress)
     report.settings.update({"walk": args.walk, "split": args.split, "backbone": args.backbone,
                             "adapter": "shipped" if args.adapter == "default" and predictor.uses_adapter
-                            else str(args.adapter)})
+                            else str(args.adapter), "runtime": predictor.runtime_name,
+                            "runtime_detail": predictor.runtime_description})
     if predictor.notice:
         report.notes.append(predictor.notice)
     if not report.results:

@@ -133,7 +133,8 @@ def engine_description(predictor, args) -> dict:
             "device": str(predictor.device), "backbone": predictor.backbone_name,
             "adapter": "none" if adapter_choice(args) is None else str(args.adapter),
             "uses_adapter": bool(predictor.uses_adapter), "fast": bool(args.fast),
-            "precision": predictor.precision, "notice": predictor.notice}
+            "precision": predictor.precision, "runtime": predictor.runtime_name,
+            "runtime_detail": predictor.runtime_description, "notice": predictor.notice}
 
 
 def build_app(predictor, limits, token: str, data_roots, description: dict):

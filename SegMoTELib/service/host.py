@@ -55,6 +55,16 @@ class EngineHost:
 
         self.device_queue.run(priority, step)
 
+    @property
+    def embeds_in_background(self) -> bool:
+        """Whether the predictor embeds slices on a background thread (the ONNX CPU runtime)."""
+        return getattr(self.predictor, "onnx", None) is not None
+
+    def embed_in_background(self, images: list, keys: set) -> None:
+        """Embed `images` at the lowest priority beside the device thread (the neighbours of the slice
+        a user looks at); a prompt on one of them later finds its embedding ready."""
+        keys.update(self.predictor.embed_in_background(images))
+
     def _while_embedding_pending(self) -> None:
         """The slice a propagation reached is still being embedded in the background (a chunk of
         slices at a time): meanwhile run the clicks queued, rather than hold the device thread idle
@@ -77,7 +87,8 @@ class EngineHost:
         cache = self._cache()
         if self._entry_bytes is None and cache:
             entry = next(iter(cache.values()))
-            self._entry_bytes = sum(t.element_size() * t.nelement() for t in (entry.embedding, entry.early))
+            self._entry_bytes = sum(t.element_size() * t.nelement() for t in (entry.embedding, entry.early)
+                                    if t is not None)  # (the ONNX runtime without an adapter keeps no second map)
         if self._entry_bytes:
             self.predictor.cache_size = max(2, self.cache_bytes // self._entry_bytes)
             while len(cache) > self.predictor.cache_size:

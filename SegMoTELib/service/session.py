@@ -25,6 +25,9 @@ from .jobs import Job
 from .refusal import Refusal
 
 
+NEIGHBOUR_OFFSETS = (1, -1)  # slices embedded in the background around the one a user looks at
+
+
 class Session:
     def __init__(self, host, shape: list[int], mapping, max_results: int):
         self.id = secrets.token_urlsafe(16)
@@ -99,7 +102,18 @@ class Session:
             result = segmenter.segment_slice(_orientation(prompt.orientation), points_ras=points, labels=labels,
                                              box_ras=box, mask_input=mask_input, slice_index=slice_index)
         self.touch()
+        self._embed_neighbours(segmenter, result.ref)
         return self._keep(result)
+
+    def _embed_neighbours(self, segmenter, ref: SliceRef) -> None:
+        """While the user looks at slice `ref`, embed the slices one step either way at the lowest
+        priority (CPU runtime), so scrolling one slice and clicking costs no embedding."""
+        if not self.host.embeds_in_background:
+            return
+        count = slice_count(segmenter.volume, ref.axis)
+        images = [segmenter.slice_image(SliceRef(ref.axis, index))
+                  for index in (ref.index + offset for offset in NEIGHBOUR_OFFSETS) if 0 <= index < count]
+        self.host.embed_in_background(images, self.keys)
 
     def segment_auto(self, request) -> dict:
         segmenter = self._require_ready()
@@ -144,6 +158,7 @@ class Session:
         def embed():
             if serial == self._prefetch_serial and self.segmenter is not None:
                 predictor.prefetch(image)
+                self._embed_neighbours(segmenter, ref)
 
         executor.submit(embed)
 

@@ -1,0 +1,223 @@
+"""The model as the graphs the CPU runtimes run: torch modules written for export (fixed image
+size, dynamic prompt count and batch), computing what `modeling.prompt_path` computes.
+
+* `EncoderGraph`: normalised images (B, 3, S, S) → image embedding and, with a SegMoTE adapter, the
+  image-only terms of its fused features (the embedding's and the early map's branches, computed
+  once per image instead of once per prompt, as `ImageCachedFeatures` does in torch).
+* `BasePromptGraph`: SAM's prompt encoder and mask decoder (the base one or the fine-tuned copy).
+* `SegMoTEPromptGraph`: the prompt encoder and the SegMoTE decoder (expert tokens, MoTE, HQ
+  fused features); `AutoGraph`: the same decoder prompted by the PPT tokens (prompt-free).
+
+Prompts enter as SAM's ONNX export does: one list of points per row, labels 1 / 0 for positive /
+negative clicks, 2 / 3 for a box's two corners, -1 for the padding point that SAM adds when there
+is no box; any number of points (scribbles sample many), and a dense `mask_input` (previous
+logits or a drawn mask) with a `has_mask_input` flag. The predictor builds these lists exactly as
+SAM's prompt encoder concatenates its tokens, so the sparse tokens are the same values.
+
+The maths is the faster, reassociated form of `modeling.fast_decoder` (token-side attention
+projections, the upscaling as matrix products), and the SegMoTE fused features' last 3×3
+convolution is folded into the expert hypernetworks: mask_e = h_e·(up + conv(z, W) + b + T) =
+h_e·(up + T) + conv(z, h_e·W) + h_e·b, computed as 9 shifted products (0.3 instead of 2.4 GFLOP).
+Equal to the torch path up to float rounding (Testing/test_cpu_runtime.py compares masks).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..modeling.fast_decoder import accelerate_mask_decoder, fuse_layer_norms
+
+# Label values of the point list (SAM's ONNX convention).
+PADDING, NEGATIVE, POSITIVE, BOX_TOP_LEFT, BOX_BOTTOM_RIGHT = -1, 0, 1, 2, 3
+
+
+class EncoderGraph(nn.Module):
+    """LiteMedSAM's `encode` with the token-grid sides fixed at export (traced shapes are tensors)."""
+
+    def __init__(self, model, with_image_terms: bool):
+        super().__init__()
+        from ..backbones.fast_encoder import accelerate_image_encoder
+
+        backbone = model.backbone
+        self.encoder = accelerate_image_encoder(backbone.image_encoder, torch.device("cpu"))
+        size = backbone.input_size
+        with torch.no_grad():  # the grid sides, read once from a real call
+            embedding, early = backbone.encode(torch.zeros(1, 3, size, size))
+        self.early_shape = tuple(early.shape[1:])
+        self.final_side = embedding.shape[-1]
+        self.image_terms = ImageTerms(model.adapter.fused_features, embedding.shape[-1] * 4) if with_image_terms else None
+
+    def forward(self, images: torch.Tensor):
+        encoder = self.encoder
+        x = encoder.layers[0](encoder.patch_embed(images))
+        channels, side, _ = self.early_shape
+        early = x.transpose(1, 2).reshape(-1, channels, side, side)
+        for layer in encoder.layers[1:]:
+            x = layer(x)
+        x = x.reshape(-1, self.final_side, self.final_side, x.shape[-1]).permute(0, 3, 1, 2)
+        embedding = encoder.neck(x)
+        if self.image_terms is None:
+            return embedding
+        return embedding, self.image_terms(embedding, early)
+
+
+class ImageTerms(nn.Module):
+    """from_embedding(embedding) + from_early(early) at the fused map's size (B, D/8, 4h, 4w)."""
+
+    def __init__(self, fused, size: int):
+        super().__init__()
+        self.from_embedding = fuse_layer_norms(copy.deepcopy(fused.from_embedding))
+        self.from_early = fuse_layer_norms(copy.deepcopy(fused.from_early))
+        self.size = size
+
+    def forward(self, embedding: torch.Tensor, early: torch.Tensor) -> torch.Tensor:
+        from_early = self.from_early(early)
+        if from_early.shape[-1] != self.size:
+            from_early = F.interpolate(from_early, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.from_embedding(embedding) + from_early
+
+
+class PromptEncoding(nn.Module):
+    """SAM's prompt encoder on the point list (labels -1/0/1/2/3) and the dense mask input."""
+
+    def __init__(self, prompt_encoder, input_size: int):
+        super().__init__()
+        self.encoder = prompt_encoder
+        self.input_size = float(input_size)
+
+    def sparse(self, coords: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        encoder = self.encoder
+        # (x + 0.5) / S as SAM's forward_with_coords (the image is square, S × S)
+        embedding = encoder.pe_layer._pe_encoding((coords + 0.5) / self.input_size)
+        labels = labels.unsqueeze(-1)
+        # SAM writes through boolean masks; `where` gives the same sums (0 + w, e + w) in the same order
+        embedding = torch.where(labels == PADDING, encoder.not_a_point_embed.weight + 0.0, embedding)
+        for value in (NEGATIVE, POSITIVE, BOX_TOP_LEFT, BOX_BOTTOM_RIGHT):
+            embedding = torch.where(labels == value, embedding + encoder.point_embeddings[value].weight, embedding)
+        return embedding
+
+    def dense(self, mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> torch.Tensor:
+        encoder = self.encoder
+        no_mask = encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        return torch.where(has_mask_input.reshape(-1, 1, 1, 1) > 0.5, encoder.mask_downscaling(mask_input), no_mask)
+
+
+def _prepared_sam_decoder(sam_decoder) -> nn.Module:
+    """A copy of a SAM mask decoder with the reassociated attention and matrix-product upscaling."""
+    return accelerate_mask_decoder(copy.deepcopy(sam_decoder))
+
+
+class BasePromptGraph(nn.Module):
+    """(embedding (1, D, h, w), coords (B, N, 2), labels (B, N), mask_input (B, 1, 4h, 4w),
+    has_mask_input (1,)) → SAM's 4 mask-token logits (B, 4, 4h, 4w) and IoU predictions (B, 4)."""
+
+    def __init__(self, model, sam_decoder):
+        super().__init__()
+        backbone = model.backbone
+        self.prompts = PromptEncoding(backbone.prompt_encoder, backbone.input_size)
+        self.decoder = _prepared_sam_decoder(sam_decoder)
+        self.register_buffer("image_pe", model.dense_pe().detach().clone().contiguous())
+
+    def forward(self, embedding, coords, labels, mask_input, has_mask_input):
+        sparse = self.prompts.sparse(coords, labels)
+        dense = self.prompts.dense(mask_input, has_mask_input)
+        decoder = self.decoder
+        batch = sparse.shape[0]
+        tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+        tokens = torch.cat([tokens.unsqueeze(0).expand(batch, -1, -1), sparse], dim=1)
+        src = embedding + dense
+        _, dim, height, width = src.shape
+        hs, src = decoder.transformer(src, self.image_pe.expand(batch, -1, -1, -1), tokens)
+        upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(batch, dim, height, width))
+        hyper = torch.stack([mlp(hs[:, 1 + i]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], 1)
+        masks = (hyper @ upscaled.flatten(2)).reshape(batch, -1, *upscaled.shape[-2:])
+        return masks, decoder.iou_prediction_head(hs[:, 0])
+
+
+class SegMoTEPromptGraph(nn.Module):
+    """(embedding (1, D, h, w), image terms (1, D/8, 4h, 4w), coords, labels, mask_input,
+    has_mask_input) → every expert token's logits (B, E, 4h, 4w), their IoU predictions (B, E) and
+    the router's confidence (B, E) (the predictor picks the most confident, as the torch path)."""
+
+    def __init__(self, model):
+        super().__init__()
+        from ..modeling.decoder import SegMoTEDecoder
+
+        backbone = model.backbone
+        self.prompts = PromptEncoding(backbone.prompt_encoder, backbone.input_size)
+        adapter = copy.deepcopy(model.adapter)
+        self.decoder = SegMoTEDecoder(_prepared_sam_decoder(model.decoder.sam), adapter)
+        self.register_buffer("image_pe", model.dense_pe().detach().clone().contiguous())
+        refine = adapter.fused_features.refine
+        self.refine_hidden = fuse_layer_norms(nn.Sequential(refine[0], refine[1], refine[2]))
+        self.refine_out = refine[3]
+
+    def forward(self, embedding, image_terms, coords, labels, mask_input, has_mask_input):
+        sparse = self.prompts.sparse(coords, labels)
+        dense = self.prompts.dense(mask_input, has_mask_input)
+        return self.decode(embedding, image_terms, sparse, dense)
+
+    def decode(self, embedding, image_terms, sparse, dense):
+        decoder, sam = self.decoder, self.decoder.sam
+        batch = sparse.shape[0]
+        fixed = torch.cat([sam.iou_token.weight, sam.mask_tokens.weight, decoder.adapter.expert_tokens], dim=0)
+        tokens = torch.cat([fixed.unsqueeze(0).expand(batch, -1, -1), sparse], dim=1)
+        src = embedding + dense
+        _, dim, height, width = src.shape
+        keys = src.flatten(2).permute(0, 2, 1)
+        key_pe = self.image_pe.flatten(2).permute(0, 2, 1)
+        queries = tokens
+        routing = None
+        for index, layer in enumerate(sam.transformer.layers):
+            queries, keys, routing = decoder._block(index, layer, queries, keys, tokens, key_pe)
+        transformer = sam.transformer
+        attended = transformer.final_attn_token_to_image(q=queries + tokens, k=keys + key_pe, v=keys)
+        queries = transformer.norm_final_attn(queries + attended)
+
+        first = 1 + decoder.num_mask_tokens
+        experts = decoder.num_experts
+        upscaled = sam.output_upscaling(keys.transpose(1, 2).reshape(batch, dim, height, width))
+        hyper = torch.stack([net(queries[:, first + i]) for i, net in enumerate(decoder.adapter.hypernetworks)], 1)
+        masks = self._expert_masks(hyper, upscaled, image_terms)
+        base_iou = sam.iou_prediction_head(queries[:, 0])
+        slots = [index % base_iou.shape[1] for index in range(experts)]  # expert e borrows IoU slot e mod 4
+        confidence = routing.probs.max(dim=-1).values
+        return masks, base_iou[:, slots], confidence
+
+    def _expert_masks(self, hyper: torch.Tensor, upscaled: torch.Tensor, image_terms: torch.Tensor) -> torch.Tensor:
+        """hyper (B, E, C) · fused features, with the refine branch's last 3×3 convolution folded
+        into the hypernetwork outputs (it is linear): 9 shifted (E × 64) products per pixel."""
+        batch, experts, channels = hyper.shape
+        height, width = upscaled.shape[-2:]
+        direct = hyper @ (upscaled + image_terms).flatten(2)                         # (B, E, HW)
+        hidden = self.refine_hidden(upscaled)                                        # (B, 64, H, W)
+        weight = self.refine_out.weight                                              # (C, 64, 3, 3)
+        folded = (hyper @ weight.reshape(channels, -1)).reshape(batch, experts, weight.shape[1], 9)
+        folded = folded.permute(0, 3, 1, 2).reshape(batch, 9 * experts, weight.shape[1])
+        taps = (folded @ hidden.flatten(2)).reshape(batch, 9, experts, height, width)
+        taps = F.pad(taps, (1, 1, 1, 1))
+        convolved = taps[:, 0, :, 0:height, 0:width]
+        for tap in range(1, 9):  # cross-correlation: output (y, x) reads input (y + dy - 1, x + dx - 1)
+            dy, dx = divmod(tap, 3)
+            convolved = convolved + taps[:, tap, :, dy:dy + height, dx:dx + width]
+        bias = (hyper @ self.refine_out.bias.reshape(-1, 1)).unsqueeze(-1)           # (B, E, 1, 1)
+        return direct.reshape(batch, experts, height, width) + convolved + bias
+
+
+class AutoGraph(nn.Module):
+    """Prompt-free: (embedding, image terms) → the SegMoTE graph's outputs with the PPT tokens as the
+    sparse prompt and no mask input."""
+
+    def __init__(self, prompt_graph: SegMoTEPromptGraph):
+        super().__init__()
+        self.graph = prompt_graph
+
+    def forward(self, embedding, image_terms):
+        graph = self.graph
+        sparse = graph.decoder.adapter.prompt_tokenizer(embedding, graph.image_pe)
+        dense = graph.prompts.encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand_as(embedding)
+        return graph.decode(embedding, image_terms, sparse, dense)

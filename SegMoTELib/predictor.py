@@ -78,7 +78,7 @@ class SegMoTEPredictor:
 
         `runtime`: "torch" (PyTorch, every device), "onnx" (the model's graphs in ONNX Runtime on
         the CPU, exported once into a user cache: `cpu_runtime`), or "auto" (ONNX Runtime on a CPU
-        device when it is installed, else PyTorch). A runtime that cannot run here falls back to
+        device when it is installed, for a model loaded from files; else PyTorch). A runtime that cannot run here falls back to
         PyTorch and `notice` says why in one line; `runtime_name` is the one in use."""
         import torch
 
@@ -123,7 +123,9 @@ class SegMoTEPredictor:
         self._torch = torch
         self.onnx = None
         self._background = None  # the background encoder thread (ONNX runtime), made on first use
-        self._configure_runtime(runtime)
+        # An in-memory model (training-time evaluation) changes with every step: "auto" keeps it on
+        # torch rather than export each version; runtime="onnx" exports it anyway.
+        self._configure_runtime("torch" if model is not None and runtime == "auto" else runtime)
 
     def _configure_runtime(self, runtime: str) -> None:
         """Run the encoder and the decoders in ONNX Runtime when `runtime` asks for it and it can."""

@@ -36,7 +36,7 @@ def onnx_unavailable() -> str | None:
         try:
             __import__(package)
         except Exception as error:  # noqa: BLE001 — an ImportError, or a broken native library
-            detail = "is not installed" if isinstance(error, ImportError) and "No module" in str(error) \
+            detail = "is not installed" if isinstance(error, ModuleNotFoundError) \
                 else f"does not load ({first_line(error, 120)})"
             return f"the '{package}' package {detail}"
     return None

@@ -66,7 +66,7 @@ class BackgroundEncoder:
             for key, tensor, transform in items:
                 if key != self._running and key not in self._done:
                     self._pending[key] = (tensor, transform)
-            self._condition.notify()
+            self._condition.notify_all()
 
     def knows(self, key: str) -> bool:
         with self._condition:
@@ -80,6 +80,11 @@ class BackgroundEncoder:
             while self._running == key:
                 self._condition.wait()
             return self._done.pop(key, None)
+
+    def wait_until_idle(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is queued or running (the user's think time, in tests and benchmarks)."""
+        with self._condition:
+            return self._condition.wait_for(lambda: not self._pending and self._running is None, timeout)
 
     def close(self) -> None:
         with self._condition:

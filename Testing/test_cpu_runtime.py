@@ -154,7 +154,7 @@ def test_export_records_the_adapter_hash_the_exporter_and_every_file_hash(runtim
     shipped = load_manifest()["adapters"]["segmote_litemedsam_v2"]
     assert metadata["adapter"] == {"file": "segmote_litemedsam_v2.pt", "sha256": shipped["sha256"]}
     assert metadata["exporter"]["torch"] == torch.__version__ and metadata["exporter"]["opset"] == 17
-    assert set(metadata["files"]) == {"encoder.onnx", "base.onnx", "segmote.onnx", "auto.onnx"}
+    assert set(metadata["files"]) == {"encoder.onnx", "base.onnx", "segmote.onnx", "segmote_all.onnx", "auto.onnx"}
     for name, digest in metadata["files"].items():
         assert file_sha256(folder / name) == digest
 

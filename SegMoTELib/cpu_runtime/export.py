@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import InputError, one_line
 
-GRAPH_VERSION = 1   # bump whenever graphs.py changes what an exported graph computes
+GRAPH_VERSION = 3   # bump whenever graphs.py changes what an exported graph computes
 OPSET = 17
 METADATA = "graphs.json"
 CACHE_VARIABLE = "SEGMOTE_CACHE_DIR"
@@ -40,6 +40,7 @@ INPUTS = {
     "base": ("embedding", *PROMPT_INPUTS),
     "tuned": ("embedding", *PROMPT_INPUTS),
     "segmote": ("embedding", "image_terms", *PROMPT_INPUTS),
+    "segmote_all": ("embedding", "image_terms", *PROMPT_INPUTS),
     "auto": ("embedding", "image_terms"),
 }
 
@@ -62,7 +63,9 @@ def graph_names(model, uses_adapter: bool) -> tuple[str, ...]:
     SegMoTE decoder and its prompt-free form, or the fine-tuned SAM decoder ('decoder' mode)."""
     if not uses_adapter:
         return ("encoder", "base")
-    return ("encoder", "base", "segmote", "auto") if model.uses_experts else ("encoder", "base", "tuned")
+    if model.uses_experts:
+        return ("encoder", "base", "segmote", "segmote_all", "auto")
+    return ("encoder", "base", "tuned")
 
 
 def fingerprint(model, uses_adapter: bool) -> str:
@@ -146,7 +149,25 @@ def export_to(folder: Path, model, uses_adapter: bool, adapter_path: Path | None
         _publish(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _remove_superseded(folder)
     return folder
+
+
+def _remove_superseded(folder: Path) -> None:
+    """Delete this model's folders made by an older graph version or another torch (they would
+    never be read again); folders of other adapters and weights are kept."""
+    import torch
+
+    prefix = folder.name[: folder.name.rindex("-") + 1]
+    for sibling in folder.parent.glob(prefix + "*"):
+        if sibling == folder or not sibling.is_dir() or sibling.name.startswith("."):
+            continue
+        try:
+            metadata = json.loads((sibling / METADATA).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if metadata.get("graph_version") != GRAPH_VERSION or metadata.get("exporter", {}).get("torch") != torch.__version__:
+            shutil.rmtree(sibling, ignore_errors=True)
 
 
 def _publish(staging: Path, folder: Path) -> None:
@@ -193,6 +214,7 @@ def export_graphs(model, uses_adapter: bool, folder: Path, names: tuple[str, ...
             segmote = SegMoTEPromptGraph(model)
             outputs = ("masks", "iou", "confidence")
             graphs["segmote"] = (segmote, (embedding, terms, *prompt), outputs)
+            graphs["segmote_all"] = (SegMoTEPromptGraph(model, all_experts=True), (embedding, terms, *prompt), outputs)
             graphs["auto"] = (AutoGraph(segmote), (embedding, terms), outputs)
         for name in names:
             module, arguments, outputs = graphs[name]

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modeling.fast_decoder import accelerate_mask_decoder, fuse_layer_norms
+from ..modeling.fast_decoder import _transposed_conv_2x2, accelerate_mask_decoder, fuse_layer_norms
 
 # Label values of the point list (SAM's ONNX convention).
 PADDING, NEGATIVE, POSITIVE, BOX_TOP_LEFT, BOX_BOTTOM_RIGHT = -1, 0, 1, 2, 3
@@ -66,7 +66,8 @@ class EncoderGraph(nn.Module):
 
 
 class ImageTerms(nn.Module):
-    """from_embedding(embedding) + from_early(early) at the fused map's size (B, D/8, 4h, 4w)."""
+    """from_embedding(embedding) + from_early(early) at the fused map's size, channels last
+    (B, 4h, 4w, D/8): the layout the SegMoTE graph adds it in."""
 
     def __init__(self, fused, size: int):
         super().__init__()
@@ -78,7 +79,7 @@ class ImageTerms(nn.Module):
         from_early = self.from_early(early)
         if from_early.shape[-1] != self.size:
             from_early = F.interpolate(from_early, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        return self.from_embedding(embedding) + from_early
+        return (self.from_embedding(embedding) + from_early).permute(0, 2, 3, 1)
 
 
 class PromptEncoding(nn.Module):
@@ -111,6 +112,16 @@ def _prepared_sam_decoder(sam_decoder) -> nn.Module:
     return accelerate_mask_decoder(copy.deepcopy(sam_decoder))
 
 
+def upscale_channels_last(upscaling, tokens: torch.Tensor, side: int) -> torch.Tensor:
+    """SAM's `output_upscaling` (ConvT 2×2/2, LayerNorm2d, GELU, ConvT 2×2/2, GELU) on the image
+    tokens (B, side², C) as they leave the transformer, channels last throughout: (B, 4·side, 4·side,
+    C/8). The torch path transposes to NCHW and back around it; here no map is transposed."""
+    first, norm, act1, second, act2 = upscaling
+    hidden = _transposed_conv_2x2(tokens.reshape(-1, side, side, tokens.shape[-1]), first)
+    hidden = act1(F.layer_norm(hidden, norm.weight.shape, norm.weight, norm.bias, norm.eps))
+    return act2(_transposed_conv_2x2(hidden, second))
+
+
 class BasePromptGraph(nn.Module):
     """(embedding (1, D, h, w), coords (B, N, 2), labels (B, N), mask_input (B, 1, 4h, 4w),
     has_mask_input (1,)) → SAM's 4 mask-token logits (B, 4, 4h, 4w) and IoU predictions (B, 4)."""
@@ -130,21 +141,24 @@ class BasePromptGraph(nn.Module):
         tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
         tokens = torch.cat([tokens.unsqueeze(0).expand(batch, -1, -1), sparse], dim=1)
         src = embedding + dense
-        _, dim, height, width = src.shape
+        side = src.shape[-1]
         hs, src = decoder.transformer(src, self.image_pe.expand(batch, -1, -1, -1), tokens)
-        upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(batch, dim, height, width))
+        upscaled = upscale_channels_last(decoder.output_upscaling, src, side)          # (B, H, W, C)
         hyper = torch.stack([mlp(hs[:, 1 + i]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], 1)
-        masks = (hyper @ upscaled.flatten(2)).reshape(batch, -1, *upscaled.shape[-2:])
-        return masks, decoder.iou_prediction_head(hs[:, 0])
+        height, width, channels = upscaled.shape[1:]
+        masks = (upscaled.reshape(batch, -1, channels) @ hyper.transpose(1, 2)).transpose(1, 2)
+        return masks.reshape(batch, -1, height, width), decoder.iou_prediction_head(hs[:, 0])
 
 
 class SegMoTEPromptGraph(nn.Module):
     """(embedding (1, D, h, w), image terms (1, D/8, 4h, 4w), coords, labels, mask_input,
-    has_mask_input) → every expert token's logits (B, E, 4h, 4w), their IoU predictions (B, E) and
-    the router's confidence (B, E) (the predictor picks the most confident, as the torch path)."""
+    has_mask_input) → the chosen expert token's logits (B, 1, 4h, 4w), IoU prediction (B, 1) and
+    router confidence (B, 1) — the most confident expert, as the torch path picks it; with
+    `all_experts` every expert's (B, E, ...) (multimask; the predictor orders them)."""
 
-    def __init__(self, model):
+    def __init__(self, model, all_experts: bool = False):
         super().__init__()
+        self.all_experts = all_experts
         from ..modeling.decoder import SegMoTEDecoder
 
         backbone = model.backbone
@@ -152,9 +166,8 @@ class SegMoTEPromptGraph(nn.Module):
         adapter = copy.deepcopy(model.adapter)
         self.decoder = SegMoTEDecoder(_prepared_sam_decoder(model.decoder.sam), adapter)
         self.register_buffer("image_pe", model.dense_pe().detach().clone().contiguous())
-        refine = adapter.fused_features.refine
-        self.refine_hidden = fuse_layer_norms(nn.Sequential(refine[0], refine[1], refine[2]))
-        self.refine_out = refine[3]
+        refine = adapter.fused_features.refine  # Conv 3×3, LayerNorm2d, GELU, Conv 3×3
+        self.refine_in, self.refine_norm, self.refine_act, self.refine_out = refine
 
     def forward(self, embedding, image_terms, coords, labels, mask_input, has_mask_input):
         sparse = self.prompts.sparse(coords, labels)
@@ -167,7 +180,7 @@ class SegMoTEPromptGraph(nn.Module):
         fixed = torch.cat([sam.iou_token.weight, sam.mask_tokens.weight, decoder.adapter.expert_tokens], dim=0)
         tokens = torch.cat([fixed.unsqueeze(0).expand(batch, -1, -1), sparse], dim=1)
         src = embedding + dense
-        _, dim, height, width = src.shape
+        side = src.shape[-1]
         keys = src.flatten(2).permute(0, 2, 1)
         key_pe = self.image_pe.flatten(2).permute(0, 2, 1)
         queries = tokens
@@ -180,32 +193,40 @@ class SegMoTEPromptGraph(nn.Module):
 
         first = 1 + decoder.num_mask_tokens
         experts = decoder.num_experts
-        upscaled = sam.output_upscaling(keys.transpose(1, 2).reshape(batch, dim, height, width))
+        upscaled = upscale_channels_last(sam.output_upscaling, keys, side)                 # (B, H, W, C)
         hyper = torch.stack([net(queries[:, first + i]) for i, net in enumerate(decoder.adapter.hypernetworks)], 1)
-        masks = self._expert_masks(hyper, upscaled, image_terms)
         base_iou = sam.iou_prediction_head(queries[:, 0])
         slots = [index % base_iou.shape[1] for index in range(experts)]  # expert e borrows IoU slot e mod 4
-        confidence = routing.probs.max(dim=-1).values
-        return masks, base_iou[:, slots], confidence
+        iou, confidence = base_iou[:, slots], routing.probs.max(dim=-1).values
+        if not self.all_experts:  # only the chosen expert's mask is made (a quarter of the mask work)
+            chosen = confidence.argmax(dim=1, keepdim=True)                               # (B, 1)
+            hyper = torch.gather(hyper, 1, chosen.unsqueeze(-1).expand(-1, -1, hyper.shape[-1]))
+            iou, confidence = torch.gather(iou, 1, chosen), torch.gather(confidence, 1, chosen)
+        return self._expert_masks(hyper, upscaled, image_terms), iou, confidence
 
     def _expert_masks(self, hyper: torch.Tensor, upscaled: torch.Tensor, image_terms: torch.Tensor) -> torch.Tensor:
-        """hyper (B, E, C) · fused features, with the refine branch's last 3×3 convolution folded
-        into the hypernetwork outputs (it is linear): 9 shifted (E × 64) products per pixel."""
+        """hyper (B, E, C) · fused features (channels last), with the refine branch's last 3×3
+        convolution folded into the hypernetwork outputs (it is linear): 9 shifted (64 → E)
+        products per pixel instead of a 64 → 32 convolution."""
         batch, experts, channels = hyper.shape
-        height, width = upscaled.shape[-2:]
-        direct = hyper @ (upscaled + image_terms).flatten(2)                         # (B, E, HW)
-        hidden = self.refine_hidden(upscaled)                                        # (B, 64, H, W)
+        height, width = upscaled.shape[1:3]
+        direct = (upscaled + image_terms).reshape(batch, -1, channels) @ hyper.transpose(1, 2)   # (B, HW, E)
+        hidden = self.refine_in(upscaled.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)   # (B, H, W, 64)
+        norm = self.refine_norm  # LayerNorm2d over the channels, last here
+        hidden = self.refine_act(F.layer_norm(hidden, norm.weight.shape, norm.weight, norm.bias, norm.eps))
         weight = self.refine_out.weight                                              # (C, 64, 3, 3)
-        folded = (hyper @ weight.reshape(channels, -1)).reshape(batch, experts, weight.shape[1], 9)
-        folded = folded.permute(0, 3, 1, 2).reshape(batch, 9 * experts, weight.shape[1])
-        taps = (folded @ hidden.flatten(2)).reshape(batch, 9, experts, height, width)
-        taps = F.pad(taps, (1, 1, 1, 1))
-        convolved = taps[:, 0, :, 0:height, 0:width]
+        inner = weight.shape[1]
+        folded = (hyper @ weight.reshape(channels, -1)).reshape(batch, experts, inner, 9)
+        folded = folded.permute(0, 2, 3, 1).reshape(batch, inner, 9 * experts)       # (B, 64, [tap, E])
+        taps = (hidden.reshape(batch, -1, inner) @ folded).reshape(batch, height, width, 9, experts)
+        taps = F.pad(taps, (0, 0, 0, 0, 1, 1, 1, 1))
+        convolved = taps[:, 0:height, 0:width, 0]
         for tap in range(1, 9):  # cross-correlation: output (y, x) reads input (y + dy - 1, x + dx - 1)
             dy, dx = divmod(tap, 3)
-            convolved = convolved + taps[:, tap, :, dy:dy + height, dx:dx + width]
-        bias = (hyper @ self.refine_out.bias.reshape(-1, 1)).unsqueeze(-1)           # (B, E, 1, 1)
-        return direct.reshape(batch, experts, height, width) + convolved + bias
+            convolved = convolved + taps[:, dy:dy + height, dx:dx + width, tap]
+        bias = hyper @ self.refine_out.bias                                          # (B, E)
+        masks = direct.reshape(batch, height, width, experts) + convolved + bias.reshape(batch, 1, 1, experts)
+        return masks.permute(0, 3, 1, 2)
 
 
 class AutoGraph(nn.Module):

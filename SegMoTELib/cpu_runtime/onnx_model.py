@@ -96,8 +96,8 @@ class OnnxModel:
             else:
                 feeds.update(mask_input=np.zeros((batch, 1, self.low_res, self.low_res), np.float32),
                              has_mask_input=np.zeros(1, np.float32))
-            session = self.sessions[call.decoder]
-            outputs = session.run(None, {name: feeds[name] for name in INPUTS[call.decoder]})
+            graph = "segmote_all" if call.decoder == "segmote" and call.multimask else call.decoder
+            outputs = self.sessions[graph].run(None, {name: feeds[name] for name in INPUTS[graph]})
         low_res, scores = select_outputs(call, outputs)
         low_res, scores = torch.from_numpy(low_res), torch.from_numpy(scores)
         return call.transform.logits_to_image(low_res) > 0, low_res, scores
@@ -141,11 +141,10 @@ def select_outputs(call: PromptCall, outputs: list) -> tuple[np.ndarray, np.ndar
         chosen = slice(1, None) if call.multimask else slice(0, 1)
         return np.ascontiguousarray(masks[:, chosen]), np.ascontiguousarray(iou[:, chosen])
     masks, iou, confidence = outputs
+    if not call.multimask:  # the graph made the chosen expert's mask only
+        return masks, iou
+    # torch's argsort(descending=True) is not stable; a stable descending sort agrees on ties of
+    # distinct values, and equal confidences do not occur between trained expert routers
+    order = np.argsort(-confidence, axis=1, kind="stable")
     rows = np.arange(masks.shape[0])[:, None]
-    if call.multimask:
-        # torch's argsort(descending=True) is not stable; a stable descending sort agrees on ties of
-        # distinct values, and equal confidences do not occur between trained expert routers
-        order = np.argsort(-confidence, axis=1, kind="stable")
-    else:
-        order = confidence.argmax(axis=1)[:, None]
     return np.ascontiguousarray(masks[rows, order]), np.ascontiguousarray(iou[rows, order])

@@ -38,12 +38,16 @@ def _run(arguments: list[str]) -> None:
         raise SystemExit(f"segmote {arguments[0]} failed (exit status {status})")
 
 
+DEV_EVAL_SETS = ("medscribble", "ham10000", "biomedparse_demo")  # the 78 targets of MODEL_CARD.md
+
+
 def evaluate_2d(dev_eval: str, out: Path, runtime: str, clicks: int, max_per_dataset: int | None) -> None:
+    data = [str(Path(dev_eval) / name) for name in DEV_EVAL_SETS]
     limit = ["--max-per-dataset", str(max_per_dataset)] if max_per_dataset else []
     common = ["--device", "cpu", "--runtime", runtime, "--quiet", *limit]
-    _run(["evaluate", dev_eval, "--prompt", "box", "--out", str(out / runtime), *common])
-    _run(["evaluate", dev_eval, "--prompt", "click", "--clicks", str(clicks), "--out", str(out / runtime), *common])
-    _run(["evaluate", dev_eval, "--prompt", "auto", "--out", str(out / runtime), *common])
+    _run(["evaluate", *data, "--prompt", "box", "--out", str(out / runtime), *common])
+    _run(["evaluate", *data, "--prompt", "click", "--clicks", str(clicks), "--out", str(out / runtime), *common])
+    _run(["evaluate", *data, "--prompt", "auto", "--out", str(out / runtime), *common])
 
 
 def evaluate_3d(volumes: str, out: Path, runtime: str, max_structures: int | None, structures: str | None) -> None:

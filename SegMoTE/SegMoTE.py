@@ -24,17 +24,10 @@ from slicer.ScriptedLoadableModule import (
 import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
 from SegMoTEGlue import dependencies
 from SegMoTEGlue.engine import engineSession
-from SegMoTEGlue.mrmlconvert import (
-    controlPointsWorld,
-    roiCornersWorld,
-    volumeFromNode,
-    writeLabelmapToSegment,
-)
-from SegMoTELib import geometry
-from SegMoTEGlue.segmentnames import checkedSegmentName
+from SegMoTEGlue.mrmlconvert import volumeFromNode
 from SegMoTEGlue.settings import DEVICES, RUNTIMES, EngineSettings, loadSettings, saveSettings
+from SegMoTEGlue.volumelogic import VolumeSegmentationLogic
 from SegMoTEGlue.worker import BATCH
-from SegMoTELib.intensity import IntensityMapping
 from SegMoTELib.resources import load_manifest
 
 _ADAPTER_CHOICES = (("Shipped adapter (default)", "default"), ("None (base decoder)", "none"),
@@ -169,13 +162,12 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
 
 
 # ---------------------------------------------------------------------------------------------
-class SegMoTELogic(ScriptedLoadableModuleLogic):
+class SegMoTELogic(ScriptedLoadableModuleLogic, VolumeSegmentationLogic):
     """Segment a volume node into a segmentation node, from the Python console or a script.
 
-    Prompts are in world RAS (what Slicer shows; parent transforms are respected). Each call
-    blocks until done (the work runs on SegMoTE's worker thread) and returns the segment id.
-    `orientation`: "axial", "coronal", "sagittal" or a slice normal (3,) in RAS.
-    `progress`: optional callable(fraction), called on the calling thread while waiting.
+    The segmentation calls (segmentWithPoints, segmentWithMarkups, segmentWithBox, segmentWithRoi,
+    segmentPromptFree, createSegmentationNode) are VolumeSegmentationLogic's (SegMoTEGlue/volumelogic.py:
+    prompts in world RAS, one new segment per call, its id returned); this class adds the engine.
     """
 
     def __init__(self, settings: EngineSettings | None = None):
@@ -192,70 +184,11 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
     def engineSettings(self) -> EngineSettings:
         return self.settings or loadSettings()
 
-    # --- segmentation ----------------------------------------------------------------------------
-    def segmentWithPoints(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, pointsRas, labels=None,
-                          orientation="axial", propagate: bool = False, sliceRange=None, **options) -> str:
-        """Clicks (N, 3) in RAS on one slice; labels (N,) 1 = positive, 0 = negative (default all 1)."""
-        points = np.asarray(pointsRas, dtype=np.float64)
-        pointLabels = np.ones(len(points), dtype=np.int64) if labels is None else np.asarray(labels)
-        arguments = {"orientation": orientation, "points_ras": points, "labels": pointLabels, "box_ras": None}
-        return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
-
-    def segmentWithMarkups(self, volumeNode: slicer.vtkMRMLScalarVolumeNode,
-                           markupsNode: slicer.vtkMRMLMarkupsFiducialNode, labels=None, **options) -> str:
-        """Clicks from a point list node (world positions); all positive unless `labels` says otherwise."""
-        return self.segmentWithPoints(volumeNode, controlPointsWorld(markupsNode), labels, **options)
-
-    def segmentWithBox(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, boxCornersRas, orientation="axial",
-                       propagate: bool = False, sliceRange=None, **options) -> str:
-        """A box given by two opposite corners (2, 3) in RAS, or 8 corners (8, 3) of a rotated box or
-        rectangle (each used as given), on the slice through its centre."""
-        arguments = {"orientation": orientation, "points_ras": None, "labels": None,
-                     "box_ras": np.asarray(boxCornersRas, dtype=np.float64)}
-        return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
-
-    def segmentWithRoi(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, roiNode: slicer.vtkMRMLMarkupsROINode,
-                       orientation="axial", **options) -> str:
-        """A 3D box from a markups ROI (rotation respected): every slice the ROI crosses."""
-        corners = roiCornersWorld(roiNode)
-
-        def compute(segmenter, volume, job):
-            return segmenter.segment_box3d(corners, orientation=orientation, progress=job.reportProgress)
-
-        return self._segment(volumeNode, compute, **options)
-
-    def segmentPromptFree(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, sliceIndex: int | None = None,
-                          orientation="axial", propagate: bool = False, sliceRange=None, **options) -> str:
-        """No prompt (needs an adapter with prompt-free tokens); one slice (default: the middle one)."""
-        def compute(segmenter, volume, job):
-            index = sliceIndex
-            if index is None:
-                index = geometry.slice_count(volume, geometry.slice_axis_for(volume, orientation)) // 2
-            result = segmenter.segment_auto(orientation, index)
-            if propagate:
-                return segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress)
-            return result.labelmap
-
-        return self._segment(volumeNode, compute, **options)
-
-    # --- plumbing --------------------------------------------------------------------------------
-    def _segmentSlicePrompt(self, volumeNode, arguments: dict, propagate: bool, sliceRange, **options) -> str:
-        def compute(segmenter, volume, job):
-            result = segmenter.segment_slice(**arguments)
-            if propagate:
-                return segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress)
-            return result.labelmap
-
-        return self._segment(volumeNode, compute, **options)
-
-    def _segment(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, compute,
-                 segmentationNode: slicer.vtkMRMLSegmentationNode | None = None, segmentName: str = "SegMoTE",
-                 modality: str = "auto", progress=None) -> str:
-        segmentName = checkedSegmentName(segmentName)  # before any work: nothing computed for a bad name
-        volume = volumeFromNode(volumeNode, modality)
-        mapping = IntensityMapping(modality=modality)
+    # --- the engine ------------------------------------------------------------------------------
+    def runOnEngine(self, key, volume, mapping, compute, progress=None):
+        """`compute(segmenter, volume, job)` on the worker, against the engine's session of `volume`;
+        blocks (progress reported meanwhile) and returns the labelmap."""
         session = engineSession()
-        key = (volumeNode.GetID(), volumeNode.GetImageData().GetMTime(), modality)
 
         def run(job, predictor):
             segmenter = session.segmenterFor(predictor, key, volume, mapping)
@@ -269,20 +202,7 @@ class SegMoTELogic(ScriptedLoadableModuleLogic):
         notice = session.predictorNotice()
         if notice:
             logging.info("SegMoTE: %s", notice)
-        if segmentationNode is None:
-            segmentationNode = self.createSegmentationNode(volumeNode)
-        segmentId = segmentationNode.GetSegmentation().AddEmptySegment("", segmentName)
-        writeLabelmapToSegment(labelmap, segmentationNode, segmentId, volumeNode)
-        return segmentId
-
-    def createSegmentationNode(self, volumeNode: slicer.vtkMRMLScalarVolumeNode) -> slicer.vtkMRMLSegmentationNode:
-        """A new segmentation in the volume's geometry, under the same parent transform."""
-        segmentationNode = slicer.mrmlScene.AddNewNodeByClass(
-            "vtkMRMLSegmentationNode", volumeNode.GetName() + " SegMoTE")
-        segmentationNode.CreateDefaultDisplayNodes()
-        segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
-        segmentationNode.SetAndObserveTransformNodeID(volumeNode.GetTransformNodeID())
-        return segmentationNode
+        return labelmap
 
 
 # ---------------------------------------------------------------------------------------------

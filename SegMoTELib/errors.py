@@ -39,3 +39,7 @@ class BackboneError(SegMoTEError):
 
 class DataError(SegMoTEError):
     """A data file or folder (volume, image, dataset) is unreadable or malformed."""
+
+
+class AccessError(SegMoTEError):
+    """A file outside the folders this process may read for its client (the service's --data-root)."""

@@ -14,8 +14,10 @@ untouched SAM decoder, "segmote" is the adapter (for boxes too, whatever the ada
 use_for_boxes routing says, so that the comparison is the adapter's own).
 Scores: mean Dice per dataset, and the macro average (mean of the dataset means). With clicks, also
 the click curve (mean Dice after each click) and NoC@85 / NoC@90: the number of clicks after which
-a target first reaches that Dice, counted as NOC_CAP (20) when it never does within the clicks
-given (or only after the cap) -- the interactive-segmentation convention.
+a target first reaches that Dice, counted as the number of clicks evaluated when it never does (a
+NoC is then at most --clicks: compare NoC only between runs with the same --clicks). The
+convention of a fixed cap of 20 counted targets that were given 3 clicks as if they had needed 20.
+`case_rows` gives one row per target and decoder (the per-case CSV).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from .training.prompts import central_click, deepest_error_click, tight_box
 
 PROMPTS = ("box", "click", "auto")
 NOC_THRESHOLDS = (0.85, 0.90)
-NOC_CAP = 20
 DECODER_TITLES = {"segmote": "SegMoTE", "base": "base decoder"}
 
 
@@ -111,9 +112,10 @@ def click_dice_curve(view, mask: np.ndarray, clicks: int) -> list[float]:
     return curve
 
 
-def clicks_to_reach(curve: list[float], threshold: float, cap: int = NOC_CAP) -> int:
-    """NoC: the 1-based click after which Dice first reaches `threshold`; `cap` when it never does
-    within the curve, or only after `cap` clicks."""
+def clicks_to_reach(curve: list[float], threshold: float, cap: int | None = None) -> int:
+    """NoC: the 1-based click after which Dice first reaches `threshold`; `cap` (default: the
+    clicks evaluated, len(curve)) when it never does within the curve, or only after `cap` clicks."""
+    cap = len(curve) if cap is None else cap
     for clicks, dice in enumerate(curve, start=1):
         if clicks > cap:
             break
@@ -190,7 +192,7 @@ class EvaluationReport:
             "n_targets": len(self.samples),
             "datasets": self.per_dataset(),
             "macro": self.macro(),
-            **({"macro_curves": self.macro_curves(), "noc_cap": NOC_CAP} if self.prompt == "click" else {}),
+            **({"macro_curves": self.macro_curves(), "noc_cap": self.clicks} if self.prompt == "click" else {}),
             "samples": [{"dataset": s.dataset, "case": s.case, "target": s.target, "dice": s.dice,
                          **({"dice_per_click": s.curve,
                              "noc": {d: {noc_key(t): clicks_to_reach(c, t) for t in NOC_THRESHOLDS}
@@ -238,8 +240,65 @@ class EvaluationReport:
         for d, macro in self.macro_curves().items():
             lines.append(row("**macro average**", d, macro["dice_per_click"], macro["noc"], bold=True))
         lines += ["", f"NoC@85 / NoC@90: mean number of clicks until a target's Dice first reaches 85 / 90 %; "
-                      f"a target that does not within {self.clicks} click(s) counts as {NOC_CAP} (the cap)."]
+                      f"a target that does not within the {self.clicks} click(s) evaluated counts as {self.clicks}."]
         return lines
+
+    def case_rows(self) -> list[dict]:
+        """One row per target and decoder: its Dice, and with clicks its Dice after each click and NoC."""
+        rows = []
+        for sample in self.samples:
+            for decoder in self.decoders:
+                if decoder not in sample.dice:
+                    continue
+                row = {"dataset": sample.dataset, "case": sample.case, "target": sample.target, "decoder": decoder,
+                       "dice": round(sample.dice[decoder], 6)}
+                curve = sample.curve.get(decoder)
+                if curve:
+                    row.update({f"dice_click_{n}": round(v, 6) for n, v in enumerate(curve, start=1)})
+                    row.update({noc_key(t): clicks_to_reach(curve, t) for t in NOC_THRESHOLDS})
+                rows.append(row)
+        return rows
+
+    def to_csv(self) -> str:
+        import csv
+        import io
+
+        rows = self.case_rows()
+        columns = ["dataset", "case", "target", "decoder", "dice"]
+        if self.prompt == "click":
+            columns += [f"dice_click_{n}" for n in range(1, self.clicks + 1)] + [noc_key(t) for t in NOC_THRESHOLDS]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+
+    def draw_click_curve(self, path) -> None:
+        """PNG: macro Dice after each click per decoder (thick), each dataset's curve (thin)."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(6.0, 4.0))
+        FigureCanvasAgg(figure)  # drawn without pyplot: no global backend switch (Slicer-safe)
+        axis = figure.subplots()
+        clicks = np.arange(1, self.clicks + 1)
+        colours = {"segmote": "tab:blue", "base": "tab:orange"}
+        for row in self.per_dataset().values():
+            for decoder, curve in row.get("dice_per_click", {}).items():
+                axis.plot(clicks, 100 * np.asarray(curve), color=colours.get(decoder, "grey"), alpha=0.25, linewidth=0.8)
+        for decoder, macro in self.macro_curves().items():
+            axis.plot(clicks, 100 * np.asarray(macro["dice_per_click"]), color=colours.get(decoder, "black"),
+                      linewidth=2.2, marker="o", label=f"{DECODER_TITLES[decoder]} (macro; thin: each dataset)")
+        for threshold in NOC_THRESHOLDS:
+            axis.axhline(100 * threshold, color="grey", linestyle=":", linewidth=0.8)
+        axis.set_xticks(clicks)
+        axis.set_xlabel("click")
+        axis.set_ylabel("Dice %")
+        axis.set_ylim(0, 100)
+        axis.set_title(f"Dice after each click ({len(self.samples)} targets)", fontsize=9)
+        axis.legend(fontsize=7, loc="lower right")
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
 
 
 def evaluate(samples: Iterable, views: dict[str, DecoderView], prompt: str = "box", clicks: int = 1,

@@ -115,3 +115,28 @@ def to_uint8(array: np.ndarray, mapping: IntensityMapping | None = None, **kwarg
     if window is None:
         return array.astype(np.uint8, copy=False)
     return _apply_window(array, *window)
+
+
+# ITU-R BT.601 luma weights (what PIL's convert("L") uses): an RGB volume becomes one grey volume.
+LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def scalar_voxels(voxels: np.ndarray) -> np.ndarray:
+    """A volume's voxels [k, j, i] as one value per voxel: a colour volume [k, j, i, 3] (or 4, alpha
+    ignored) becomes its luminance (float32); a scalar volume is returned as it is.
+
+    A 3D colour volume (colour ultrasound, histology stacks, a photo series) has no single-image RGB
+    path in the model, and its luminance carries the anatomy; the Slicer Logic and effect use this so
+    both see the same grey volume.
+    """
+    array = np.asarray(voxels)
+    if array.ndim == 3:
+        return array
+    if array.ndim == 4 and array.shape[-1] == 1:
+        return array[..., 0]
+    if array.ndim != 4 or array.shape[-1] not in (3, 4):
+        raise InputError(f"volume: expected voxels [k, j, i] or colour voxels [k, j, i, 3], got shape {array.shape}")
+    grey = np.zeros(array.shape[:3], dtype=np.float32)
+    for channel, weight in enumerate(LUMINANCE_WEIGHTS):
+        grey += np.float32(weight) * array[..., channel].astype(np.float32, copy=False)
+    return grey

@@ -19,7 +19,7 @@ import numpy as np
 from .errors import InputError
 from .intensity import IntensityMapping
 from .modeling.prompt_path import PromptCall
-from .preprocessing import ImageTransform, as_model_uint8, to_model_input, to_model_inputs
+from .preprocessing import ImageTransform, as_model_uint8, mask_to_low_res_logits, to_model_input, to_model_inputs
 from .prompts_validation import validate_box, validate_mask_input, validate_points
 
 LOW_RES = 256
@@ -307,11 +307,19 @@ class SegMoTEPredictor:
 
     # --- prompts --------------------------------------------------------------------------
     def predict(self, points=None, labels=None, box=None, mask_input=None, multimask: bool = False,
-                decoder: str | None = None) -> Prediction:
+                decoder: str | None = None, seed_mask=None) -> Prediction:
         """`decoder` None follows the predictor's policy (the adapter for clicks, for boxes only where it
-        beat the base decoder on validation); "base" or "segmote" forces one (for comparisons)."""
+        beat the base decoder on validation); "base" or "segmote" forces one (for comparisons).
+        `seed_mask`: a binary mask (H, W) of the image, e.g. a segment made by another tool, that the
+        prompt refines: it goes to the model as `mask_input` would (`mask_to_low_res_logits`)."""
         current = self._require_image()
         height, width = current.transform.original_hw
+        if seed_mask is not None:
+            if mask_input is not None:
+                raise InputError("seed_mask: give either mask_input (earlier logits) or seed_mask, not both")
+            if np.shape(seed_mask) != (height, width):
+                raise InputError(f"seed_mask: expected the image's shape {(height, width)}, got {np.shape(seed_mask)}")
+            mask_input = mask_to_low_res_logits(seed_mask, LOW_RES)
         points, labels = validate_points(points, labels, height, width)
         boxes, batched = validate_box(box, height, width)
         if points is None and boxes is None and mask_input is None:

@@ -116,3 +116,25 @@ def to_model_inputs(images: list[np.ndarray], backbone, device):
     pad_h = backbone.input_size - transform.resized_hw[0]
     pad_w = backbone.input_size - transform.resized_hw[1]
     return F.pad(tensor, (0, pad_w, 0, pad_h)), [transform] * len(images)
+
+
+SEED_LOGIT = 10.0  # |logit| of a mask given as a dense prompt: confident, as the model's own masks are
+
+
+def mask_to_low_res_logits(mask2d: np.ndarray, low_res: int = 256) -> np.ndarray:
+    """A binary slice mask (H, W) as low-res logits (low_res, low_res) float32: the dense prompt a
+    prediction's `low_res_logits` would be (the longest side fills the grid, padding bottom/right,
+    as `ImageTransform.logits_to_image` reads it back), +SEED_LOGIT inside, -SEED_LOGIT outside."""
+    mask = np.asarray(mask2d, dtype=bool)
+    if mask.ndim != 2 or not mask.size:
+        raise InputError(f"mask: expected a 2D slice mask, got shape {mask.shape}")
+    height, width = mask.shape
+    scale = low_res / max(height, width)
+    rows = max(1, int(height * scale + 0.5))
+    cols = max(1, int(width * scale + 0.5))
+    # nearest neighbour: the source pixel under each low-res pixel's centre
+    source_rows = np.minimum(((np.arange(rows) + 0.5) * height / rows).astype(np.int64), height - 1)
+    source_cols = np.minimum(((np.arange(cols) + 0.5) * width / cols).astype(np.int64), width - 1)
+    logits = np.full((low_res, low_res), -SEED_LOGIT, dtype=np.float32)
+    logits[:rows, :cols] = np.where(mask[np.ix_(source_rows, source_cols)], SEED_LOGIT, -SEED_LOGIT)
+    return logits

@@ -3,7 +3,8 @@
 Ray is optional (`pip install segmote[ray]`) and imported only here, when an engine asks for it.
 - No address: an embedded local Ray is started for the run (`address="local"`: never a cluster that
   happens to run on this machine), limited to `num_cpus` CPUs, with no dashboard and a modest object
-  store (the tasks pass file paths and metric records, not pixels), and shut down afterwards.
+  store (the tasks pass file paths and metric records, not pixels), and shut down afterwards. A
+  watchdog (`ray_watchdog.py`) ends its processes if this process is killed first.
 - An address (`HOST:6379`, `ray://HOST:10001` or `auto`): that running cluster is joined; its
   resources are the cluster's, and it is left running.
 - Ray already initialised in this process (a test fixture, a notebook): used as it is, left running.
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 
 from .errors import InputError, first_line
 
@@ -40,6 +43,7 @@ class RaySession:
         self.num_gpus = num_gpus
         self.started_here = False
         self.ray = None
+        self._watchdog = None
 
     def __enter__(self):
         ray = self.ray = import_ray()
@@ -54,6 +58,7 @@ class RaySession:
                                  f"({first_line(error) or type(error).__name__})"
                                  ) from None
         else:
+            self._watchdog = _start_watchdog()
             ray.init(address="local", num_cpus=self.num_cpus or DEFAULT_NUM_CPUS, num_gpus=self.num_gpus,
                      include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
                      logging_level=logging.WARNING, log_to_driver=True)
@@ -71,7 +76,33 @@ class RaySession:
         if self.started_here:
             self.ray.shutdown()
             self.started_here = False
+        _stop_watchdog(self._watchdog)
+        self._watchdog = None
         return False
+
+
+def _start_watchdog():
+    """The watchdog of a Ray started here (None where it cannot run: Windows)."""
+    import os
+
+    if sys.platform.startswith("win"):
+        return None
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_watchdog.py")  # stdlib only
+    return subprocess.Popen([sys.executable, script, str(os.getpid())], stdin=subprocess.PIPE, close_fds=True)
+
+
+def _stop_watchdog(watchdog) -> None:
+    if watchdog is None:
+        return
+    try:
+        watchdog.stdin.write(b"stop")
+        watchdog.stdin.close()
+    except OSError:
+        pass
+    try:
+        watchdog.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        watchdog.kill()
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:

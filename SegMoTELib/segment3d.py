@@ -185,23 +185,32 @@ class VolumeSegmenter:
                            geometry=self.volume, decoder=prediction.decoder)
 
     def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
-                      slice_index: int | None = None) -> SliceResult:
+                      slice_index: int | None = None, seed_mask=None) -> SliceResult:
         """Segment the slice of `orientation` through the prompt (or at `slice_index`).
 
         points_ras (N, 3) RAS mm, labels (N,) 1 positive / 0 negative; box_ras (2, 3) opposite
         corners or (8, 3) corners in RAS mm, projected onto the slice. The slice is the one through
         the first point, else through the box centre, unless `slice_index` names it.
+        seed_mask: bool (H, W), the slice's current mask in its display orientation (as
+        `SliceResult.mask2d`), e.g. a segment made by another tool, which the prompt then refines
+        instead of starting from scratch (instead of `mask_input`, an earlier result's logits).
         """
-        if points_ras is None and box_ras is None and mask_input is None:
-            raise InputError("prompt: give points_ras, box_ras or mask_input")
+        if points_ras is None and box_ras is None and mask_input is None and seed_mask is None:
+            raise InputError("prompt: give points_ras, box_ras, mask_input or seed_mask")
         ref = self._slice_for_prompt(orientation, points_ras, box_ras, slice_index)
         points = None
         if points_ras is not None:  # mapped before the (costly) embedding, so bad prompts fail fast
             height, width = slice_shape(self.volume, ref)
             points = np.clip(round_half_up(ras_to_slice_pixels(self.volume, ref, points_ras)), 0, [width - 1, height - 1])
         box = None if box_ras is None else ras_box_to_slice_box(self.volume, ref, box_ras)
+        if seed_mask is not None and np.shape(seed_mask) != slice_shape(self.volume, ref):
+            raise InputError(f"seed_mask: expected the slice's shape {slice_shape(self.volume, ref)}, "
+                             f"got {np.shape(seed_mask)}")
         self.set_slice(ref)
-        prediction = self.predictor.predict(points=points, labels=labels, box=box, mask_input=mask_input)
+        prompt = {"points": points, "labels": labels, "box": box, "mask_input": mask_input}
+        if seed_mask is not None:  # only then: predictors that take no seed mask (remote_cli's) serve the rest
+            prompt["seed_mask"] = np.asarray(seed_mask, dtype=bool)
+        prediction = self.predictor.predict(**prompt)
         return self._result(ref, prediction)
 
     def _slice_for_prompt(self, orientation, points_ras, box_ras, slice_index) -> SliceRef:
@@ -214,7 +223,7 @@ class VolumeSegmenter:
         if points_ras is not None:
             anchor = as_points(points_ras, "points_ras")[0]
         elif box_ras is None:
-            raise InputError("slice_index: a mask_input alone does not say which slice; give slice_index")
+            raise InputError("slice_index: a mask_input or seed_mask alone does not say which slice; give slice_index")
         else:
             anchor = box_corners_ras(box_ras).mean(axis=0)
         return slice_through(self.volume, orientation, anchor)

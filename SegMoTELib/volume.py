@@ -1,6 +1,6 @@
 """`Volume`: a voxel array with its full patient geometry (origin, spacing, direction).
 
-Conventions (docs/ARCHITECTURE.md, DESIGN.md §4):
+Conventions (docs/ARCHITECTURE.md):
 - `array` is indexed `[k, j, i]`, the order of `SimpleITK.GetArrayFromImage` and of
   `slicer.util.arrayFromVolume`; `spacing`, `origin_lps` and the columns of `direction_lps` are in
   `(i, j, k)` order, exactly as ITK stores them.

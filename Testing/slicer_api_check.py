@@ -15,7 +15,9 @@ annotated parameters and returns, `self.scriptedEffect`, known getters — and r
   class with that many arguments;
 - `slicer.util` calls with unknown keywords or a positional count outside the function's.
 Expressions of unknown class are not checked (counted in `stats`). Qt and VTK classes come from
-`qt_classes` (hand-checked) or the `vtk` wheel when installed.
+`qt_classes` (hand-checked) or the `vtk` wheel when installed. Where slicer-core (a test dependency)
+wraps the receiver's class, its live Python signatures decide too (slicer_live_api): a call must fit
+both the 5.10 index and the wrapped class, and a member the index lists must exist in Python.
 """
 
 from __future__ import annotations
@@ -27,33 +29,15 @@ import unittest
 from pathlib import Path
 
 from qt_classes import QT_CLASSES, VTK_CLASSES, qt_chain
+from slicer_api_types import (
+    NODE_FACTORIES,
+    NODE_GETTERS,
+    RETURN_TYPES,
+    SLICER_NAMESPACES,
+    UTIL_RETURNS,
+    VTK_MODULES,
+)
 
-VTK_MODULES = {"vtk.util.numpy_support": {"vtk_to_numpy", "numpy_to_vtk", "get_vtk_array_type"}}
-
-SLICER_NAMESPACES = {"util", "app", "mrmlScene", "modules", "ScriptedLoadableModule", "testing", "i18n",
-                     "packaging", "parameterNodeWrapper"}
-# What getters return (by method name; applied only where the receiver's class is known).
-RETURN_TYPES = {
-    "GetParentTransformNode": "vtkMRMLTransformNode", "GetSegmentation": "vtkSegmentation",
-    "GetSegment": "vtkSegment", "GetMarkupsDisplayNode": "vtkMRMLMarkupsDisplayNode",
-    "GetSegmentationNode": "vtkMRMLSegmentationNode", "GetSourceVolumeNode": "vtkMRMLScalarVolumeNode",
-    "parameterSetNode": "vtkMRMLSegmentEditorNode", "sourceVolumeImageData": "vtkOrientedImageData",
-    "defaultModifierLabelmap": "vtkOrientedImageData", "selectedSegmentLabelmap": "vtkOrientedImageData",
-    "mrmlSliceNode": "vtkMRMLSliceNode", "sliceLogic": "vtkMRMLSliceLogic", "layoutManager": "qSlicerLayoutManager",
-    "sliceWidget": "qMRMLSliceWidget", "GetSliceToRAS": "vtkMatrix4x4", "GetImageData": "vtkImageData",
-    "GetTable": "vtkTable", "GetPointData": "vtkPointData", "GetMatrix": "vtkMatrix4x4",
-    "GetDisplayNode": "vtkMRMLDisplayNode", "GetSubjectHierarchyNode": "vtkMRMLSubjectHierarchyNode",
-    "GetInteractionNode": "vtkMRMLInteractionNode", "GetSliceNode": "vtkMRMLSliceNode",
-    "applicationLogic": "vtkMRMLApplicationLogic", "GetSelectionNode": "vtkMRMLSelectionNode",
-    "GetObjectToWorldMatrix": "vtkMatrix4x4", "GetSegmentEditorNode": "vtkMRMLSegmentEditorNode",
-}
-NODE_FACTORIES = {"AddNewNodeByClass", "AddNewNodeByClassWithID", "CreateNodeByClass", "GetFirstNodeByClass"}
-NODE_GETTERS = {"GetNodeByID": "vtkMRMLNode", "GetFirstNodeByName": "vtkMRMLNode", "GetNodeReference": "vtkMRMLNode"}
-UTIL_RETURNS = {"getNode": "vtkMRMLNode", "loadVolume": "vtkMRMLScalarVolumeNode",
-                "loadSegmentation": "vtkMRMLSegmentationNode", "loadLabelVolume": "vtkMRMLLabelMapVolumeNode",
-                "addVolumeFromArray": "vtkMRMLScalarVolumeNode", "vtkMatrixFromArray": "vtkMatrix4x4",
-                "createProgressDialog": "QProgressDialog", "mainWindow": "qSlicerMainWindow"}
-# method -> index of the argument holding the sender (None: the method's own object), the signal follows it
 SIGNAL_CALLS = {"connect": None, "disconnect": None, "connectSignal": 0}
 SIGNAL_STRING = re.compile(r"^\s*(\w+)\s*\((.*)\)\s*$")
 MODULE_LOGICS = {"segmentations": "vtkSlicerSegmentationsModuleLogic", "markups": "vtkSlicerMarkupsLogic",
@@ -90,10 +74,12 @@ def _builtin_method_names() -> set[str]:
 
 
 class ApiChecker:
-    def __init__(self, index: dict, ui_widgets=None, project_names=()):
+    def __init__(self, index: dict, ui_widgets=None, project_names=(), live=None):
         """`ui_widgets(relative_ui_path)`: {widget name: class} of a module's .ui file (or None);
         `project_names`: method names the project defines itself (left out of the unknown-receiver
-        argument check, where a name could be ours or Slicer's)."""
+        argument check, where a name could be ours or Slicer's); `live`: slicer_live_api.LiveSignatures
+        (Slicer's wrapped classes as Python sees them), checked beside the index where it has the class."""
+        self.live = live
         self.cpp = index["cpp"]
         python = index["python"]
         self.util_functions = python[UTIL_FILE]["functions"]
@@ -133,6 +119,21 @@ class ApiChecker:
             else:
                 yield cls, "?", None
                 return
+
+    def member_problem(self, cls: str, name: str):
+        """(known, problem): whether the class is known at all, and why `name` cannot be used on it (or None).
+        A class slicer-core wraps must have the name there too: the index reads C++ headers, and some
+        members never reach Python."""
+        indexed = self.has_member(cls, name)
+        wrapped = self.live.has_member(cls, name) if self.live is not None else None
+        if indexed is None and wrapped is None:
+            return False, None
+        if indexed is False:
+            return True, f"{cls} has no method or enum '{name}' (Slicer API index, bases included)"
+        if wrapped is False:
+            return True, (f"{cls}.{name} is not reachable from Python: slicer-core's wrapped class has no "
+                          f"'{name}' (the Slicer 5.10 index reads it from a C++ header)")
+        return True, None
 
     def has_member(self, cls: str, name: str):
         """True / False, or None where the class (or a base) is unknown to the index and qt_classes."""
@@ -462,11 +463,11 @@ class _Module:
         elif kind == "module" and owner[1] in VTK_MODULES:
             ok, message = attr in VTK_MODULES[owner[1]], f"{owner[1]} has no '{attr}'"
         elif kind in ("cls", "classref"):
-            found = self.c.has_member(owner[1], attr)
-            if found is None:
+            known, problem = self.c.member_problem(owner[1], attr)
+            if not known:
                 self.c.stats["unchecked"] += 1
                 return
-            ok, message = found, f"{owner[1]} has no method or enum '{attr}' (Slicer API index, bases included)"
+            ok, message = problem is None, problem
         elif kind == "uivars":
             widgets = self.c.ui_widgets(owner[1])
             if widgets is None:
@@ -524,6 +525,13 @@ class _Module:
         if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
             return  # C++ methods take no keywords; *args are not countable
         receiver, count, name = self.type_of(func.value, env), len(node.args), func.attr
+        if receiver and receiver[0] in ("cls", "classref") and self.c.live is not None:
+            wrapped = self.c.live.overloads(receiver[1], name, unbound=receiver[0] == "classref")
+            if wrapped is not None:
+                self.c.stats["checked"] += 1
+                if not any(low <= count <= high for low, high in wrapped):
+                    self.error(node, f"{receiver[1]}.{name}() takes {_counts(wrapped)} argument(s) from Python "
+                                     f"(slicer-core's wrapped signature), called with {count}")
         if receiver and receiver[0] in ("cls", "classref"):
             overloads, where = self.c.overloads(receiver[1], name), f"{receiver[1]}.{name}()"
         elif receiver is None and name not in self.c.unchecked_names and name in self.c.overloads_by_name:
@@ -534,8 +542,7 @@ class _Module:
             return
         self.c.stats["checked"] += 1
         if not any(low <= count <= high for low, high in overloads):
-            accepted = sorted({f"{low}" if low == high else f"{low}-{high}" for low, high in overloads})
-            self.error(node, f"{where} takes {' or '.join(accepted)} argument(s) (Slicer 5.10 API index), called with {count}")
+            self.error(node, f"{where} takes {_counts(overloads)} argument(s) (Slicer 5.10 API index), called with {count}")
 
     def check_signal_string(self, node: ast.Call, func: ast.Attribute, env: dict) -> None:
         position = SIGNAL_CALLS[func.attr]
@@ -565,6 +572,10 @@ class _Module:
         elif not any(low <= len(arguments) <= high for low, high in counts):
             self.error(node, f"signal {receiver[1]}::{match.group(1)} has {counts} argument(s), "
                              f"'{signal.value}' names {len(arguments)}")
+
+
+def _counts(overloads) -> str:
+    return " or ".join(sorted({f"{low}" if low == high else f"{low}-{high}" for low, high in overloads}))
 
 
 def _ui_path(node):

@@ -135,6 +135,8 @@ def fake_qt() -> types.ModuleType:
     qt.QTimer = FakeWidget
     qt.QHBoxLayout = Anything
     qt.QIcon = Anything
+    for name in ("QPixmap", "QPainter", "QColor", "QPen", "QCursor"):  # the polarity cursor's drawing
+        setattr(qt, name, Anything())
     qt.QApplication = Anything()
     qt.QSettings = Anything
     qt.Qt = Anything()
@@ -143,7 +145,8 @@ def fake_qt() -> types.ModuleType:
 
 def fake_vtk() -> dict[str, types.ModuleType]:
     vtk = types.ModuleType("vtk")
-    vtk.vtkCommand = types.SimpleNamespace(LeftButtonPressEvent=1, LeftButtonReleaseEvent=2, MouseMoveEvent=3)
+    vtk.vtkCommand = types.SimpleNamespace(LeftButtonPressEvent=1, LeftButtonReleaseEvent=2, MouseMoveEvent=3,
+                                           LeftButtonDoubleClickEvent=4, KeyPressEvent=5)
     vtk.vtkMatrix4x4 = Anything
     vtk.vtkTransform = Anything
     util = types.ModuleType("vtk.util")
@@ -175,15 +178,26 @@ class FakeAbstractEffect:
         pass
 
 
+GLUE_PACKAGES = ("SegMoTEGlue", "SegmentEditorSegMoTELib")
+
+
 @contextmanager
 def glue_modules(slicer_module=None):
-    """Import the glue with fake `slicer`, `qt`, `vtk`, `SegmentEditorEffects`; undone on exit."""
+    """Import the glue with fake `qt` and `SegmentEditorEffects` (and fake `slicer` and `vtk`, unless
+    `slicer_module` is Slicer's real one from slicer-core: then VTK is real too and only `slicer.app`,
+    the Qt application, is a fake). Undone on exit: every glue module imported before is put back."""
     effects = types.ModuleType("SegmentEditorEffects")
     effects.AbstractScriptedSegmentEditorEffect = FakeAbstractEffect
+    real = slicer_module is not None and hasattr(slicer_module, "vtkMRMLScene")
     fakes = {"slicer": slicer_module or fake_slicer(), "qt": fake_qt(), "SegmentEditorEffects": effects,
-             **fake_vtk()}
+             **({} if real else fake_vtk())}
     saved = {name: sys.modules.get(name) for name in fakes}
-    before = set(sys.modules)
+    savedGlue = {name: module for name, module in sys.modules.items() if name.startswith(GLUE_PACKAGES)}
+    for name in savedGlue:
+        del sys.modules[name]
+    savedApp = getattr(slicer_module, "app", None) if real else None
+    if real:
+        slicer_module.app = Anything()
     sys.modules.update(fakes)
     sys.path.insert(0, str(GLUE))
     FakeRadioButton.group = []
@@ -191,9 +205,11 @@ def glue_modules(slicer_module=None):
         yield fakes["slicer"]
     finally:
         sys.path.remove(str(GLUE))
-        for name in set(sys.modules) - before:
-            if name.startswith(("SegMoTEGlue", "SegmentEditorSegMoTELib")):
-                del sys.modules[name]
+        for name in [n for n in sys.modules if n.startswith(GLUE_PACKAGES)]:
+            del sys.modules[name]
+        sys.modules.update(savedGlue)
+        if real:
+            slicer_module.app = savedApp
         for name, module in saved.items():
             if module is None:
                 sys.modules.pop(name, None)

@@ -43,5 +43,14 @@ def slicer_index() -> dict:
     return _index()
 
 
+@lru_cache(maxsize=1)
+def live_signatures():
+    """Slicer's wrapped classes as Python sees them (slicer-core, a test dependency), or None without it."""
+    from slicer_live_api import LiveSignatures
+
+    return LiveSignatures.load()
+
+
 def project_checker() -> ApiChecker:
-    return ApiChecker(slicer_index(), ui_widgets=ui_widgets, project_names=project_method_names())
+    return ApiChecker(slicer_index(), ui_widgets=ui_widgets, project_names=project_method_names(),
+                      live=live_signatures())

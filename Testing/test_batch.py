@@ -150,25 +150,29 @@ def test_local_batch_equals_segment_one_by_one_and_logs_bad_rows(cohort, one_by_
 def test_ray_batch_equals_segment_one_by_one_and_logs_bad_rows(cohort, one_by_one, local_ray, tmp_path, capsys):
     table, _, _ = cohort
     assert segmote(["batch", str(table), "--out", str(tmp_path), "--engine", "ray", "--quiet", *MODEL]) == 1
-    assert "3 written, 0 skipped (already written), 2 failed of 5 studies" in capsys.readouterr().out
+    assert "3 written, 0 skipped (already written), 2 failed of 5 rows" in capsys.readouterr().out
     _check_batch_output(tmp_path, cohort, one_by_one)
 
 
 @pytest.mark.parametrize("content, message", [
     ("image,name\nx.nii.gz,liver\n", "missing column(s) prompt"),
-    ("image,prompt,name\nx.nii.gz,ras-box:1,2,3,4,5,6,liver\n", "line 2: more fields than columns; quote"),
+    ("image,prompt,name\nx.nii.gz,ras-box:1,2,3,4,5,6,liver\n", "line 2 (x, 2): more fields than columns; quote"),
     ("image,prompt,name\nx.nii.gz,\"ras-box:1,2,3\",liver\n", "ras-box takes 6 numbers, got 3"),
-    ("image,prompt,name\nx.nii.gz,\"box:1,2,3,4,5,6\",liver\n", "expected auto, ras-box"),
+    ("image,prompt,name\nx.nii.gz,\"box:1,2,3,4,5,6\",liver\n", "expected auto, or items separated by ';'"),
     ("image,prompt,name\na/x.nii.gz,auto,liver\nb/x.nii.gz,auto,kidney\n", "lines 2 and 3 both write x.seg.nrrd"),
-    ("image,prompt,name\nx.nii.gz,auto,\"liv\ner\"\n", "line 2: name: 'liv\\ner' contains the control character"),
+    ("image,prompt,name\nx.nii.gz,auto,\"liv\ner\"\n", "name: 'liv\\ner' contains the control character"),
 ])
-def test_table_mistakes_stop_before_any_work_with_one_line(tmp_path, capsys, content, message):
+def test_table_mistakes_stop_before_any_work_and_name_every_bad_row(tmp_path, capsys, content, message):
+    """A table where no row can run: every bad row one line, then the error; nothing written."""
     table = tmp_path / "cohort.csv"
     table.write_text(content)
     assert segmote(["batch", str(table), "--out", str(tmp_path / "out"), *MODEL]) == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and error[0].startswith("segmote batch: error:") and message in error[0], error
-    assert not (tmp_path / "out" / "failures.csv").exists()
+    assert error[-1].startswith("segmote batch: error:"), error
+    assert all(line.startswith("line ") for line in error[:-1]) and message in "\n".join(error), error
+    if len(error) > 1:  # rows, listed; a table-level mistake (a missing column) is the one line
+        assert "cannot run (listed above)" in error[-1]
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("options, message", [
@@ -185,13 +189,14 @@ def test_ray_options_are_checked_before_the_table_is_read(tmp_path, capsys, opti
 def test_the_local_engine_runs_without_ray(cohort, tmp_path, monkeypatch, capsys):
     import sys
 
-    _, _, bad = cohort
+    _, good, bad = cohort
     table = tmp_path / "bad.csv"
     with table.open("w", newline="") as handle:
-        csv.writer(handle).writerows([("image", "prompt", "name"), *bad])
+        csv.writer(handle).writerows([("image", "prompt", "name"), good[1], *bad])  # the CT box: two slices
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     assert segmote(["batch", str(table), "--out", str(tmp_path / "out"), "--quiet", *MODEL]) == 1
     assert set(_failures(tmp_path / "out")) == {"missing", "outside"}
+    assert (tmp_path / "out" / f"{_study(good[1][0])}.seg.nrrd").is_file()
     capsys.readouterr()
     assert segmote(["batch", str(table), "--out", str(tmp_path / "out"), "--engine", "ray", *MODEL]) == 2
     error = capsys.readouterr().err.strip().splitlines()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from conftest import shared_path
 
-from SegMoTELib.curation import benchmark_curation, metrics_batch
-from SegMoTELib.curation.benchmark import (folder_slices, format_markdown, reference_opencv, reference_scipy,
+from SegMoTELib.benchmarks.curation import benchmark_curation
+from SegMoTELib.curation import metrics_batch
+from SegMoTELib.benchmarks.curation import (folder_slices, format_markdown, reference_opencv, reference_scipy,
                                            synthetic_slices)
 
 

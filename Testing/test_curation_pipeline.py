@@ -67,7 +67,7 @@ def test_run_writes_manifest_rejects_training_set_and_report(uninterrupted):
         value, low, high = float(row["value"]), row["min"], row["max"]
         assert (low and value < float(low)) or (high and value > float(high))
     assert sorted(p.name for p in (out / "report").glob("*.png")) == [
-        "histograms_by_class.png", "histograms_by_class_selected.png", "score_by_modality.png"]
+        "classes.png", "histograms_by_class.png", "histograms_by_class_selected.png", "score_by_modality.png"]
     assert (out / "report" / "summary.json").is_file() and (out / "report" / "report.md").is_file()
 
 

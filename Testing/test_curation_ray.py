@@ -16,8 +16,8 @@ from conftest import shared_path, signal_once_journalled
 
 from SegMoTELib.cli import main as segmote
 from SegMoTELib.curation import run_curation
-from SegMoTELib.curation.engine import LocalEngine
-from SegMoTELib.curation.ray_engine import RayEngine
+from SegMoTELib.curation.engine import LocalCurationEngine
+from SegMoTELib.curation.ray_engine import RayCurationEngine
 
 PAIRS_PER_SET = 12
 SETS = ("jsrt_scr_chest_xray", "ham10000_skin_lesion", "aisd_stroke_ncct", "drive_fundus_vessels")
@@ -78,7 +78,7 @@ def _assert_same_outputs(out: Path, reference: Path) -> None:
 @pytest.fixture(scope="module")
 def local_run(subset, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("local")
-    summary = run_curation(subset, TARGET, out, workers=2, engine=LocalEngine(2), **RUN)
+    summary = run_curation(subset, TARGET, out, workers=2, engine=LocalCurationEngine(2), **RUN)
     assert summary["timing"]["engine"] == "local"
     assert summary["selected"] == TARGET and 30 <= summary["records"] <= 120  # a few dozen slices
     return out, summary
@@ -92,7 +92,7 @@ def test_ray_curation_equals_the_local_engine_byte_for_byte(subset, local_run, l
     _assert_same_outputs(tmp_path, local_run[0])
 
 
-class KillOnceEngine(RayEngine):
+class KillOnceEngine(RayCurationEngine):
     """The first task to run kills its own worker process (as the OOM killer or a lost node would)."""
 
     def __init__(self, marker: Path):
@@ -126,7 +126,7 @@ def test_ray_resumes_from_the_journal_without_recomputing_finished_units(subset,
     journal = (local_run[0] / "work" / "journal.jsonl").read_bytes().splitlines(keepends=True)
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "journal.jsonl").write_bytes(b"".join(journal[:2]) + journal[2][:40])  # torn last line
-    summary = run_curation(subset, TARGET, tmp_path, engine=RayEngine(), **RUN)
+    summary = run_curation(subset, TARGET, tmp_path, engine=RayCurationEngine(), **RUN)
     assert summary["timing"]["units_resumed"] == 2 and summary["timing"]["units"] == 5
     _assert_same_outputs(tmp_path, local_run[0])
 
@@ -140,7 +140,7 @@ def test_a_killed_driver_resumes_on_ray_without_recomputing_finished_units(subse
     returncode = signal_once_journalled(command, journal, signal.SIGKILL)  # the driver and the Ray it started
     assert returncode == -signal.SIGKILL and not (tmp_path / "manifest.csv").exists()
     journalled = journal.read_bytes().count(b"\n")
-    summary = run_curation(subset, TARGET, tmp_path, engine=RayEngine(), **RUN)
+    summary = run_curation(subset, TARGET, tmp_path, engine=RayCurationEngine(), **RUN)
     assert 1 <= summary["timing"]["units_resumed"] == journalled < summary["timing"]["units"]
     _assert_same_outputs(tmp_path, local_run[0])
 

@@ -11,7 +11,6 @@ from conftest import REPO, shared_path
 
 from SegMoTELib.errors import InputError
 from SegMoTELib.evaluation import (
-    NOC_CAP,
     DecoderView,
     EvaluationReport,
     SampleResult,
@@ -150,12 +149,13 @@ def test_report_per_dataset_macro_markdown_and_json():
 
 
 # --- click curves and NoC ------------------------------------------------------------------------
-def test_clicks_to_reach_counts_the_first_click_at_the_threshold_and_caps_at_20():
+def test_clicks_to_reach_counts_the_first_click_at_the_threshold_and_caps_at_the_clicks_evaluated():
     assert clicks_to_reach([0.5, 0.85, 0.95], 0.85) == 2  # reaching the threshold exactly counts
     assert clicks_to_reach([0.5, 0.85, 0.95], 0.90) == 3
     assert clicks_to_reach([0.91, 0.2], 0.90) == 1  # the first time, even if a later click loses it
-    assert clicks_to_reach([0.5, 0.6], 0.85) == NOC_CAP == 20  # never reached within the clicks given
-    assert clicks_to_reach([0.1] * 24 + [0.99], 0.85) == 20  # reached only after the cap
+    # never reached: the clicks evaluated (before: 20, as if 2 clicks given had been 20 needed)
+    assert clicks_to_reach([0.5, 0.6], 0.85) == 2
+    assert clicks_to_reach([0.1] * 24 + [0.99], 0.85, cap=20) == 20  # reached only after an explicit cap
 
 
 def _strip(squares: int) -> np.ndarray:
@@ -176,18 +176,22 @@ def test_click_curves_and_noc_per_dataset_and_macro_on_constructed_masks():
     rows = report.per_dataset()
     assert rows["a"]["dice_per_click"]["segmote"] == pytest.approx([5 / 6, 1, 1])
     assert rows["a"]["noc"]["segmote"] == {"noc@85": 1.5, "noc@90": 1.5}
-    assert rows["b"]["noc"]["segmote"] == {"noc@85": 3.0, "noc@90": 20.0}  # 6/7 = 85.7 %: never 90 in 3 clicks
+    assert rows["b"]["noc"]["segmote"] == {"noc@85": 3.0, "noc@90": 3.0}  # 6/7 = 85.7 %: never 90 in the 3 clicks
     macro = report.macro_curves()["segmote"]
     assert macro["dice_per_click"] == pytest.approx([(5 / 6 + 2 / 5) / 2, (1 + 2 / 3) / 2, (1 + 6 / 7) / 2])
-    assert macro["noc"] == {"noc@85": 2.25, "noc@90": 10.75}
+    assert macro["noc"] == {"noc@85": 2.25, "noc@90": 2.25}
     data = json.loads(report.to_json())
-    assert data["macro_curves"]["segmote"]["noc"] == {"noc@85": 2.25, "noc@90": 10.75} and data["noc_cap"] == 20
+    assert data["macro_curves"]["segmote"]["noc"] == {"noc@85": 2.25, "noc@90": 2.25} and data["noc_cap"] == 3
     assert [s["noc"]["segmote"] for s in data["samples"]] == [
-        {"noc@85": 1, "noc@90": 1}, {"noc@85": 2, "noc@90": 2}, {"noc@85": 3, "noc@90": 20}]
+        {"noc@85": 1, "noc@90": 1}, {"noc@85": 2, "noc@90": 2}, {"noc@85": 3, "noc@90": 3}]
     markdown = report.to_markdown()
-    assert "| b | SegMoTE | 40.0 | 66.7 | 85.7 | 3.00 | 20.00 |" in markdown
-    assert "| **macro average** | SegMoTE | **61.7** | **83.3** | **92.9** | **2.25** | **10.75** |" in markdown
-    assert "counts as 20" in markdown
+    assert "| b | SegMoTE | 40.0 | 66.7 | 85.7 | 3.00 | 3.00 |" in markdown
+    assert "| **macro average** | SegMoTE | **61.7** | **83.3** | **92.9** | **2.25** | **2.25** |" in markdown
+    assert "within the 3 click(s) evaluated counts as 3" in markdown
+    # the per-case table: one row per target and decoder, with the Dice after each click
+    lines = report.to_csv().splitlines()
+    assert lines[0] == "dataset,case,target,decoder,dice,dice_click_1,dice_click_2,dice_click_3,noc@85,noc@90"
+    assert lines[3] == "b,2,t,segmote,0.857143,0.4,0.666667,0.857143,3,3"
 
 
 def test_box_report_has_no_click_curves():
@@ -244,7 +248,29 @@ def test_segmote_evaluate_command_writes_markdown_and_json(base_predictor, tmp_p
     data = json.loads((tmp_path / "out" / "evaluation_box.json").read_text())
     assert data["datasets"]["ham10000"]["n"] == 1 and data["macro"]["base"] > 0.5
     assert "| ham10000 | 1 |" in (tmp_path / "out" / "evaluation_box.md").read_text()
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["evaluation_box.json", "evaluation_box.md"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "evaluation_box.json", "evaluation_box.md", "evaluation_box_cases.csv"]
+    cases = (tmp_path / "out" / "evaluation_box_cases.csv").read_text().splitlines()
+    assert cases[0] == "dataset,case,target,decoder,dice" and len(cases) == 2 and cases[1].startswith("ham10000,")
+
+
+def test_a_click_evaluation_writes_its_per_case_table_and_click_curve(base_predictor, tmp_path):
+    from PIL import Image
+
+    from SegMoTELib.cli import main
+
+    ham = shared_path("dev_eval", "ham10000")
+    assert main(["evaluate", str(ham), "--prompt", "click", "--clicks", "2", "--adapter", "none", "--max-per-dataset",
+                 "2", "--device", "cpu", "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "evaluation_click_2clicks.json", "evaluation_click_2clicks.md", "evaluation_click_2clicks_cases.csv",
+        "evaluation_click_2clicks_curve.png"]
+    cases = (out / "evaluation_click_2clicks_cases.csv").read_text().splitlines()
+    assert cases[0].endswith("dice_click_1,dice_click_2,noc@85,noc@90") and len(cases) == 3
+    for row in cases[1:]:
+        assert all(int(noc) <= 2 for noc in row.split(",")[-2:])  # capped at the clicks evaluated
+    assert Image.open(out / "evaluation_click_2clicks_curve.png").size == (600, 400)
 
 
 def test_segmote_evaluate_command_rejects_bad_arguments(tmp_path, capsys):

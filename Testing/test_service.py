@@ -87,6 +87,24 @@ def test_box_and_refining_click_through_http_equal_the_in_process_predictor(clie
     assert boxed.labelmap.shape == (1, 512, 512)
 
 
+def test_seed_mask_through_http_equals_the_in_process_predictor(server, client, base_predictor, chest_xray):
+    """A mask made elsewhere (here the true lung) refined by a click: the server gets the slice mask and
+    answers what the in-process predictor does with it; a seed with earlier logits too is a 422."""
+    image, truth, box = chest_xray
+    volume = _image_volume(image)
+    click = [[int(box[0] + box[2]) // 2, int(box[1] + box[3]) // 2]]
+    click_ras = volume.ijk_to_ras_points([[*click[0], 0]])
+    with client.open_volume(volume) as remote:
+        seeded = remote.segment_slice("axial", points_ras=click_ras, labels=[1], slice_index=0, seed_mask=truth)
+        status, answer = _raw(server, "POST", f"/v1/sessions/{remote.id}/slice",
+                              {"points_ras": click_ras.tolist(), "slice_index": 0, "previous_result": seeded.result_id,
+                               "seed_mask": {"shape": [512, 512], "extent": None, "bits": ""}}, token=server.token)
+    base_predictor.set_image(image)
+    expected = base_predictor.predict(points=np.array(click, float), labels=np.array([1]), seed_mask=truth)
+    np.testing.assert_array_equal(seeded.labelmap[0], expected.masks[0])
+    assert status == 422 and "not both" in answer["detail"]
+
+
 def test_cli_segment_with_server_writes_the_in_process_mask(server, base_predictor, tmp_path, monkeypatch):
     slicerio = pytest.importorskip("slicerio")
     from SegMoTELib.cli import main

@@ -14,7 +14,7 @@ import types
 import numpy as np
 import pytest
 
-from slicer_fakes import GLUE, FakeWidget, Signals, fake_slicer, glue_modules, import_glue
+from slicer_fakes import GLUE, Signals, fake_slicer, glue_modules, import_glue
 
 
 # --- defect 1: Slicer 5.6/5.8 (Python 3.9) ------------------------------------------------------------
@@ -63,79 +63,8 @@ def test_torch_without_torchvision_keeps_torch_and_adds_the_matching_torchvision
 
 
 # --- defect 4: hidden markups nodes and the active place node -----------------------------------------
-class FakeSelectionNode:
-    def __init__(self):
-        self.className, self.nodeId = "vtkMRMLMarkupsFiducialNode", "vtkMRMLMarkupsFiducialNode1"
-
-    def GetActivePlaceNodeClassName(self):
-        return self.className
-
-    def GetActivePlaceNodeID(self):
-        return self.nodeId
-
-    def SetReferenceActivePlaceNodeClassName(self, className):
-        self.className = className
-
-    def SetReferenceActivePlaceNodeID(self, nodeId):
-        self.nodeId = nodeId
-
-
-class FakeMarkupsNode:
-    def __init__(self, className, number):
-        self.className, self.nodeId, self.points = className, f"{className}{number}", None
-
-    def GetID(self):
-        return self.nodeId
-
-    def setPoints(self, points):
-        self.points = np.asarray(points)
-
-    def GetMarkupsDisplayNode(self):
-        return types.SimpleNamespace(**{name: (lambda *a: None) for name in (
-            "SetSelectedColor", "SetColor", "SetActiveColor", "SetPointLabelsVisibility", "SetPropertiesLabelVisibility")})
-
-    def __getattr__(self, name):  # SetHideFromEditors, SetLocked, SetCurveTypeToLinear...
-        return lambda *args: None
-
-
-class FakeScene:
-    """Adding a markups node makes it the active place node, as vtkSlicerMarkupsLogic::OnMRMLSceneNodeAdded
-    does through SetActiveList (Modules/Loadable/Markups/Logic/vtkSlicerMarkupsLogic.cxx)."""
-
-    def __init__(self):
-        self.nodes, self.selection = [], FakeSelectionNode()
-
-    def AddNewNodeByClass(self, className, name=""):
-        node = FakeMarkupsNode(className, len(self.nodes) + 100)
-        self.nodes.append(node)
-        self.selection.SetReferenceActivePlaceNodeClassName(className)
-        self.selection.SetReferenceActivePlaceNodeID(node.GetID())
-        return node
-
-    def GetNodeByID(self, nodeId):
-        return self.selection if nodeId == "vtkMRMLSelectionNodeSingleton" else None
-
-    def IsNodePresent(self, node):
-        return node in self.nodes
-
-    def RemoveNode(self, node):
-        self.nodes.remove(node)
-
-
-def test_markers_create_nothing_until_a_prompt_and_keep_the_users_active_place_node():
-    with glue_modules():
-        markers = import_glue("SegMoTEGlue.markers")
-        scene = FakeScene()
-        promptMarkers = markers.PromptMarkers(scene)
-        promptMarkers.clear()  # what sourceVolumeNodeChanged() leads to, in every registered effect
-        assert scene.nodes == []
-        promptMarkers.show([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [1, 0])
-        assert len(scene.nodes) == 3
-        assert (scene.selection.className, scene.selection.nodeId) == ("vtkMRMLMarkupsFiducialNode",
-                                                                     "vtkMRMLMarkupsFiducialNode1")
-        assert promptMarkers.positiveNode.points.tolist() == [[1.0, 2.0, 3.0]]
-        promptMarkers.remove()
-        assert scene.nodes == []
+# On Slicer's real markups logic and scene: test_slicer_effect.py (markers keep the active place node,
+# leave no display node, create nothing on a source-volume change).
 
 
 # --- defects 5 and 6: results and prompts belong to one segment ---------------------------------------
@@ -202,174 +131,9 @@ def test_drawn_box_in_a_rotated_view_goes_to_the_engine_as_its_8_corners():
     assert (drawn[2] - drawn[0]) * (drawn[3] - drawn[1]) > (two_corners[2] - two_corners[0]) * (two_corners[3] - two_corners[1])
 
 
-# --- the effect: target check, cancelling, undo, radio buttons, cleanup ---------------------------------
-class FakeScriptedEffect:
-    """The parts of qSlicerSegmentEditorScriptedEffect the effect calls; records undo states and writes."""
-
-    NotConfirmed, ConfirmedWithoutDialog = 0, 1
-
-    def __init__(self):
-        self.parameters = {"Mode": "click", "Modality": "auto", "LimitRange": "0", "FirstSlice": "0", "LastSlice": "0"}
-        self.segmentationId, self.segmentId = "vtkMRMLSegmentationNode1", "liver"
-        self.undoStates, self.writes, self.confirm = 0, [], self.ConfirmedWithoutDialog
-        self.modifierExtent = (0, 9, 0, 9, 0, 4)
-
-    def parameter(self, name):
-        return self.parameters[name]
-
-    def integerParameter(self, name):
-        return int(self.parameters[name])
-
-    def setParameter(self, name, value):
-        self.parameters[name] = str(value)
-
-    def setParameterDefault(self, name, value):
-        self.parameters.setdefault(name, str(value))
-
-    def parameterSetNode(self):
-        effect = self
-        segmentation = types.SimpleNamespace(GetID=lambda: effect.segmentationId)
-        return types.SimpleNamespace(GetSegmentationNode=lambda: segmentation,
-                                     GetSelectedSegmentID=lambda: effect.segmentId)
-
-    def confirmCurrentSegmentVisible(self):
-        return self.confirm
-
-    def saveStateForUndo(self):
-        self.undoStates += 1
-
-    def defaultModifierLabelmap(self):
-        return types.SimpleNamespace(GetExtent=lambda: self.modifierExtent)
-
-    def modifySelectedSegmentByLabelmap(self, *args):
-        self.writes.append(args)
-
-    def addLabeledOptionsWidget(self, *args):
-        pass
-
-    def addOptionsWidget(self, *args):
-        pass
-
-
-class FakeJob:
-    def __init__(self, onDone, onError):
-        self.onDone, self.onError, self.cancelled = onDone, onError, False
-
-    def cancel(self):
-        self.cancelled = True
-
-
-class FakeSession:
-    """Engine session: keeps submitted jobs; the test delivers their results like the worker's timer would."""
-
-    def __init__(self):
-        self.jobs = []
-
-    def submit(self, run, title, priority, onDone=None, onError=None):
-        self.jobs.append(FakeJob(onDone, onError))
-        return self.jobs[-1]
-
-
-class FakeFeedback:
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def close(self):
-        pass
-
-
-@pytest.fixture
-def effect(monkeypatch):
-    with glue_modules():
-        module = import_glue("SegmentEditorSegMoTELib.SegmentEditorEffect")
-        session = FakeSession()
-        monkeypatch.setattr(module, "engineSession", lambda: session)
-        monkeypatch.setattr(module, "BusyFeedback", FakeFeedback)
-        monkeypatch.setattr(module, "engineStatus", lambda: types.SimpleNamespace(ready=True, describe=lambda: ""))
-        instance = module.SegmentEditorEffect(FakeScriptedEffect())
-        instance.setupOptionsFrame()
-        instance.session, instance.module = session, module
-        instance.activate()
-        yield instance
-
-
-def test_result_is_dropped_when_the_segment_changed_meanwhile(effect):
-    """Defect 5. Fake: the worker's delivery (onDone called on the main thread) is done by the test."""
-    written = []
-    effect.startJob(effect.session, None, "t", 0, written.append)
-    effect.startJob(effect.session, None, "t", 0, written.append)
-    effect.session.jobs[0].onDone("mask for the liver")
-    assert written == ["mask for the liver"]
-    effect.scriptedEffect.segmentId = "spleen"  # the user selects another segment while the second runs
-    effect.session.jobs[1].onDone("another mask for the liver")
-    assert written == ["mask for the liver"]
-    assert "Result dropped" in effect.statusLabel.text
-
-
-def test_deactivate_cancels_pending_jobs_and_drops_their_results(effect):
-    """Defect 5. Fake: Job.cancel is recorded; the real worker's cancellation is tested with the worker."""
-    written = []
-    effect.startJob(effect.session, None, "t", 0, written.append)
-    effect.deactivate()
-    assert effect.session.jobs[0].cancelled
-    effect.session.jobs[0].onDone("late mask")  # a job already running still delivers
-    assert written == [] and "deactivated" in effect.statusLabel.text
-
-
-def test_no_undo_step_when_the_write_is_refused(effect):
-    """Defect 10. Fake: the modifier labelmap's extent; Slicer's undo stack itself is not run."""
-    image = types.SimpleNamespace(GetExtent=lambda: (0, 19, 0, 9, 0, 4))  # segmentation geometry differs
-    effect.writeLabelmap(np.zeros((5, 10, 20), dtype=np.uint8), image, 0, 0, 0)
-    assert effect.scriptedEffect.undoStates == 0 and effect.scriptedEffect.writes == []
-
-
-def test_hidden_segment_not_confirmed_means_nothing_is_submitted(effect, monkeypatch):
-    """Defect 10. Fake: confirmCurrentSegmentVisible's answer (Slicer shows a dialog to get it)."""
-    monkeypatch.setattr(effect, "context", lambda: (None, None, None, None))
-    effect.scriptedEffect.confirm = FakeScriptedEffect.NotConfirmed
-    effect.submit(lambda segmenter: None, None, "t")
-    assert effect.session.jobs == []
-
-
-def test_updating_the_gui_from_mrml_writes_nothing_back(effect):
-    """Defect 10. Fake radio buttons are auto-exclusive (checking one unchecks the other, which emits)."""
-    effect.scriptedEffect.setParameter("Mode", "click")
-    effect.updateGUIFromMRML()
-    writes = []
-    effect.scriptedEffect.setParameter = lambda name, value: writes.append((name, value))
-    for mode, expected in (("box", [False, True, False]), ("click", [True, False, False])):
-        effect.scriptedEffect.parameters["Mode"] = mode
-        effect.updateGUIFromMRML()
-        assert writes == []
-        assert [button.checked for button in effect.modeButtons.values()] == expected
-
-
-def test_cleanup_disconnects_every_connection_the_effect_made(effect):
-    """Defect 10 (Slicer 5.10 cleanup()). Fake widgets record connect/disconnect; PythonQt's reference
-    keeping, which makes this matter, is not modelled."""
-    effect.processViewNodeEvents(types.SimpleNamespace(IsA=lambda name: True), None, None)  # creates the timer
-    widgets = [*effect.modeButtons.values(), effect.modalityComboBox, effect.firstSliceSpinBox,
-               effect.lastSliceSpinBox, effect.limitRangeCheckBox, effect.propagateButton, effect.clearButton]
-    assert all(widget.connected for widget in widgets)
-    timer = effect.prefetchTimer
-    effect.cleanup()
-    assert not any(widget.connected for widget in widgets) and isinstance(timer, FakeWidget) and not timer.connected
-
-
-def test_effect_keeps_the_base_interaction_node_handling(effect):
-    """Defect 7: not overriding interactionNodeModified leaves qSlicerSegmentEditorAbstractEffect's, which
-    deactivates the effect when markups placement starts (qSlicerSegmentEditorAbstractEffect.cxx)."""
-    assert "interactionNodeModified" not in vars(effect.module.SegmentEditorEffect)
-
-
-def test_source_volume_change_creates_no_markups_node(effect, monkeypatch):
-    """Defect 4. Fake scene as above; that Slicer calls sourceVolumeNodeChanged on inactive effects is
-    qMRMLSegmentEditorWidget.cxx (notifyEffectsOfSourceVolumeNodeChange), not shown here."""
-    scene = FakeScene()
-    effect.markers.scene = scene
-    effect.deactivate()
-    effect.sourceVolumeNodeChanged()
-    assert scene.nodes == []
+# --- the effect: target check, cancelling, radio buttons, cleanup -----------------------------------------
+# On Slicer's real segment-editor logic, with fakes only for the Qt widgets and the effect base class:
+# test_slicer_effect.py.
 
 
 # --- defect 10: the worker thread and its timer stop on application exit --------------------------------
@@ -440,3 +204,72 @@ def test_a_remote_engine_is_ready_without_local_packages_and_a_local_one_is_not(
         assert not unset.ready and "no server URL" in unset.describe()
         effect_source = (GLUE / "SegmentEditorSegMoTELib" / "SegmentEditorEffect.py").read_text()
         assert "dependencyStatus" not in effect_source, "the effect must ask engineStatus, which knows remote engines"
+
+
+# --- the effect's interaction rules (issue 19, item 6) ------------------------------------------------
+def test_shortcuts_take_no_key_slicer_binds_and_are_all_documented():
+    """Slicer 5.10's keys in slice views and the Segment Editor are listed with their sources in
+    SegMoTEGlue/interaction.py; Escape is the one shared on purpose (it clears the prompts either way)."""
+    with glue_modules():
+        interaction = import_glue("SegMoTEGlue.interaction")
+        ours = set(interaction.SHORTCUTS) - {"Escape"}
+        assert not ours & interaction.SLICER_KEYS
+        assert {key.lower() for key in ours} <= {key.lower() for key, _ in interaction.SHORTCUT_HELP}
+        assert interaction.shortcutAction("n") == "toggle-polarity"
+        assert interaction.shortcutAction("n", control=True) is None and interaction.shortcutAction("b") is None
+        help_html = interaction.effectHelpHtml()
+        for mode in ("Click", "Box", "Prompt-free"):
+            assert f"<b>{mode}</b>" in help_html  # the Mode selector is documented in the effect's help
+
+
+def test_gesture_tells_clicks_from_boxes_and_takes_a_double_click_as_a_press():
+    with glue_modules():
+        interaction = import_glue("SegMoTEGlue.interaction")
+        gesture = interaction.Gesture()
+        gesture.press((10, 10), "Red")
+        assert not gesture.move((12, 11), canDrag=True)
+        assert not gesture.belongsTo("Yellow")
+        click = gesture.release((12, 11))
+        assert not click.dragged and click.releaseXy == (12, 11) and not gesture.belongsTo("Red")
+        gesture.press((10, 10), "Red")  # what LeftButtonDoubleClickEvent does in the effect
+        assert gesture.move((30, 30), canDrag=True)
+        assert gesture.release((30, 30)).dragged
+        gesture.press((10, 10), "Red")
+        assert not gesture.move((30, 30), canDrag=False)  # prompt-free mode draws no box
+
+
+def test_polarity_and_a_modifier_click():
+    with glue_modules():
+        interaction = import_glue("SegMoTEGlue.interaction")
+        polarity = interaction.Polarity()
+        assert polarity.clickIsPositive(False) and not polarity.clickIsPositive(True)
+        polarity.toggle()
+        assert not polarity.clickIsPositive(False) and polarity.clickIsPositive(True)
+        assert "negative" in polarity.describe()
+
+
+def test_prompts_of_a_segment_changed_elsewhere_are_forgotten():
+    """Undo (or another tool) changed the liver since its prompts' last write: they describe a mask that
+    is gone. The spleen's prompts, whose segment is unchanged, stay."""
+    with glue_modules():
+        prompts = import_glue("SegMoTEGlue.prompts")
+        book = prompts.PromptBook()
+        liver = book.promptsFor(prompts.SliceKey("seg1", "liver", "Red", 2, 10), "axial")
+        spleen = book.promptsFor(prompts.SliceKey("seg1", "spleen", "Red", 2, 10), "axial")
+        liver.segmentToken, spleen.segmentToken = 100, 200
+        tokens = {"liver": 150, "spleen": 200}
+        assert book.forgetChanged("seg2", tokens.get) == []
+        assert book.forgetChanged("seg1", tokens.get) == [("seg1", "liver")]
+        assert book.current("seg1", "liver") is None and book.current("seg1", "spleen") is spleen
+
+
+def test_a_seed_goes_along_only_until_the_first_result():
+    with glue_modules():
+        prompts = import_glue("SegMoTEGlue.prompts")
+        seeded = prompts.SlicePrompts("axial", prompts.SliceKey("s", "g", "Red", 2, 4))
+        seeded.addPoint([1.0, 2.0, 3.0], positive=True)
+        seeded.seedMask = np.ones((3, 4), bool)
+        assert seeded.arguments()["seed_mask"] is seeded.seedMask
+        seeded.lastResult = types.SimpleNamespace(low_res_logits="logits")
+        arguments = seeded.arguments()
+        assert "seed_mask" not in arguments and arguments["mask_input"] == "logits"

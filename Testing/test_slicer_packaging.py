@@ -88,3 +88,17 @@ def test_readme_says_research_use_and_how_oblique_views_segment():
     install = (REPO / "README.md").read_text().split("## Install in 3D Slicer")[1].split("\n## ")[0]
     assert "research use only" in install and "LICENSE" in install
     assert "oblique" in install and "nearest" in install
+
+
+def test_the_index_screenshot_is_a_screenshot_sized_image_in_the_repository():
+    """The screenshot URL named the icon (128 px). It names a 1280 x 800 PNG drawn by
+    scripts/make_index_screenshot.py from the phantom and the engine's reference masks."""
+    from PIL import Image
+
+    icon, screenshot = cmake_value("EXTENSION_ICONURL"), cmake_value("EXTENSION_SCREENSHOTURLS")
+    prefix = "https://raw.githubusercontent.com/SegMoTE/SlicerSegMoTE/main/"
+    assert screenshot.startswith(prefix) and screenshot != icon
+    path = REPO / screenshot[len(prefix):]
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (1280, 800)
+    assert path.stat().st_size < 400_000

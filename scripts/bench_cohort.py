@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         table, slices = _make_cohort(Path(scratch), args.studies, args.shape)
         build_seconds = time.perf_counter() - started
-        rows = read_cohort(table)
+        rows = read_cohort(table).rows
         with RaySession(address=args.address, num_cpus=args.num_cpus or os.cpu_count()) as session:
             gpus = session.gpus()
             for workers in args.workers:

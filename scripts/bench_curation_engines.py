@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, help="also write the result to this file")
     args = parser.parse_args(argv)
 
-    from SegMoTELib.curation.engine import LocalEngine
-    from SegMoTELib.curation.ray_engine import RayEngine
+    from SegMoTELib.curation.engine import LocalCurationEngine
+    from SegMoTELib.curation.ray_engine import RayCurationEngine
 
     results, reference = [], None
     with tempfile.TemporaryDirectory(prefix="segmote-bench-engines-") as scratch:
@@ -48,10 +48,10 @@ def main(argv=None) -> int:
             for workers in args.workers:
                 out = Path(scratch) / f"{engine_name}-{workers}"
                 if engine_name == "local":
-                    row = _run(args.sources, out, LocalEngine(workers), args.target)
+                    row = _run(args.sources, out, LocalCurationEngine(workers), args.target)
                 else:
                     started = time.perf_counter()
-                    with RayEngine(num_cpus=workers) as engine:
+                    with RayCurationEngine(num_cpus=workers) as engine:
                         startup = time.perf_counter() - started
                         row = _run(args.sources, out, engine, args.target)
                     row["ray_start_seconds"] = round(startup, 2)

@@ -14,15 +14,22 @@ from vtk.util import numpy_support
 HISTOGRAM_BINS = 20
 
 
+def _isNumber(value) -> bool:
+    return isinstance(value, (bool, int, float, np.number))
+
+
 def fillRecordTable(tableNode: slicer.vtkMRMLTableNode, records: list[dict], columns) -> None:
-    """Replace the table's content by one row per record (numbers as numbers, the rest as text)."""
+    """Replace the table's content by one row per record: a column of numbers (a missing value, None,
+    shown as empty: NaN) stays numeric and sorts as numbers; any other column is text."""
     table = tableNode.GetTable()
     with slicer.util.NodeModify(tableNode):
         tableNode.RemoveAllColumns()
         for name in columns:
             values = [record.get(name) for record in records]
-            if all(isinstance(value, (bool, int, float, np.number)) for value in values) and values:
-                array = numpy_support.numpy_to_vtk(np.asarray(values, dtype=np.float64), deep=True)
+            present = [value for value in values if value is not None]
+            if present and all(_isNumber(value) for value in present):
+                numbers = [np.nan if value is None else float(value) for value in values]
+                array = numpy_support.numpy_to_vtk(np.asarray(numbers, dtype=np.float64), deep=True)
             else:
                 array = vtk.vtkStringArray()
                 array.SetNumberOfValues(len(values))

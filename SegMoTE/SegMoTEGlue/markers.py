@@ -103,8 +103,14 @@ class PromptMarkers:
         self.show(np.zeros((0, 3)), np.zeros(0))
 
     def remove(self) -> None:
+        """Remove the markers and their display nodes: removing a node leaves its display nodes in the
+        scene (vtkMRMLScene::RemoveNode removes only the node), where they would pile up."""
         scene = self._scene()
         for node in (self.positiveNode, self.negativeNode, self.boxNode):
             if node is not None and scene.IsNodePresent(node):
+                displayNodes = [node.GetNthDisplayNode(index) for index in range(node.GetNumberOfDisplayNodes())]
                 scene.RemoveNode(node)
+                for displayNode in displayNodes:
+                    if displayNode is not None and scene.IsNodePresent(displayNode):
+                        scene.RemoveNode(displayNode)
         self.positiveNode = self.negativeNode = self.boxNode = None

@@ -43,6 +43,8 @@ class SlicePrompts:
     boxCornersRas: list | None = None           # two opposite corners in world RAS
     boxOutlineRas: list | None = None           # the rectangle as drawn (4 corners), for the marker only
     lastResult: object = None                   # SegMoTELib slice result, for refinement and propagation
+    seedMask: object = None                     # bool (H, W): the segment's slice before the first prompt
+    segmentToken: object = None                 # the segment labelmap's state after this set's last write
 
     def addPoint(self, pointRas, positive: bool) -> None:
         self.pointsRas.append([float(value) for value in pointRas])
@@ -69,10 +71,11 @@ class SlicePrompts:
         """Keyword arguments of `VolumeSegmenter.segment_slice` for this slice.
 
         After the first prediction, the previous low-res logits go along as a dense prompt, so a
-        new click refines the mask instead of starting over.
+        new click refines the mask instead of starting over. Before it, a segment that already has
+        voxels on the slice (made by any tool) goes along as `seed_mask`, for the same reason.
         """
         previous = self.lastResult
-        return {
+        arguments = {
             "orientation": self.orientation,
             "slice_index": self.sliceKey.index,
             "mask_input": None if previous is None else previous.low_res_logits,
@@ -80,6 +83,9 @@ class SlicePrompts:
             "labels": np.asarray(self.labels, dtype=np.int64) if self.labels else None,
             "box_ras": np.asarray(self.boxCornersRas, dtype=np.float64) if self.boxCornersRas else None,
         }
+        if previous is None and self.seedMask is not None:
+            arguments["seed_mask"] = self.seedMask
+        return arguments
 
 
 
@@ -103,6 +109,15 @@ class PromptBook:
 
     def forget(self, segmentationNodeId: str, segmentId: str) -> None:
         self._bySegment.pop((segmentationNodeId, segmentId), None)
+
+    def forgetChanged(self, segmentationNodeId: str, tokenOf) -> list[tuple[str, str]]:
+        """Forget the sets of `segmentationNodeId` whose segment changed since their last write
+        (`tokenOf(segmentId)` differs from the token recorded then); returns those segments."""
+        changed = [key for key, prompts in self._bySegment.items()
+                   if key[0] == segmentationNodeId and tokenOf(key[1]) != prompts.segmentToken]
+        for key in changed:
+            del self._bySegment[key]
+        return changed
 
     def clear(self) -> None:
         self._bySegment.clear()

@@ -1,14 +1,17 @@
 """Segment Editor effect "SegMoTE": clicks, boxes and prompt-free masks on any slice view, and 3D.
 
-Left click = positive point, Shift/Ctrl + click = negative point, drag = box, in any slice view
-(Red, Yellow, Green or oblique; an oblique view segments the nearest voxel slice). Each prompt
-replaces the selected segment on that slice; the prompts of one slice of one segment refine each
-other (previous logits go along as a dense prompt). "Propagate to 3D" extends the segment's last
-slice mask through the volume. Edits go through saveStateForUndo() and
-modifySelectedSegmentByLabelmap(), so undo, masking and overwrite settings work as for any effect.
-A result is written only into the segment it was computed for, and only while the effect is active.
+Left click = a click of the current polarity (positive by default; key N switches, Shift/Ctrl + click
+inverts it for one click), drag = box, in any slice view (Red, Yellow, Green or oblique; an oblique
+view segments the nearest voxel slice). Each prompt replaces the selected segment on that slice only;
+the prompts of one slice of one segment refine each other (previous logits go along as a dense
+prompt), and the first prompt on a slice where the segment already has voxels refines that mask
+(it goes along as `seed_mask`). "Propagate to 3D" extends the segment's last slice mask through the
+volume (or the slice range). Results are written by SegMoTEGlue.segmentwrite: one undo step each,
+every voxel outside the written slices kept, masking and overwrite settings as for any effect. A
+result is written only into the segment it was computed for, and only while the effect is active.
+Mouse and key rules: SegMoTEGlue.interaction.
 
-All model work runs on SegMoTE's worker thread; the GUI only converts MRML ⇄ arrays and shows
+All model work runs on SegMoTE's worker thread; the GUI only converts MRML <-> arrays and shows
 results. The slice under the mouse is embedded ahead of time, so a prompt costs only the decoder.
 """
 
@@ -25,25 +28,26 @@ from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
 from SegMoTEGlue.engine import engineSession, engineStatus
 from SegMoTEGlue.feedback import BusyFeedback, describeError
+from SegMoTEGlue.interaction import MODE_HELP, Gesture, Polarity, effectHelpHtml, shortcutAction
 from SegMoTEGlue.jobtargets import EditTarget, PendingJobs, dropReason
 from SegMoTEGlue.markers import PromptMarkers
 from SegMoTEGlue.mrmlconvert import (
     geometryOfNode,
-    orientedImageArray,
+    orientedImageSessionKey,
     orientedImageToVolume,
-    sliceExtent,
     sliceNormalWorld,
 )
 from SegMoTEGlue.prompts import MODE_AUTO, MODE_BOX, MODE_CLICK, MODES, PromptBook, SliceKey, SlicePrompts
+from SegMoTEGlue.segmentseed import segmentSliceMask
+from SegMoTEGlue.segmentwatch import SegmentWatch, labelmapToken
+from SegMoTEGlue.segmentwrite import replaceSegmentOnSlab
 from SegMoTEGlue.worker import BATCH, INTERACTIVE, PREFETCH
 from SegMoTELib import geometry
 from SegMoTELib.errors import InputError
 from SegMoTELib.intensity import MODALITIES, IntensityMapping
 
-DRAG_PIXELS = 4          # a press and release further apart than this is a box, not a click
 PREFETCH_DELAY_MSEC = 300  # wait for the slice to settle before embedding it
 _ICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SegmentEditorEffect.png")
-
 
 class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def __init__(self, scriptedEffect):
@@ -54,11 +58,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.promptBook = PromptBook()
         self.markers = PromptMarkers()
         self.pendingJobs = PendingJobs()
+        self.watch = SegmentWatch(self.onSegmentSelectionChanged, self.onSegmentEdited)
         self.active = False
         self.connections: list = []  # (Qt object, signal, slot), disconnected in cleanup()
-        self.pressXy = None
-        self.pressViewName = None
-        self.dragging = False
+        self.gesture = Gesture()
         self.draggedOutlineRas = None
         self.activeFeedbacks: set = set()
         self.latestSerial = 0
@@ -80,10 +83,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         return qt.QIcon(_ICON) if os.path.exists(_ICON) else qt.QIcon()
 
     def helpText(self):
-        return ("<html>Segment with SegMoTE (SAM with a Mixture-of-Experts adapter).<p>"
-                "<b>Left click</b>: positive point. <b>Shift+click</b> or <b>Ctrl+click</b>: negative point. "
-                "<b>Drag</b>: box. Works in any slice view; each prompt replaces the selected segment on "
-                "that slice. <b>Propagate to 3D</b> extends the mask through the volume.</html>")
+        return effectHelpHtml()
 
     # --- options panel -------------------------------------------------------------------------
     def setupOptionsFrame(self):
@@ -91,6 +91,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         modeLayout = qt.QHBoxLayout()
         for mode in MODES:
             button = qt.QRadioButton(mode.capitalize())
+            button.toolTip = MODE_HELP[mode]
             self.connectSignal(button, "toggled(bool)", self.updateMRMLFromGUI)
             modeLayout.addWidget(button)
             self.modeButtons[mode] = button
@@ -102,6 +103,12 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.modalityComboBox.toolTip = "How intensities become 8-bit for the model (auto: CT if Hounsfield-like)."
         self.connectSignal(self.modalityComboBox, "currentIndexChanged(int)", self.updateMRMLFromGUI)
         self.scriptedEffect.addLabeledOptionsWidget("Modality:", self.modalityComboBox)
+
+        self.polarityButton = qt.QPushButton()
+        self.polarityButton.checkable = True
+        self.polarityButton.toolTip = "Polarity of the next clicks (key N). Shift or Ctrl + click: the other one, once."
+        self.connectSignal(self.polarityButton, "toggled(bool)", self.updateMRMLFromGUI)
+        self.scriptedEffect.addLabeledOptionsWidget("Clicks:", self.polarityButton)
 
         self.limitRangeCheckBox = qt.QCheckBox("Only slices")
         self.firstSliceSpinBox = qt.QSpinBox()
@@ -137,6 +144,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.scriptedEffect.setParameterDefault("LimitRange", 0)
         self.scriptedEffect.setParameterDefault("FirstSlice", 0)
         self.scriptedEffect.setParameterDefault("LastSlice", 0)
+        self.scriptedEffect.setParameterDefault("NegativeClicks", 0)
 
     def updateGUIFromMRML(self):
         mode = self.scriptedEffect.parameter("Mode")
@@ -157,6 +165,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         wasBlocked = self.limitRangeCheckBox.blockSignals(True)
         self.limitRangeCheckBox.checked = self.scriptedEffect.integerParameter("LimitRange") != 0
         self.limitRangeCheckBox.blockSignals(wasBlocked)
+        self.showPolarity()
 
     def updateMRMLFromGUI(self, *_unused):
         for name, button in self.modeButtons.items():
@@ -166,10 +175,32 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.scriptedEffect.setParameter("LimitRange", 1 if self.limitRangeCheckBox.checked else 0)
         self.scriptedEffect.setParameter("FirstSlice", self.firstSliceSpinBox.value)
         self.scriptedEffect.setParameter("LastSlice", self.lastSliceSpinBox.value)
+        self.scriptedEffect.setParameter("NegativeClicks", 1 if self.polarityButton.checked else 0)
+
+    @property
+    def polarity(self) -> Polarity:
+        return Polarity(positive=self.scriptedEffect.integerParameter("NegativeClicks") == 0)
+
+    def togglePolarity(self) -> None:
+        self.scriptedEffect.setParameter("NegativeClicks", 1 if self.polarity.positive else 0)
+        self.showPolarity()
+
+    def showPolarity(self) -> None:
+        """The polarity on the button and, while active, as the slice views' cursor (green +, red -)."""
+        from SegMoTEGlue.polaritycursor import showPolarity
+
+        showPolarity(self.polarityButton, self.polarity, onSliceViews=self.active)
+
+    def createCursor(self, widget):
+        """The slice views' cursor while the effect is active (qMRMLSegmentEditorWidget puts it there)."""
+        from SegMoTEGlue.polaritycursor import polarityCursor
+
+        return polarityCursor(self.polarity.positive)
 
     # --- lifetime ------------------------------------------------------------------------------
     def activate(self):
         self.active = True
+        self.watch.start(self.scriptedEffect.parameterSetNode())
         status = engineStatus()  # a remote engine needs no model packages in this Slicer
         if status.ready:
             self.setStatus("Click or drag in a slice view.")
@@ -184,10 +215,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         # Results still on the worker are for a segment the user has left: cancel them, and
         # onDone drops any that was already running (self.active is False).
         self.active = False
+        self.watch.stop()
         self.pendingJobs.cancelAll()
         self.latestSerial += 1
         self.markers.remove()
-        self.promptBook.clear()
+        self.promptBook.clear()  # Esc (the Segment Editor's "deselect effect") clears the prompts this way
         if self.prefetchTimer is not None:
             self.prefetchTimer.stop()
 
@@ -197,6 +229,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         # must disconnect their Qt connections there, or PythonQt keeps the effect alive
         # (AbstractScriptedSegmentEditorEffect.cleanup docstring, Slicer issue #7392).
         self.pendingJobs.cancelAll()
+        self.watch.stop()
         for qtObject, signal, slot in self.connections:
             qtObject.disconnect(signal, slot)
         self.connections = []
@@ -224,30 +257,45 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             self.statusLabel.text = text
         slicer.util.showStatusMessage("SegMoTE: " + text, 5000)
 
-    # --- mouse ---------------------------------------------------------------------------------
+    # --- mouse and keys (rules: SegMoTEGlue.interaction) ------------------------------------------
     def processInteractionEvents(self, callerInteractor: vtk.vtkRenderWindowInteractor, eventId,
                                  viewWidget: slicer.qMRMLSliceWidget):
         if viewWidget.className() != "qMRMLSliceWidget":
             return False
+        if eventId == vtk.vtkCommand.KeyPressEvent:
+            action = shortcutAction(callerInteractor.GetKeySym(), bool(callerInteractor.GetShiftKey()),
+                                    bool(callerInteractor.GetControlKey()), bool(callerInteractor.GetAltKey()))
+            if action is not None:
+                self.runShortcut(action)
+            return action is not None
         xy = callerInteractor.GetEventPosition()
         viewName = viewWidget.mrmlSliceNode().GetName()
-        if eventId == vtk.vtkCommand.LeftButtonPressEvent:
-            self.pressXy, self.pressViewName, self.dragging = xy, viewName, False
+        if eventId in (vtk.vtkCommand.LeftButtonPressEvent, vtk.vtkCommand.LeftButtonDoubleClickEvent):
+            self.gesture.press(xy, viewName)  # taken, so a double click does not maximize the view
             return True
-        if self.pressXy is None or viewName != self.pressViewName:
+        if not self.gesture.belongsTo(viewName):
             return False
         if eventId == vtk.vtkCommand.MouseMoveEvent:
-            if abs(xy[0] - self.pressXy[0]) + abs(xy[1] - self.pressXy[1]) > DRAG_PIXELS:
-                self.dragging = self.scriptedEffect.parameter("Mode") != MODE_AUTO
-            if self.dragging:
-                self.showDraggedBox(self.pressXy, xy, viewWidget)
+            if self.gesture.move(xy, canDrag=self.scriptedEffect.parameter("Mode") != MODE_AUTO):
+                self.showDraggedBox(self.gesture.pressXy, xy, viewWidget)
             return True
         if eventId == vtk.vtkCommand.LeftButtonReleaseEvent:
-            negative = bool(callerInteractor.GetShiftKey() or callerInteractor.GetControlKey())
-            self.onMouseReleased(self.pressXy, xy, viewWidget, negative)
-            self.pressXy, self.pressViewName, self.dragging = None, None, False
+            inverted = bool(callerInteractor.GetShiftKey() or callerInteractor.GetControlKey())
+            self.onMouseReleased(self.gesture.release(xy), viewWidget, inverted)
             return True
         return False
+
+    def runShortcut(self, action: str) -> None:
+        if action.startswith("mode:"):
+            self.scriptedEffect.setParameter("Mode", action.split(":", 1)[1])
+            self.updateGUIFromMRML()
+            self.setStatus(f"Mode: {self.scriptedEffect.parameter('Mode')}.")
+        elif action == "toggle-polarity":
+            self.togglePolarity()
+            self.setStatus(f"Clicks are now {self.polarity.describe()}.")
+        elif action == "clear":
+            self.clearPrompts()
+            self.setStatus("Prompts cleared; the mask stays.")
 
     def showDraggedBox(self, startXy, endXy, viewWidget: slicer.qMRMLSliceWidget) -> None:
         rectangleXy = [(startXy[0], startXy[1]), (endXy[0], startXy[1]), (endXy[0], endXy[1]), (startXy[0], endXy[1])]
@@ -257,21 +305,21 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         labels = prompts.labels if prompts is not None else []
         self.markers.show(points, labels, self.draggedOutlineRas)
 
-    def onMouseReleased(self, pressXy, releaseXy, viewWidget: slicer.qMRMLSliceWidget, negative: bool) -> None:
+    def onMouseReleased(self, release, viewWidget: slicer.qMRMLSliceWidget, inverted: bool) -> None:
         sliceNode = viewWidget.mrmlSliceNode()
         viewName = sliceNode.GetName()
         orientation = sliceNormalWorld(sliceNode)
         mode = self.scriptedEffect.parameter("Mode")
-        releaseRas = self.xyToRas(releaseXy, viewWidget)
-        if self.dragging:
-            self.setBoxPrompt(self.xyToRas(pressXy, viewWidget), releaseRas, orientation, viewName,
+        releaseRas = self.xyToRas(release.releaseXy, viewWidget)
+        if release.dragged:
+            self.setBoxPrompt(self.xyToRas(release.pressXy, viewWidget), releaseRas, orientation, viewName,
                               outlineRas=self.draggedOutlineRas)
         elif mode == MODE_AUTO:
             self.segmentPromptFree(releaseRas, orientation, viewName)
         elif mode == MODE_BOX and (self.prompts is None or self.prompts.boxCornersRas is None):
             self.setStatus("Box mode: drag to draw a box first; clicks then refine it.")
         else:
-            self.addPointPrompt(releaseRas, not negative, orientation, viewName)
+            self.addPointPrompt(releaseRas, self.polarity.clickIsPositive(inverted), orientation, viewName)
 
     # --- prompt API (world RAS; also used by the self-tests) -----------------------------------
     def addPointPrompt(self, pointRas, positive: bool = True, orientation="axial", viewName: str = "API") -> None:
@@ -321,6 +369,26 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.latestSerial += 1  # results still on their way are dropped
         self.markers.clear()
 
+    def showCurrentPrompts(self) -> None:
+        """The markers show the selected segment's prompts (none after a segment switch to a new one)."""
+        prompts = self.prompts
+        if prompts is None:
+            self.markers.clear()
+        else:
+            self.markers.show(prompts.pointsRas, prompts.labels, prompts.boxOutlineRas)
+
+    def onSegmentSelectionChanged(self) -> None:
+        self.showCurrentPrompts()
+
+    def onSegmentEdited(self, segmentationNode) -> None:
+        """Undo, Redo or another tool changed segments: their prompts describe a mask that is gone."""
+        segmentationId = segmentationNode.GetID()
+        changed = self.promptBook.forgetChanged(segmentationId, lambda segmentId: labelmapToken(segmentationNode,
+                                                                                               segmentId))
+        if changed:
+            self.latestSerial += 1  # a result still on its way was computed from them
+            self.showCurrentPrompts()
+
     def waitForIdle(self, timeoutSeconds: float = 600.0) -> None:
         """Process events until no SegMoTE job of this effect is pending (tests, scripts)."""
         elapsed = 0.0
@@ -336,29 +404,34 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         """(segmentationNode, source image, Volume in world RAS, cache key); raises InputError."""
         parameterSetNode = self.scriptedEffect.parameterSetNode()
         segmentationNode = parameterSetNode.GetSegmentationNode()
-        if parameterSetNode.GetSourceVolumeNode() is None:
+        sourceVolumeNode = parameterSetNode.GetSourceVolumeNode()
+        if sourceVolumeNode is None:
             raise InputError("source volume: select a source volume in the Segment Editor")
         if not parameterSetNode.GetSelectedSegmentID():
             raise InputError("segment: add or select a segment first")
         image = self.scriptedEffect.sourceVolumeImageData()
-        parent = segmentationNode.GetParentTransformNode()
-        key = (segmentationNode.GetID(), image.GetMTime(), parent.GetTransformToWorldMTime() if parent else 0,
-               self.scriptedEffect.parameter("Modality"))
+        key = orientedImageSessionKey(image, segmentationNode, sourceVolumeNode, self.scriptedEffect.parameter("Modality"))
         if self.volumeCache[0] != key:
-            self.volumeCache = (key, orientedImageToVolume(image, segmentationNode))
+            self.volumeCache = (key, orientedImageToVolume(image, segmentationNode, sourceVolumeNode))
         return segmentationNode, image, self.volumeCache[1], key
 
     def promptsFor(self, anchorRas, orientation, viewName: str) -> SlicePrompts | None:
-        """The selected segment's prompt set on the slice through `anchorRas` (new when either changed)."""
+        """The selected segment's prompt set on the slice through `anchorRas` (new when either changed).
+
+        A new set of a segment that already has voxels on that slice is seeded with them."""
         try:
-            _segmentationNode, _image, volume, _key = self.context()
+            segmentationNode, image, volume, _key = self.context()
             ref = geometry.slice_through(volume, orientation, anchorRas)
         except (InputError, ValueError) as error:
             self.setStatus(describeError(error))
             return None
         target = self.currentTarget()
         sliceKey = SliceKey(target.segmentationNodeId, target.segmentId, viewName, ref.axis, ref.index)
-        return self.promptBook.promptsFor(sliceKey, orientation)
+        prompts = self.promptBook.promptsFor(sliceKey, orientation)
+        if prompts.empty and prompts.lastResult is None and prompts.segmentToken is None:
+            prompts.segmentToken = labelmapToken(segmentationNode, target.segmentId)
+            prompts.seedMask = segmentSliceMask(self.scriptedEffect, image, volume, ref)
+        return prompts
 
     def mapping(self) -> IntensityMapping:
         return IntensityMapping(modality=self.scriptedEffect.parameter("Modality") or "auto")
@@ -402,8 +475,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             if serial != self.latestSerial:
                 return  # a newer prompt of this effect is on its way
             prompts.lastResult = result
-            self.writeLabelmap(result.labelmap, image, result.ref.axis, result.ref.index, result.ref.index)
-            self.setStatus(f"Slice {result.ref.index} segmented (predicted IoU {result.score:.2f}, {result.decoder} decoder).")
+            if self.writeLabelmap(result.labelmap, image, result.ref.axis, result.ref.index, result.ref.index):
+                prompts.segmentToken = labelmapToken(segmentationNode, prompts.sliceKey.segmentId)
+                refined = " (refining the segment's mask)" if prompts.seedMask is not None else ""
+                self.setStatus(f"Slice {result.ref.index} segmented{refined} (predicted IoU {result.score:.2f}, "
+                               f"{result.decoder} decoder).")
 
         self.startJob(session, run, title, INTERACTIVE, onDone)
 
@@ -436,8 +512,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
         def onDone(labelmap):
             first, last = sliceRange if sliceRange is not None else (0, geometry.slice_count(volume, seed.ref.axis) - 1)
-            self.writeLabelmap(labelmap, image, seed.ref.axis, first, last)
-            self.setStatus("Propagated through the volume.")
+            if self.writeLabelmap(labelmap, image, seed.ref.axis, first, last):
+                self.setStatus(f"Propagated through slices {first} to {last}; the segment's other slices are kept.")
 
         self.startJob(session, run, "Propagating to 3D...", BATCH, onDone)
 
@@ -480,19 +556,16 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         holder["feedback"] = BusyFeedback(job, title, cancellable=priority != INTERACTIVE)
         self.activeFeedbacks.add(holder["feedback"])
 
-    def writeLabelmap(self, labelmap, image: slicer.vtkOrientedImageData, axis: int, first: int, last: int) -> None:
-        """Replace the selected segment on slices first..last along `axis` by `labelmap` [k, j, i]."""
-        modifier = self.scriptedEffect.defaultModifierLabelmap()
-        if tuple(modifier.GetExtent()) != tuple(image.GetExtent()):  # checked first: no empty undo step
-            self.setStatus("The segmentation's geometry differs from the source volume's; "
-                           "set it with 'Specify geometry' (source volume) and try again.")
-            return
-        self.scriptedEffect.saveStateForUndo()
-        orientedImageArray(modifier)[:] = labelmap
-        modifier.Modified()
-        self.scriptedEffect.modifySelectedSegmentByLabelmap(
-            modifier, slicer.qSlicerSegmentEditorAbstractEffect.ModificationModeSet,
-            sliceExtent(modifier, axis, first, last))
+    def writeLabelmap(self, labelmap, image: slicer.vtkOrientedImageData, axis: int, first: int, last: int) -> bool:
+        """Replace the selected segment on slices first..last along `axis` by `labelmap` [k, j, i], keeping
+        every other voxel (SegMoTEGlue.segmentwrite); one undo step. False (and why) when refused."""
+        try:
+            with self.watch.ownWrite():
+                replaceSegmentOnSlab(self.scriptedEffect, labelmap, image, axis, first, last)
+        except InputError as error:
+            self.setStatus(str(error))
+            return False
+        return True
 
     # --- embedding ahead of time ---------------------------------------------------------------
     def processViewNodeEvents(self, callerViewNode: slicer.vtkMRMLAbstractViewNode, eventId, viewWidget):

@@ -45,10 +45,14 @@ def load_weights_file(path: str | Path, what: str, expected: str, argument: str 
     torch's own text is not passed on: it spans several lines and advises `weights_only=False`,
     which is wrong for a corrupt file and dangerous for a malicious one (it runs the pickle's code).
     """
+    import warnings
+
     import torch
 
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": two lines before our one
+            warnings.simplefilter("ignore")
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types for corrupt or unsafe files
         text = str(error)
         if any(sign in text for sign in _FOREIGN_OBJECT_SIGNS):

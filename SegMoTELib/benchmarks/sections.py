@@ -181,9 +181,9 @@ def propagation(c: Contenders, tube, repeats: int, targets: dict) -> list[dict]:
 
 # --- curation -------------------------------------------------------------------------------------
 def curation(n_slices: int, repeats: int, workers: int | None) -> tuple[list[dict], dict]:
-    """The curation engineer's benchmark (`curation.benchmark.benchmark_curation`), our stacks vs
+    """The curation engineer's benchmark (`benchmarks.curation.benchmark_curation`), our stacks vs
     the per-slice scipy reference, one process each; their full table is returned as well."""
-    from ..curation.benchmark import benchmark_curation
+    from .curation import benchmark_curation
 
     result = benchmark_curation(n_slices=n_slices, size=256, repeats=repeats, workers=workers)
     rows = []
@@ -195,7 +195,7 @@ def curation(n_slices: int, repeats: int, workers: int | None) -> tuple[list[dic
             continue
         timings = {REFERENCE: _rates_as_timing(reference["runs"], n_slices), OURS: _rates_as_timing(ours["runs"], n_slices)}
         rows.append(_row(f"curation metrics, {n_slices} slices of 256²{suffix}", timings, kind="throughput",
-                         work=n_slices, detail="reference: per-slice scipy.ndimage (curation/benchmark.py)"))
+                         work=n_slices, detail="reference: per-slice scipy.ndimage (benchmarks/curation.py)"))
     return rows, result
 
 

@@ -1,12 +1,13 @@
-"""Cohort segmentation: one prompt per study over a table of studies (`segmote batch`).
+"""Cohort segmentation: one structure per row over a table of studies (`segmote batch`).
 
-`table.py` reads the cohort CSV, `prompts.py` parses a row's prompt, `study.py` segments one study
-and writes its `.seg.nrrd`, `runner.py` runs the rows on an engine (`local.py`: one predictor in this
-process; `ray_actors.py`: a pool of Ray actors, one predictor each) and writes `failures.csv`.
+`table.py` reads the cohort CSV, `row_prompt.py` parses a row's prompt, `check.py` checks every row
+against its image without the model, `study.py` segments a study's rows and writes its one
+`.seg.nrrd`, `runner.py` runs the studies on an engine (`local.py`: one predictor in this process;
+`ray_actors.py`: a pool of Ray actors, one predictor each) and writes `failures.csv`.
 """
 
-from .prompts import Prompt, parse_prompt
+from .row_prompt import RowPrompt, parse_prompt
 from .runner import run_cohort
-from .table import CohortRow, read_cohort
+from .table import CohortRow, CohortTable, RowProblem, read_cohort
 
-__all__ = ["CohortRow", "Prompt", "parse_prompt", "read_cohort", "run_cohort"]
+__all__ = ["CohortRow", "CohortTable", "RowProblem", "RowPrompt", "parse_prompt", "read_cohort", "run_cohort"]

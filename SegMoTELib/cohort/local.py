@@ -1,4 +1,4 @@
-"""The local cohort engine: one predictor in this process, the rows one after the other.
+"""The local cohort engine: one predictor in this process, the studies one after the other.
 
 Needs nothing beyond the base install (no Ray). The predictor is built once, before the first row,
 so a wrong model option (a missing checkpoint, an unknown device) stops the run at once instead of
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..model_spec import ModelSpec
-from .study import run_row
+from .study import run_job
 
 
 class LocalCohortEngine:
@@ -27,8 +27,9 @@ class LocalCohortEngine:
     def __exit__(self, *exc):
         return False
 
-    def run(self, rows, out_dir) -> Iterator[dict]:
+    def run(self, jobs, out_dir) -> Iterator[list[dict]]:
+        """The outcomes of each study's rows, study after study."""
         predictor = self.model.build_predictor()
         self.notice = predictor.notice or ""
-        for row in rows:
-            yield run_row(predictor, row, out_dir, self.model)
+        for job in jobs:
+            yield run_job(predictor, job, out_dir, self.model)

@@ -31,10 +31,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="array axis of [k, j, i] volumes to slice 3D studies along (default 0)")
     parser.add_argument("--modality", default="auto",
                         help="intensity mapping of 3D studies that do not name their modality (CT, MR, ...)")
-    parser.add_argument("--config", default=None, help="JSON file of QCConfig fields overriding the defaults")
+    parser.add_argument("--config", default=None,
+                        help="JSON object of curation fields overriding the defaults, e.g. {\"fg_ratio_min\": 0.001} "
+                             "for small structures; every field: docs/CURATION.md")
     parser.add_argument("--no-export", action="store_true", help="skip writing the training set")
     parser.add_argument("--no-plots", action="store_true", help="skip the report figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+MAX_LINES = 12
+
+
+def _print_explanations(summary: dict) -> None:
+    """The gates that removed more than 10 % of a class, and the classes short of their quota:
+    what a user must know to change the config (the full tables are in report/report.md)."""
+    notable = summary["notable_gates"]
+    short = [f"{name}: {entry['note']}" for name, entry in summary["classes"].items() if entry["selected"] < entry["quota"]]
+    for title, lines in (("gates that removed more than 10 % of a class (the field sets the bound)", notable),
+                         ("classes short of their quota", short)):
+        if lines:
+            print(f"{title}:")
+            for line in lines[:MAX_LINES]:
+                print(f"  {line}")
+            if len(lines) > MAX_LINES:
+                print(f"  ... {len(lines) - MAX_LINES} more in report/report.md")
 
 
 def run(args) -> int:
@@ -57,6 +77,7 @@ def run(args) -> int:
     print(f"records {summary['records']}, passed {summary['passed']}, selected {summary['selected']} "
           f"(target {summary['target']}); files with errors {summary['files_with_errors']}")
     print("gate rejections: " + ", ".join(f"{gate} {count}" for gate, count in summary["gate_rejections"].items()))
+    _print_explanations(summary)
     print(f"measured {timing['slices_measured']} slices in {timing['measure_seconds']:.1f} s "
           f"({timing['slices_per_second']:.0f} slices/s, {timing['engine']} engine, {timing['workers']} workers, "
           f"{timing['units_resumed']} of {timing['units']} units resumed); wall {timing['wall_seconds']:.1f} s")

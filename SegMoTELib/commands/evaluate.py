@@ -22,10 +22,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "auto: prompt-free, foreground/background targets only (default: box)")
     parser.add_argument("--clicks", type=int, default=1,
                         help="with --prompt click: total clicks per target, each after the first at the "
-                             "largest error region; reports Dice after each click and NoC@85/90 (default: 1)")
+                             "largest error region; reports Dice after each click and NoC@85/90, a target that "
+                             "never reaches the Dice counting as --clicks (default: 1)")
     add_model_arguments(parser)
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help="write evaluation_<prompt>.md and .json into DIR (created if missing)")
+    parser.add_argument("-o", "--out", default=None, metavar="DIR",
+                        help="write evaluation_<prompt>.md, .json, _cases.csv (one row per target and decoder) and, "
+                             "with clicks, _curve.png into DIR (created if missing)")
     parser.add_argument("--split", choices=("all", "train", "val"), default="all",
                         help="train_pool-layout data: which side of the case split to score (default: all)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="case fraction of the val split (default: 0.1)")
@@ -78,16 +80,23 @@ def _write_outputs(report, out_dir: str, prompt: str, clicks: int) -> list[Path]
 
 
 def write_report(report, out_dir: str, stem: str) -> list[Path]:
-    """`<stem>.md` and `<stem>.json` of a report (`to_markdown`, `to_json`) in `out_dir`: both or neither."""
+    """`<stem>.md` and `<stem>.json` of a report (`to_markdown`, `to_json`) in `out_dir`, with
+    `<stem>_cases.csv` where the report has `to_csv` and `<stem>_curve.png` where it draws a click
+    curve: all or none."""
     from ..io.atomic import atomic_outputs
     from ..io.outputs import make_output_folder
 
     folder = make_output_folder(out_dir, "--out")  # checked again: the folder may have changed meanwhile
     texts = {folder / f"{stem}.md": report.to_markdown(), folder / f"{stem}.json": report.to_json() + "\n"}
-    with atomic_outputs(list(texts), "--out") as temporaries:  # the report and its data: both or neither
+    if hasattr(report, "to_csv"):
+        texts[folder / f"{stem}_cases.csv"] = report.to_csv()
+    curve = folder / f"{stem}_curve.png" if getattr(report, "prompt", None) == "click" else None
+    with atomic_outputs(list(texts) + ([curve] if curve else []), "--out") as temporaries:  # all or none
         for temporary, text in zip(temporaries, texts.values()):
             temporary.write_text(text, encoding="utf-8")
-    return list(texts)
+        if curve is not None:
+            report.draw_click_curve(temporaries[-1])
+    return list(texts) + ([curve] if curve else [])
 
 
 def run(args) -> int:

@@ -1,10 +1,9 @@
 """MedSeg-HQ curation: quality metrics, gates, score, sampler, pipeline (no Slicer, no torch).
 
-See DESIGN.md §3 for the formulas; `metrics.py` documents border conventions, `sampler.py` the
+See docs/CURATION.md for the method and every `--config` field; `metrics.py` documents border conventions, `sampler.py` the
 sampling, `pipeline.py` the output folder, `export.py` the training-set layout.
 """
 
-from .benchmark import benchmark_curation
 from .config import QCConfig
 from .export import write_training_set
 from .gates import GATE_NAMES, evaluate_gates, quality_score
@@ -18,7 +17,6 @@ __all__ = [
     "METRIC_NAMES",
     "CurationWarning",
     "QCConfig",
-    "benchmark_curation",
     "evaluate_gates",
     "metrics_batch",
     "quality_score",

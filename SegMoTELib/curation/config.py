@@ -1,6 +1,6 @@
 """Every threshold, weight and scale of the curation gates, score and sampler, in one dataclass.
 
-Defaults are the MedSeg-HQ values of DESIGN.md §3. `QCConfig.from_file` reads overrides from a
+Defaults are MedSeg-HQ's values; docs/CURATION.md documents every field. `QCConfig.from_file` reads overrides from a
 JSON object whose keys are field names, so a run can be reproduced from its saved config.
 """
 

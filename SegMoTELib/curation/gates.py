@@ -1,4 +1,4 @@
-"""Hard quality gates and the quality score of DESIGN.md §3, for one record or whole columns.
+"""Hard quality gates and the quality score (docs/CURATION.md), for one record or whole columns.
 
 Gates (inclusive bounds): μ ∈ [mean_min, mean_max], σ ≥ std_min,
 fg_ratio_min ≤ R_FG ≤ fg_ratio_max, C_N ≤ components_max.

@@ -1,14 +1,16 @@
 """Append-only journal of finished work units: what makes a curation run resumable.
 
-One JSON line per finished unit (its metric records and errors), flushed and fsynced before the
+One JSON line per finished unit (its key, its records and errors), flushed and fsynced before the
 next is taken, so a crash or Ctrl-C loses only the units in flight. A torn last line (killed
-mid-write) is dropped on reopening. Floats are written with `repr` precision, so a resumed run
-rebuilds exactly the records an uninterrupted run would have.
+mid-write: no newline at its end) is dropped on reopening. Floats are written with `repr`
+precision, so a resumed run rebuilds exactly the records an uninterrupted run would have. A unit's
+key covers its files' contents (`fingerprint.py`): an entry whose files changed since is simply not
+found, and the unit is measured again.
 
-A complete line that is not a finished unit (valid JSON without its key, records of another
+A complete line that is not a finished unit (not JSON, JSON without its key, records of another
 version, an edited file) is moved to `<journal>.rejected` beside it: its unit is measured again,
-and `problems` names the journal's path and line for the run's summary, once (the next resume
-does not meet the line again).
+the lines after it are kept, and `problems` names the journal's path and line for the run's
+summary, once (the next resume does not meet the line again).
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ class Journal:
         with self.path.open("rb") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.endswith(b"\n"):
-                    break
+                    break  # torn by a kill mid-write: only ever the last line
+                good_bytes += len(line)
                 try:
                     entry = json.loads(line)
                 except ValueError:
-                    break
-                good_bytes += len(line)
+                    entry = _NOT_JSON
                 fault = _fault_of(entry)
                 if fault:
                     rejected.add(number)
@@ -95,8 +97,13 @@ class Journal:
         self.close()
 
 
+_NOT_JSON = object()
+
+
 def _fault_of(entry) -> str | None:
     """What makes a journal entry unusable, or None for a finished unit."""
+    if entry is _NOT_JSON:
+        return "not a JSON line (the file was edited or damaged)"
     if not isinstance(entry, dict):
         return f"expected a JSON object, got {type(entry).__name__}"
     for field, kind in (("key", str), ("records", list), ("errors", list), ("slices", int)):

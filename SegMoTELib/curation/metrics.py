@@ -1,6 +1,6 @@
 """Quality metrics of 2D slices and their binary masks, vectorised over stacks (N, H, W).
 
-Definitions (DESIGN.md §3), all on the 8-bit grey slice and its binary mask:
+Definitions (docs/CURATION.md), all on the 8-bit grey slice and its binary mask:
 
 - ``mean`` μ, ``std`` σ (population, ddof = 0) and ``contrast`` C (= σ, the global std) and
   ``entropy`` H (Shannon, bits) all come from the exact 256-bin histogram of the whole slice.

@@ -6,7 +6,7 @@ Output folder layout:
   errors.csv          files that could not be curated and why (the run goes past them)
   config.json         the QCConfig used
   training_set/       the selected records in the train_pool layout (see export.py)
-  report/             hist_<metric>.png per class, score_by_modality.png, summary.json, report.md
+  report/             classes.png, histograms_by_class*.png, score_by_modality.png, summary.json, report.md
   work/journal.jsonl  finished work units: a rerun with the same --out resumes from it
   .segmote.lock       held while a run writes the folder: a second run into it is refused
 
@@ -33,7 +33,7 @@ from ..intensity import normalise_modality
 from ..io.folder_lock import FolderLock
 from ..io.outputs import output_errors, writable_folder
 from .config import QCConfig
-from .engine import LocalEngine
+from .engine import LocalCurationEngine
 from .export import assign_names, export_records, prepare_folder, write_manifest
 from .gates import apply_quality
 from .journal import Journal
@@ -48,7 +48,7 @@ def run_curation(sources, target, out_dir, class_by=("dataset",), workers=None, 
                  progress=True, axis=0, modality="auto", export=True, plots=True, engine=None) -> dict:
     """Curate `sources` into `out_dir` (see the module notes); returns the run summary.
 
-    `engine` runs the measuring (`engine.LocalEngine`, `ray_engine.RayEngine`); None: `workers`
+    `engine` runs the measuring (`engine.LocalCurationEngine`, `ray_engine.RayCurationEngine`); None: `workers`
     local processes. The export always runs in `workers` local processes.
     """
     started = time.perf_counter()
@@ -74,8 +74,9 @@ def _curate(units, target, out_dir: Path, class_by, workers, seed, config, progr
     with Journal(out_dir / "work" / "journal.jsonl") as journal:
         results = journal.load()
         pending = [unit for unit in units if unit.key not in results]
+        notes = notes + _changed_since_measured(pending, results)
         measure_started = time.perf_counter()
-        engine = engine or LocalEngine(workers)
+        engine = engine or LocalCurationEngine(workers)
         fresh = _measure(pending, engine, axis, modality, journal, progress)
         measure_seconds = time.perf_counter() - measure_started
     results.update(fresh)
@@ -111,7 +112,7 @@ def _curate(units, target, out_dir: Path, class_by, workers, seed, config, progr
     elif _remove_training_set(training_set):
         notes.append(f"removed {training_set} of an earlier run: it did not match this run's manifest (--no-export)")
 
-    summary = summarise(records, selected, int(target), class_by, errors)
+    summary = summarise(records, selected, int(target), class_by, errors, config)
     fresh_slices = sum(result["slices"] for result in fresh.values())
     summary["timing"] = {"engine": engine.name, "workers": engine.workers,
                          "units": len(units), "units_resumed": len(units) - len(pending),
@@ -128,6 +129,18 @@ def _curate(units, target, out_dir: Path, class_by, workers, seed, config, progr
     for item in caught:
         warnings.warn(item.message, item.category, stacklevel=2)
     return summary
+
+
+def _changed_since_measured(pending, results: dict) -> list[str]:
+    """A note naming the units measured again because their files changed since the journal's run."""
+    journalled = {entry.get("identity") for entry in results.values()}
+    changed = [unit for unit in pending if unit.identity in journalled]
+    if not changed:
+        return []
+    first = changed[0].items[0]
+    example = getattr(first, "mask", None) or getattr(first, "label", "")
+    return [f"{len(changed)} work unit(s) measured again: their files changed since they were measured "
+            f"(e.g. the unit of {example})"]
 
 
 def _json(value) -> str:
@@ -159,21 +172,37 @@ def _check_out_dir(out_dir: Path, sources) -> None:
 
 
 def _measure(units, engine, axis, modality, journal: Journal, progress: bool) -> dict[str, dict]:
+    """Measure `units` on `engine`, journalling each as it finishes. Progress: a bar on stderr when
+    it is a terminal; a line per unit on stdout when stdout is not one (a log file, a pipeline)."""
     from tqdm import tqdm
 
     results: dict[str, dict] = {}
+    by_key = {unit.key: unit for unit in units}
+    log_lines = progress and not sys.stdout.isatty()
     with tqdm(total=sum(unit.size for unit in units), unit="item", desc="curate: measuring",
-              disable=not progress or not units, file=sys.stderr, dynamic_ncols=True) as bar:
+              disable=not progress or not units or not sys.stderr.isatty(), file=sys.stderr,
+              dynamic_ncols=True) as bar:
         def finished(result):
             size = result.pop("size")
             journal.append(result)
             results[result["key"]] = result
             bar.update(size)
             bar.set_postfix(records=sum(len(r["records"]) for r in results.values()), refresh=False)
+            if log_lines:
+                print(f"[{len(results)}/{len(units)}] {_unit_label(by_key[result['key']])}: "
+                      f"{len(result['records'])} records" + (f", {len(result['errors'])} files with errors"
+                                                             if result["errors"] else ""), flush=True)
 
         for result in engine.map_unordered(_process_task, [(unit, axis, modality) for unit in units]):
             finished(result)
     return results
+
+
+def _unit_label(unit) -> str:
+    """'acdc_cardiac_mri: 64 pairs (patient001_frame01_slice03.png ...)' or 'volumes: study case_07'."""
+    if unit.kind == "pairs":
+        return f"{unit.dataset}: {unit.size} pairs ({Path(unit.items[0].image).name} ...)"
+    return f"{unit.dataset}: study {unit.items[0].case}"
 
 
 def _process_task(task) -> dict:
@@ -220,7 +249,7 @@ def _export_into(partial: Path, records: list[dict], modality: str, workers: int
     prepare_folder(partial)
     names = assign_names(records)
     tasks = [(partial, chunk, [names[i] for i in indices], modality) for chunk, indices in _export_chunks(records)]
-    parts = LocalEngine(workers).map_unordered(_export_task, tasks)  # order is restored by the names below
+    parts = LocalCurationEngine(workers).map_unordered(_export_task, tasks)  # order is restored by the names below
     row_of = {row["file"]: row for part in parts for row in part}
     write_manifest(partial, [row_of[f"{name}.png"] for name in names])
 

@@ -20,7 +20,7 @@ from ..ray_session import RaySession
 MAX_RETRIES = 3
 
 
-class RayEngine:
+class RayCurationEngine:
     name = "ray"
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, max_retries: int = MAX_RETRIES):

@@ -1,9 +1,11 @@
 """Summary figures and numbers of a curation run.
 
-`summarise` gives the numbers (gate rejection counts, score distribution per modality, per-class
-counts); `write_plots` draws, per metric and for the score, one histogram panel per class (all
-records in grey, selected ones in colour, gate bounds dashed) and a box plot of the score per
-modality; `write_report` writes summary.json and a short report.md.
+`summarise` gives the numbers (gate rejection counts, score distribution per modality, and per
+class what `explain.py` works out: gates that removed more than 10 %, quota, buckets, global fill);
+`write_plots` draws a bar per class (selected, passed but not selected, rejected), per metric and
+for the score one histogram panel per class (all records in grey, selected ones in colour, gate
+bounds dashed) and a box plot of the score per modality; `write_report` writes summary.json and
+report.md, which says in words what the numbers mean (docs/CURATION.md for the method).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from .config import QCConfig
+from .explain import NOTABLE_SHARE, class_name, explain_classes, gate_advice
 from .gates import GATES
 from .metrics import METRIC_NAMES
-from .sampler import class_key, class_quotas
 from .tables import write_text_atomic
 
 PLOTTED = tuple(name for name in METRIC_NAMES if name != "contrast") + ("score",)  # contrast ≡ std
@@ -31,7 +33,9 @@ def _distribution(values) -> dict:
             "iqr": float(q3 - q1), "mean": float(values.mean())}
 
 
-def summarise(records: list[dict], selected: list[int], target: int, class_by: tuple, errors: list[dict]) -> dict:
+def summarise(records: list[dict], selected: list[int], target: int, class_by: tuple, errors: list[dict],
+              config: QCConfig | None = None) -> dict:
+    config = config or QCConfig()
     chosen = np.zeros(len(records), dtype=bool)
     chosen[selected] = True
     gate_counts = {gate.name: sum(1 for r in records if not r[gate.name]) for gate in GATES}
@@ -44,20 +48,18 @@ def summarise(records: list[dict], selected: list[int], target: int, class_by: t
             "passed": _distribution([records[i]["score"] for i in members if records[i]["passed"]]),
             "selected": _distribution([records[i]["score"] for i in members if chosen[i]]),
         }
-    quotas = class_quotas(records, target, class_by) if records else {}
-    classes = {}
-    for index, record in enumerate(records):
-        key = " / ".join(class_key(record, class_by))
-        entry = classes.setdefault(key, {"records": 0, "passed": 0, "selected": 0, "quota": 0})
-        entry["records"] += 1
-        entry["passed"] += int(record["passed"])
-        entry["selected"] += int(chosen[index])
-    for key, quota in quotas.items():
-        classes[" / ".join(key)]["quota"] = int(quota)
+    classes = explain_classes(records, selected, target, class_by, config) if records else {}
     return {"records": len(records), "passed": int(sum(r["passed"] for r in records)),
             "rejected": int(sum(not r["passed"] for r in records)), "selected": int(chosen.sum()),
             "target": int(target), "class_by": list(class_by), "gate_rejections": gate_counts,
-            "files_with_errors": len(errors), "score_by_modality": by_modality, "classes": classes}
+            "files_with_errors": len(errors), "score_by_modality": by_modality, "classes": classes,
+            "notable_gates": notable_gate_lines(classes, config)}
+
+
+def notable_gate_lines(classes: dict, config: QCConfig) -> list[str]:
+    """One line per (class, gate) where the gate removed more than NOTABLE_SHARE of the class."""
+    return [f"{name}: {gate_advice(gate, entry['gates'][gate], entry['records'], config)}"
+            for name, entry in classes.items() for gate in entry["notable_gates"]]
 
 
 def write_plots(records: list[dict], selected: list[int], class_by: tuple, config: QCConfig, folder: Path) -> list[str]:
@@ -69,7 +71,7 @@ def write_plots(records: list[dict], selected: list[int], class_by: tuple, confi
         return []
     chosen = np.zeros(len(records), dtype=bool)
     chosen[selected] = True
-    keys = [" / ".join(class_key(record, class_by)) for record in records]
+    keys = [class_name(record, class_by) for record in records]
     classes = sorted(set(keys))
     position = {name: row for row, name in enumerate(classes)}
     rows = np.array([position[key] for key in keys])
@@ -81,7 +83,37 @@ def write_plots(records: list[dict], selected: list[int], class_by: tuple, confi
         _histogram_grid(values, rows, subset, classes, config, title, path)
         written.append(str(path))
     written.append(str(_score_by_modality(records, chosen, folder / "score_by_modality.png")))
+    written.append(str(_class_bars(records, chosen, classes, rows, folder / "classes.png")))
     return written
+
+
+def _class_bars(records: list[dict], chosen, classes: list[str], rows, path: Path) -> Path:
+    """One horizontal bar per class: selected, passed but not selected, rejected; each bar's
+    counts written beside it, so a small class reads as well as a large one."""
+    passed = np.array([bool(record["passed"]) for record in records])
+    counts = {name: np.bincount(rows[mask], minlength=len(classes)) for name, mask in
+              (("selected", chosen), ("passed, not selected", passed & ~chosen), ("rejected by a gate", ~passed))}
+    figure = _figure((7.5, 1.6 + 0.22 * len(classes)))
+    axis = figure.subplots()
+    positions = np.arange(len(classes))
+    left = np.zeros(len(classes))
+    for (label, values), colour in zip(counts.items(), ("tab:blue", "tab:green", "tab:red")):
+        axis.barh(positions, values, left=left, color=colour, label=label, height=0.75)
+        left += values
+    for position, (picked, kept, _) in enumerate(zip(*counts.values())):
+        axis.text(left[position], position, f"  {picked} selected / {picked + kept} passed / {left[position]:.0f}",
+                  va="center", fontsize=5)
+    axis.set_xlim(0, left.max() * 1.3)
+    axis.set_yticks(positions, [name[:40] for name in classes], fontsize=6)
+    axis.invert_yaxis()
+    axis.set_xlabel("records (slice, label)", fontsize=7)
+    axis.tick_params(axis="x", labelsize=6)
+    axis.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.5 / figure.get_figheight() - 0.12), ncol=3,
+                frameon=False)
+    axis.set_title("per class: selected, passed the gates but not selected, rejected", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return path
 
 
 def _figure(size):
@@ -153,13 +185,34 @@ def write_report(summary: dict, folder: Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "summary.json", json.dumps(summary, indent=1, default=str))
+    classes = summary["classes"]
     lines = ["# Curation report", "",
              f"Records (slice, label): {summary['records']}; passed the gates: {summary['passed']}; "
              f"selected: {summary['selected']} (target {summary['target']}, classes by {', '.join(summary['class_by'])}); "
-             f"files with errors: {summary['files_with_errors']}.", "",
-             "| gate | records failing |", "|---|---|"]
+             f"files with errors: {summary['files_with_errors']}. Method and `--config` fields: docs/CURATION.md "
+             f"of the SegMoTE repository.", "",
+             "## Gates that removed more than 10 % of a class", ""]
+    if summary["notable_gates"]:
+        lines += ["Each line names the `--config` field that sets the bound; `rejects.csv` lists every rejected "
+                  "record with its value.", ""]
+        lines += [f"- {line}" for line in summary["notable_gates"]]
+    else:
+        lines.append(f"None: every gate kept at least {100 - 100 * NOTABLE_SHARE:.0f} % of every class.")
+    lines += ["", "| gate | records failing |", "|---|---|"]
     lines += [f"| {gate} | {count} |" for gate, count in summary["gate_rejections"].items()]
-    lines += ["", "| modality | records | passed | score median (IQR) of passed | selected | median (IQR) of selected |",
+    lines += ["", "## How the selection was made", "",
+              f"1. Each class's quota is its share of all {summary['records']} records (rejected ones included) times "
+              f"the target {summary['target']}.",
+              "2. Inside a class, records are ranked by slice index and split into buckets; each bucket draws its "
+              "share of the quota among its own passing records, with probability growing with the score.",
+              "3. Whatever the buckets could not supply is drawn from all passing records left (the global fill).",
+              "", "Figure: `classes.png` (selected, passed but not selected, rejected, per class).", "",
+              "| class | records | rejected | passed | quota | from its buckets | from the global fill | selected "
+              "| why |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {name} | {c['records']} | {c['rejected']} | {c['passed']} | {c['quota']} | {c['from_buckets']} | "
+              f"{c['from_fill']} | {c['selected']} | {c['note']} |" for name, c in classes.items()]
+    lines += ["", "## Scores", "",
+              "| modality | records | passed | score median (IQR) of passed | selected | median (IQR) of selected |",
               "|---|---|---|---|---|---|"]
     for modality, parts in summary["score_by_modality"].items():
         lines.append(f"| {modality} | {parts['all']['n']} | {parts['passed']['n']} | {_median_iqr(parts['passed'])} "
@@ -168,9 +221,6 @@ def write_report(summary: dict, folder: Path) -> None:
     if timing:
         lines += ["", "Timing: " + ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
                                              for key, value in timing.items())]
-    lines += ["", "| class | records | passed | quota | selected |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {c['records']} | {c['passed']} | {c['quota']} | {c['selected']} |"
-              for name, c in sorted(summary["classes"].items())]
     write_text_atomic(folder / "report.md", "\n".join(lines) + "\n")
 
 

@@ -1,4 +1,4 @@
-"""Quality-weighted sampling of curated records to an exact target T (DESIGN.md §3).
+"""Quality-weighted sampling of curated records to an exact target T (docs/CURATION.md, section 4).
 
 1. Class quotas q_i = N_i / ΣN_j · T, rounded by largest remainder so Σq_i = T. N_i counts all
    records of class i (gate failures included): a class whose slices fail the gates cannot fill
@@ -122,14 +122,3 @@ def sample_records(records: list[dict], target: int, class_by=("dataset",), seed
         remaining = np.flatnonzero(passed & ~chosen)
         chosen[weighted_draw(remaining, deficit, weights, rng)] = True
     return np.flatnonzero(chosen).tolist()
-
-
-def class_quotas(records: list[dict], target: int, class_by=("dataset",)) -> dict[tuple, int]:
-    """The class quotas step 1 gives (before any deficit fill), for reports and tests."""
-    class_by = parse_class_by(class_by)
-    counts: dict[tuple, int] = {}
-    for record in records:
-        key = class_key(record, class_by)
-        counts[key] = counts.get(key, 0) + 1
-    keys = sorted(counts)
-    return dict(zip(keys, largest_remainder([counts[key] for key in keys], int(target)).tolist()))

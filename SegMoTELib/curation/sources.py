@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError, InputError
+from .fingerprint import inputs_fingerprint
 
 PAIR_BATCH = 64
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -61,7 +62,8 @@ class Unit:
     dataset: str
     items: tuple               # PairRow... or (Study,)
     label_names: tuple = ()    # 2D sets: labels.json as ((value, name), ...); () = binary masks
-    key: str = ""
+    key: str = ""              # the journal's key: `identity` and the inputs' fingerprints
+    identity: str = ""         # what the unit is (its files, labels, modality, axis), whatever they hold
 
     @property
     def size(self) -> int:
@@ -84,7 +86,8 @@ def read_label_names(path: Path) -> tuple:
 
 
 def plan_units(sources, modality: str = "auto", axis: int = 0) -> list[Unit]:
-    """Work units of all sources, in a deterministic order; an InputError for an empty source."""
+    """Work units of all sources, in a deterministic order; an InputError for an empty source.
+    Each unit's key changes when any of its files does (`fingerprint.py`)."""
     units: list[Unit] = []
     for source in sources:
         path = Path(source).expanduser()
@@ -100,8 +103,10 @@ def plan_units(sources, modality: str = "auto", axis: int = 0) -> list[Unit]:
         payload = json.dumps([unit.kind, unit.source, unit.dataset, [list(_as_tuple(i)) for i in unit.items],
                               list(unit.label_names), modality if unit.kind == "volume" else None,
                               axis if unit.kind == "volume" else None], default=str)
-        key = hashlib.sha1(payload.encode()).hexdigest()[:16]
-        keyed.append(Unit(unit.kind, unit.source, unit.dataset, unit.items, unit.label_names, key))
+        identity = hashlib.sha1(payload.encode()).hexdigest()[:16]
+        contents = json.dumps([identity, inputs_fingerprint(unit)], default=str)
+        key = hashlib.sha1(contents.encode()).hexdigest()[:16]
+        keyed.append(Unit(unit.kind, unit.source, unit.dataset, unit.items, unit.label_names, key, identity))
     return keyed
 
 

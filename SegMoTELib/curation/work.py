@@ -18,12 +18,12 @@ RECORD_FIELDS = IDENTITY_FIELDS + METRIC_NAMES
 
 
 def process_unit(unit: Unit, axis: int = 0, modality: str = "auto") -> dict:
-    """{"key", "records", "errors", "slices"} of one unit; bad files become errors, not exceptions."""
+    """{"key", "identity", "records", "errors", "slices"} of one unit; bad files become errors, not exceptions."""
     if unit.kind == "pairs":
         records, errors, slices = _process_pairs(unit)
     else:
         records, errors, slices = _process_study(unit, axis, modality)
-    return {"key": unit.key, "records": [{name: record[name] for name in RECORD_FIELDS} for record in records],
+    return {"key": unit.key, "identity": unit.identity, "records": [{name: record[name] for name in RECORD_FIELDS} for record in records],
             "errors": errors, "slices": slices}
 
 

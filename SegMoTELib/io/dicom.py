@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DataError, InputError
 from ..volume import Volume
-from .sitk_convert import short_message, volume_from_sitk
+from .sitk_convert import short_message, simpleitk, volume_from_sitk
 
 log = logging.getLogger(__name__)
 MODALITY_TAG = "0008|0060"
@@ -26,7 +26,7 @@ SPACING_TOLERANCE = 0.05       # of the series' usual slice distance: rounding, 
 
 def read_dicom_series(folder, series_uid: str | None = None) -> Volume:
     """Read one DICOM series from a folder (not recursive)."""
-    import SimpleITK as sitk
+    sitk = simpleitk()
 
     folder = Path(folder)
     reader = sitk.ImageSeriesReader()
@@ -46,14 +46,10 @@ def read_dicom_series(folder, series_uid: str | None = None) -> Volume:
                         "to choose another.", folder, len(series), chosen, len(files_of[chosen]))
     reader.SetFileNames(files_of[chosen])
     reader.MetaDataDictionaryArrayUpdateOn()
-    warnings_shown = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK's multi-line spacing warning: the check below says it in one
-    try:
+    try:  # ITK's multi-line spacing warning is off (`simpleitk()`): the check below says it in one
         image = reader.Execute()
     except RuntimeError as error:
         raise DataError(f"{folder}: DICOM series {chosen} is unreadable ({short_message(error)})") from error
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(warnings_shown)
     _refuse_uneven_slices(reader, len(files_of[chosen]), f"{folder}: DICOM series {chosen}")
     modality = reader.GetMetaData(0, MODALITY_TAG).strip() if reader.HasMetaDataKey(0, MODALITY_TAG) else None
     return volume_from_sitk(image, f"{folder} (series {chosen})", modality=modality or None)
@@ -74,8 +70,7 @@ def _refuse_unreadable_files(folder: Path, listed: list[str]) -> None:
 def _dropped_dicom_image(path: Path) -> bool:
     """A DICOM file (its 'DICM' mark, or a .dcm name) that is an image, or whose header is unreadable;
     not a DICOMDIR, structured report or other object without pixels, which no image series lists."""
-    import SimpleITK as sitk
-
+    sitk = simpleitk()
     if path.name.upper() == "DICOMDIR":
         return False
     if path.suffix.lower() not in (".dcm", ".dicom"):

@@ -15,11 +15,11 @@ from ..errors import DataError, InputError
 from ..volume import Volume
 from .formats import extension_of
 from .integrity import check_image_file
-from .sitk_convert import short_message, volume_from_sitk, volume_to_sitk
+from .sitk_convert import short_message, simpleitk, volume_from_sitk, volume_to_sitk, write_sitk_image
 
 
 def read_image_2d(path) -> Volume:
-    import SimpleITK as sitk
+    sitk = simpleitk()
 
     source = Path(path)
     if source.stat().st_size == 0:
@@ -36,8 +36,6 @@ def read_image_2d(path) -> Volume:
 
 
 def write_image_2d(volume: Volume, path) -> Path:
-    from .volumes import write_sitk_image
-
     target = Path(path)
     if volume.array.shape[0] != 1:
         raise InputError(f"output: {target.name} can hold one 2D slice; the volume has {volume.array.shape[0]} "

@@ -254,15 +254,42 @@ def _byte_skip(fields: dict) -> int:
         return 0
 
 
+# NRRD axis kinds that ITK reads as a voxel's components rather than as a spatial axis.
+_NRRD_DOMAIN_KINDS = {"domain", "space", "time", "???", "none"}
+
+
+def _nrrd_spatial_axes(fields: dict, dimension: int) -> range:
+    """The axes ITK reads as image dimensions: all, except a first axis of a non-domain kind
+    (vector, RGB-color, ...), which becomes the voxel's components."""
+    kinds = fields.get("kinds", "").split()
+    if kinds and kinds[0].lower() not in _NRRD_DOMAIN_KINDS:
+        return range(1, dimension)
+    return range(dimension)
+
+
 def _check_nrrd_spacing(source: Path, fields: dict) -> None:
-    # NaN spacing is NRRD's "no spacing" for a non-spatial axis (time, channels): allowed there.
+    """Every spatial axis needs a voxel size: ITK reads a NaN spacing or a `none` direction of a
+    spatial axis as 1 mm without a word. NaN and `none` mean "not spatial" in NRRD, which is
+    right only for a component axis (a vector or colour axis, see `_nrrd_spatial_axes`)."""
+    dimension = len(fields.get("sizes", "").split())
+    spatial = _nrrd_spatial_axes(fields, dimension)
     if "spacings" in fields:
-        numbers = [float(value) for value in fields["spacings"].split() if _is_number(value)]
-        if any(math.isinf(number) or number == 0 for number in numbers):
-            raise DataError(f"{source}: the NRRD header gives spacings '{fields['spacings']}'; a voxel size "
-                            f"must be a positive number of mm")
+        values = fields["spacings"].split()
+        for axis, value in enumerate(values):
+            number = float(value) if _is_number(value) else math.nan
+            if axis in spatial and not (math.isfinite(number) and number != 0):
+                raise DataError(f"{source}: the NRRD header gives spacings '{fields['spacings']}': axis {axis} is "
+                                f"spatial and needs a voxel size (a positive number of mm); fix the header instead "
+                                f"of letting it be read as 1 mm")
     if "space directions" in fields:
-        for vector in re.findall(r"\(([^)]*)\)", fields["space directions"]):
+        entries = re.findall(r"\(([^)]*)\)|\b(none)\b", fields["space directions"])
+        for axis, (vector, none) in enumerate(entries):
+            if none:
+                if axis in spatial:
+                    raise DataError(f"{source}: the NRRD header gives axis {axis} the direction 'none'; a spatial "
+                                    f"axis needs a direction vector (its voxel size), 'none' is for a vector or "
+                                    f"colour axis only")
+                continue
             numbers = [float(value) for value in vector.split(",") if _is_number(value)]
             if not numbers or any(not math.isfinite(n) for n in numbers) or not any(numbers):
                 raise DataError(f"{source}: the NRRD header has the axis direction ({vector}); each axis needs "

@@ -1,71 +1,37 @@
-"""Segmentations: Slicer `.seg.nrrd` (named, coloured segments) and plain labelmaps.
+"""Segmentations: Slicer `.seg.nrrd` (`seg_nrrd.py`) or a plain labelmap file, picked by extension.
 
 A segmentation is a labelmap `Volume` (integers [k, j, i], 0 = background) plus a list of
-`SegmentInfo(name, label, color)`. `.seg.nrrd` files are written and read through `slicerio`, so
-Slicer loads them as a segmentation node with the same names, colours and label values; any other
-extension (`.nii.gz`, `.nrrd`, `.mha`, ...) is a plain labelmap in the source geometry, whose
-segments are named `Segment_<label>` when read back.
+`SegmentInfo(name, label, color)`. `.seg.nrrd` keeps names and colours; any other extension
+(`.nii.gz`, `.nrrd`, `.mha`, ...) is a plain labelmap in the source geometry, whose segments are
+named `Segment_<label>` when read back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, InputError
-from ..names import validate_segment_name
-from ..volume import LPS_TO_RAS, Volume
-from .atomic import atomic_output
+from ..volume import Volume
 from .formats import extension_of
+from .seg_nrrd import (
+    DEFAULT_COLORS,
+    SEGMENTATION_EXTENSION,
+    SegmentInfo,
+    checked_label_voxels,
+    default_segment_color,
+    default_segments,
+    has_segment_fields,
+    read_seg_nrrd,
+    write_seg_nrrd,
+)
+from .volumes import read_volume, write_volume
 
-# Colours of Slicer's GenericAnatomyColors table (tissue, bone, skin, connective tissue, blood,
-# organ, mass, muscle, foreign object, waste, teeth, fat, grey matter, white matter, nerve, vein):
-# what Slicer itself gives new segments, so files look familiar there.
-DEFAULT_COLORS: tuple[tuple[float, float, float], ...] = tuple(
-    (r / 255.0, g / 255.0, b / 255.0) for r, g, b in (
-        (128, 174, 128), (241, 214, 145), (177, 122, 101), (111, 184, 210), (216, 101, 79),
-        (221, 130, 101), (144, 238, 144), (192, 104, 88), (220, 245, 20), (78, 63, 0),
-        (255, 250, 220), (230, 220, 70), (200, 200, 235), (250, 250, 210), (244, 214, 49),
-        (0, 151, 206)))
-
-SEGMENTATION_EXTENSION = ".seg.nrrd"
-_COMPRESSION_LEVEL = 6  # slicerio's default 9 is several times slower for a few % smaller files
-
-
-def default_segment_color(label: int) -> tuple[float, float, float]:
-    """The colour a new segment with this label value gets (cycles through DEFAULT_COLORS)."""
-    return DEFAULT_COLORS[(int(label) - 1) % len(DEFAULT_COLORS)]
+__all__ = ["DEFAULT_COLORS", "SegmentInfo", "default_segment_color", "default_segments", "read_labelmap",
+           "read_segmentation", "write_segmentation"]
 
 
-@dataclass(frozen=True)
-class SegmentInfo:
-    """One segment: its name, its value in the labelmap, its colour (r, g, b in 0..1)."""
-
-    name: str
-    label: int
-    color: tuple[float, float, float] | None = None
-
-    def __post_init__(self) -> None:
-        validate_segment_name(self.name)  # a newline would inject lines into the .seg.nrrd header
-        if isinstance(self.label, bool) or int(self.label) != self.label or not 1 <= int(self.label) <= 65535:
-            raise InputError(f"segment {self.name!r}: label must be an integer in 1..65535, got {self.label!r}")
-        object.__setattr__(self, "label", int(self.label))
-        color = default_segment_color(self.label) if self.color is None else self.color
-        color = tuple(float(c) for c in color)
-        if len(color) != 3 or not all(0.0 <= c <= 1.0 for c in color):
-            raise InputError(f"segment {self.name!r}: color must be 3 numbers in 0..1 (r, g, b), got {self.color!r}")
-        object.__setattr__(self, "color", color)
-
-
-def default_segments(labels) -> list[SegmentInfo]:
-    """`Segment_<label>` with the default colour for each non-zero value of a labelmap array."""
-    values = np.unique(np.asarray(labels))
-    return [SegmentInfo(f"Segment_{int(v)}", int(v)) for v in values if v != 0]
-
-
-# --- writing -----------------------------------------------------------------------------------
 def write_segmentation(path, labelmap: Volume, segments: list[SegmentInfo] | None = None) -> Path:
     """Write a segmentation atomically: `.seg.nrrd` with segment metadata, else a plain labelmap.
 
@@ -75,71 +41,13 @@ def write_segmentation(path, labelmap: Volume, segments: list[SegmentInfo] | Non
     if not isinstance(labelmap, Volume) or labelmap.rgb:
         raise InputError("labelmap: expected a scalar SegMoTELib Volume (e.g. volume.with_array(mask))")
     segments = default_segments(labelmap.array) if segments is None else list(segments)
-    voxels = _checked_label_voxels(labelmap.array, segments)
     target = Path(path).expanduser()
-    if extension_of(target) != SEGMENTATION_EXTENSION:
-        from .volumes import write_volume
-
-        return write_volume(labelmap.with_array(voxels), target)
-    _write_seg_nrrd(target, labelmap.with_array(voxels), segments)
-    return target
+    if extension_of(target) == SEGMENTATION_EXTENSION:
+        return write_seg_nrrd(target, labelmap, segments)
+    voxels = checked_label_voxels(labelmap.array, segments)
+    return write_volume(labelmap.with_array(voxels), target)
 
 
-def _checked_label_voxels(array: np.ndarray, segments: list[SegmentInfo]) -> np.ndarray:
-    if array.dtype.kind not in "biu":
-        raise InputError(f"labelmap: expected integer or bool voxels, got {array.dtype}")
-    for segment in segments:
-        if not isinstance(segment, SegmentInfo):
-            raise InputError(f"segments: expected SegmentInfo items, got {type(segment).__name__}")
-    labels = [segment.label for segment in segments]
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise InputError(f"segments: label values {duplicates} are used by more than one segment")
-    present = {int(v) for v in np.unique(array) if v != 0}
-    if any(v < 0 for v in present):
-        raise InputError(f"labelmap: negative label values {sorted(v for v in present if v < 0)}")
-    undescribed = sorted(present - set(labels))
-    if undescribed:
-        raise InputError(f"segments: the labelmap holds values {undescribed} that no segment describes")
-    top = max(labels + [0])
-    return array.astype(np.uint8 if top <= 255 else np.uint16, copy=False)
-
-
-def _write_seg_nrrd(target: Path, labelmap: Volume, segments: list[SegmentInfo]) -> None:
-    for segment in segments:  # pynrrd writes ASCII header lines only: a UnicodeEncodeError otherwise
-        validate_segment_name(segment.name, "segment name", ascii_only=True)
-    slicerio = _slicerio()
-    segmentation = {
-        # slicerio (pynrrd, Fortran order) indexes voxels [i, j, k]; ours are [k, j, i].
-        "voxels": labelmap.array.transpose(2, 1, 0),
-        "ijkToLPS": labelmap.ijk_to_lps,
-        "encoding": "gzip",
-        "containedRepresentationNames": ["Binary labelmap"],
-        "masterRepresentation": "Binary labelmap",
-        "referenceImageExtentOffset": [0, 0, 0],
-        "segments": [
-            {"id": f"Segment_{s.label}", "name": s.name, "nameAutoGenerated": False,
-             "color": list(s.color), "colorAutoGenerated": False, "labelValue": s.label, "layer": 0,
-             "extent": _segment_extent(labelmap.array == s.label)}
-            for s in segments],
-    }
-    with atomic_output(target) as staged:
-        slicerio.write_segmentation(str(staged), segmentation, compression_level=_COMPRESSION_LEVEL)
-
-
-def _segment_extent(mask_kji: np.ndarray) -> list[int]:
-    """Slicer's 'Extent' field: i0 i1 j0 j1 k0 k1 of the segment's voxels (empty: 0 -1 ...)."""
-    if not mask_kji.any():
-        return [0, -1, 0, -1, 0, -1]
-    extent = []
-    for axis in (2, 1, 0):  # i, j, k
-        other = tuple(a for a in range(3) if a != axis)
-        present = np.flatnonzero(mask_kji.any(axis=other))
-        extent += [int(present[0]), int(present[-1])]
-    return extent
-
-
-# --- reading -----------------------------------------------------------------------------------
 def read_segmentation(path) -> tuple[Volume, list[SegmentInfo]]:
     """(labelmap volume, segments) from a `.seg.nrrd` or a plain labelmap file.
 
@@ -151,8 +59,8 @@ def read_segmentation(path) -> tuple[Volume, list[SegmentInfo]]:
     source = Path(path).expanduser()
     if not source.is_file():
         raise DataError(f"{source}: no such file")
-    if extension_of(source) in (SEGMENTATION_EXTENSION, ".nrrd") and _has_segment_fields(source):
-        return _read_seg_nrrd(source)
+    if extension_of(source) in (SEGMENTATION_EXTENSION, ".nrrd") and has_segment_fields(source):
+        return read_seg_nrrd(source)
     labelmap = read_labelmap(source)
     return labelmap, default_segments(labelmap.array)
 
@@ -160,10 +68,8 @@ def read_segmentation(path) -> tuple[Volume, list[SegmentInfo]]:
 def read_labelmap(path) -> Volume:
     """A labelmap volume (integer voxels) from any segmentation or volume file."""
     source = Path(path).expanduser()
-    if extension_of(source) == SEGMENTATION_EXTENSION and source.is_file() and _has_segment_fields(source):
-        return _read_seg_nrrd(source)[0]
-    from .volumes import read_volume
-
+    if extension_of(source) == SEGMENTATION_EXTENSION and source.is_file() and has_segment_fields(source):
+        return read_seg_nrrd(source)[0]
     volume = read_volume(source)
     if volume.rgb:
         raise DataError(f"{source}: an RGB image is not a labelmap")
@@ -176,67 +82,3 @@ def read_labelmap(path) -> Volume:
     if array.dtype.kind in "iu" and array.min() < 0:
         raise DataError(f"{source}: holds negative values; expected a labelmap (labels >= 0)")
     return volume.with_array(array)
-
-
-def _has_segment_fields(source: Path) -> bool:
-    import nrrd
-
-    try:
-        header = nrrd.read_header(str(source))
-    except Exception as error:  # pynrrd raises several types for a corrupt header
-        raise DataError(f"{source}: not a readable NRRD file ({error})") from error
-    return any(key.startswith("Segment0_") for key in header)
-
-
-def _read_seg_nrrd(source: Path) -> tuple[Volume, list[SegmentInfo]]:
-    slicerio = _slicerio()
-    try:
-        segmentation = slicerio.read_segmentation(str(source))
-    except Exception as error:  # slicerio/pynrrd raise IOError, ValueError, NRRDError...
-        raise DataError(f"{source}: not a readable Slicer segmentation ({error})") from error
-    voxels = np.asarray(segmentation["voxels"])
-    layers = [voxels] if voxels.ndim == 3 else list(voxels)
-    labelmap, segments = _merge_layers(layers, segmentation.get("segments", []), source)
-    ijk_to_lps = np.asarray(segmentation["ijkToLPS"], dtype=np.float64)
-    try:
-        volume = Volume.from_ijk_to_ras(labelmap.transpose(2, 1, 0), LPS_TO_RAS @ ijk_to_lps)
-    except InputError as error:
-        raise DataError(f"{source}: {error}") from error
-    return volume, segments
-
-
-def _merge_layers(layers: list[np.ndarray], fields: list[dict], source: Path) -> tuple[np.ndarray, list[SegmentInfo]]:
-    """One labelmap [i, j, k] and the segments of a (possibly multi-layer) Slicer segmentation."""
-    single_layer = len(layers) == 1 and all(int(field.get("layer", 0)) == 0 for field in fields)
-    merged = layers[0] if single_layer else np.zeros(layers[0].shape, dtype=np.uint16)
-    used: set[int] = set()
-    segments = []
-    for number, field in enumerate(fields):
-        name = str(field.get("name") or field.get("id") or f"Segment_{number + 1}")
-        if "labelValue" not in field:
-            raise DataError(f"{source}: segment {name!r} has no label value")
-        label = int(field["labelValue"])
-        layer = int(field.get("layer", 0))
-        if not 0 <= layer < len(layers):
-            raise DataError(f"{source}: segment {name!r} is on layer {layer}; the file has {len(layers)}")
-        if single_layer:
-            new_label = label
-        else:  # two layers may both use label 1: renumber the later one
-            new_label = label if label not in used else max(used) + 1
-            mask = layers[layer] == label
-            if np.any(merged[mask] != 0):
-                raise DataError(f"{source}: segment {name!r} overlaps another segment; SegMoTE reads "
-                                f"non-overlapping segmentations only")
-            merged[mask] = new_label
-        used.add(new_label)
-        color = field.get("color")
-        segments.append(SegmentInfo(name, new_label, tuple(color) if color is not None else None))
-    return merged, segments
-
-
-def _slicerio():
-    try:
-        import slicerio
-    except ImportError as error:  # Slicer's own Python does not ship it
-        raise DataError("writing/reading .seg.nrrd files needs the 'slicerio' package (pip install slicerio)") from error
-    return slicerio

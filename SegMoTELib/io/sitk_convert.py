@@ -8,21 +8,30 @@ tensors), RGB that is not 8-bit.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import DataError
 from ..volume import Volume
+from .atomic import atomic_output
+from .formats import extension_of
 
 
-def _sitk():
+def simpleitk():
+    """SimpleITK, with ITK's warnings off: they print several raw lines on stderr ("WARNING: In
+    .../itkNiftiImageIO.cxx, line 2008 ... has unexpected scales in sform") ahead of SegMoTE's own
+    one-line message, and what they warn of is checked here with a clear message (`integrity`,
+    `dicom`) or is harmless. Errors still raise."""
     import SimpleITK
 
+    SimpleITK.ProcessObject.SetGlobalWarningDisplay(False)
     return SimpleITK
 
 
 def volume_from_sitk(image, source: str, modality: str | None = None) -> Volume:
     """Convert a SimpleITK image read from `source` (named in errors) to a `Volume`."""
-    sitk = _sitk()
+    sitk = simpleitk()
     image = _drop_singleton_fourth_axis(image, source)
     dimension = image.GetDimension()
     components = image.GetNumberOfComponentsPerPixel()
@@ -66,7 +75,7 @@ def _drop_singleton_fourth_axis(image, source: str):
         raise DataError(
             f"{source}: a 4D volume of size {size} ({size[3]} time points or channels); SegMoTE segments "
             f"3D volumes: extract one 3D volume first")
-    extractor = _sitk().ExtractImageFilter()
+    extractor = simpleitk().ExtractImageFilter()
     extractor.SetSize([size[0], size[1], size[2], 0])
     extractor.SetIndex([0, 0, 0, 0])
     return extractor.Execute(image)
@@ -89,7 +98,7 @@ def volume_to_sitk(volume: Volume, as_2d: bool = False):
 
     `as_2d` (PNG/JPEG): a 2D image of the single slice; the 3D geometry is not representable there.
     """
-    sitk = _sitk()
+    sitk = simpleitk()
     array = volume.array
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
@@ -110,3 +119,13 @@ def short_message(error: Exception) -> str:
     """SimpleITK errors carry a C++ trace; the useful part is the last non-empty line."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[-1] if lines else type(error).__name__
+
+
+def write_sitk_image(image, target: Path) -> None:
+    """Write a SimpleITK image atomically, compressed where the format allows it."""
+    sitk = simpleitk()
+    with atomic_output(target) as staged:
+        try:
+            sitk.WriteImage(image, str(staged), useCompression=extension_of(target) not in (".jpg", ".jpeg"))
+        except RuntimeError as error:
+            raise DataError(f"{target}: writing failed ({short_message(error)})") from error

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import InputError, SegMoTEError
 from ..geometry import SliceRef
-from .codec import VOXEL_DTYPES, decode_mask, encode_voxels
+from .codec import VOXEL_DTYPES, decode_mask, encode_mask, encode_voxels
 
 TOKEN_ENV = "SEGMOTE_TOKEN"
 JOB_POLL_S = 0.25  # a job poll returns at once when the job ends, else after this long with the progress
@@ -214,9 +214,9 @@ class RemoteVolume:
 
     # --- slices --------------------------------------------------------------------------------
     def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
-                      slice_index: int | None = None) -> RemoteSliceResult:
+                      slice_index: int | None = None, seed_mask=None) -> RemoteSliceResult:
         """As VolumeSegmenter.segment_slice; `mask_input`: an earlier RemoteSliceResult (or its
-        `low_res_logits`) to refine."""
+        `low_res_logits`) to refine; `seed_mask`: bool (H, W), the slice's mask made elsewhere."""
         if mask_input is not None and not isinstance(mask_input, (RemoteSliceResult, ServerLogits)):
             raise InputError("mask_input: through the engine service, give the earlier slice result "
                              "(its logits stay on the server)")
@@ -224,6 +224,11 @@ class RemoteVolume:
                 "points_ras": _points_body(points_ras), "box_ras": _points_body(box_ras),
                 "labels": None if labels is None else [int(v) for v in np.asarray(labels).reshape(-1)],
                 "previous_result": None if mask_input is None else mask_input.result_id}
+        if seed_mask is not None:
+            seed = np.asarray(seed_mask, dtype=bool)
+            if seed.ndim != 2:
+                raise InputError(f"seed_mask: expected a 2D slice mask (H, W), got shape {seed.shape}")
+            body["seed_mask"] = {"shape": list(seed.shape), **encode_mask(seed)}
         if body["points_ras"] is not None and body["labels"] is None:
             body["labels"] = [1] * len(body["points_ras"])
         return self._slice_result(self.client.request("POST", self._path + "/slice", body,

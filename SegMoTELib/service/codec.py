@@ -66,11 +66,21 @@ def decode_mask(encoded: dict, shape: tuple[int, ...]) -> np.ndarray:
     extent = encoded.get("extent")
     if extent is None:
         return labelmap
-    if len(extent) != len(shape) or any(not 0 <= low <= high < size for (low, high), size in zip(extent, shape)):
+    if (len(extent) != len(shape) or any(len(pair) != 2 for pair in extent)
+            or any(not 0 <= low <= high < size for (low, high), size in zip(extent, shape))):
         raise InputError(f"mask: extent {extent} does not fit a volume of shape {list(shape)}")
     block_shape = tuple(high - low + 1 for low, high in extent)
-    packed = np.frombuffer(zlib.decompress(base64.b64decode(encoded["bits"])), dtype=np.uint8)
-    block = np.unpackbits(packed, count=int(np.prod(block_shape))).astype(bool).reshape(block_shape)
+    count = int(np.prod(block_shape))
+    try:
+        # bounded: a small payload cannot expand past the block's bytes (masks also arrive from clients)
+        inflater = zlib.decompressobj()
+        packed = np.frombuffer(inflater.decompress(base64.b64decode(encoded["bits"]), (count + 7) // 8),
+                               dtype=np.uint8)
+    except (zlib.error, ValueError) as error:
+        raise InputError(f"mask: the bits are not base64 zlib data ({error})") from None
+    if packed.size * 8 < count:
+        raise InputError(f"mask: {packed.size * 8} bits for a block of {count} voxels")
+    block = np.unpackbits(packed, count=count).astype(bool).reshape(block_shape)
     labelmap[tuple(slice(low, high + 1) for low, high in extent)] = block
     return labelmap
 

@@ -65,6 +65,14 @@ class SessionInfo(BaseModel):
     idle_limit_s: float
 
 
+class SeedMask(_Strict):
+    """A binary slice mask (H, W) in the slice's display orientation, encoded as `Mask` is."""
+
+    shape: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]
+    extent: list[list[int]] | None
+    bits: str
+
+
 class SlicePrompt(_Strict):
     orientation: Orientation = "axial"
     points_ras: list[Vec3] | None = Field(None, min_length=1)
@@ -72,11 +80,15 @@ class SlicePrompt(_Strict):
     box_ras: list[Vec3] | None = Field(None, description="2 opposite corners or the 8 corners of a rotated box")
     slice_index: Annotated[int, Field(ge=0)] | None = None
     previous_result: str | None = Field(None, description="refine: the result whose low-res logits go along")
+    seed_mask: SeedMask | None = Field(None, description="refine a mask made elsewhere: the slice's current mask "
+                                                         "goes along as the dense prompt (not with previous_result)")
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.points_ras is None and self.box_ras is None and self.previous_result is None:
-            raise ValueError("give points_ras, box_ras or previous_result")
+        if self.points_ras is None and self.box_ras is None and self.previous_result is None and self.seed_mask is None:
+            raise ValueError("give points_ras, box_ras, previous_result or seed_mask")
+        if self.previous_result is not None and self.seed_mask is not None:
+            raise ValueError("give previous_result or seed_mask, not both")
         if self.labels is not None and (self.points_ras is None or len(self.labels) != len(self.points_ras)):
             raise ValueError("labels: give one label per point of points_ras")
         if self.box_ras is not None and len(self.box_ras) not in (2, 8):

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ..geometry import SliceRef, insert_slice, slice_axis_for, slice_count, slice_extent_of_box, slice_through
 from ..volume import Volume
-from .codec import encode_mask
+from .codec import decode_mask, encode_mask
 from .device_queue import BATCH, INTERACTIVE, PREFETCH
 from .jobs import Job
 from .refusal import Refusal
@@ -98,9 +98,11 @@ class Session:
         if points is not None:
             labels = np.ones(len(points), np.int64) if prompt.labels is None else np.asarray(prompt.labels, np.int64)
         box = None if prompt.box_ras is None else np.asarray(prompt.box_ras, dtype=np.float64)
+        seed = None if prompt.seed_mask is None else self._seed_mask(prompt.seed_mask)
         with self._lock:
             result = segmenter.segment_slice(_orientation(prompt.orientation), points_ras=points, labels=labels,
-                                             box_ras=box, mask_input=mask_input, slice_index=slice_index)
+                                             box_ras=box, mask_input=mask_input, slice_index=slice_index,
+                                             seed_mask=seed)
         self.touch()
         self._embed_neighbours(segmenter, result.ref)
         return self._keep(result)
@@ -114,6 +116,13 @@ class Session:
         images = [segmenter.slice_image(SliceRef(ref.axis, index))
                   for index in (ref.index + offset for offset in NEIGHBOUR_OFFSETS) if 0 <= index < count]
         self.host.embed_in_background(images, self.keys)
+
+    def _seed_mask(self, seed) -> np.ndarray:
+        """The decoded seed mask; a shape no slice of this volume can have is refused before decoding."""
+        if max(seed.shape) > max(self.shape[:3]):
+            raise InputError(f"seed_mask: shape {list(seed.shape)} is larger than any slice of this volume "
+                             f"({self.shape[:3]})")
+        return decode_mask({"extent": seed.extent, "bits": seed.bits}, tuple(seed.shape))
 
     def segment_auto(self, request) -> dict:
         segmenter = self._require_ready()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import AccessError, InputError
 from .codec import decode_voxels
 from .limits import ServiceLimits
 from .refusal import Refusal
@@ -69,10 +69,10 @@ class SessionStore:
         if not self.data_roots:
             raise Refusal(403, "path: this server reads no files for clients (start it with --data-root DIR); "
                                "upload the volume instead")
-        resolved = Path(path).resolve()
-        if not any(resolved.is_relative_to(root) for root in self.data_roots):
-            raise Refusal(403, f"path: {path} is outside the folders this server may read")
-        return read_volume(resolved)
+        try:  # the file and any data file its header names, resolved, under a root
+            return read_volume(path, confine_to=self.data_roots)
+        except AccessError as error:
+            raise Refusal(403, f"path: {error}") from None
 
     def load_voxels(self, session: Session, payload: bytes) -> Session:
         """Decode an upload into the session's volume (runs in a worker thread: it is CPU work)."""

@@ -1,4 +1,6 @@
-"""The "SegMoTE" Segment Editor effect in Slicer: prompt API with voxel coordinates, undo, targets.
+"""The "SegMoTE" Segment Editor effect in Slicer: prompt API with voxel coordinates, undo, targets, and
+the mouse and keys through the Red slice view's own interactor (what only a running Slicer can show;
+the rest runs in CI on slicer-core's classes: Testing/test_slicer_effect.py).
 
 The effect runs its model work on the worker thread; `waitForIdle()` processes Qt events until
 the results are written back through modifySelectedSegmentByLabelmap(). Masks are compared with
@@ -11,7 +13,8 @@ import unittest
 
 import numpy as np
 import slicer
-from SegMoTESelfTestCase import BOX_IJK, NEGATIVE_CLICK_IJK, dice
+import vtk
+from SegMoTESelfTestCase import BOX_IJK, CLICK_IJK, NEGATIVE_CLICK_IJK, dice
 from SegMoTETestSupport import (
     checkAgainstReference,
     loadPhantomVolume,
@@ -75,6 +78,7 @@ class SegMoTEEffectSelfTest(unittest.TestCase):
         checkAgainstReference(self, "box_negative_click", refined)
         self.editor.undo()
         self.assertEqual(dice(self.mask(), boxMask), 1.0)
+        self.assertIsNone(self.effect.prompts)  # the undone click's logits must not refine the next click
 
     def test_propagation_extends_beyond_the_slice(self):
         self.effect.setBoxPromptIjk(BOX_IJK[0], BOX_IJK[1], orientation="axial")
@@ -131,3 +135,69 @@ class SegMoTEEffectSelfTest(unittest.TestCase):
         self.editor.setActiveEffectByName("")
         self.effect.waitForIdle()
         self.assertFalse(self.mask().any())
+
+    # --- what only a running Slicer shows: its views, their interactor, the editor's undo -----------------
+    def boxOn(self, k: int) -> None:
+        (i0, j0, _), (i1, j1, _) = BOX_IJK
+        self.effect.setBoxPromptIjk((i0, j0, k), (i1, j1, k), orientation="axial")
+        self.effect.waitForIdle()
+
+    def test_a_prompt_on_another_slice_keeps_the_first(self):
+        self.boxOn(11)
+        first = self.mask()[11].copy()
+        self.boxOn(13)
+        self.assertEqual(np.flatnonzero(self.mask().any(axis=(1, 2))).tolist(), [11, 13])
+        self.assertEqual(dice(self.mask()[11], first), 1.0)
+
+    def test_the_first_click_on_a_painted_slice_refines_it(self):
+        painted = np.zeros(self.mask().shape, np.uint8)
+        painted[12, 70:110, 125:165] = 1
+        slicer.util.updateSegmentBinaryLabelmapFromArray(painted, self.segmentationNode, self.segmentId, self.volumeNode)
+        self.effect.addPointPromptIjk(CLICK_IJK, orientation="axial")
+        self.assertIsNotNone(self.effect.prompts.seedMask)
+        self.effect.waitForIdle()
+        self.assertTrue(self.mask()[12].any())
+
+    def redView(self):
+        """The Red view (axial) through the click voxel; `self.clickXy`: that voxel in view pixels."""
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is None or layoutManager.sliceWidget("Red") is None:
+            self.skipTest("needs Slicer's main window and its Red slice view")
+        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpView)
+        sliceWidget = layoutManager.sliceWidget("Red")
+        slicer.util.setSliceViewerLayers(background=self.volumeNode, fit=True)
+        clickRas = self.effect.sourceIjkToRas(CLICK_IJK)
+        sliceWidget.sliceLogic().SetSliceOffset(clickRas[2])
+        slicer.app.processEvents()
+        xy = self.effect.rasToXy(clickRas, sliceWidget)
+        self.clickXy = (int(xy[0]), int(xy[1]))
+        return sliceWidget, sliceWidget.sliceView().interactor()
+
+    def send(self, interactor, event, key=""):
+        interactor.SetEventInformation(self.clickXy[0], self.clickXy[1], 0, 0, key[:1] if key else "\0", 0,
+                                       key or None)
+        interactor.InvokeEvent(event)
+        slicer.app.processEvents()
+
+    def test_a_double_click_in_a_view_is_two_clicks_and_the_layout_stays(self):
+        sliceWidget, interactor = self.redView()
+        layout = slicer.app.layoutManager().layout
+        for event in (vtk.vtkCommand.LeftButtonPressEvent, vtk.vtkCommand.LeftButtonReleaseEvent,
+                      vtk.vtkCommand.LeftButtonDoubleClickEvent, vtk.vtkCommand.LeftButtonReleaseEvent):
+            self.send(interactor, event)
+        self.effect.waitForIdle()
+        self.assertEqual(len(self.effect.prompts.labels), 2)
+        self.assertEqual(slicer.app.layoutManager().layout, layout)  # not maximized
+
+    def test_keys_in_a_view_switch_polarity_and_clear_the_prompts(self):
+        sliceWidget, interactor = self.redView()
+        self.send(interactor, vtk.vtkCommand.KeyPressEvent, key="n")
+        self.assertEqual(self.effect.polarity.positive, False)
+        self.send(interactor, vtk.vtkCommand.LeftButtonPressEvent)
+        self.send(interactor, vtk.vtkCommand.LeftButtonReleaseEvent)
+        self.assertEqual(self.effect.prompts.labels, [0])
+        self.effect.waitForIdle()
+        self.send(interactor, vtk.vtkCommand.KeyPressEvent, key="c")
+        self.assertIsNone(self.effect.prompts)
+        self.send(interactor, vtk.vtkCommand.KeyPressEvent, key="n")
+        self.assertEqual(self.effect.polarity.positive, True)

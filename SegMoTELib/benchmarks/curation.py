@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .metrics import METRIC_NAMES, metrics_batch, to_grey
+from ..curation.metrics import METRIC_NAMES, metrics_batch, to_grey
 
 _DATA: dict = {}
 

@@ -1,0 +1,109 @@
+"""The MRML side of the SegMoTE Logic: volume nodes in, prompts from nodes, results into segments.
+
+`SegMoTELogic` (SegMoTE.py) is this class plus the engine: it supplies `runOnEngine`, which computes
+on the engine's session of a volume. Nothing here needs Qt, so CI runs it on Slicer's real MRML
+classes (slicer-core) with an in-process engine.
+
+Prompts are in world RAS (what Slicer shows; parent transforms are respected). Each call blocks
+until done and returns the new segment's id. `orientation`: "axial", "coronal", "sagittal" or a
+slice normal (3,) in RAS. `progress`: optional callable(fraction), called while waiting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import slicer
+
+from SegMoTELib import geometry
+from SegMoTELib.intensity import IntensityMapping
+
+from .mrmlconvert import controlPointsWorld, roiCornersWorld, volumeFromNode, volumeSessionKey, writeLabelmapToSegment
+from .segmentnames import checkedSegmentName
+
+
+class VolumeSegmentationLogic:
+    def runOnEngine(self, key, volume, mapping, compute, progress=None):
+        """`compute(segmenter, volume, job)` on the engine's session of `volume` (reused while `key`
+        stays the same); returns its labelmap [k, j, i]. Supplied by the class that owns the engine."""
+        raise NotImplementedError
+
+    # --- prompts -----------------------------------------------------------------------------------
+    def segmentWithPoints(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, pointsRas, labels=None,
+                          orientation="axial", propagate: bool = False, sliceRange=None, **options) -> str:
+        """Clicks (N, 3) in RAS on one slice; labels (N,) 1 = positive, 0 = negative (default all 1)."""
+        points = np.asarray(pointsRas, dtype=np.float64)
+        pointLabels = np.ones(len(points), dtype=np.int64) if labels is None else np.asarray(labels)
+        arguments = {"orientation": orientation, "points_ras": points, "labels": pointLabels, "box_ras": None}
+        return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
+
+    def segmentWithMarkups(self, volumeNode: slicer.vtkMRMLScalarVolumeNode,
+                           markupsNode: slicer.vtkMRMLMarkupsFiducialNode, labels=None, **options) -> str:
+        """Clicks from a point list node (its placed points, world positions); all positive unless
+        `labels` says otherwise."""
+        return self.segmentWithPoints(volumeNode, controlPointsWorld(markupsNode), labels, **options)
+
+    def segmentWithBox(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, boxCornersRas, orientation="axial",
+                       propagate: bool = False, sliceRange=None, **options) -> str:
+        """A box given by two opposite corners (2, 3) in RAS, or 8 corners (8, 3) of a rotated box or
+        rectangle (each used as given), on the slice through its centre."""
+        arguments = {"orientation": orientation, "points_ras": None, "labels": None,
+                     "box_ras": np.asarray(boxCornersRas, dtype=np.float64)}
+        return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
+
+    def segmentWithRoi(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, roiNode: slicer.vtkMRMLMarkupsROINode,
+                       orientation="axial", **options) -> str:
+        """A 3D box from a markups ROI (rotation respected): every slice the ROI crosses."""
+        corners = roiCornersWorld(roiNode)
+
+        def compute(segmenter, volume, job):
+            return segmenter.segment_box3d(corners, orientation=orientation, progress=job.reportProgress)
+
+        return self._segment(volumeNode, compute, **options)
+
+    def segmentPromptFree(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, sliceIndex: int | None = None,
+                          orientation="axial", propagate: bool = False, sliceRange=None, **options) -> str:
+        """No prompt (needs an adapter with prompt-free tokens); one slice (default: the middle one)."""
+        def compute(segmenter, volume, job):
+            index = sliceIndex
+            if index is None:
+                index = geometry.slice_count(volume, geometry.slice_axis_for(volume, orientation)) // 2
+            result = segmenter.segment_auto(orientation, index)
+            if propagate:
+                return segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress)
+            return result.labelmap
+
+        return self._segment(volumeNode, compute, **options)
+
+    # --- plumbing ----------------------------------------------------------------------------------
+    def _segmentSlicePrompt(self, volumeNode, arguments: dict, propagate: bool, sliceRange, **options) -> str:
+        def compute(segmenter, volume, job):
+            result = segmenter.segment_slice(**arguments)
+            if propagate:
+                return segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress)
+            return result.labelmap
+
+        return self._segment(volumeNode, compute, **options)
+
+    def _segment(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, compute,
+                 segmentationNode: slicer.vtkMRMLSegmentationNode | None = None, segmentName: str = "SegMoTE",
+                 modality: str = "auto", progress=None) -> str:
+        segmentName = checkedSegmentName(segmentName)  # before any work: nothing computed for a bad name
+        volume = volumeFromNode(volumeNode, modality)
+        labelmap = self.runOnEngine(volumeSessionKey(volumeNode, modality), volume, IntensityMapping(modality=modality),
+                                    compute, progress)
+        if segmentationNode is None:
+            segmentationNode = self.createSegmentationNode(volumeNode)
+        # A new segment: nothing of the user's is replaced, and Slicer's import puts it on a layer of its
+        # own where it overlaps other segments (vtkSlicerSegmentationsModuleLogic), so none is overwritten.
+        segmentId = segmentationNode.GetSegmentation().AddEmptySegment("", segmentName)
+        writeLabelmapToSegment(labelmap, segmentationNode, segmentId, volumeNode)
+        return segmentId
+
+    def createSegmentationNode(self, volumeNode: slicer.vtkMRMLScalarVolumeNode) -> slicer.vtkMRMLSegmentationNode:
+        """A new segmentation in the volume's geometry, under the same parent transform."""
+        segmentationNode = slicer.mrmlScene.AddNewNodeByClass(
+            "vtkMRMLSegmentationNode", volumeNode.GetName() + " SegMoTE")
+        segmentationNode.CreateDefaultDisplayNodes()
+        segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
+        segmentationNode.SetAndObserveTransformNodeID(volumeNode.GetTransformNodeID())
+        return segmentationNode

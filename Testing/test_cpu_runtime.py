@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -285,6 +286,7 @@ def test_the_service_embeds_the_neighbours_of_a_prompted_slice(runtimes, monkeyp
     from SegMoTELib.intensity import IntensityMapping
     from SegMoTELib.phantom import make_phantom
     from SegMoTELib.service.host import EngineHost
+    from SegMoTELib.service.schemas import SlicePrompt
     from SegMoTELib.service.session import Session
 
     _, optimized = runtimes
@@ -299,10 +301,13 @@ def test_the_service_embeds_the_neighbours_of_a_prompted_slice(runtimes, monkeyp
         submitted = []
         real = optimized.embed_in_background
         monkeypatch.setattr(optimized, "embed_in_background", lambda images: submitted.append(images) or real(images))
-        prompt = type("Prompt", (), dict(previous_result=None, slice_index=middle, points_ras=None, labels=None,
-                                         box_ras=None, orientation="axial"))()
-        prompt.points_ras = [phantom.image.ijk_to_ras_points(np.array([[100.0, 90.0, middle]]))[0].tolist()]
+        click = phantom.image.ijk_to_ras_points(np.array([[100.0, 90.0, middle]]))[0].tolist()
+        prompt = SlicePrompt(orientation="axial", slice_index=middle, points_ras=[click])
+        started = time.perf_counter()
         session.segment_slice(prompt)
+        answered = time.perf_counter() - started
+        while not submitted and time.perf_counter() - started < answered + 60:  # queued after the answer
+            time.sleep(0.01)
         assert len(submitted) == 1 and len(submitted[0]) == 2
         expected = [session.segmenter.slice_image(session.segmenter._slice_for_prompt("axial", None, None, index))
                     for index in (middle + 1, middle - 1)]

@@ -10,6 +10,7 @@ embeddings are dropped unless a live session uses the same slice.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from ..errors import InputError
 from .device_queue import INTERACTIVE, DeviceQueue
@@ -25,6 +26,7 @@ class EngineHost:
         self.cache_bytes = int(cache_bytes)
         self._entry_bytes: int | None = None
         self._priority = INTERACTIVE  # of the call running on the device thread
+        self._neighbours = None  # the thread that queues neighbour slices for background embedding
         predictor.while_embedding_pending = self._while_embedding_pending
 
     def session_predictor(self, keys: set, priority: int = INTERACTIVE) -> SessionPredictor:
@@ -60,10 +62,20 @@ class EngineHost:
         """Whether the predictor embeds slices on a background thread (the ONNX CPU runtime)."""
         return getattr(self.predictor, "onnx", None) is not None
 
-    def embed_in_background(self, images: list, keys: set) -> None:
-        """Embed `images` at the lowest priority beside the device thread (the neighbours of the slice
-        a user looks at); a prompt on one of them later finds its embedding ready."""
-        keys.update(self.predictor.embed_in_background(images))
+    def embed_in_background(self, images: Callable[[], list], keys: set) -> None:
+        """Embed the slices `images()` returns at the lowest priority beside the device thread (the
+        neighbours of the slice a user looks at); a prompt on one of them later finds its embedding
+        ready. Returns at once: the slices are read and prepared on a thread of their own, after the
+        answer to the prompt has gone."""
+        if self._neighbours is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._neighbours = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmote neighbours")
+
+        def queue():
+            keys.update(self.predictor.embed_in_background(images()))
+
+        self._neighbours.submit(queue)
 
     def _while_embedding_pending(self) -> None:
         """The slice a propagation reached is still being embedded in the background (a chunk of
@@ -74,6 +86,8 @@ class EngineHost:
 
     def close(self) -> None:
         """Stop the device thread once its queued calls have run (the server is stopping)."""
+        if self._neighbours is not None:
+            self._neighbours.shutdown(wait=False, cancel_futures=True)
         self.device_queue.close()
 
     # --- cache bookkeeping (the predictor's LRU, an OrderedDict keyed by content hash) ----------

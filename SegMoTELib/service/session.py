@@ -113,9 +113,9 @@ class Session:
         if not self.host.embeds_in_background:
             return
         count = slice_count(segmenter.volume, ref.axis)
-        images = [segmenter.slice_image(SliceRef(ref.axis, index))
-                  for index in (ref.index + offset for offset in NEIGHBOUR_OFFSETS) if 0 <= index < count]
-        self.host.embed_in_background(images, self.keys)
+        indices = [index for index in (ref.index + offset for offset in NEIGHBOUR_OFFSETS) if 0 <= index < count]
+        self.host.embed_in_background(lambda: [segmenter.slice_image(SliceRef(ref.axis, i)) for i in indices],
+                                      self.keys)
 
     def _seed_mask(self, seed) -> np.ndarray:
         """The decoded seed mask; a shape no slice of this volume can have is refused before decoding."""

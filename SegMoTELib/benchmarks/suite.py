@@ -145,7 +145,8 @@ def _encoder(contenders, inputs, settings, targets, result):
 def _prompt(contenders, inputs, settings, targets, result):
     from . import sections
 
-    return sections.prompt_latency(contenders, inputs.prompt_slice(), settings["repeats"], targets)
+    rows = sections.prompt_latency(contenders, inputs.prompt_slice(), settings["repeats"], targets)
+    return rows + sections.background_neighbours(contenders, inputs.prompt_slice(), max(3, settings["repeats"] // 2))
 
 
 def _embedding(contenders, inputs, settings, targets, result):

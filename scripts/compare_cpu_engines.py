@@ -143,7 +143,8 @@ def main(argv=None) -> int:
         error = f"; embedding difference {errors[name]:.3g}" if name in errors else ""
         print(f"{name}: {wall * 1e3:.0f} / {cpu * 1e3:.0f} ms{error}")
 
-    embedding, terms = ort_encoder.run(None, {"images": images})
+    real = calibration[0] if args.calibration else images  # the decoders read a real slice's embedding
+    embedding, terms = ort_encoder.run(None, {"images": real})
     prompt = {"coords": np.array([[[100.0, 120.0], [0.0, 0.0]]], np.float32), "labels": np.array([[1.0, -1.0]], np.float32),
               "mask_input": np.zeros((1, 1, 256, 256), np.float32), "has_mask_input": np.zeros(1, np.float32)}
     print()

@@ -128,6 +128,24 @@ def test_every_prompt_form_matches_pytorch(runtimes, chest_xray):
         assert dice(actual.masks, expected.masks) >= MIN_AGREEMENT, name
 
 
+def test_a_batch_of_slices_embeds_as_one_by_one(runtimes):
+    """`embed_images` (the service's prefetch, 3D evaluation) hands the encoder several slices."""
+    from SegMoTELib.intensity import IntensityMapping, to_uint8
+    from SegMoTELib.phantom import make_phantom
+
+    _, optimized = runtimes
+    volume = make_phantom(seed=2).image.array
+    mapping = IntensityMapping(modality="CT", preset="abdomen")
+    images = [to_uint8(volume[index], mapping) for index in (20, 28, 36)]
+    optimized.clear_cache()
+    keys = optimized.embed_images(images, batch_size=3)
+    batched = [optimized._cache[key].embedding.clone() for key in keys]
+    optimized.clear_cache()
+    for image, expected in zip(images, batched):
+        optimized.set_image(image)
+        assert torch.equal(optimized._current.embedding, expected)
+
+
 def test_results_are_deterministic_for_the_runtime(runtimes, chest_xray):
     _, optimized = runtimes
     image, _, box = chest_xray

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import InputError, one_line
 
-GRAPH_VERSION = 3   # bump whenever graphs.py changes what an exported graph computes
+GRAPH_VERSION = 4   # bump whenever graphs.py changes what an exported graph computes
 OPSET = 17
 METADATA = "graphs.json"
 CACHE_VARIABLE = "SEGMOTE_CACHE_DIR"
@@ -222,10 +222,11 @@ def export_graphs(model, uses_adapter: bool, folder: Path, names: tuple[str, ...
 
 
 def _dynamic_axes(inputs: tuple[str, ...], outputs: tuple[str, ...]) -> dict:
-    axes = {"images": {0: "batch"}, "coords": {0: "batch", 1: "points"}, "labels": {0: "batch", 1: "points"},
-            "mask_input": {0: "batch"}}
+    # The encoder takes one image: TinyViT reads its batch size with len(), which the tracer records
+    # as a constant (a batch of 4 would be folded into the channels); the runtime loops instead.
+    axes = {"coords": {0: "batch", 1: "points"}, "labels": {0: "batch", 1: "points"}, "mask_input": {0: "batch"}}
     dynamic = {name: axes[name] for name in inputs if name in axes}
-    if "images" in inputs or "coords" in inputs:
+    if "coords" in inputs:
         dynamic.update({name: {0: "batch"} for name in outputs})
     return dynamic
 

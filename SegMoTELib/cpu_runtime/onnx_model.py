@@ -66,11 +66,16 @@ class OnnxModel:
         return self._encode_with(self._background, images)
 
     def _encode_with(self, session, images):
+        """One image at a time (the graph's batch is 1: see export._dynamic_axes); on a CPU a batch
+        would gain little anyway."""
         import torch
 
-        outputs = session.run(None, {"images": np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)})
-        embedding = torch.from_numpy(outputs[0])
-        return embedding, (torch.from_numpy(outputs[1]) if len(outputs) > 1 else None)
+        pixels = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
+        outputs = [session.run(None, {"images": pixels[index:index + 1]}) for index in range(len(pixels))]
+        parts = [np.concatenate([output[slot] for output in outputs]) if len(outputs) > 1 else outputs[0][slot]
+                 for slot in range(len(outputs[0]))]
+        embedding = torch.from_numpy(parts[0])
+        return embedding, (torch.from_numpy(parts[1]) if len(parts) > 1 else None)
 
     # --- prompts ----------------------------------------------------------------------------------
     def __call__(self, call: PromptCall, *tensors):

@@ -351,3 +351,33 @@ def test_the_slicer_runtime_setting_reaches_the_local_engine_command():
             assert parsed.runtime == runtime and parsed.device == "cpu"
         stale = settings.EngineSettings(runtime="tensorrt").serveArguments()
         assert stale[stale.index("--runtime") + 1] == "auto"
+
+
+# --- the bench: the runtime beside PyTorch and the reference, a threads sweep ---------------------------
+def test_bench_table_shows_onnx_runtime_beside_pytorch_and_the_reference():
+    from SegMoTELib.benchmarks.report import format_markdown
+    from SegMoTELib.benchmarks.timing import Timing
+    from SegMoTELib.cli import build_parser
+
+    def stats(*seconds):
+        return Timing(list(seconds)).as_dict()
+
+    result = {
+        "machine": {"cpu": "Test CPU", "cpu_cores": 2, "torch_threads": 1, "torch": "2.x", "python": "3.x",
+                    "load_average": (3.5, 3.0, 2.0)},
+        "load_at_start": (1.25, 1.0, 1.0), "fast_path": "optimize, fp32", "adapter": "shipped", "allocator_tuned": True,
+        "settings": {"repeats": 3, "embed_repeats": 1, "volume_repeats": 1}, "wall_seconds": 5.0,
+        "notes": ["ONNX Runtime: ONNX Runtime 1.x, CPU, 1 thread, fp32"],
+        "rows": [{"measurement": "prompt → mask, one click", "kind": "latency", "work": 1, "detail": "",
+                  "target": "≤ 30 ms (2 cores)",
+                  "results": {"reference": stats(0.1, 0.1, 0.1), "ours": stats(0.2, 0.2, 0.2),
+                              "ours, fast": stats(0.125, 0.125, 0.125), "ours, ONNX Runtime": stats(0.04, 0.04, 0.04)}}],
+    }
+    table = format_markdown(result)
+    header = next(line for line in table.splitlines() if line.startswith("| measurement"))
+    assert "ours (PyTorch)" in header and "ours (ONNX Runtime)" in header and "speed-up ONNX Runtime" in header
+    row = next(line for line in table.splitlines() if line.startswith("| prompt"))
+    assert "40.0 ms" in row and "2.50×" in row and "0.50×" in row  # reference 100 ms / ONNX 40 ms; / PyTorch 200 ms
+    assert "at the start 1.2" in table and "at the end 3.5" in table and "ONNX Runtime 1.x" in table
+    assert build_parser().parse_args(["bench", "--threads", "2,1"]).threads == (1, 2)
+    assert build_parser().parse_args(["bench", "--runtime", "ONNX"]).runtime == "onnx"

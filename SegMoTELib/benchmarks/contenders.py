@@ -63,7 +63,10 @@ def _adapter_model(device):
     return SegMoTEModel(load_backbone("litemedsam")), "untrained adapter (no shipped one yet; same computation)"
 
 
-def build_contenders(device, precision: str, cuda_graphs: bool, compile_encoder: bool = False) -> Contenders:
+def build_contenders(device, precision: str, cuda_graphs: bool, compile_encoder: bool = False,
+                     runtimes: str = "all") -> Contenders:
+    """`runtimes`: "all" (PyTorch default and fast, and ONNX Runtime on a CPU), "torch", or "onnx" /
+    "auto" (ONNX Runtime on a CPU; PyTorch elsewhere, where "auto" picks it)."""
     from ..predictor import SegMoTEPredictor
     from .reference import ReferenceLiteMedSAM
 
@@ -78,8 +81,14 @@ def build_contenders(device, precision: str, cuda_graphs: bool, compile_encoder:
         fast_adapter=SegMoTEPredictor(model=adapter_model, device=str(device), runtime="torch", **speed),
         adapter_kind=adapter_kind,
     )
-    if device.type == "cpu":
+    if device.type == "cpu" and runtimes in ("all", "onnx", "auto"):
         _add_cpu_runtime(contenders)
+        if runtimes != "all" and contenders.onnx_base is not None:  # only ONNX Runtime beside the reference
+            contenders.base = contenders.fast_base = contenders.adapter = contenders.fast_adapter = None
+    elif runtimes == "onnx":
+        from ..errors import InputError
+
+        raise InputError(f"--runtime onnx: ONNX Runtime runs on the CPU; the bench device is {device}")
     return contenders
 
 

@@ -175,7 +175,7 @@ def embedding_throughput(c: Contenders, slices: np.ndarray, batch_size: int, rep
     if c.device.type == "cuda":
         calls[f"{REFERENCE}, bf16"] = reference(torch.bfloat16)
     detail = ""
-    if c.fast_base.compiled_encoder is not None:  # its one-off compilation, outside the timed calls
+    if c.fast_base is not None and c.fast_base.compiled_encoder is not None:  # its one-off compilation, not timed
         started = time.perf_counter()
         calls[FAST]()
         sync()
@@ -222,7 +222,7 @@ def propagation(c: Contenders, tube, repeats: int, targets: dict) -> list[dict]:
     detail = "; ".join(f"{name}: {slices[name]} slices, Dice vs truth {dice(labelmaps[name], tube.truth):.3f}"
                        for name in labelmaps)
     detail += "".join(f"; {name} vs default Dice {dice(labelmaps[name], labelmaps[OURS]):.4f}"
-                      for name in segmenters if name != OURS)
+                      for name in segmenters if name != OURS and OURS in labelmaps)
     shape = tube.volume.array.shape
     return [_row(f"3D propagation of one structure, {shape[0]} slices of {shape[1]}×{shape[2]}", timings,
                  detail=detail, target=targets.get("propagation", ""))]

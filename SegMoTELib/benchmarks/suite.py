@@ -34,6 +34,7 @@ class BenchConfig:
     batch_size: int | None = None       # default 64 on CUDA, 4 on CPU
     curation_slices: int | None = None  # default 1024 (quick 256)
     sections: tuple[str, ...] = SECTIONS
+    runtimes: str = "all"               # ours: "all" (PyTorch, + ONNX Runtime on a CPU), "torch", "onnx" or "auto"
     seed: int = 0
     resolved: dict = field(default_factory=dict)
 
@@ -88,7 +89,8 @@ def run_benchmarks(config: BenchConfig, log: Callable[[str], None] = print) -> d
 
         allocator = keep_freed_memory()
     log(f"loading the models on {device} ...")
-    contenders = build_contenders(device, settings["precision"], settings["cuda_graphs"], settings["compile_encoder"])
+    contenders = build_contenders(device, settings["precision"], settings["cuda_graphs"], settings["compile_encoder"],
+                                  runtimes=config.runtimes)
     result = {"machine": machine_info(device), "config": {k: v for k, v in asdict(config).items() if k != "resolved"},
               "settings": settings, "fast_path": contenders.fast_label, "adapter": contenders.adapter_kind,
               "allocator_tuned": allocator, "rows": [], "curation": None, "errors": [], "notes": contenders.notes,
@@ -101,9 +103,9 @@ def run_benchmarks(config: BenchConfig, log: Callable[[str], None] = print) -> d
         except Exception as error:  # noqa: BLE001 — reported in the result and the table
             log(traceback.format_exc())
             result["errors"].append(f"{name}: {type(error).__name__}: {first_line(error, 300)}")
-    graphs = [p.decoder_graphs for p in (contenders.fast_base, contenders.fast_adapter) if p.decoder_graphs]
+    graphs = [p.decoder_graphs for p in (contenders.fast_base, contenders.fast_adapter) if p is not None and p.decoder_graphs]
     result["cuda_graph_failures"] = sorted({reason for g in graphs for reason in g.failures})
-    compiled = contenders.fast_base.compiled_encoder
+    compiled = contenders.fast_base.compiled_encoder if contenders.fast_base is not None else None
     result["compile_failure"] = compiled.failure if compiled is not None else None
     result["machine"] = machine_info(device)  # the load average at the end
     result["wall_seconds"] = time.perf_counter() - started

@@ -51,6 +51,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive, default=None, help="embedding batch (default 64 GPU, 4 CPU)")
     parser.add_argument("--curation-slices", type=_positive, default=None, help="curation slices (default 1024)")
     parser.add_argument("--only", default=None, help=f"comma list of sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--runtime", default="all", type=str.lower, choices=("all", "torch", "onnx", "auto"),
+                        help="our runtimes to time beside the reference: all (default: PyTorch, and ONNX Runtime on a "
+                             "CPU), torch or onnx; with --server the runtime of both sides (auto by default)")
     parser.add_argument("--server", action="store_true",
                         help="instead: click, box and propagation through a local `segmote serve` against in-process "
                              "(same model, same run), and a click from a worker beside an emulated Slicer GUI thread")
@@ -97,7 +100,8 @@ def run(args) -> int:
                              precision=args.precision, cuda_graphs=False if args.no_cuda_graphs else None,
                              compile_encoder=False if args.no_compile else None,
                              embed_slices=args.embed_slices, volume_slices=args.volume_slices,
-                             batch_size=args.batch_size, curation_slices=args.curation_slices, sections=chosen)
+                             batch_size=args.batch_size, curation_slices=args.curation_slices, sections=chosen,
+                             runtimes=args.runtime)
         print(f"--- {count} thread{'s' if count > 1 else ''}: {', '.join(chosen)}", flush=True)
         results.append(run_benchmarks(config, log=lambda message: print(message, flush=True)))
         tables.append(format_markdown(results[-1]))
@@ -133,6 +137,7 @@ def _run_server_bench(args) -> int:
     out, markdown_path = _outputs(args)
     result = run_service_benchmark(device=args.device, quick=args.quick, repeats=args.repeats,
                                    volume_slices=args.volume_slices, threads=max(args.threads or (2,)),
+                                   runtime="auto" if args.runtime == "all" else args.runtime,
                                    log=lambda message: print(message, flush=True))
     _publish(result, format_markdown(result), out, markdown_path)
     return 0

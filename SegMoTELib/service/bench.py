@@ -25,7 +25,7 @@ WALK_MIN_SCORE = 0.0
 
 def run_service_benchmark(device: str = "auto", quick: bool = False, repeats: int | None = None,
                           volume_slices: int | None = None, threads: int | None = 2, fast: bool = True,
-                          log=print) -> dict:
+                          runtime: str = "auto", log=print) -> dict:
     import torch
 
     from ..benchmarks.data import BENCH_MAPPING, tube_volume
@@ -47,12 +47,13 @@ def run_service_benchmark(device: str = "auto", quick: bool = False, repeats: in
     tube = tube_volume(n_slices=slices)
     options = fast_options(str(chosen)) if fast else {}
     log(f"loading the in-process predictor on {chosen} and starting a local server ...")
-    predictor = SegMoTEPredictor(device=str(chosen), cache_size=slices + 16, **options)
-    engine = LocalEngine(options=["--device", str(chosen), *(["--fast"] if fast else []),
+    predictor = SegMoTEPredictor(device=str(chosen), cache_size=slices + 16, runtime=runtime, **options)
+    engine = LocalEngine(options=["--device", str(chosen), "--runtime", runtime, *(["--fast"] if fast else []),
                                   "--cache-mb", "16384", "--max-voxels", str(max(tube.volume.array.size, 1 << 28))])
     engine.start()
     result = {"machine": machine_info(chosen), "settings": {"device": str(chosen), "repeats": repeats,
-                                                             "volume_slices": slices, "fast": fast, "threads": threads},
+                                                             "volume_slices": slices, "fast": fast, "threads": threads,
+                                                             "runtime": predictor.runtime_name},
               "rows": [], "errors": []}
     try:
         client = engine.client()

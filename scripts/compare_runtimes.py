@@ -13,6 +13,7 @@ exit status is 1 when a comparison breaks them.
 
     PYTHONPATH=. .venv/bin/python scripts/compare_runtimes.py --out runtime_eval \\
         --dev-eval ../shared/data/dev_eval --volumes ../shared/data/volumes3d [--max-structures 2]
+    (a subset: --volumes ../shared/data/volumes3d/acdc_cine_mri ../shared/data/volumes3d/chaos_t2_mri)
 
 A 2-core CPU takes about 10-20 minutes per runtime for dev_eval and about a minute per hold-out
 structure; `--skip-3d` / `--skip-2d` run one part.
@@ -50,10 +51,10 @@ def evaluate_2d(dev_eval: str, out: Path, runtime: str, clicks: int, max_per_dat
     _run(["evaluate", *data, "--prompt", "auto", "--out", str(out / runtime), *common])
 
 
-def evaluate_3d(volumes: str, out: Path, runtime: str, max_structures: int | None, structures: str | None) -> None:
+def evaluate_3d(volumes: list[str], out: Path, runtime: str, max_structures: int | None, structures: str | None) -> None:
     extra = (["--max-structures", str(max_structures)] if max_structures else []) + \
         (["--structures", structures] if structures else [])
-    _run(["evaluate-3d", volumes, "--split", "holdout", "--device", "cpu", "--runtime", runtime, "--quiet",
+    _run(["evaluate-3d", *volumes, "--split", "holdout", "--device", "cpu", "--runtime", runtime, "--quiet",
           "--out", str(out / runtime), *extra])
 
 
@@ -109,7 +110,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for the reports and comparison.md/json")
     parser.add_argument("--dev-eval", default="../shared/data/dev_eval")
-    parser.add_argument("--volumes", default="../shared/data/volumes3d")
+    parser.add_argument("--volumes", nargs="+", default=["../shared/data/volumes3d"],
+                        help="volumes3d or some of its dataset folders (their hold-out cases are scored)")
     parser.add_argument("--clicks", type=int, default=5, help="clicks per target (default 5: one + 4 corrections)")
     parser.add_argument("--max-per-dataset", type=int, default=None)
     parser.add_argument("--max-structures", type=int, default=None, help="3D: at most N structures per volume")

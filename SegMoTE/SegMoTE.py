@@ -2,12 +2,14 @@
 
 Nothing heavy happens at import or widget construction (Slicer's generic tests load the module
 without a main window): the engine (a separate process, local or remote) is started or reached on
-first use, from SegMoTE's worker thread; this process never imports torch.
+the first prompt or by *Start engine*, through Qt's asynchronous HTTP on the main thread
+(`SegMoTEGlue.engine`); this process never imports torch.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import ctk
 import numpy as np
@@ -23,11 +25,11 @@ from slicer.ScriptedLoadableModule import (
 
 import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
 from SegMoTEGlue import dependencies
-from SegMoTEGlue.engine import engineSession
+from SegMoTEGlue.engine import READY, STARTING, enginePool, engineFor
 from SegMoTEGlue.mrmlconvert import volumeFromNode
 from SegMoTEGlue.settings import DEVICES, RUNTIMES, EngineSettings, loadSettings, saveSettings
 from SegMoTEGlue.volumelogic import VolumeSegmentationLogic
-from SegMoTEGlue.worker import BATCH
+from SegMoTELib.priorities import BATCH
 from SegMoTELib.resources import load_manifest
 
 _ADAPTER_CHOICES = (("Shipped adapter (default)", "default"), ("None (base decoder)", "none"),
@@ -67,8 +69,9 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
             self.ui.backboneComboBox.addItem(spec.get("title", name), name)
         for title, value in _ADAPTER_CHOICES:
             self.ui.adapterComboBox.addItem(title, value)
-        self._addEngineSection()
+        self._addEngineSection(uiWidget)
         self._showSettings(loadSettings())
+        self._watchEngine()
 
         self.ui.installButton.connect("clicked(bool)", self.onInstall)
         self.ui.saveSettingsButton.connect("clicked(bool)", self.onSaveSettings)
@@ -77,8 +80,11 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
         self.updateDependencyStatus()
         self.layout.addStretch(1)
 
-    def _addEngineSection(self) -> None:
-        """Engine: a local process (default) or a remote server; saved with the model settings."""
+    def _addEngineSection(self, uiWidget) -> None:
+        """Engine: a local process (default) or a remote server, saved as soon as it changes, above the
+        Model section (whose settings a remote engine does not use: greyed out then); its state
+        (stopped / starting / ready / failed with the reason), *Start engine*, *Stop engine* and
+        *Test connection*."""
         section = ctk.ctkCollapsibleButton()
         section.text = "Engine"
         form = qt.QFormLayout(section)
@@ -95,15 +101,83 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
         self.serverTokenLineEdit.echoMode = qt.QLineEdit.Password
         self.serverTokenLineEdit.placeholderText = "the server's token (empty: the SEGMOTE_TOKEN variable)"
         form.addRow("Token:", self.serverTokenLineEdit)
-        self.engineComboBox.connect("currentIndexChanged(int)", self._updateServerFields)
-        self.layout.addWidget(section)
+        self.engineStateLabel = qt.QLabel("")
+        self.engineStateLabel.wordWrap = True
+        form.addRow("State:", self.engineStateLabel)
+        buttons = qt.QHBoxLayout()
+        self.startEngineButton = qt.QPushButton("Start engine")
+        self.startEngineButton.toolTip = "Start the local engine (or reach the remote one) now, before the first prompt."
+        self.stopEngineButton = qt.QPushButton("Stop engine")
+        self.testConnectionButton = qt.QPushButton("Test connection")
+        self.testConnectionButton.toolTip = "Reach the engine and say what it is (device, model) or why it cannot be reached."
+        for button in (self.startEngineButton, self.stopEngineButton, self.testConnectionButton):
+            buttons.addWidget(button)
+        form.addRow(buttons)
+        self.engineComboBox.connect("currentIndexChanged(int)", self._engineSettingsChanged)
+        self.serverUrlLineEdit.connect("editingFinished()", self._engineSettingsChanged)
+        self.serverTokenLineEdit.connect("editingFinished()", self._engineSettingsChanged)
+        self.startEngineButton.connect("clicked(bool)", self.onStartEngine)
+        self.stopEngineButton.connect("clicked(bool)", self.onStopEngine)
+        self.testConnectionButton.connect("clicked(bool)", self.onTestConnection)
+        # Above the Model section (index 0 is Dependencies), so above its Save settings button.
+        uiWidget.layout().insertWidget(1, section)
 
     def _updateServerFields(self, *_unused) -> None:
         remote = self.engineComboBox.currentData == "remote"
         self.serverUrlLineEdit.enabled = remote
         self.serverTokenLineEdit.enabled = remote
+        # A remote engine runs the model it was started with: the Model section does not apply.
+        self.ui.modelCollapsibleButton.enabled = not remote
+        self.ui.modelCollapsibleButton.toolTip = ("The remote server's model is the one it was started with "
+                                                  "(segmote serve ...)." if remote else "")
+
+    def _engineSettingsChanged(self, *_unused) -> None:
+        """The Engine section is saved as soon as it changes (with the model settings shown)."""
+        self._updateServerFields()
+        if getattr(self, "_showingSettings", False):
+            return
+        saveSettings(self._settingsFromGUI())
+        self._watchEngine()
+
+    # --- the engine's state ------------------------------------------------------------------------
+    def _watchEngine(self) -> None:
+        engine = engineFor(loadSettings())
+        previous = getattr(self, "_watchedEngine", None)
+        if previous is not engine:
+            if previous is not None:
+                previous.removeListener(self._showEngineState)
+            engine.addListener(self._showEngineState)
+            self._watchedEngine = engine
+        self._showEngineState(engine)
+
+    def _showEngineState(self, engine) -> None:
+        self.engineStateLabel.text = engine.describeState()
+        self.startEngineButton.enabled = engine.state not in (STARTING, READY)
+        self.stopEngineButton.enabled = engine.state in (STARTING, READY)
+
+    def onStartEngine(self) -> None:
+        engineFor(loadSettings()).start()
+
+    def onStopEngine(self) -> None:
+        engineFor(loadSettings()).stop()
+
+    def onTestConnection(self) -> None:
+        self.engineStateLabel.text = "Testing the connection..."
+
+        def report(ok: bool, text: str) -> None:
+            self.engineStateLabel.text = text
+            if not ok:
+                slicer.util.warningDisplay(text, windowTitle="SegMoTE: engine")
+
+        engineFor(loadSettings()).testConnection(report)
+
+    def cleanup(self) -> None:
+        engine = getattr(self, "_watchedEngine", None)
+        if engine is not None:
+            engine.removeListener(self._showEngineState)
 
     def _showSettings(self, engineSettings: EngineSettings) -> None:
+        self._showingSettings = True  # nothing is saved while the saved settings are shown
         self.engineComboBox.setCurrentIndex(max(self.engineComboBox.findData(engineSettings.engine), 0))
         self.serverUrlLineEdit.text = engineSettings.serverUrl
         self.serverTokenLineEdit.text = engineSettings.serverToken
@@ -120,6 +194,7 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
         self.ui.fastCheckBox.checked = engineSettings.fast
         self.ui.runtimeComboBox.setCurrentText(engineSettings.runtime)
         self._updateAdapterPathVisibility()
+        self._showingSettings = False
 
     def _settingsFromGUI(self) -> EngineSettings:
         adapter = self.ui.adapterComboBox.currentData
@@ -154,8 +229,9 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
 
     def onSaveSettings(self) -> None:
         saveSettings(self._settingsFromGUI())
-        engineSession().reset()
-        self.ui.settingsStatusLabel.text = "Saved; the engine starts (or is reached) on the next segmentation."
+        enginePool().stopAll()  # engines of the old settings; the new one starts on the next prompt
+        self._watchEngine()
+        self.ui.settingsStatusLabel.text = "Saved; the engine starts (or is reached) on the next prompt or 'Start engine'."
 
     def onOpenSegmentEditor(self) -> None:
         slicer.util.selectModule("SegmentEditor")
@@ -186,22 +262,23 @@ class SegMoTELogic(ScriptedLoadableModuleLogic, VolumeSegmentationLogic):
 
     # --- the engine ------------------------------------------------------------------------------
     def runOnEngine(self, key, volume, mapping, compute, progress=None):
-        """`compute(segmenter, volume, job)` on the worker, against the engine's session of `volume`;
-        blocks (progress reported meanwhile) and returns the labelmap."""
-        session = engineSession()
+        """`compute(segmenter, volume, call)` (a generator of engine steps) against the engine's session
+        of `volume`; blocks, running Qt's event loop (the answers arrive through it, the GUI stays
+        alive, progress is reported meanwhile), and returns the labelmap."""
+        engine = engineFor(self.engineSettings())
 
-        def run(job, predictor):
-            segmenter = session.segmenterFor(predictor, key, volume, mapping)
-            return compute(segmenter, volume, job)
+        def run(call):
+            return compute(engine.segmenterFor(key, volume, mapping), volume, call)
 
-        job = session.submit(run, "SegMoTE segmentation", BATCH, settings=self.engineSettings())
-        while not job.waitFinished(0.1):
+        call = engine.submit(run, "SegMoTE segmentation", BATCH)
+        while not call.finished:
+            slicer.app.processEvents()
             if progress is not None:
-                progress(job.progress)
-        labelmap = job.wait()
-        notice = session.predictorNotice()
-        if notice:
-            logging.info("SegMoTE: %s", notice)
+                progress(call.progress)
+            time.sleep(0.01)
+        labelmap = call.wait(processEvents=slicer.app.processEvents)
+        if engine.notice:
+            logging.info("SegMoTE: %s", engine.notice)
         return labelmap
 
 

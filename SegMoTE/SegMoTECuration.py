@@ -26,9 +26,8 @@ from slicer.ScriptedLoadableModule import (
 import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
 from SegMoTEGlue.curationdata import CurationInput, curationInput, jumpToRecord
 from SegMoTEGlue.curationtables import fillRecordTable, scoreHistogramChart, showInLayout
-from SegMoTEGlue.engine import engineSession
 from SegMoTEGlue.feedback import BusyFeedback, describeError
-from SegMoTEGlue.worker import BATCH
+from SegMoTEGlue.worker import BATCH, backgroundWorker
 from SegMoTELib.errors import InputError
 from SegMoTELib.intensity import MODALITIES
 
@@ -218,7 +217,7 @@ class SegMoTECurationWidget(ScriptedLoadableModuleWidget):
             self.feedback = None
             self.setStatus(describeError(error))
 
-        job = engineSession().submitPlain(function, title, BATCH, onDone=finished, onError=failed)
+        job = backgroundWorker().submit(function, title, BATCH, onDone=finished, onError=failed)
         self.feedback = BusyFeedback(job, title)
 
     def onRun(self) -> None:

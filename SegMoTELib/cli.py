@@ -1,6 +1,7 @@
 """`segmote` command line: one sub-command per module in `SegMoTELib.commands`.
 
-Each command module defines `HELP` (one line), `configure(parser)` and `run(args) -> int`. User
+Each command module defines `HELP` (one line), `configure(parser)` and `run(args) -> int`; every
+command that writes files takes its output as `-o/--out` (`segment`: also `--output`). User
 mistakes (`SegMoTEError`) print one clear line and exit with status 2, never a traceback; so do
 failures of the environment (`OSError`: a full disk, a permission) that no command turned into one.
 """
@@ -27,7 +28,10 @@ def _available_commands():
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="segmote", description="SegMoTE medical image segmentation")
+    parser.add_argument("--version", action="version", version=f"segmote {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in _available_commands():
         command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)

@@ -182,14 +182,15 @@ GLUE_PACKAGES = ("SegMoTEGlue", "SegmentEditorSegMoTELib")
 
 
 @contextmanager
-def glue_modules(slicer_module=None):
+def glue_modules(slicer_module=None, qt_module=None):
     """Import the glue with fake `qt` and `SegmentEditorEffects` (and fake `slicer` and `vtk`, unless
     `slicer_module` is Slicer's real one from slicer-core: then VTK is real too and only `slicer.app`,
-    the Qt application, is a fake). Undone on exit: every glue module imported before is put back."""
+    the Qt application, is a fake). Undone on exit: every glue module imported before is put back.
+    `qt_module`: a real Qt instead of the fake (PySide6's, `SegMoTELib.service.pyside_qt`)."""
     effects = types.ModuleType("SegmentEditorEffects")
     effects.AbstractScriptedSegmentEditorEffect = FakeAbstractEffect
     real = slicer_module is not None and hasattr(slicer_module, "vtkMRMLScene")
-    fakes = {"slicer": slicer_module or fake_slicer(), "qt": fake_qt(), "SegmentEditorEffects": effects,
+    fakes = {"slicer": slicer_module or fake_slicer(), "qt": qt_module or fake_qt(), "SegmentEditorEffects": effects,
              **({} if real else fake_vtk())}
     saved = {name: sys.modules.get(name) for name in fakes}
     savedGlue = {name: module for name, module in sys.modules.items() if name.startswith(GLUE_PACKAGES)}

@@ -37,9 +37,13 @@ def test_2d_box_writes_mask_and_overlay(tmp_path, capsys):
     assert mask.shape == truth.shape and set(np.unique(mask)) <= {0, 255}
     overlay = np.array(Image.open(tmp_path / "liver_overlay.png"))
     assert overlay.shape == (*truth.shape, 3)
-    # the overlay is the image where there is no mask, tinted where there is
+    # the overlay is the image where there is no mask (nor the box's outline), tinted where there is
     grey = np.array(Image.open(image_path))
-    outside = (mask == 0) & ~np.roll(mask > 0, 1, axis=0)
+    x0, y0, x1, y1 = (int(v) for v in box)
+    ring = np.zeros_like(mask, dtype=bool)
+    ring[max(y0 - 4, 0):y1 + 5, max(x0 - 4, 0):x1 + 5] = True
+    ring[y0 + 5:y1 - 4, x0 + 5:x1 - 4] = False
+    outside = (mask == 0) & ~np.roll(mask > 0, 1, axis=0) & ~ring
     assert np.array_equal(overlay[outside][:, 0], grey[outside])
     assert np.all(overlay[mask > 0][:, 0] >= overlay[mask > 0][:, 2])
     score = dice(mask > 0, truth)
@@ -52,6 +56,61 @@ def test_2d_box_writes_mask_and_overlay(tmp_path, capsys):
                  *MODEL]) == 0
     assert dice(np.array(Image.open(fast_out)) > 0, mask > 0) >= 0.99
     assert score > 0.5
+
+
+def test_a_box_with_clicks_is_one_prompt_and_the_overlay_shows_all_three(tmp_path, capsys):
+    """Issue 23, item 9: --box with --point/--negative (refused before), and the overlay draws the
+    box's outline, a green + at the positive click and a red − at the negative one."""
+    from PIL import Image
+
+    from SegMoTELib.commands.segment import BOX_COLOUR, NEGATIVE_COLOUR, POSITIVE_COLOUR
+
+    _, truth, box = load_dev_sample(*LIVER_CT)
+    ys, xs = np.nonzero(truth)
+    inside = (int(np.median(xs)), int(np.median(ys)))
+    x0, y0, x1, y1 = (int(v) for v in box)
+    outside = (x0 + 3, y1 - 3) if not truth[y1 - 3, x0 + 3] else (x1 - 3, y1 - 3)
+    assert truth[inside[1], inside[0]] and not truth[outside[1], outside[0]]
+    out = tmp_path / "liver.png"
+    assert main(["segment", str(shared_path(LIVER_CT[0])), "--box", *map(str, (x0, y0, x1, y1)), "--point",
+                 *map(str, inside), "--negative", *map(str, outside), "-o", str(out), *MODEL]) == 0
+    assert dice(np.array(Image.open(out)) > 0, truth) > 0.5
+    overlay = np.array(Image.open(tmp_path / "liver_overlay.png"))
+    assert tuple(overlay[y0, (x0 + x1) // 2]) == BOX_COLOUR and tuple(overlay[(y0 + y1) // 2, x1]) == BOX_COLOUR
+    assert tuple(overlay[inside[1], inside[0]]) == POSITIVE_COLOUR
+    assert tuple(overlay[inside[1] - 3, inside[0]]) == POSITIVE_COLOUR  # a "+": its vertical stroke
+    assert tuple(overlay[outside[1], outside[0]]) == NEGATIVE_COLOUR
+    assert tuple(overlay[outside[1] - 3, outside[0]]) != NEGATIVE_COLOUR  # a "−": no vertical stroke
+
+
+def test_a_doubtful_mask_and_auto_on_ct_are_flagged(tmp_path, capsys, monkeypatch):
+    """A single click with the base decoder (LiteMedSAM was trained with boxes only) gets a low
+    predicted IoU: the command says the mask may be wrong. --auto on a CT image: it says that the
+    prompt-free mask may be any of its structures (before the model loads)."""
+    import SegMoTELib.commands.segment as segment_command
+
+    _, truth, _ = load_dev_sample(*LIVER_CT)
+    ys, xs = np.nonzero(truth)
+    assert main(["segment", str(shared_path(LIVER_CT[0])), "--point", str(int(np.median(xs))), str(int(np.median(ys))),
+                 "-o", str(tmp_path / "click.png"), *MODEL]) == 0
+    captured = capsys.readouterr()
+    score = float(captured.out.split("predicted IoU ")[1].split()[0])
+    empty = "mask: 0 pixels" in captured.out
+    said = f"the mask is empty (predicted IoU {score:.2f})" if empty else \
+        f"the model's predicted IoU is {score:.2f} (below 0.5)"
+    assert score < 0.5 and f"warning: {said}: this mask may be wrong" in captured.err
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop()
+
+    monkeypatch.setattr(segment_command, "predictor_from_args", stop)
+    with pytest.raises(Stop):
+        main(["segment", str(shared_path(LIVER_CT[0])), "--auto", "--modality", "CT", "-o", str(tmp_path / "a.png")])
+    assert "warning: --auto on a CT image: the prompt-free mask is trained for one-object tasks" in \
+        capsys.readouterr().err
 
 
 def test_volume_box_writes_a_named_seg_nrrd_in_the_source_geometry(tmp_path):

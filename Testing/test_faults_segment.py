@@ -111,10 +111,10 @@ def test_overlay_failing_after_the_model_ran_keeps_the_previous_mask_and_overlay
     mask.write_bytes(b"previous good mask")
     real_overlay_image = segment_command.overlay_image
 
-    def overlay_then_block(grey, pixels):
+    def overlay_then_block(grey, pixels, **prompts):
         overlay.mkdir()
         (overlay / "keep.txt").write_text("another program's file")
-        return real_overlay_image(grey, pixels)
+        return real_overlay_image(grey, pixels, **prompts)
 
     monkeypatch.setattr(segment_command, "overlay_image", overlay_then_block)
     refused(["segment", image, *BOX, "-o", mask, *MODEL], capsys, "--output", "liver_overlay.png")

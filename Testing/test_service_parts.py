@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,3 +237,65 @@ def test_serve_refuses_a_taken_port_before_loading_the_model(monkeypatch, capsys
         assert main(["serve", "--port", str(port), "--device", "cpu"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"segmote serve: error: --host/--port: cannot listen on 127.0.0.1:{port}"), error
+
+
+def test_a_call_whose_turn_comes_after_its_deadline_is_refused_without_running():
+    import asyncio
+
+    from SegMoTELib.service.device_queue import DeadlinePassed
+
+    queue = DeviceQueue()
+    holding, started, ran = threading.Event(), threading.Event(), []
+    blocker = threading.Thread(target=queue.run, args=(BATCH, lambda: (started.set(), holding.wait(5))))
+    blocker.start()
+    started.wait(5)
+
+    async def late_click():
+        return await queue.run_async(INTERACTIVE, lambda: ran.append("click"), deadline=time.monotonic() + 0.05)
+
+    async def scenario():
+        click = asyncio.ensure_future(late_click())
+        await asyncio.sleep(0.2)  # the device is busy past the click's deadline
+        holding.set()
+        return await asyncio.gather(click, return_exceptions=True)
+
+    (outcome,) = asyncio.run(scenario())
+    blocker.join(5)
+    assert isinstance(outcome, DeadlinePassed) and outcome.status == 503 and "--request-budget" in outcome.message
+    assert ran == []
+    assert queue.run(INTERACTIVE, lambda: "on time") == "on time"
+    queue.close()
+
+
+def test_one_priority_order_for_the_glue_and_the_server():
+    from SegMoTELib import priorities
+    from SegMoTELib.service import device_queue
+
+    assert priorities.INTERACTIVE < priorities.PREFETCH < priorities.BATCH
+    assert (device_queue.INTERACTIVE, device_queue.PREFETCH, device_queue.BATCH) == priorities.PRIORITIES
+    glue = (Path(__file__).resolve().parents[1] / "SegMoTE" / "SegMoTEGlue" / "worker.py").read_text()
+    assert "from SegMoTELib.priorities import BATCH, INTERACTIVE, PREFETCH" in glue
+    assert "INTERACTIVE = " not in glue and "BATCH = " not in glue
+
+
+def test_a_slice_result_is_written_without_a_full_volume_allocation():
+    """Issue 19, item 5: a click's mask is its one-slice block, pasted into the array the Segment
+    Editor already holds (its modifier labelmap), never a new array of the volume's size."""
+    import tracemalloc
+
+    from SegMoTELib.service.codec import MaskBlock, encode_mask
+
+    shape = (400, 512, 512)  # 105 MB as bool
+    target = np.ones(shape, dtype=np.uint8)  # the modifier labelmap, with old content
+    one_slice = np.zeros((1, 512, 512), dtype=bool)
+    one_slice[0, 100:300, 50:250] = True
+    encoded = encode_mask(one_slice)
+    encoded["extent"][0] = [123, 123]  # the slice's place in the volume, as the server sends it
+    tracemalloc.start()
+    try:
+        MaskBlock.decode(encoded, shape).paste_into(target)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * 512 * 512, f"{peak} bytes allocated for a one-slice mask"
+    assert target[123, 100:300, 50:250].all() and target.sum() == 200 * 200  # old content cleared

@@ -10,6 +10,7 @@ to the real logic as Slicer forwards them (slicer_scene.SegmentEditorCalls).
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 from slicer_fakes import glue_modules, import_glue
 from slicer_scene import REPO_SELFTESTS, SegmentEditorCalls, real_scene  # noqa: F401  (fixture)
+
+from SegMoTELib.service.operations import run_in_process
 
 slicer = pytest.importorskip("slicer")
 
@@ -63,19 +66,33 @@ class ScriptedEffect(SegmentEditorCalls):
 
 
 class InProcessSession:
-    """The engine session: jobs run when the test delivers them, against SegMoTELib in this process,
-    one VolumeSegmenter per key as the engine connection keeps one server session per key."""
+    """The engine handle (SegMoTEGlue.engine.Engine): calls run when the test delivers them, against
+    SegMoTELib in this process, one VolumeSegmenter per key as the engine keeps one server session
+    per key. (The engine itself, on a real Qt event loop and real servers: test_slicer_engine.py.)"""
+
+    state = "stopped"
 
     def __init__(self, predictor):
         self.predictor, self.queue, self.segmenters, self.arguments = predictor, [], {}, []
+        self.listeners = []
 
-    def submit(self, run, title, priority, onDone=None, onError=None, replaceKey=None, settings=None):
+    def submit(self, run, title, priority, onDone=None, onError=None, replaceKey=None):
         job = types.SimpleNamespace(cancelled=False, cancel=lambda: None, reportProgress=lambda *a: None)
         job.cancel = lambda: setattr(job, "cancelled", True)
         self.queue.append((job, run, onDone, onError))
         return job
 
-    def segmenterFor(self, handle, key, volume, mapping=None):
+    def addListener(self, listener):
+        self.listeners.append(listener)
+
+    def removeListener(self, listener):
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+
+    def hasSession(self, key):
+        return key in self.segmenters
+
+    def segmenterFor(self, key, volume, mapping=None):
         from SegMoTELib.segment3d import VolumeSegmenter
 
         if key not in self.segmenters:
@@ -101,8 +118,14 @@ class InProcessSession:
             if job.cancelled:
                 continue
             try:
-                result = run(job, None)
-            except Exception as error:  # noqa: BLE001  (handed over, as the worker does)
+                result = run(job)
+                if inspect.isgenerator(result):  # a compute step written for the engine's operations
+                    result = run_in_process(result)
+                if hasattr(result, "mask2d") and not hasattr(result, "mask_block"):
+                    # the engine's slice results hand the effect their one-slice block; in process,
+                    # the labelmap (sliced by the same slab) stands for it
+                    result.mask_block = lambda result=result: result.labelmap
+            except Exception as error:  # noqa: BLE001  (handed over, as the engine does)
                 onError(error)
             else:
                 onDone(result)
@@ -152,7 +175,7 @@ def editor(real_scene, base_predictor, monkeypatch):  # noqa: F811
     with glue_modules(slicer):
         module = import_glue("SegmentEditorSegMoTELib.SegmentEditorEffect")
         session = InProcessSession(base_predictor)
-        monkeypatch.setattr(module, "engineSession", lambda: session)
+        monkeypatch.setattr(module, "engineFor", lambda settings=None: session)
         monkeypatch.setattr(module, "BusyFeedback", FakeFeedback)
         monkeypatch.setattr(module, "engineStatus", lambda: types.SimpleNamespace(ready=False, installable=False,
                                                                                   describe=lambda: ""))
@@ -522,3 +545,19 @@ def test_source_volume_change_creates_no_markups_node(editor):
     before = scene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode")
     editor.effect.sourceVolumeNodeChanged()
     assert scene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode") == before
+
+
+def test_the_effects_own_writes_and_a_new_colour_keep_the_prompts_a_paint_stroke_does_not(editor):
+    """Only a change of the voxels by something else makes the prompts stale."""
+    editor.box(12)
+    editor.calls.setParameter("LimitRange", 1)
+    editor.calls.setParameter("FirstSlice", 11)
+    editor.calls.setParameter("LastSlice", 13)
+    editor.effect.onPropagate()
+    editor.session.deliver()
+    editor.segmentationNode.GetSegmentation().GetSegment(editor.liver).SetColor(0.1, 0.8, 0.2)
+    assert editor.effect.prompts is not None and editor.effect.prompts.lastResult is not None
+    stroke = editor.mask()
+    stroke[5, 60:70, 120:130] = True
+    editor.paint(editor.liver, stroke)
+    assert editor.effect.prompts is None

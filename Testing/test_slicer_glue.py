@@ -249,11 +249,15 @@ _CORRECT_SPELLING = {
 
 # --- engine calls ------------------------------------------------------------------------------------
 # Methods the glue calls on engine objects it receives untyped (a segmenter, a predictor, a volume).
-# The glue reaches the model through the engine service: segmenters are RemoteVolume sessions.
+# The glue reaches the model through the engine service: a segmenter is the engine's session on a
+# volume (SegMoTEGlue.engine.VolumeSession), whose methods are the service's SessionCalls.
 ENGINE_METHODS = {
-    "segment_slice": ("SegMoTELib.service.client", "RemoteVolume"), "segment_auto": ("SegMoTELib.service.client", "RemoteVolume"),
-    "propagate": ("SegMoTELib.service.client", "RemoteVolume"), "segment_box3d": ("SegMoTELib.service.client", "RemoteVolume"),
-    "prefetch": ("SegMoTELib.service.client", "RemoteVolume"), "open_volume": ("SegMoTELib.service.client", "EngineClient"),
+    "segment_slice": ("SegMoTELib.service.operations", "SessionCalls"),
+    "segment_auto": ("SegMoTELib.service.operations", "SessionCalls"),
+    "propagate": ("SegMoTELib.service.operations", "SessionCalls"),
+    "segment_box3d": ("SegMoTELib.service.operations", "SessionCalls"),
+    "prefetch": ("SegMoTELib.service.operations", "SessionCalls"),
+    "open_volume": ("SegMoTELib.service.client", "EngineClient"),
     "ijk_to_ras_points": ("SegMoTELib.volume", "Volume"), "from_ijk_to_ras": ("SegMoTELib.volume", "Volume"),
 }
 # Engine functions requested from the lead and not there yet: their call sites are kept.
@@ -359,7 +363,9 @@ def test_effect_prompt_arguments_match_segment_slice():
 # --- import hygiene --------------------------------------------------------------------------------
 LIGHT_ENGINE_MODULES = {"SegMoTELib", "SegMoTELib.errors", "SegMoTELib.names", "SegMoTELib.resources", "SegMoTELib.intensity",
                         "SegMoTELib.volume", "SegMoTELib.geometry", "SegMoTELib.device",
-                        "SegMoTELib.service.client", "SegMoTELib.service.launcher"}
+                        "SegMoTELib.service.client", "SegMoTELib.service.launcher", "SegMoTELib.priorities",
+                        "SegMoTELib.service", "SegMoTELib.service.operations", "SegMoTELib.service.qt_client",
+                        "SegMoTELib.service.wire"}
 GLUE_PACKAGES = {"SegMoTEGlue", "SegmentEditorSegMoTELib", "SegmentEditorEffects", "PyTorchUtils", "SampleData"}
 # The glue's own modules (the module files and the self-tests' support module) are light too.
 GLUE_MODULES = {p.stem for p in [*GLUE.glob("*.py"), *(GLUE / "Testing" / "Python").glob("*.py")]}

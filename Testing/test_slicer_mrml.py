@@ -3,7 +3,7 @@
 No fakes of MRML here: the scene, volume, markups, transform and segmentation nodes are Slicer's own
 (see slicer_scene.py). The engine behind the Logic is SegMoTELib in this process (LiteMedSAM on the
 CPU) with the session cache the engine connection keeps: one session per key, reused while the key
-stays the same (SegMoTEGlue/engineservice.py, EngineConnection.volumeSession).
+stays the same (SegMoTEGlue/engine.py, Engine.segmenterFor).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 from slicer_scene import REPO_SELFTESTS, real_glue_modules, real_scene  # noqa: F401  (fixture)
+
+from SegMoTELib.service.operations import run_in_process
 
 pytest.importorskip("slicer")
 
@@ -133,7 +135,7 @@ def logic(glue, base_predictor):
         def runOnEngine(self, key, volume, mapping, compute, progress=None):
             if key not in self.sessions:  # as EngineConnection.volumeSession: upload once per key
                 self.sessions[key] = VolumeSegmenter(base_predictor, volume, mapping)
-            return compute(self.sessions[key], volume, _Job())
+            return run_in_process(compute(self.sessions[key], volume, _Job()))
 
     return InProcessLogic()
 

@@ -56,13 +56,16 @@ def ijkToWorldMatrix(volumeNode: slicer.vtkMRMLVolumeNode) -> np.ndarray:
 
 
 def volumeFromNode(volumeNode: slicer.vtkMRMLScalarVolumeNode, modality: str | None = None) -> Volume:
-    """A SegMoTELib `Volume` (voxels copied, geometry in world RAS) of a volume node; a colour (RGB)
-    volume becomes its luminance (SegMoTELib's `scalar_voxels`), as in the effect."""
+    """A SegMoTELib `Volume` (a view of the voxels, geometry in world RAS) of a volume node; a colour
+    (RGB) volume becomes its luminance (SegMoTELib's `scalar_voxels`), as in the effect."""
     if volumeNode is None or volumeNode.GetImageData() is None:
         raise InputError("volume: no volume is selected, or the selected volume has no image data")
     voxels = scalar_voxels(slicer.util.arrayFromVolume(volumeNode))
-    # A copy: the worker thread reads it while the user may edit the node.
-    return Volume.from_ijk_to_ras(np.array(voxels, copy=True), ijkToWorldMatrix(volumeNode), modality=modality)
+    # A view, not a copy (issue 19, item 5: an upload holds at most 1.5x the volume): only the main
+    # thread reads it, slab by slab as the upload goes (no worker thread any more), and numpy keeps
+    # the VTK array alive; an edit of the node changes its MTime, so the engine's key, and a new
+    # session is made from the new voxels.
+    return Volume.from_ijk_to_ras(voxels, ijkToWorldMatrix(volumeNode), modality=modality)
 
 
 def volumeSessionKey(volumeNode: slicer.vtkMRMLVolumeNode, modality: str | None) -> tuple:
@@ -125,7 +128,7 @@ def orientedImageToVolume(image: slicer.vtkOrientedImageData, segmentationNode: 
                 f"geometry differs from it; set the geometry from the source volume ('Specify geometry') "
                 f"or convert the volume to grey first (Vector to Scalar Volume module)")
         voxels = slicer.util.arrayFromVolume(sourceVolumeNode)
-    return Volume.from_ijk_to_ras(np.array(scalar_voxels(voxels), copy=True),
+    return Volume.from_ijk_to_ras(scalar_voxels(voxels),  # a view for a scalar volume: see volumeFromNode
                                   orientedImageToWorldMatrix(image, segmentationNode))
 
 

@@ -2,7 +2,9 @@
 
 `SegMoTELogic` (SegMoTE.py) is this class plus the engine: it supplies `runOnEngine`, which computes
 on the engine's session of a volume. Nothing here needs Qt, so CI runs it on Slicer's real MRML
-classes (slicer-core) with an in-process engine.
+classes (slicer-core) with an in-process engine. A compute step is a generator: each engine call is
+`yield from awaited(segmenter.method(...))`, which the engine carries out asynchronously (its
+methods are operations) and an in-process segmenter answers at once (`SegMoTELib.service.operations`).
 
 Prompts are in world RAS (what Slicer shows; parent transforms are respected). Each call blocks
 until done and returns the new segment's id. `orientation`: "axial", "coronal", "sagittal" or a
@@ -16,6 +18,7 @@ import slicer
 
 from SegMoTELib import geometry
 from SegMoTELib.intensity import IntensityMapping
+from SegMoTELib.service.operations import awaited
 
 from .mrmlconvert import controlPointsWorld, roiCornersWorld, volumeFromNode, volumeSessionKey, writeLabelmapToSegment
 from .segmentnames import checkedSegmentName
@@ -23,8 +26,9 @@ from .segmentnames import checkedSegmentName
 
 class VolumeSegmentationLogic:
     def runOnEngine(self, key, volume, mapping, compute, progress=None):
-        """`compute(segmenter, volume, job)` on the engine's session of `volume` (reused while `key`
-        stays the same); returns its labelmap [k, j, i]. Supplied by the class that owns the engine."""
+        """`compute(segmenter, volume, job)` (a generator, see the module's docstring) on the engine's
+        session of `volume` (reused while `key` stays the same); returns its labelmap [k, j, i].
+        Supplied by the class that owns the engine."""
         raise NotImplementedError
 
     # --- prompts -----------------------------------------------------------------------------------
@@ -56,7 +60,8 @@ class VolumeSegmentationLogic:
         corners = roiCornersWorld(roiNode)
 
         def compute(segmenter, volume, job):
-            return segmenter.segment_box3d(corners, orientation=orientation, progress=job.reportProgress)
+            return (yield from awaited(segmenter.segment_box3d(corners, orientation=orientation,
+                                                               progress=job.reportProgress)))
 
         return self._segment(volumeNode, compute, **options)
 
@@ -67,9 +72,10 @@ class VolumeSegmentationLogic:
             index = sliceIndex
             if index is None:
                 index = geometry.slice_count(volume, geometry.slice_axis_for(volume, orientation)) // 2
-            result = segmenter.segment_auto(orientation, index)
+            result = yield from awaited(segmenter.segment_auto(orientation, index))
             if propagate:
-                return segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress)
+                return (yield from awaited(segmenter.propagate(result, slice_range=sliceRange,
+                                                               progress=job.reportProgress)))
             return result.labelmap
 
         return self._segment(volumeNode, compute, **options)
@@ -77,9 +83,10 @@ class VolumeSegmentationLogic:
     # --- plumbing ----------------------------------------------------------------------------------
     def _segmentSlicePrompt(self, volumeNode, arguments: dict, propagate: bool, sliceRange, **options) -> str:
         def compute(segmenter, volume, job):
-            result = segmenter.segment_slice(**arguments)
+            result = yield from awaited(segmenter.segment_slice(**arguments))
             if propagate:
-                return segmenter.propagate(result, slice_range=sliceRange, progress=job.reportProgress)
+                return (yield from awaited(segmenter.propagate(result, slice_range=sliceRange,
+                                                               progress=job.reportProgress)))
             return result.labelmap
 
         return self._segment(volumeNode, compute, **options)

@@ -1,7 +1,8 @@
-"""One persistent worker thread for all of SegMoTE's heavy work (torch, curation metrics).
+"""One persistent worker thread for SegMoTE's work that runs in Slicer's process (curation metrics).
 
-Why one thread: cuDNN and torch keep per-thread caches, and the predictor's embedding cache must
-not be used by two threads at once. Jobs run in priority order (a prompt before a prefetch);
+The engine's calls do not come here: they go out through Qt's asynchronous HTTP on the main
+thread (`engine.py`), because a Python thread waits for the GIL that Slicer's idle main thread
+holds. Jobs run in priority order (`SegMoTELib.priorities`, the engine server's too);
 a job submitted with a `replaceKey` cancels the pending jobs with that key (only the latest
 prefetch of the current slice matters). Jobs never touch Qt or MRML: their results are handed back
 to the main thread by a Qt timer, which calls `onDone` / `onError` there.
@@ -17,10 +18,9 @@ from collections import deque
 from collections.abc import Callable
 
 import qt
+from SegMoTELib.priorities import BATCH, INTERACTIVE, PREFETCH  # the order the engine server uses too
 
-INTERACTIVE = 0  # a prompt the user is waiting for
-BATCH = 1        # propagation, curation: the user watches a progress dialog
-PREFETCH = 2     # embedding of the slice the user is looking at, computed ahead
+__all__ = ["BATCH", "INTERACTIVE", "PREFETCH", "Job", "JobCancelled", "TorchWorker"]
 
 _POLL_MSEC = 25
 
@@ -163,3 +163,25 @@ class TorchWorker:
                     logging.error("SegMoTE: %s failed: %s", job.description, job.error)
             except Exception:  # a failing callback must not stop the delivery of later results
                 logging.exception("SegMoTE: error while handling the result of %s", job.description)
+
+
+_WORKER: TorchWorker | None = None
+
+
+def backgroundWorker() -> TorchWorker:
+    """The one worker thread of a Slicer session (curation metrics: numpy work, no engine call),
+    stopped when the application quits."""
+    global _WORKER
+    if _WORKER is None or not _WORKER.running:
+        import slicer
+
+        _WORKER = TorchWorker()
+        slicer.app.connect("aboutToQuit()", _stopBackgroundWorker)
+    return _WORKER
+
+
+def _stopBackgroundWorker() -> None:
+    global _WORKER
+    worker, _WORKER = _WORKER, None
+    if worker is not None:
+        worker.shutdown()

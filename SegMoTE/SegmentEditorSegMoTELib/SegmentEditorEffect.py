@@ -11,8 +11,11 @@ every voxel outside the written slices kept, masking and overwrite settings as f
 result is written only into the segment it was computed for, and only while the effect is active.
 Mouse and key rules: SegMoTEGlue.interaction.
 
-All model work runs on SegMoTE's worker thread; the GUI only converts MRML <-> arrays and shows
-results. The slice under the mouse is embedded ahead of time, so a prompt costs only the decoder.
+All model work runs in the engine (`SegMoTEGlue.engine`: another process, reached through Qt's
+asynchronous HTTP on the main thread); the GUI only converts MRML <-> arrays and shows results, and
+every prompt can be cancelled. Activating the effect starts and uploads nothing: the first prompt
+(or *Start engine* in the SegMoTE module) does. Once the volume is on the engine, the slice under
+the mouse is embedded ahead of time, so a prompt costs only the decoder.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import vtk
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
 import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
-from SegMoTEGlue.engine import engineSession, engineStatus
+from SegMoTEGlue.engine import READY, engineFor, engineStatus
 from SegMoTEGlue.feedback import BusyFeedback, describeError
 from SegMoTEGlue.interaction import MODE_HELP, Gesture, Polarity, effectHelpHtml, shortcutAction
 from SegMoTEGlue.jobtargets import EditTarget, PendingJobs, dropReason
@@ -41,13 +44,14 @@ from SegMoTEGlue.prompts import MODE_AUTO, MODE_BOX, MODE_CLICK, MODES, PromptBo
 from SegMoTEGlue.segmentseed import segmentSliceMask
 from SegMoTEGlue.segmentwatch import SegmentWatch, labelmapToken
 from SegMoTEGlue.segmentwrite import replaceSegmentOnSlab
-from SegMoTEGlue.worker import BATCH, INTERACTIVE, PREFETCH
+from SegMoTELib.priorities import BATCH, INTERACTIVE, PREFETCH
 from SegMoTELib import geometry
 from SegMoTELib.errors import InputError
 from SegMoTELib.intensity import MODALITIES, IntensityMapping
 
 PREFETCH_DELAY_MSEC = 300  # wait for the slice to settle before embedding it
 _ICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SegmentEditorEffect.png")
+
 
 class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def __init__(self, scriptedEffect):
@@ -58,7 +62,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.promptBook = PromptBook()
         self.markers = PromptMarkers()
         self.pendingJobs = PendingJobs()
-        self.watch = SegmentWatch(self.onSegmentSelectionChanged, self.onSegmentEdited)
+        self.watch = SegmentWatch(self.showCurrentPrompts, self.onSegmentEdited)  # segment switch, outside edit
         self.active = False
         self.connections: list = []  # (Qt object, signal, slot), disconnected in cleanup()
         self.gesture = Gesture()
@@ -199,6 +203,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     # --- lifetime ------------------------------------------------------------------------------
     def activate(self):
+        # Nothing starts and nothing is uploaded here: the first prompt does (issue 19, item 3).
         self.active = True
         self.watch.start(self.scriptedEffect.parameterSetNode())
         status = engineStatus()  # a remote engine needs no model packages in this Slicer
@@ -206,10 +211,12 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             self.setStatus("Click or drag in a slice view.")
         else:
             self.setStatus(status.describe() + (" Open the SegMoTE module to install them." if status.installable else ""))
-        layoutManager = slicer.app.layoutManager()
-        if status.ready and layoutManager is not None and layoutManager.sliceWidget("Red") is not None:
-            # Embed the slice the user most likely prompts first while they aim.
-            self.processViewNodeEvents(layoutManager.sliceWidget("Red").mrmlSliceNode(), None, None)
+        engineFor().addListener(self.onEngineState)
+
+    def onEngineState(self, engine) -> None:
+        """The engine's state in the status line (starting, ready, failed with the reason)."""
+        if self.active:
+            self.setStatus(engine.describeState())
 
     def deactivate(self):
         # Results still on the worker are for a segment the user has left: cancel them, and
@@ -217,6 +224,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.active = False
         self.watch.stop()
         self.pendingJobs.cancelAll()
+        engineFor().removeListener(self.onEngineState)
         self.latestSerial += 1
         self.markers.remove()
         self.promptBook.clear()  # Esc (the Segment Editor's "deselect effect") clears the prompts this way
@@ -229,6 +237,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         # must disconnect their Qt connections there, or PythonQt keeps the effect alive
         # (AbstractScriptedSegmentEditorEffect.cleanup docstring, Slicer issue #7392).
         self.pendingJobs.cancelAll()
+        engineFor().removeListener(self.onEngineState)
         self.watch.stop()
         for qtObject, signal, slot in self.connections:
             qtObject.disconnect(signal, slot)
@@ -370,15 +379,12 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.markers.clear()
 
     def showCurrentPrompts(self) -> None:
-        """The markers show the selected segment's prompts (none after a segment switch to a new one)."""
+        """The markers show the selected segment's prompts (none after a switch to a segment without)."""
         prompts = self.prompts
         if prompts is None:
             self.markers.clear()
         else:
             self.markers.show(prompts.pointsRas, prompts.labels, prompts.boxOutlineRas)
-
-    def onSegmentSelectionChanged(self) -> None:
-        self.showCurrentPrompts()
 
     def onSegmentEdited(self, segmentationNode) -> None:
         """Undo, Redo or another tool changed segments: their prompts describe a mask that is gone."""
@@ -457,31 +463,31 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def submit(self, predict, prompts: SlicePrompts, title: str) -> None:
         try:
-            segmentationNode, image, volume, key = self.context()
+            _segmentationNode, image, volume, key = self.context()
         except InputError as error:
             self.setStatus(str(error))
             return
         if not self.editingConfirmed():
             return
-        session = engineSession()
+        engine = engineFor()
         mapping = self.mapping()
         self.latestSerial += 1
         serial = self.latestSerial
 
-        def run(job, predictor):
-            return predict(session.segmenterFor(predictor, key, volume, mapping))
+        def run(call):
+            return predict(engine.segmenterFor(key, volume, mapping))
 
         def onDone(result):
             if serial != self.latestSerial:
                 return  # a newer prompt of this effect is on its way
             prompts.lastResult = result
-            if self.writeLabelmap(result.labelmap, image, result.ref.axis, result.ref.index, result.ref.index):
-                prompts.segmentToken = labelmapToken(segmentationNode, prompts.sliceKey.segmentId)
+            # the one-slice block, not a full-volume array (issue 19, item 5): segmentwrite takes its slab
+            if self.writeLabelmap(result.mask_block(), image, result.ref.axis, result.ref.index, result.ref.index):
                 refined = " (refining the segment's mask)" if prompts.seedMask is not None else ""
                 self.setStatus(f"Slice {result.ref.index} segmented{refined} (predicted IoU {result.score:.2f}, "
                                f"{result.decoder} decoder).")
 
-        self.startJob(session, run, title, INTERACTIVE, onDone)
+        self.startJob(engine, run, title, INTERACTIVE, onDone)
 
     def onPropagate(self) -> None:
         try:
@@ -503,22 +509,23 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.propagateTo3D(seed, sliceRange, image, volume, key)
 
     def propagateTo3D(self, seed, sliceRange, image, volume, key) -> None:
-        session = engineSession()
+        engine = engineFor()
         mapping = self.mapping()
 
-        def run(job, predictor):
-            segmenter = session.segmenterFor(predictor, key, volume, mapping)
-            return segmenter.propagate(seed, slice_range=sliceRange, progress=job.reportProgress)
+        def run(call):
+            segmenter = engine.segmenterFor(key, volume, mapping)
+            return segmenter.propagate(seed, slice_range=sliceRange, progress=call.reportProgress)
 
         def onDone(labelmap):
             first, last = sliceRange if sliceRange is not None else (0, geometry.slice_count(volume, seed.ref.axis) - 1)
             if self.writeLabelmap(labelmap, image, seed.ref.axis, first, last):
                 self.setStatus(f"Propagated through slices {first} to {last}; the segment's other slices are kept.")
 
-        self.startJob(session, run, "Propagating to 3D...", BATCH, onDone)
+        self.startJob(engine, run, "Propagating to 3D...", BATCH, onDone)
 
-    def startJob(self, session, run, title: str, priority: int, onDone) -> None:
-        """Submit `run`; busy cursor, then a progress dialog; `onDone(result)` on the main thread.
+    def startJob(self, engine, run, title: str, priority: int, onDone) -> None:
+        """Submit `run`; busy cursor, then a progress dialog (with Cancel, prompts included: a slow or
+        unreachable engine never holds the user); `onDone(result)` on the main thread.
 
         The segmentation and segment selected now are the result's target: a result arriving
         after the effect was deactivated, or when another segment or segmentation is selected, is
@@ -547,13 +554,13 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             self.setStatus(describeError(error))
 
         try:
-            job = session.submit(run, title, priority, onDone=finished, onError=failed)
+            job = engine.submit(run, title, priority, onDone=finished, onError=failed)
         except Exception as error:  # dependencies missing: say so instead of a traceback
             self.setStatus(describeError(error))
             return
         holder["job"] = job
         self.pendingJobs.add(job)
-        holder["feedback"] = BusyFeedback(job, title, cancellable=priority != INTERACTIVE)
+        holder["feedback"] = BusyFeedback(job, title, cancellable=True)
         self.activeFeedbacks.add(holder["feedback"])
 
     def writeLabelmap(self, labelmap, image: slicer.vtkOrientedImageData, axis: int, first: int, last: int) -> bool:
@@ -565,6 +572,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         except InputError as error:
             self.setStatus(str(error))
             return False
+        prompts, target = self.prompts, self.currentTarget()
+        if prompts is not None:  # the segment as its prompts now describe it (see onSegmentEdited)
+            prompts.segmentToken = labelmapToken(self.scriptedEffect.parameterSetNode().GetSegmentationNode(),
+                                                 target.segmentId)
         return True
 
     # --- embedding ahead of time ---------------------------------------------------------------
@@ -581,8 +592,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def prefetchCurrentSlice(self) -> None:
         sliceNode = self.prefetchViewNode
-        if sliceNode is None or not engineStatus().ready:
-            return
+        engine = engineFor()
+        if sliceNode is None or engine.state != READY:
+            return  # embedding ahead never starts the engine
         sliceToRas = sliceNode.GetSliceToRAS()
         centerRas = [sliceToRas.GetElement(row, 3) for row in range(3)]
         orientation = sliceNormalWorld(sliceNode)
@@ -591,10 +603,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             ref = geometry.slice_through(volume, orientation, centerRas)
         except (InputError, ValueError):
             return  # nothing to prefetch: no source volume or the view is outside it
-        session = engineSession()
+        if not engine.hasSession(key):
+            return  # nor uploads the volume: the first prompt does
         mapping = self.mapping()
 
-        def run(job, engine):
-            session.segmenterFor(engine, key, volume, mapping).prefetch(orientation, slice_index=ref.index)
+        def run(call):
+            return engine.segmenterFor(key, volume, mapping).prefetch(orientation, slice_index=ref.index)
 
-        session.submit(run, "Embedding the current slice", PREFETCH, replaceKey="prefetch")
+        engine.submit(run, "Embedding the current slice", PREFETCH, replaceKey="prefetch")

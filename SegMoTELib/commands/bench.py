@@ -50,21 +50,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="slices of the propagation volume (default 300 GPU, 16 CPU)")
     parser.add_argument("--batch-size", type=_positive, default=None, help="embedding batch (default 64 GPU, 4 CPU)")
     parser.add_argument("--curation-slices", type=_positive, default=None, help="curation slices (default 1024)")
-    parser.add_argument("--only", default=None, help=f"comma list of sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--only", default=None, help=f"comma list of sections: {', '.join(SECTIONS)}; with --server: "
+                                                     f"prompts, propagation, during, gil")
     parser.add_argument("--runtime", default="all", type=str.lower, choices=("all", "torch", "onnx", "auto"),
                         help="our runtimes to time beside the reference: all (default: PyTorch, and ONNX Runtime on a "
                              "CPU), torch or onnx; with --server the runtime of both sides (auto by default)")
     parser.add_argument("--server", action="store_true",
                         help="instead: click, box and propagation through a local `segmote serve` against in-process "
                              "(same model, same run), and a click from a worker beside an emulated Slicer GUI thread")
-    parser.add_argument("--out", default=None, help="write the full result as JSON here")
+    parser.add_argument("-o", "--out", default=None, help="write the full result as JSON here")
     parser.add_argument("--markdown", default=None,
                         help="write the Markdown table here (default: beside --out, same name with .md)")
 
 
-def _sections(text: str | None) -> tuple[str, ...]:
-    from ..benchmarks import SECTIONS
+def _sections(text: str | None, server: bool = False) -> tuple[str, ...]:
+    from ..benchmarks import SECTIONS as BENCH_SECTIONS
+    from ..benchmarks.server import SECTIONS as SERVER_SECTIONS
 
+    SECTIONS = SERVER_SECTIONS if server else BENCH_SECTIONS
     if not text:
         return SECTIONS
     names = tuple(name.strip() for name in text.split(",") if name.strip())
@@ -132,12 +135,13 @@ def _outputs(args) -> tuple[Path | None, Path | None]:
 
 
 def _run_server_bench(args) -> int:
-    from ..service.bench import format_markdown, run_service_benchmark
+    from ..benchmarks.server import format_markdown, run_service_benchmark
 
     out, markdown_path = _outputs(args)
     result = run_service_benchmark(device=args.device, quick=args.quick, repeats=args.repeats,
                                    volume_slices=args.volume_slices, threads=max(args.threads or (2,)),
                                    runtime="auto" if args.runtime == "all" else args.runtime,
-                                   log=lambda message: print(message, flush=True))
+                                   log=lambda message: print(message, flush=True),
+                                   sections=_sections(args.only, server=True))
     _publish(result, format_markdown(result), out, markdown_path)
     return 0

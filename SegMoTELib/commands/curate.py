@@ -17,7 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="train_pool-style folders (images/, masks/, manifest.csv, labels.json), folders of 3D "
                              "image/label volumes or .npz studies, or a studies .csv (image,label[,modality,case])")
     parser.add_argument("--target", "-T", type=whole_number, required=True, help="number of records to select")
-    parser.add_argument("--out", required=True, help="output folder (a rerun with the same folder resumes)")
+    parser.add_argument("-o", "--out", required=True, help="output folder (a rerun with the same folder resumes)")
     parser.add_argument("--class-by", default="dataset",
                         help="what a sampling class is: dataset, label, modality or a comma list (default dataset)")
     parser.add_argument("--workers", type=whole_number, default=None,

@@ -26,7 +26,7 @@ DEMO_WINDOW = "abdomen"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="outputs/demo", metavar="DIR",
+    parser.add_argument("-o", "--out", default="outputs/demo", metavar="DIR",
                         help="folder for phantom.nii.gz, reference.seg.nrrd and segmentation.seg.nrrd "
                              "(created if missing; default: outputs/demo)")
     parser.add_argument("--seed", type=int, default=0, help="phantom seed (default: 0)")

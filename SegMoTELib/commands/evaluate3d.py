@@ -45,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     intensity.add_argument("--modality", default=None, help="CT, MR, ... (default: from the file, else auto)")
     intensity.add_argument("--preset", default=None, help="CT window preset (abdomen, soft_tissue, ...)")
     add_model_arguments(parser)
-    parser.add_argument("--out", default=None, metavar="DIR",
+    parser.add_argument("-o", "--out", default=None, metavar="DIR",
                         help=f"write {STEM}.md and {STEM}.json into DIR (created if missing)")
     parser.add_argument("--quiet", action="store_true", help="no per-structure progress lines")
 

@@ -25,16 +25,24 @@ HELP = "segment a 2D image (pixel prompts) or a 3D volume (RAS prompts, propagat
 MASK_IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp")
 OVERLAY_COLOUR = np.array([255, 64, 32], dtype=np.float32)
 OVERLAY_OPACITY = 0.45
+BOX_COLOUR = (255, 215, 0)       # the box prompt's outline
+POSITIVE_COLOUR = (0, 200, 60)   # "+" at a positive click
+NEGATIVE_COLOUR = (230, 30, 30)  # "−" at a negative click
+LOW_IOU = 0.5                    # below this predicted IoU, the mask is flagged as doubtful
+# Prompt-free masks are trained on one-object tasks (skin lesions, lungs in chest X-rays, polyps,
+# fetal heads, breast lesions in ultrasound); in these modalities an image holds many structures.
+MULTI_STRUCTURE_MODALITIES = ("CT", "MR", "PET")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT",
                         help="2D image (PNG/JPEG/TIFF, single-slice NIfTI) or volume (NIfTI, NRRD, MHA, DICOM folder, .npz)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+    parser.add_argument("-o", "--output", "--out", dest="output", required=True, metavar="OUT",
                         help="2D: mask file (.png, 0/255; or .nii.gz), with OUT_overlay.png beside it; "
                              "volume: .seg.nrrd (named segment) or a labelmap (.nii.gz, .nrrd, .mha)")
     pixel = parser.add_argument_group("2D prompts (pixels of the image as stored: x = column, y = row)")
-    pixel.add_argument("--box", nargs=4, type=float, metavar=("X0", "Y0", "X1", "Y1"), help="box corners (inclusive)")
+    pixel.add_argument("--box", nargs=4, type=float, metavar=("X0", "Y0", "X1", "Y1"),
+                       help="box corners (inclusive); may be given with --point/--negative clicks")
     pixel.add_argument("--point", nargs=2, type=float, action="append", metavar=("X", "Y"),
                        help="positive click (repeatable)")
     pixel.add_argument("--negative", nargs=2, type=float, action="append", metavar=("X", "Y"),
@@ -81,6 +89,7 @@ class _Job:
 
 def run(args) -> int:
     job = _prepare(args)
+    _warn_about_auto(args, job)
     predictor = _predictor(args)
     if predictor.notice:
         print(f"note: {predictor.notice}", file=sys.stderr)
@@ -112,12 +121,10 @@ def _prepare(args) -> _Job:
         raise InputError("prompt: give --box, --point, --auto (2D) or --ras-point, --ras-box (volume)")
     if args.auto and (pixel_prompt or ras_prompt):
         raise InputError("--auto: a prompt-free mask takes no other prompt")
-    if args.box is not None and args.point:
-        raise InputError("--box: give a box or clicks, not both")
     if args.ras_box is not None and args.ras_point:
         raise InputError("--ras-box: give a box or clicks, not both")
-    if args.negative and not args.point:
-        raise InputError("--negative: needs at least one --point (positive click)")
+    if args.negative and not args.point and args.box is None:
+        raise InputError("--negative: needs at least one --point (positive click) or a --box")
     if args.ras_negative and not args.ras_point:
         raise InputError("--ras-negative: needs at least one --ras-point (positive click)")
     check_model_arguments(args)
@@ -194,7 +201,7 @@ def _check_pixel_prompts(args, volume) -> None:
     height, width = volume.array.shape[1:3]
     if args.box is not None:
         validate_box(args.box, height, width)
-    if args.point:
+    if args.point or args.negative:
         validate_points(*_pixel_points(args), height, width)
 
 
@@ -261,13 +268,12 @@ def _segment_2d(args, job: _Job, predictor) -> list[Path]:
 
     image = job.volume.array[0]
     predictor.set_image(image, mapping=job.mapping if not job.volume.rgb else None)
+    box = np.asarray(args.box, dtype=np.float64) if args.box is not None else None
+    points, labels = _pixel_points(args) if args.point or args.negative else (None, None)
     if args.auto:
         prediction = predictor.predict_auto()
-    elif args.box is not None:
-        prediction = predictor.predict(box=np.asarray(args.box, dtype=np.float64))
     else:
-        points, labels = _pixel_points(args)
-        prediction = predictor.predict(points=points, labels=labels)
+        prediction = predictor.predict(points=points, labels=labels, box=box)
     mask = np.asarray(prediction.masks[0], dtype=bool)
     grey = image if job.volume.rgb else _as_uint8(image, job.mapping)
     with atomic_outputs([job.output, job.overlay], "--output") as (mask_file, overlay_file):  # both or neither
@@ -275,10 +281,35 @@ def _segment_2d(args, job: _Job, predictor) -> list[Path]:
             write_volume(job.volume.with_array((mask * 255).astype(np.uint8)[None]), mask_file)
         else:
             write_segmentation(mask_file, job.volume.with_array(mask.astype(np.uint8)[None]), _segments(args))
-        write_volume(job.volume.with_array(overlay_image(grey, mask)[None]), overlay_file)
-    print(f"mask: {int(mask.sum())} pixels, predicted IoU {float(np.ravel(prediction.scores)[0]):.3f} "
-          f"({prediction.decoder} decoder)")
+        overlay = overlay_image(grey, mask, box=box, points=points, labels=labels)
+        write_volume(job.volume.with_array(overlay[None]), overlay_file)
+    score = float(np.ravel(prediction.scores)[0])
+    print(f"mask: {int(mask.sum())} pixels, predicted IoU {score:.3f} ({prediction.decoder} decoder)")
+    _warn_if_doubtful(score, int(mask.sum()), args.auto)
     return [job.output, job.overlay]
+
+
+def _warn_if_doubtful(score: float, pixels: int, auto: bool) -> None:
+    """The model's own IoU estimate is low: the mask is likely wrong, and the user should know."""
+    if score >= LOW_IOU and pixels > 0:
+        return
+    what = f"the mask is empty (predicted IoU {score:.2f})" if pixels == 0 else \
+        f"the model's predicted IoU is {score:.2f} (below {LOW_IOU})"
+    hint = "give a box or a click instead" if auto else "add a box, or correction clicks (--point inside, --negative " \
+                                                        "outside the structure), and look at the overlay"
+    print(f"warning: {what}: this mask may be wrong; {hint}", file=sys.stderr)
+
+
+def _warn_about_auto(args, job) -> None:
+    """--auto on an image with many structures: the prompt-free mask is one of them, any of them."""
+    if not args.auto:
+        return
+    modality = job.mapping.modality.upper() if job.mapping.modality else "AUTO"
+    if modality in MULTI_STRUCTURE_MODALITIES or (job.mode == "volume" and modality == "AUTO"):
+        kind = f"a {modality} image" if modality != "AUTO" else "a volume"
+        print(f"warning: --auto on {kind}: the prompt-free mask is trained for one-object tasks (a skin lesion, the "
+              f"lungs of a chest X-ray, a polyp, a fetal head, a breast lesion); {kind} holds many structures and "
+              f"the mask may be any of them: give a box or a click for the one you mean", file=sys.stderr)
 
 
 def _as_uint8(image, mapping):
@@ -287,8 +318,11 @@ def _as_uint8(image, mapping):
     return to_uint8(image, mapping)
 
 
-def overlay_image(image_uint8: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8: the image with the mask tinted and its outline drawn."""
+def overlay_image(image_uint8: np.ndarray, mask: np.ndarray, box=None, points=None, labels=None) -> np.ndarray:
+    """(H, W, 3) uint8: the image with the mask tinted and its outline drawn, and the prompts that
+    made it: the box's outline, a green "+" at each positive click, a red "−" at each negative one
+    (each on a dark halo, to stay visible on any background)."""
+    from PIL import Image, ImageDraw
     from scipy import ndimage
 
     rgb = image_uint8 if image_uint8.ndim == 3 else np.repeat(image_uint8[..., None], 3, axis=2)
@@ -296,7 +330,20 @@ def overlay_image(image_uint8: np.ndarray, mask: np.ndarray) -> np.ndarray:
     blended[mask] = (1 - OVERLAY_OPACITY) * blended[mask] + OVERLAY_OPACITY * OVERLAY_COLOUR
     outline = mask & ~ndimage.binary_erosion(mask)
     blended[outline] = OVERLAY_COLOUR
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    picture = Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    size = max(3, round(min(mask.shape) / 40))  # the marker's half length, in pixels
+    width = max(1, size // 3)
+    if box is not None:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        draw.rectangle([x0, y0, x1, y1], outline=BOX_COLOUR, width=width)
+    for (x, y), label in zip(np.asarray(points if points is not None else [], dtype=np.float64).reshape(-1, 2),
+                             np.asarray(labels if labels is not None else [], dtype=np.int64).reshape(-1)):
+        strokes = [((x - size, y), (x + size, y))] + ([((x, y - size), (x, y + size))] if label else [])
+        for halo, colour in ((width + 2, (0, 0, 0)), (width, POSITIVE_COLOUR if label else NEGATIVE_COLOUR)):
+            for start, end in strokes:
+                draw.line([start, end], fill=colour, width=halo)
+    return np.asarray(picture)
 
 
 def _segments(args):

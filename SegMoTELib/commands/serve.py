@@ -3,8 +3,9 @@
 Contract (scripts rely on it): the token comes from the SEGMOTE_TOKEN environment variable or
 `--token-file F`, never from the command line (other users can read a process's arguments);
 `listening on http://H:P` is printed once the server accepts requests (with `--port 0`, P is the
-port the system picked). It binds to 127.0.0.1 unless told otherwise; for a remote server put a
-TLS reverse proxy in front (docs/SERVICE.md).
+port the system picked), after a banner on stderr (model, adapter, device, data roots, limits);
+then one access line per request on stderr (`--no-access-log` turns it off). It binds to 127.0.0.1
+unless told otherwise; for a remote server put a TLS reverse proxy in front (docs/SERVICE.md).
 """
 
 from __future__ import annotations
@@ -43,13 +44,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-file", default=None,
                         help=f"file holding the bearer token (default: the {TOKEN_ENV} environment variable)")
     parser.add_argument("--exit-with-parent", action="store_true",
-                        help="stop when the process that started this one ends (Slicer's local engine; POSIX)")
+                        help="stop when the process that started this one ends (POSIX)")
+    parser.add_argument("--exit-on-stdin-close", action="store_true",
+                        help="stop within seconds once standard input reaches end of file (Slicer's local engine: "
+                             "it keeps the pipe open, and the system closes it however Slicer ends)")
+    parser.add_argument("--no-access-log", action="store_true", help="no line per request on stderr")
     parser.add_argument("--data-root", action="append", default=[], metavar="DIR",
                         help="a folder whose volumes clients may open by path (repeatable; default: none)")
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-upload-mb", type=_positive_number, default=1024, help="one upload, compressed (1024)")
+    limits.add_argument("--max-upload-mb", type=_positive_number, default=1024,
+                        help="voxels uploaded to one session, compressed (1024)")
     limits.add_argument("--max-voxels", type=_positive_number, default=512 * 512 * 1024,
                         help="voxels of one volume (268435456)")
+    limits.add_argument("--no-size-limits", action="store_true",
+                        help="no --max-upload-mb and no --max-voxels: a local engine for one user (Slicer's)")
+    limits.add_argument("--max-request-kb", type=_positive_number, default=1024,
+                        help="a request body other than a voxel upload (1024)")
+    limits.add_argument("--max-points", type=int, default=128, help="prompt points of one request (128)")
+    limits.add_argument("--request-budget", type=_positive_number, default=300.0,
+                        help="seconds one request may take, waiting for the device included; a propagation "
+                             "stops at its next slice past it (300)")
     limits.add_argument("--max-sessions", type=int, default=16, help="open sessions at once (16)")
     limits.add_argument("--idle-timeout", type=_positive_number, default=1800.0,
                         help="seconds before an untouched session is closed (1800)")
@@ -61,7 +75,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def read_token(token_file: str | None) -> str:
     """The token from --token-file or SEGMOTE_TOKEN; an InputError naming what to do otherwise."""
-    from ..service.auth import MIN_TOKEN_LENGTH
+    from ..service.tokens import token_problem
 
     if token_file is not None:
         path = Path(token_file)
@@ -76,14 +90,21 @@ def read_token(token_file: str | None) -> str:
         if not token:
             raise InputError(f"token: set the {TOKEN_ENV} environment variable or give --token-file F "
                              f"(e.g. python -c \"import secrets; print(secrets.token_urlsafe(32))\" > F)")
-    if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
-        raise InputError(f"token: expected at least {MIN_TOKEN_LENGTH} characters without spaces")
+    problem = token_problem(token)
+    if problem:  # refused here, so no server waits for a token its clients can never send
+        raise InputError(f"token: {problem}; e.g. python -c \"import secrets; print(secrets.token_urlsafe(32))\"")
     return token
 
 
 def run(args) -> int:
+    from ..service.lifetime import LifetimeWatch
     from ..service.limits import ServiceLimits
 
+    watch = LifetimeWatch()  # first of all: a starter that ends while the model loads is noticed too
+    if args.exit_on_stdin_close:
+        watch.watch_stdin()
+    if args.exit_with_parent:
+        watch.watch_parent()
     token = read_token(args.token_file)
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port: expected 0..65535, got {args.port}")
@@ -91,9 +112,13 @@ def run(args) -> int:
     for root in roots:
         if not root.is_dir():
             raise InputError(f"--data-root: {root} is not a folder")
-    limits = ServiceLimits(max_upload_bytes=int(args.max_upload_mb * MIB), max_voxels=int(args.max_voxels),
+    unlimited = args.no_size_limits
+    limits = ServiceLimits(max_upload_bytes=None if unlimited else int(args.max_upload_mb * MIB),
+                           max_voxels=None if unlimited else int(args.max_voxels),
                            max_sessions=args.max_sessions, idle_seconds=args.idle_timeout,
-                           embedding_cache_bytes=int(args.cache_mb * MIB))
+                           embedding_cache_bytes=int(args.cache_mb * MIB),
+                           max_request_bytes=int(args.max_request_kb * 1024), max_points=args.max_points,
+                           request_seconds=args.request_budget)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"segmote serve: note: listening on {args.host} without TLS; put a TLS reverse proxy in front "
               f"(docs/SERVICE.md) before exposing it to a network", file=sys.stderr)
@@ -101,9 +126,30 @@ def run(args) -> int:
     predictor = predictor_from_args(args, cache_size=64)
     if predictor.notice:
         print(f"note: {predictor.notice}", file=sys.stderr)
-    app = build_app(predictor, limits, token, roots, engine_description(predictor, args))
-    serve(app, args.host, args.port, exit_with_parent=args.exit_with_parent)
+    description = engine_description(predictor, args)
+    print(banner(description, roots, limits), file=sys.stderr, flush=True)
+    app = build_app(predictor, limits, token, roots, description, access_log=not args.no_access_log)
+    serve(app, args.host, args.port, watch=watch)
     return 0
+
+
+def banner(description: dict, roots, limits) -> str:
+    """What this server is, in a few lines: model, adapter, device, data roots, limits."""
+    def cap(value, unit=""):
+        return "none" if value is None else f"{value:g}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+    lines = [f"segmote serve {description['segmote']}: model {description['backbone']}, adapter {description['adapter']}"
+             f"{'' if description['uses_adapter'] else ' (base decoder)'}, device {description['device']}"
+             f"{', fast' if description['fast'] else ''} (torch {description['torch']})",
+             f"  data roots: {', '.join(str(Path(root).resolve()) for root in roots) or 'none (uploads only)'}",
+             f"  limits: upload {cap(None if limits.max_upload_bytes is None else limits.max_upload_bytes // MIB, ' MiB')}, "
+             f"volume {cap(limits.max_voxels, ' voxels')}, {limits.max_sessions} sessions, "
+             f"idle {limits.idle_seconds:g} s, embedding cache {limits.embedding_cache_bytes // MIB} MiB, "
+             f"request body {limits.max_request_bytes // 1024} KiB, {limits.max_points} points, "
+             f"budget {limits.request_seconds:g} s per request"]
+    if description.get("notice"):
+        lines.append(f"  note: {description['notice']}")
+    return "\n".join(lines)
 
 
 def _check_address(host: str, port: int) -> None:
@@ -137,41 +183,24 @@ def engine_description(predictor, args) -> dict:
             "runtime_detail": predictor.runtime_description, "notice": predictor.notice}
 
 
-def build_app(predictor, limits, token: str, data_roots, description: dict):
+def build_app(predictor, limits, token: str, data_roots, description: dict, access_log: bool = True):
     from ..service.app import create_app
     from ..service.host import EngineHost
     from ..service.store import SessionStore
 
     store = SessionStore(EngineHost(predictor, limits.embedding_cache_bytes), limits, data_roots)
-    return create_app(store, token, description)
+    return create_app(store, token, description, access_log=access_log)
 
 
-def _stop_when_orphaned(server) -> None:
-    """A local engine must not outlive a crashed Slicer: once the parent is gone (the process is
-    re-parented, so getppid() changes), stop serving, and end the process if that stalls."""
-    parent = os.getppid()
-
-    def watch():
-        while not server.should_exit:
-            if os.getppid() != parent:
-                server.should_exit = True
-                time.sleep(5.0)
-                # Still here (the parent took our output pipe, so exit can stall on a flush): nothing
-                # of a session outlives the process anyway.
-                os._exit(0)
-            time.sleep(1.0)
-
-    threading.Thread(target=watch, name="segmote parent watch", daemon=True).start()
-
-
-def serve(app, host: str, port: int, exit_with_parent: bool = False) -> None:
-    """Run uvicorn; print `listening on http://H:P` once the socket accepts connections."""
+def serve(app, host: str, port: int, watch=None) -> None:
+    """Run uvicorn; print `listening on http://H:P` once the socket accepts connections. `watch`:
+    the LifetimeWatch that stops this server when its starter goes away."""
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            timeout_graceful_shutdown=2))
-    if exit_with_parent and os.name == "posix":
-        _stop_when_orphaned(server)
+    if watch is not None:
+        watch.serving(server)
 
     def announce():
         while not server.started:

@@ -7,7 +7,7 @@ HELP = "train a SegMoTE adapter from a JSON configuration"
 
 def configure(parser) -> None:
     parser.add_argument("config", help="JSON training configuration (see configs/)")
-    parser.add_argument("--out", help="output folder (overrides out_dir)")
+    parser.add_argument("-o", "--out", help="output folder (overrides out_dir)")
     parser.add_argument("--steps", type=int, help="number of steps (overrides the configuration)")
     parser.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
 

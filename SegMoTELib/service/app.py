@@ -4,24 +4,33 @@ Most routes are plain `def` functions (FastAPI runs them in its thread pool); pr
 device thread directly. Nothing that waits for the device holds up the event loop, and the device
 queue (one thread) decides who computes next.
 Errors: a user mistake the engine finds → 400 with the engine's own message; a malformed body →
-422 naming the field; a refusal (limits, unknown or closed session) → its 4xx with one line.
+422 naming the field (the values sent are never echoed back); a refusal (limits, unknown or
+closed session) → its 4xx with one line; a path that is no route → 404 saying so. `/docs` is
+Swagger UI served from the `fastapi-offline` package's files (no CDN), with an *Authorize* button
+for the bearer token (`securitySchemes`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import SegMoTEError, first_line
 from .auth import BearerTokenMiddleware
 from .device_queue import INTERACTIVE
+from .middleware import BodyCap, StampAndLog, stderr_line
 from .refusal import Refusal
 from .schemas import (
     AutoPrompt,
@@ -29,6 +38,7 @@ from .schemas import (
     JobResponse,
     PrefetchRequest,
     PropagateRequest,
+    SeedRequest,
     SessionCreate,
     SessionInfo,
     SlicePrompt,
@@ -38,10 +48,13 @@ from .schemas import (
 log = logging.getLogger("segmote.service")
 API_VERSION = "1"
 MAX_JOB_WAIT_S = 10.0
+INFLATE_CHUNK_BYTES = 4 * 1024 * 1024  # compressed bytes handed to a worker thread to inflate at once
+DOCS_ASSETS = "/docs/assets"
 
 
-def create_app(store, token: str, info: dict) -> FastAPI:
-    """`store`: the SessionStore (its host holds the predictor); `info`: what /v1/info reports."""
+def create_app(store, token: str, info: dict, access_log: bool = True) -> FastAPI:
+    """`store`: the SessionStore (its host holds the predictor); `info`: what /v1/info reports;
+    `access_log`: one line per request on stderr."""
     prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmote prefetch")
 
     @asynccontextmanager
@@ -52,12 +65,22 @@ def create_app(store, token: str, info: dict) -> FastAPI:
         store.stop()
         store.host.close()
 
-    app = FastAPI(title="SegMoTE engine", version=API_VERSION, lifespan=lifespan,
+    app = FastAPI(title="SegMoTE engine", version=API_VERSION, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Interactive 3D segmentation with SegMoTE. Every call needs "
-                              "'Authorization: Bearer <token>'. Coordinates are RAS millimetres.")
+                              "'Authorization: Bearer <token>' (*Authorize* above). Coordinates are RAS "
+                              "millimetres. Worked examples: docs/SERVICE.md.")
     limits = store.limits
     device = store.host.device_queue
     _install_error_handlers(app)
+    _install_docs(app)
+
+    def deadline() -> float:
+        return time.monotonic() + limits.request_seconds
+
+    def check_points(count: int) -> None:
+        if count > limits.max_points:
+            raise Refusal(422, f"points_ras: {count} points; at most {limits.max_points} per request on this "
+                               f"server (--max-points)")
 
     @app.get("/health")
     def health() -> dict:
@@ -70,17 +93,41 @@ def create_app(store, token: str, info: dict) -> FastAPI:
 
     @app.post("/v1/sessions", status_code=201, response_model=SessionInfo)
     def open_session(request: SessionCreate) -> dict:
-        return store.create(request).describe(limits.idle_seconds)
+        session = store.create(request)
+        return session.describe(limits.idle_seconds, store.pending_progress(session))
 
     @app.put("/v1/sessions/{session_id}/voxels", response_model=SessionInfo,
              openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {
                  "type": "string", "format": "binary",
                  "description": "zlib of the voxels' C-order bytes, as announced in the session's volume"}}}}})
-    async def upload_voxels(session_id: str, request: Request) -> dict:
+    async def upload_voxels(session_id: str, request: Request,
+                            first_slice: int | None = Query(None, ge=0, description=(
+                                "send the volume in slabs: this body holds whole slices from this one on "
+                                "(without it, the body is the whole volume)"))) -> dict:
         session = store.get(session_id)
-        payload = await _read_capped(request, limits.max_upload_bytes)
-        await run_in_threadpool(store.load_voxels, session, payload)
-        return session.describe(limits.idle_seconds)
+        upload = store.begin_upload(session, first_slice)
+        try:
+            declared = request.headers.get("content-length")
+            if declared is not None and declared.isdigit():
+                upload.count(0)
+                room = upload.pending.room_left()
+                if room is not None and int(declared) > room:
+                    raise upload.too_large()
+            buffered, size = [], 0
+            async for chunk in request.stream():
+                upload.count(len(chunk))
+                buffered.append(chunk)
+                size += len(chunk)
+                if size >= INFLATE_CHUNK_BYTES:
+                    await run_in_threadpool(upload.feed, b"".join(buffered))
+                    buffered, size = [], 0
+            if buffered:
+                await run_in_threadpool(upload.feed, b"".join(buffered))
+        except BaseException:
+            upload.release()
+            raise
+        await run_in_threadpool(store.finish_upload, session, upload)
+        return session.describe(limits.idle_seconds, store.pending_progress(session))
 
     @app.delete("/v1/sessions/{session_id}", status_code=204)
     def close_session(session_id: str) -> None:
@@ -92,12 +139,19 @@ def create_app(store, token: str, info: dict) -> FastAPI:
     @app.post("/v1/sessions/{session_id}/slice", response_model=SliceResponse)
     async def segment_slice(session_id: str, prompt: SlicePrompt) -> dict:
         session = store.get(session_id)
-        return await device.run_async(INTERACTIVE, lambda: session.segment_slice(prompt))
+        check_points(len(prompt.points_ras or ()))
+        return await device.run_async(INTERACTIVE, lambda: session.segment_slice(prompt), deadline())
 
     @app.post("/v1/sessions/{session_id}/auto", response_model=SliceResponse)
     async def segment_auto(session_id: str, request: AutoPrompt) -> dict:
         session = store.get(session_id)
-        return await device.run_async(INTERACTIVE, lambda: session.segment_auto(request))
+        return await device.run_async(INTERACTIVE, lambda: session.segment_auto(request), deadline())
+
+    @app.post("/v1/sessions/{session_id}/results", status_code=201, response_model=SliceResponse)
+    def seed_result(session_id: str, request: SeedRequest) -> dict:
+        """A slice result from a mask (a result the server forgot, or a segment drawn by another tool):
+        refine it with `previous_result`, or propagate it."""
+        return store.get(session_id).seed(request)
 
     @app.post("/v1/sessions/{session_id}/prefetch", status_code=202)
     def prefetch(session_id: str, request: PrefetchRequest) -> dict:
@@ -129,23 +183,46 @@ def create_app(store, token: str, info: dict) -> FastAPI:
         job.wait(MAX_JOB_WAIT_S)  # the job stops at its next slice
         return job.describe()
 
+    app.add_middleware(BodyCap, max_bytes=limits.max_request_bytes)       # innermost
     app.add_middleware(BearerTokenMiddleware, token=token)
+    app.add_middleware(StampAndLog, api_version=API_VERSION, log=stderr_line if access_log else None)
     return app
 
 
-async def _read_capped(request: Request, cap: int) -> bytes:
-    too_large = Refusal(413, f"upload: larger than this server's limit of {cap} bytes "
-                             f"(compressed voxels); crop or downsample the volume")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from files this server holds, and the bearer scheme that gives it *Authorize*."""
+    try:
+        import fastapi_offline
+    except ImportError:  # an install without it still serves; only the browsable page is missing
+        fastapi_offline = None
+    if fastapi_offline is not None:
+        assets = Path(fastapi_offline.__file__).resolve().parent / "static"
+        app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request):
+        if fastapi_offline is None:
+            return JSONResponse({"detail": "the /docs page needs the fastapi-offline package on the server "
+                                           "(pip install fastapi-offline); the schema is at /openapi.json"},
+                                status_code=501)
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title="SegMoTE engine — API",
+                                   swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png")
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = {"bearerToken": {
+                "type": "http", "scheme": "bearer",
+                "description": "the server's token (SEGMOTE_TOKEN or --token-file of `segmote serve`)"}}
+            schema["security"] = [{"bearerToken": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def _field_message(error: dict) -> str:
@@ -157,13 +234,26 @@ def _field_message(error: dict) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request, error: RequestValidationError):
-        errors = error.errors()
+        # Only where and what, never the value sent: it may be NaN (which JSON cannot carry back)
+        # or a megabyte of points.
+        errors = [{"loc": [str(part) for part in item.get("loc", ())], "msg": str(item.get("msg", "")),
+                   "type": str(item.get("type", ""))} for item in error.errors()]
         detail = _field_message(errors[0]) if errors else "invalid request"
-        return JSONResponse({"detail": detail, "errors": jsonable_encoder(errors)}, status_code=422)
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def no_route(request, error: StarletteHTTPException):
+        if error.status_code in (404, 405):
+            what = "no route" if error.status_code == 404 else "no such method for the route"
+            return JSONResponse({"detail": f"{what} {request.method} {request.url.path} on this SegMoTE engine "
+                                           f"(API v{API_VERSION}; see /docs); check the server URL's path"},
+                                status_code=error.status_code)
+        return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code)
 
     @app.exception_handler(Refusal)
     async def refused(_request, error: Refusal):
-        return JSONResponse({"detail": error.message}, status_code=error.status)
+        answer = {"detail": error.message} if error.code is None else {"detail": error.message, "code": error.code}
+        return JSONResponse(answer, status_code=error.status)
 
     @app.exception_handler(SegMoTEError)
     async def user_mistake(_request, error: SegMoTEError):

@@ -1,7 +1,13 @@
-"""Bearer-token check on every request, the OpenAPI schema and /health included.
+"""Bearer-token check on every request, /health included, but the API's documentation.
 
-A plain ASGI middleware rather than a FastAPI dependency so that no path escapes it (FastAPI's
-own /openapi.json and /docs routes take no dependencies) and unknown paths cannot be probed.
+A plain ASGI middleware rather than a FastAPI dependency so that no path escapes it and unknown
+paths cannot be probed. The documentation is public: the `/docs` page, its Swagger UI assets
+(served from this server, no CDN) and the OpenAPI schema it reads (`/openapi.json`, the public
+description of the API, nothing of a session), so a browser can open it and then *Authorize*
+with the token; every call it makes from there carries the token like any client's.
+
+Tokens are what HTTP can carry: visible ASCII (`token_problem`), checked by `segmote serve` at
+start, so a server never accepts a token its own client could not send.
 """
 
 from __future__ import annotations
@@ -10,7 +16,14 @@ import hmac
 
 from starlette.responses import JSONResponse
 
-MIN_TOKEN_LENGTH = 16
+from .tokens import MIN_TOKEN_LENGTH  # noqa: F401  (re-exported)
+
+PUBLIC_PATHS = ("/docs", "/openapi.json")
+PUBLIC_PREFIXES = ("/docs/",)
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 class BearerTokenMiddleware:
@@ -19,7 +32,7 @@ class BearerTokenMiddleware:
         self._expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":  # lifespan events
+        if scope["type"] != "http" or is_public(scope.get("path", "")):  # lifespan events, the docs
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"authorization", b"")

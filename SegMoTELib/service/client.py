@@ -6,61 +6,94 @@ segment_box3d), so callers switch between in-process and remote work without oth
 slice results keep their logits on the server and are named by id for refinement and propagation.
 
 Errors are SegMoTE errors with one clear line: the engine's own message for a user mistake
-(`InputError`), `EngineUnavailable` when the server cannot be reached or drops the connection,
-`EngineAuthError` for a refused token, `SessionClosed` when the session is gone (idle limit).
+(`InputError`), `EngineUnavailable` when the server cannot be reached (no connection within
+`CONNECT_TIMEOUT_S`), drops the connection or sends no answer in time (the read timeout: short for
+`info`/`health`, longer for model work), `NotAnEngine` when what answered is not a SegMoTE engine
+(another web server, a wrong URL path: its page is never dumped), `EngineAuthError` for a refused
+token, `SessionClosed` when the session is gone (idle limit). Bodies the server would refuse (NaN,
+a token HTTP cannot carry, a file name with a NUL) are refused here, before anything is sent.
+
+The calls themselves (the upload in slabs, job polling, seeding again a result the server forgot)
+are `operations`, shared with the Qt client of Slicer's main thread; this module carries them out
+with `http.client`, blocking.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
-import os
 import socket
 import ssl
 import threading
-import urllib.parse
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError, SegMoTEError
+from ..errors import SegMoTEError
 from ..geometry import SliceRef
-from .codec import VOXEL_DTYPES, decode_mask, encode_mask, encode_voxels
+from . import operations
+from .operations import (  # noqa: F401  (re-exported: callers import them from here)
+    JOB_POLL_S,
+    QUICK_READ_TIMEOUT_S,
+    RemoteSliceResult,
+    Request,
+    ServerLogits,
+    SessionCalls,
+    run_blocking,
+)
+from .wire import (  # noqa: F401  (the errors are re-exported: callers import them from here)
+    API_HEADER,
+    TOKEN_ENV,
+    EngineAuthError,
+    EngineError,
+    EngineUnavailable,
+    NotAnEngine,
+    ResultUnknown,
+    SessionClosed,
+    answer_of,
+    check_token,
+    check_url,
+    encode_body,
+)
 
-TOKEN_ENV = "SEGMOTE_TOKEN"
-JOB_POLL_S = 0.25  # a job poll returns at once when the job ends, else after this long with the progress
+CONNECT_TIMEOUT_S = 5.0   # no TCP (and TLS) connection by then: the server is down or unreachable
+READ_TIMEOUT_S = 300.0    # model work: a first embedding on a slow CPU, an upload's slab
 
 
-class EngineError(SegMoTEError):
-    """The engine service failed or refused in a way that is not a mistake in the prompt."""
+class _Connection(http.client.HTTPConnection):
+    """A keep-alive connection whose connect has its own (short) timeout; reads have another."""
+
+    def __init__(self, host, port, connect_timeout: float, read_timeout: float):
+        super().__init__(host, port, timeout=connect_timeout)
+        self.read_timeout = read_timeout
+
+    def connect(self):
+        super().connect()
+        self.sock.settimeout(self.read_timeout)
 
 
-class EngineUnavailable(EngineError):
-    """The server cannot be reached, or dropped the connection (stopped, crashed, network)."""
+class _TLSConnection(http.client.HTTPSConnection):
+    def __init__(self, host, port, connect_timeout: float, read_timeout: float):
+        super().__init__(host, port, timeout=connect_timeout, context=ssl.create_default_context())
+        self.read_timeout = read_timeout
 
-
-class EngineAuthError(EngineError):
-    """The server refused the bearer token."""
-
-
-class SessionClosed(EngineError):
-    """The session is gone on the server (closed after the idle limit, or by the server stopping)."""
+    def connect(self):
+        super().connect()  # TCP and the TLS handshake within the connect timeout
+        self.sock.settimeout(self.read_timeout)
 
 
 class EngineClient:
-    def __init__(self, url: str, token: str | None = None, timeout: float = 600.0):
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise InputError(f"server: expected a URL like http://127.0.0.1:8765, got {url!r}")
-        token = token if token is not None else os.environ.get(TOKEN_ENV, "")
-        if not token.strip():
-            raise InputError(f"token: set the {TOKEN_ENV} environment variable to the server's token")
-        self.url = url.rstrip("/")
+    def __init__(self, url: str, token: str | None = None, timeout: float = READ_TIMEOUT_S,
+                 connect_timeout: float = CONNECT_TIMEOUT_S):
+        """`timeout`: how long model work may take to answer; `connect_timeout`: how long to wait
+        for a connection (a server that is down or unreachable fails within it)."""
+        parsed = check_url(url)
+        token = check_token(token)
+        self.url = str(url).strip().rstrip("/")
         self._https = parsed.scheme == "https"
         self._host, self._port = parsed.hostname, parsed.port or (443 if self._https else 80)
         self._prefix = parsed.path.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token.strip()}"}
+        self._headers = {"Authorization": f"Bearer {token}"}
         self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
         self._local = threading.local()  # one keep-alive connection per thread
 
     # --- transport -----------------------------------------------------------------------------
@@ -70,29 +103,31 @@ class EngineClient:
             return connection, True
         if connection is not None:
             connection.close()
-        if self._https:
-            connection = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout,
-                                                     context=ssl.create_default_context())
-        else:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        kind = _TLSConnection if self._https else _Connection
+        connection = kind(self._host, self._port, self.connect_timeout, self.timeout)
         self._local.connection = connection
         return connection, False
 
-    def request(self, method: str, path: str, body=None, what: str = "the request"):
-        """(status, decoded JSON or None); raises EngineUnavailable when no answer comes."""
+    def request(self, method: str, path: str, body=None, what: str = "the request", read_timeout: float | None = None):
+        """(status, decoded JSON or None); raises EngineUnavailable when no answer comes.
+        `read_timeout`: how long to wait for the answer once connected (default: `timeout`)."""
         headers = dict(self._headers)
-        if isinstance(body, (bytes, bytearray)):
+        payload = encode_body(body)
+        if isinstance(body, (bytes, bytearray, memoryview)):
             headers["Content-Type"] = "application/octet-stream"
-            payload = bytes(body)
         elif body is not None:
             headers["Content-Type"] = "application/json"
-            payload = json.dumps(body).encode()
-        else:
-            payload = None
+        wait = self.timeout if read_timeout is None else float(read_timeout)
         for attempt in range(2):
             connection, reused = self._connection(fresh=attempt > 0)
+            connection.read_timeout = wait
+            if connection.sock is not None:
+                connection.sock.settimeout(wait)
             try:
-                connection.request(method, self._prefix + path, body=payload, headers=headers)
+                # a memoryview, so that http.client sends the bytes as they are instead of joining a
+                # copy of them to the headers
+                body_view = memoryview(payload) if payload is not None else None
+                connection.request(method, self._prefix + path, body=body_view, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
                 break
@@ -107,20 +142,20 @@ class EngineClient:
                 raise EngineUnavailable(f"engine at {self.url}: its TLS certificate is not trusted ({error.verify_message}); "
                                         f"for a private CA set SSL_CERT_FILE to its certificate") from None
             except (OSError, http.client.HTTPException) as error:
+                connected = connection.sock is not None
                 self.close()  # this thread's connection is `connection`
-                reason = "timed out" if isinstance(error, (socket.timeout, TimeoutError)) else \
-                    (getattr(error, "strerror", None) or type(error).__name__)
+                if isinstance(error, (socket.timeout, TimeoutError)) and connected:
+                    raise EngineUnavailable(f"engine at {self.url} accepted the connection but sent no answer within "
+                                            f"{wait:g} s during {what}; is it a SegMoTE engine, and is it "
+                                            f"overloaded?") from None
+                if isinstance(error, (socket.timeout, TimeoutError)):
+                    raise EngineUnavailable(f"engine at {self.url}: no connection within {self.connect_timeout:g} s "
+                                            f"during {what}; is the server running and reachable?") from None
+                reason = getattr(error, "strerror", None) or type(error).__name__
                 raise EngineUnavailable(f"engine at {self.url} is unreachable during {what} ({reason}); "
                                         f"is the server running?") from None
-        decoded = None
-        if data:
-            try:
-                decoded = json.loads(data)
-            except ValueError:
-                decoded = {"detail": data[:200].decode("utf-8", "replace")}
-        if response.status >= 400:
-            raise _error_for(response.status, decoded, self.url)
-        return response.status, decoded
+        return answer_of(response.status, response.reason, response.getheader(API_HEADER),
+                         response.getheader("Content-Type"), data, self.url, what)
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
@@ -130,73 +165,36 @@ class EngineClient:
 
     # --- engine --------------------------------------------------------------------------------
     def health(self) -> dict:
-        return self.request("GET", "/health", what="the health check")[1]
+        return self.request("GET", "/health", what="the health check", read_timeout=QUICK_READ_TIMEOUT_S)[1]
 
     def info(self) -> dict:
-        return self.request("GET", "/v1/info", what="the info request")[1]
+        return self.run(operations.info())
 
-    def open_volume(self, volume, mapping=None) -> RemoteVolume:
-        """Upload a SegMoTELib `Volume` once (compressed, with its geometry); a session on it."""
-        array = _wire_array(volume.array)
-        spec = {"shape": list(array.shape), "dtype": str(array.dtype),
-                "origin_lps": [float(v) for v in volume.origin_lps], "spacing": [float(v) for v in volume.spacing],
-                "direction_lps": np.asarray(volume.direction_lps, dtype=np.float64).tolist(),
-                "rgb": bool(volume.rgb), "modality": volume.modality}
-        _, session = self.request("POST", "/v1/sessions", {"volume": spec, "mapping": _mapping_body(mapping)},
-                                  what="opening a session")
-        remote = RemoteVolume(self, session["session_id"], volume)
-        try:
-            self.request("PUT", f"/v1/sessions/{remote.id}/voxels", encode_voxels(array), what="the volume upload")
-        except BaseException:
-            remote.close(quiet=True)
-            raise
-        return remote
+    def run(self, operation):
+        """Carry out one of `operations` (a generator of requests) with this client, blocking."""
+        return run_blocking(self._answer, operation)
+
+    def _answer(self, step: Request):
+        return self.request(step.method, step.path, step.body, what=step.what, read_timeout=step.read_timeout)[1]
+
+    def open_volume(self, volume, mapping=None, progress=None) -> RemoteVolume:
+        """Upload a SegMoTELib `Volume` once (in compressed slabs, with its geometry); a session on it.
+        `progress(slices sent, slices)` after each slab."""
+        return RemoteVolume(self, self.run(operations.open_volume(volume, mapping, progress)), volume)
 
     def open_path(self, path: str, geometry, mapping=None) -> RemoteVolume:
         """A session on a volume file the server reads itself (it must be under its --data-root);
         `geometry`: the same volume read here (its geometry maps the results)."""
-        _, session = self.request("POST", "/v1/sessions", {"path": str(path), "mapping": _mapping_body(mapping)},
-                                  what="opening a session")
-        return RemoteVolume(self, session["session_id"], geometry)
-
-
-@dataclass(frozen=True)
-class ServerLogits:
-    """Stands for a slice result's low-res logits, which stay on the server."""
-
-    result_id: str
-
-
-@dataclass
-class RemoteSliceResult:
-    """A slice segmented by the server; its low-res logits stay there, named by `result_id`."""
-
-    result_id: str
-    ref: SliceRef
-    score: float
-    decoder: str
-    area: int
-    mask: dict = field(repr=False)
-    shape: tuple = field(repr=False)
-
-    @property
-    def labelmap(self) -> np.ndarray:
-        """bool [k, j, i]: the slice mask placed in the volume."""
-        return decode_mask(self.mask, self.shape)
-
-    @property
-    def low_res_logits(self) -> ServerLogits:
-        """What `segment_slice(mask_input=...)` takes to refine this result (as with SliceResult)."""
-        return ServerLogits(self.result_id)
+        return RemoteVolume(self, self.run(operations.open_path(path, mapping)), geometry)
 
 
 class RemoteVolume:
-    """A session on one volume: the `VolumeSegmenter` methods, computed by the server."""
+    """A session on one volume: the `VolumeSegmenter` methods, computed by the server (blocking)."""
 
     def __init__(self, client: EngineClient, session_id: str, volume):
         self.client, self.id, self.volume = client, session_id, volume
-        self.shape = tuple(volume.array.shape[:3])
-        self._path = f"/v1/sessions/{session_id}"
+        self.calls = SessionCalls(session_id, volume)
+        self.shape = self.calls.shape
 
     def __enter__(self):
         return self
@@ -207,144 +205,39 @@ class RemoteVolume:
 
     def close(self, quiet: bool = False) -> None:
         try:
-            self.client.request("DELETE", self._path, what="closing the session")
+            self.client.run(self.calls.close())
         except SegMoTEError:
             if not quiet:
                 raise
 
-    # --- slices --------------------------------------------------------------------------------
     def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
                       slice_index: int | None = None, seed_mask=None) -> RemoteSliceResult:
-        """As VolumeSegmenter.segment_slice; `mask_input`: an earlier RemoteSliceResult (or its
-        `low_res_logits`) to refine; `seed_mask`: bool (H, W), the slice's mask made elsewhere."""
-        if mask_input is not None and not isinstance(mask_input, (RemoteSliceResult, ServerLogits)):
-            raise InputError("mask_input: through the engine service, give the earlier slice result "
-                             "(its logits stay on the server)")
-        body = {"orientation": _orientation_body(orientation), "slice_index": _index(slice_index),
-                "points_ras": _points_body(points_ras), "box_ras": _points_body(box_ras),
-                "labels": None if labels is None else [int(v) for v in np.asarray(labels).reshape(-1)],
-                "previous_result": None if mask_input is None else mask_input.result_id}
-        if seed_mask is not None:
-            seed = np.asarray(seed_mask, dtype=bool)
-            if seed.ndim != 2:
-                raise InputError(f"seed_mask: expected a 2D slice mask (H, W), got shape {seed.shape}")
-            body["seed_mask"] = {"shape": list(seed.shape), **encode_mask(seed)}
-        if body["points_ras"] is not None and body["labels"] is None:
-            body["labels"] = [1] * len(body["points_ras"])
-        return self._slice_result(self.client.request("POST", self._path + "/slice", body,
-                                                      what="the slice prompt")[1])
+        """As VolumeSegmenter.segment_slice; `mask_input`: an earlier RemoteSliceResult to refine
+        (seeded again from its mask if the server forgot it), or its `low_res_logits`; `seed_mask`:
+        bool (H, W), the slice's mask made elsewhere."""
+        return self.client.run(self.calls.segment_slice(orientation, points_ras, labels, box_ras, mask_input,
+                                                        slice_index, seed_mask))
+
+    def seed_result(self, ref: SliceRef, mask: dict) -> RemoteSliceResult:
+        """A server-side result made from a one-slice mask in the server's format (`RemoteSliceResult.mask`)."""
+        return self.client.run(self.calls.seed_result(ref, mask))
 
     def segment_auto(self, orientation="axial", slice_index: int | None = None) -> RemoteSliceResult:
-        body = {"orientation": _orientation_body(orientation), "slice_index": _index(slice_index)}
-        return self._slice_result(self.client.request("POST", self._path + "/auto", body,
-                                                      what="the prompt-free slice")[1])
+        return self.client.run(self.calls.segment_auto(orientation, slice_index))
 
     def prefetch(self, orientation="axial", slice_index: int | None = None, point_ras=None) -> None:
         """Have the server embed a slice now (queued behind prompts), so the next prompt there is fast."""
-        body = {"orientation": _orientation_body(orientation), "slice_index": _index(slice_index),
-                "point_ras": None if point_ras is None else [float(v) for v in point_ras]}
-        self.client.request("POST", self._path + "/prefetch", body, what="the prefetch")
+        self.client.run(self.calls.prefetch(orientation, slice_index, point_ras))
 
-    def _slice_result(self, answer: dict) -> RemoteSliceResult:
-        return RemoteSliceResult(answer["result_id"], SliceRef(answer["axis"], answer["index"]), answer["score"],
-                                 answer["decoder"], answer["area"], answer["mask"], self.shape)
-
-    # --- 3D jobs -------------------------------------------------------------------------------
     def propagate(self, seed: RemoteSliceResult, slice_range=None, use_logits: bool = False, min_score: float = 0.5,
                   min_area_ratio: float = 0.2, progress=None, box_margin: float = 0.02,
                   max_intensity_shift: float | None = 40.0) -> np.ndarray:
         """As VolumeSegmenter.propagate; `progress(done, total)` may raise to cancel the job."""
-        if not isinstance(seed, RemoteSliceResult):
-            raise InputError("seed: through the engine service, give a slice result of this session")
-        body = {"seed_result": seed.result_id, "rules": _rules(use_logits, min_score, min_area_ratio, box_margin,
-                                                                max_intensity_shift),
-                "slice_range": None if slice_range is None else [int(v) for v in slice_range]}
-        return self._run_job("/propagate", body, progress, "the propagation")
+        return self.client.run(self.calls.propagate(seed, slice_range, use_logits, min_score, min_area_ratio, progress,
+                                                    box_margin, max_intensity_shift))
 
     def segment_box3d(self, corners_ras, orientation="axial", progress=None, use_logits: bool = False,
                       min_score: float = 0.5, min_area_ratio: float = 0.2, box_margin: float = 0.02,
                       max_intensity_shift: float | None = 40.0) -> np.ndarray:
-        body = {"corners_ras": _points_body(corners_ras), "orientation": _orientation_body(orientation),
-                "rules": _rules(use_logits, min_score, min_area_ratio, box_margin, max_intensity_shift)}
-        return self._run_job("/box3d", body, progress, "the 3D box")
-
-    def _run_job(self, route: str, body: dict, progress, what: str) -> np.ndarray:
-        job = self.client.request("POST", self._path + route, body, what=what)[1]
-        jobs = f"{self._path}/jobs/{job['job_id']}"
-        try:
-            while job["state"] == "running":
-                if progress is not None and job["total"]:
-                    progress(job["done"], job["total"])
-                job = self.client.request("GET", f"{jobs}?wait={JOB_POLL_S}", what=what)[1]
-        except EngineError:
-            raise  # the server is gone or refused: nothing to cancel there
-        except BaseException:  # the caller cancelled (its progress raised) or was interrupted
-            try:
-                self.client.request("DELETE", jobs, what=f"cancelling {what}")
-            except SegMoTEError:
-                pass
-            raise
-        if job["state"] == "failed":
-            raise InputError(job["error"]) if not str(job["error"]).startswith("internal error") \
-                else EngineError(job["error"])
-        if job["state"] == "cancelled":
-            raise EngineError(f"{what} was cancelled on the server")
-        if progress is not None:
-            progress(job["total"], job["total"])
-        return decode_mask(job["mask"], self.shape)
-
-
-# --- bodies ------------------------------------------------------------------------------------
-def _error_for(status: int, answer, url: str) -> SegMoTEError:
-    detail = (answer or {}).get("detail") if isinstance(answer, dict) else None
-    detail = detail if isinstance(detail, str) else f"HTTP {status}"
-    if status == 401:
-        return EngineAuthError(f"engine at {url} refused the token ({detail})")
-    if status == 410:
-        return SessionClosed(detail)
-    if status >= 500:
-        return EngineError(f"engine at {url} failed: {detail}")
-    return InputError(detail)
-
-
-def _wire_array(array: np.ndarray) -> np.ndarray:
-    """The voxels in a type the server takes (int64 → int32 when the values fit, else float64)."""
-    array = np.ascontiguousarray(array)
-    if array.dtype.name in VOXEL_DTYPES:
-        return array
-    if array.dtype.kind in "iu" and array.size and np.iinfo(np.int32).min <= array.min() and \
-            array.max() <= np.iinfo(np.int32).max:
-        return array.astype(np.int32)
-    if array.dtype.kind == "f" and array.dtype.itemsize < 4:
-        return array.astype(np.float32)
-    return array.astype(np.float64)
-
-
-def _mapping_body(mapping) -> dict:
-    if mapping is None:
-        return {"modality": "auto"}
-    return {"modality": mapping.modality or "auto", "preset": mapping.preset, "window": mapping.window,
-            "level": mapping.level, "percentiles": [float(v) for v in mapping.percentiles]}
-
-
-def _orientation_body(orientation):
-    if isinstance(orientation, str):
-        return orientation
-    return [float(v) for v in np.asarray(orientation, dtype=np.float64).reshape(-1)]
-
-
-def _points_body(points):
-    if points is None:
-        return None
-    array = np.asarray(points, dtype=np.float64)
-    return (array[None] if array.ndim == 1 else array).tolist()
-
-
-def _index(value):
-    return None if value is None else int(value)
-
-
-def _rules(use_logits, min_score, min_area_ratio, box_margin, max_intensity_shift) -> dict:
-    return {"use_logits": bool(use_logits), "min_score": float(min_score), "min_area_ratio": float(min_area_ratio),
-            "box_margin": float(box_margin),
-            "max_intensity_shift": None if max_intensity_shift is None else float(max_intensity_shift)}
+        return self.client.run(self.calls.segment_box3d(corners_ras, orientation, progress, use_logits, min_score,
+                                                        min_area_ratio, box_margin, max_intensity_shift))

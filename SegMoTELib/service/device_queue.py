@@ -12,6 +12,10 @@ Why a priority queue: a waiting click (INTERACTIVE) runs before the next propaga
 (BATCH), so it waits at most for one slice's work; among calls of one priority, first come first
 served. A propagation runs on the device thread as one BATCH call (no thread hand-over per slice);
 each model call it makes from there first runs the more urgent calls that have queued meanwhile.
+
+A call may carry a deadline (the request's time budget, `--request-budget`): one whose turn comes
+after it is answered 503 without running, so a backlog never turns into minutes of work for
+clients that have given up.
 """
 
 from __future__ import annotations
@@ -22,14 +26,14 @@ import itertools
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from ..priorities import BATCH, INTERACTIVE, PREFETCH
 from .refusal import Refusal
 
-INTERACTIVE = 0  # a prompt a user is waiting for
-PREFETCH = 1     # embedding a slice ahead of a prompt
-BATCH = 2        # a propagation slice, a 3D box slice
+__all__ = ["BATCH", "INTERACTIVE", "PREFETCH", "DeviceQueue", "DeviceQueueClosed", "DeadlinePassed"]
 
 T = TypeVar("T")
 log = logging.getLogger("segmote.service")
@@ -42,11 +46,18 @@ class DeviceQueueClosed(Refusal):
         super().__init__(503, message)
 
 
-class _Call:
-    __slots__ = ("function", "result", "error", "notify")
+class DeadlinePassed(Refusal):
+    """A call's turn came after its deadline: it was not run (HTTP 503 to a client)."""
 
-    def __init__(self, function: Callable, notify: Callable[[], None]):
-        self.function, self.notify = function, notify
+    def __init__(self, message: str):
+        super().__init__(503, message)
+
+
+class _Call:
+    __slots__ = ("function", "result", "error", "notify", "deadline")
+
+    def __init__(self, function: Callable, notify: Callable[[], None], deadline: float | None = None):
+        self.function, self.notify, self.deadline = function, notify, deadline
         self.result = None
         self.error: BaseException | None = None
 
@@ -79,8 +90,9 @@ class DeviceQueue:
         done.wait()
         return call.outcome()
 
-    async def run_async(self, priority: int, function: Callable[[], T]) -> T:
-        """`run` for a coroutine on an event loop: the loop is not blocked while the call waits."""
+    async def run_async(self, priority: int, function: Callable[[], T], deadline: float | None = None) -> T:
+        """`run` for a coroutine on an event loop: the loop is not blocked while the call waits.
+        `deadline` (time.monotonic()): not run, DeadlinePassed raised, if its turn comes later."""
         loop = asyncio.get_running_loop()
         settled = loop.create_future()
 
@@ -90,12 +102,13 @@ class DeviceQueue:
             except RuntimeError:  # the loop has closed: nobody waits any more
                 pass
 
-        call = self._put(priority, function, notify)
+        call = self._put(priority, function, notify, deadline)
         await settled
         return call.outcome()
 
-    def _put(self, priority: int, function: Callable, notify: Callable[[], None]) -> _Call:
-        call = _Call(function, notify)
+    def _put(self, priority: int, function: Callable, notify: Callable[[], None],
+             deadline: float | None = None) -> _Call:
+        call = _Call(function, notify, deadline)
         with self._condition:
             if self._closed:
                 raise DeviceQueueClosed("the engine is stopping; no more model calls are taken")
@@ -150,6 +163,9 @@ class DeviceQueue:
 
 def _execute(call: _Call) -> None:
     try:
+        if call.deadline is not None and time.monotonic() > call.deadline:
+            raise DeadlinePassed("the engine was busy for longer than this server's --request-budget allows "
+                                 "this request to wait; try again")
         call.result = call.function()
     except BaseException as error:  # noqa: BLE001 — handed to the caller, who raises it
         call.error = error

@@ -36,6 +36,9 @@ class RemoteEngine:
             print(f"note: {', '.join(changed)} ignored with --server: the server's model is the one it was started "
                   f"with (segmote serve ...)", file=sys.stderr)
         self.client = EngineClient(args.server)
+        # First a call that answers at once on a live engine: a server that is down, silent or not
+        # a SegMoTE engine is named within seconds (connect 5 s, answer 10 s), before any upload.
+        self.client.info()
         self._image_session = None
         self._sessions = []
 

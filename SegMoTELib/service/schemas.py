@@ -2,14 +2,15 @@
 
 Coordinates are RAS millimetres in the volume's world, as everywhere in SegMoTELib. A malformed
 body is refused by FastAPI with 422 before any engine code runs; the app turns pydantic's error
-list into one line naming the field (see `app.py`).
+list into one line naming the field (see `app.py`). NaN and infinities are refused in every
+number (JSON has neither; Python's parser takes them), and so are paths no file system can hold.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .codec import VOXEL_DTYPES
 
@@ -17,10 +18,13 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 Vec3 = tuple[Finite, Finite, Finite]
 Orientation = Literal["axial", "coronal", "sagittal"] | Vec3
 VoxelType = Literal[VOXEL_DTYPES]  # type: ignore[valid-type]
+MAX_PATH_CHARACTERS = 4096  # PATH_MAX on Linux; Windows and macOS allow less
+MAX_DIMENSION = 2**31 - 1   # voxels along one axis
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+    # A misspelt field is an error, not silently ignored; NaN/Infinity are refused in every float.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class MappingModel(_Strict):
@@ -36,7 +40,7 @@ class MappingModel(_Strict):
 class VolumeSpec(_Strict):
     """An uploaded volume: its array layout and ITK/LPS geometry (the voxels follow with PUT .../voxels)."""
 
-    shape: list[Annotated[int, Field(ge=1)]] = Field(min_length=3, max_length=4, description="[k, j, i] (, 3 for RGB)")
+    shape: list[Annotated[int, Field(ge=1, le=MAX_DIMENSION)]] = Field(min_length=3, max_length=4, description="[k, j, i] (, 3 for RGB)")
     dtype: VoxelType
     origin_lps: Vec3 = (0.0, 0.0, 0.0)
     spacing: tuple[Annotated[float, Field(gt=0, allow_inf_nan=False)], ...] = Field((1.0, 1.0, 1.0),
@@ -48,8 +52,16 @@ class VolumeSpec(_Strict):
 
 class SessionCreate(_Strict):
     volume: VolumeSpec | None = Field(None, description="upload the voxels next with PUT /v1/sessions/{id}/voxels")
-    path: str | None = Field(None, description="a volume file the server can read (only under its --data-root)")
+    path: str | None = Field(None, min_length=1, max_length=MAX_PATH_CHARACTERS,
+                             description="a volume file the server can read (only under its --data-root)")
     mapping: MappingModel = MappingModel()
+
+    @field_validator("path")
+    @classmethod
+    def _usable_path(cls, path):
+        if path is not None and "\x00" in path:
+            raise ValueError("a file name cannot hold a NUL character")
+        return path
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -63,6 +75,7 @@ class SessionInfo(BaseModel):
     state: Literal["awaiting_voxels", "ready"]
     shape: list[int]
     idle_limit_s: float
+    upload: str | None = Field(None, description="while slabs arrive: how many slices have been received")
 
 
 class SeedMask(_Strict):
@@ -139,6 +152,23 @@ class PrefetchRequest(_Strict):
         if (self.slice_index is None) == (self.point_ras is None):
             raise ValueError("give exactly one of slice_index or point_ras")
         return self
+
+
+class MaskIn(_Strict):
+    """A mask sent to the server, in the format of `Mask` below."""
+
+    extent: list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]] | None = Field(
+        min_length=3, max_length=3)
+    bits: str
+
+
+class SeedRequest(_Strict):
+    """A slice result made from a mask the client holds (a result the server forgot, or a segment
+    drawn by another tool), so that it can be refined or propagated like any other."""
+
+    axis: Annotated[int, Field(ge=0, le=2)] = Field(description="the voxel axis the slice is normal to")
+    index: Annotated[int, Field(ge=0)]
+    mask: MaskIn = Field(description="the slice's mask, one voxel thick, as the server returns masks")
 
 
 class Mask(BaseModel):

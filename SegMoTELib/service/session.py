@@ -9,6 +9,7 @@ logits never travel.
 from __future__ import annotations
 
 import copy
+import math
 import secrets
 import threading
 import time
@@ -17,9 +18,17 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import SliceRef, insert_slice, slice_axis_for, slice_count, slice_extent_of_box, slice_through
+from ..geometry import (
+    SliceRef,
+    extract_slice,
+    insert_slice,
+    slice_axis_for,
+    slice_count,
+    slice_extent_of_box,
+    slice_through,
+)
 from ..volume import Volume
-from .codec import decode_mask, encode_mask
+from .codec import MaskBlock, decode_mask, encode_mask
 from .device_queue import BATCH, INTERACTIVE, PREFETCH
 from .jobs import Job
 from .refusal import Refusal
@@ -29,7 +38,7 @@ NEIGHBOUR_OFFSETS = (1, -1)  # slices embedded in the background around the one 
 
 
 class Session:
-    def __init__(self, host, shape: list[int], mapping, max_results: int):
+    def __init__(self, host, shape: list[int], mapping, max_results: int, job_seconds: float | None = None):
         self.id = secrets.token_urlsafe(16)
         self.host = host
         self.shape = list(shape)
@@ -39,6 +48,7 @@ class Session:
         self.last_used = time.monotonic()
         self._results: OrderedDict[str, object] = OrderedDict()
         self._max_results = max_results
+        self._job_seconds = job_seconds  # a job's time budget (None: none)
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()  # one interactive call of this session at a time
         self._prefetch_serial = 0
@@ -68,9 +78,10 @@ class Session:
         self.segmenter = None
         self._results.clear()
 
-    def describe(self, idle_limit: float) -> dict:
+    def describe(self, idle_limit: float, upload: str | None = None) -> dict:
+        """`upload`: how much of a volume sent in slabs has arrived ("12 of 300 slices received")."""
         return {"session_id": self.id, "state": "ready" if self.ready else "awaiting_voxels", "shape": self.shape,
-                "idle_limit_s": idle_limit}
+                "idle_limit_s": idle_limit, "upload": None if self.ready else upload}
 
     def _require_ready(self):
         segmenter = self.segmenter
@@ -139,8 +150,37 @@ class Session:
         result = self._results.get(result_id)
         if result is None:
             raise Refusal(404, f"result {result_id}: unknown in this session (only the last "
-                               f"{self._max_results} slice results are kept)")
+                               f"{self._max_results} slice results are kept); seed it again from its mask "
+                               f"(POST /v1/sessions/{self.id}/results)", code="unknown_result")
         return result
+
+    def seed(self, request) -> dict:
+        """A slice result made from a mask the client holds: its low-res logits are the mask's, its
+        score 1 (the user's own mask). A forgotten result comes back this way, under a new id."""
+        from ..preprocessing import mask_to_low_res_logits
+        from ..segment3d import SliceResult
+
+        segmenter = self._require_ready()
+        volume = segmenter.volume
+        count = slice_count(volume, request.axis)
+        if request.index >= count:
+            raise InputError(f"index: expected 0..{count - 1} along axis {request.axis}, got {request.index}")
+        thin_shape = list(volume.array.shape[:3])
+        thin_shape[2 - request.axis] = 1
+        extent = request.mask.extent
+        if extent is not None:
+            extent = [list(span) for span in extent]
+            if extent[2 - request.axis] != [request.index, request.index]:
+                raise InputError(f"mask: expected a mask on slice {request.index} of axis {request.axis} only")
+            extent[2 - request.axis] = [0, 0]
+        block = MaskBlock.decode({"extent": extent, "bits": request.mask.bits}, tuple(thin_shape))
+        thin = Volume(block.to_array(), volume.origin_lps, volume.spacing, volume.direction_lps)
+        mask2d = extract_slice(thin, SliceRef(request.axis, 0))  # slice 0 of the copy is laid out like `index`
+        ref = SliceRef(request.axis, request.index)
+        result = SliceResult(ref, mask2d, 1.0, mask_to_low_res_logits(mask2d), volume,
+                             decoder="seed")
+        self.touch()
+        return self._keep(result)
 
     def _keep(self, result) -> dict:
         result_id = secrets.token_urlsafe(9)
@@ -207,9 +247,23 @@ class Session:
 
     def _on_device(self, work):
         """A job's work runs on the device thread as one BATCH call: its model calls need no thread
-        hand-over, and each first lets the clicks queued meanwhile run (see device_queue)."""
+        hand-over, and each first lets the clicks queued meanwhile run (see device_queue). A job
+        that outlasts its time budget stops at its next slice (`--request-budget`)."""
         queue = self.host.device_queue
-        return lambda progress: queue.run(BATCH, lambda: work(progress))
+        budget = self._job_seconds
+
+        def run(progress):
+            started = time.monotonic()
+
+            def budgeted(done, total):
+                if budget is not None and time.monotonic() - started > budget:
+                    raise InputError(f"stopped after {budget:g} s: the time budget of one request on this server "
+                                     f"(--request-budget); use a slice range or a smaller volume")
+                progress(done, total)
+
+            return queue.run(BATCH, lambda: work(budgeted))
+
+        return run
 
     def _start(self, job: Job) -> dict:
         if any(old.running for old in self._jobs.values()):
@@ -245,9 +299,10 @@ def slice_mask(result) -> dict:
     return encoded
 
 
-def check_volume_shape(shape: list[int], rgb: bool, max_voxels: int) -> None:
-    voxels = int(np.prod(shape[:3]))
+def check_volume_shape(shape: list[int], rgb: bool, max_voxels: int | None,
+                       option_hint: str = "this server's limit") -> None:
+    voxels = math.prod(int(size) for size in shape[:3])  # Python integers: no overflow past 2**63
     if rgb != (len(shape) == 4) or (rgb and (shape[0] != 1 or shape[3] != 3)):
         raise InputError(f"volume.shape: expected [k, j, i] or, for RGB, [1, H, W, 3]; got {shape}")
-    if voxels > max_voxels:
-        raise Refusal(413, f"volume: {voxels} voxels exceed this server's limit of {max_voxels}")
+    if max_voxels is not None and voxels > max_voxels:
+        raise Refusal(413, f"volume: {voxels} voxels exceed {option_hint} of {max_voxels}")

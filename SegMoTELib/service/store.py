@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AccessError, InputError
-from .codec import decode_voxels
 from .limits import ServiceLimits
 from .refusal import Refusal
 from .session import Session, check_volume_shape
+from .upload import PendingVolume, VoxelUpload
 
 log = logging.getLogger("segmote.service")
 REMEMBERED_CLOSED = 1000
@@ -30,7 +30,7 @@ class SessionStore:
         self.limits = limits
         self.data_roots = [Path(root).resolve() for root in (data_roots or [])]
         self._sessions: dict[str, Session] = {}
-        self._specs: dict[str, object] = {}  # the VolumeSpec of a session awaiting its voxels
+        self._pending: dict[str, PendingVolume] = {}  # sessions awaiting (some of) their voxels
         self._closed: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -46,19 +46,20 @@ class SessionStore:
         if request.path is not None:
             volume = self._read_path(request.path)
             shape = list(volume.array.shape)
-            check_volume_shape(shape, volume.rgb, self.limits.max_voxels)
+            check_volume_shape(shape, volume.rgb, self.limits.max_voxels, self.limits.refusal_hint("max_voxels"))
         else:
             shape = list(request.volume.shape)
-            check_volume_shape(shape, request.volume.rgb, self.limits.max_voxels)
+            check_volume_shape(shape, request.volume.rgb, self.limits.max_voxels, self.limits.refusal_hint("max_voxels"))
             _check_geometry(request.volume)  # before the client spends time on the upload
         with self._lock:
             if len(self._sessions) >= self.limits.max_sessions:
                 raise Refusal(429, f"sessions: this server already holds its limit of {self.limits.max_sessions} "
                                    f"open sessions; close one (DELETE /v1/sessions/{{id}}) or try later")
-            session = Session(self.host, shape, mapping, self.limits.results_per_session)
+            session = Session(self.host, shape, mapping, self.limits.results_per_session, self.limits.request_seconds)
             self._sessions[session.id] = session
             if volume is None:
-                self._specs[session.id] = request.volume
+                self._pending[session.id] = PendingVolume(request.volume, self.limits.max_upload_bytes,
+                                                          self.limits.refusal_hint("max_upload_bytes"))
         if volume is not None:
             self._attach(session, volume)
         return session
@@ -69,24 +70,41 @@ class SessionStore:
         if not self.data_roots:
             raise Refusal(403, "path: this server reads no files for clients (start it with --data-root DIR); "
                                "upload the volume instead")
+        try:
+            Path(path).resolve()
+        except (OSError, ValueError, RuntimeError):  # a NUL byte, a name too long, a symlink loop
+            raise InputError("path: not a usable file name on this server") from None
         try:  # the file and any data file its header names, resolved, under a root
             return read_volume(path, confine_to=self.data_roots)
         except AccessError as error:
             raise Refusal(403, f"path: {error}") from None
 
-    def load_voxels(self, session: Session, payload: bytes) -> Session:
-        """Decode an upload into the session's volume (runs in a worker thread: it is CPU work)."""
+    # --- voxel uploads -------------------------------------------------------------------------
+    def begin_upload(self, session: Session, first_slice: int | None) -> VoxelUpload:
+        """Start taking voxels for `session` (all of them, or a slab from `first_slice` on)."""
+        pending = self._pending.get(session.id)
+        if pending is None:
+            raise Refusal(409, f"session {session.id}: its voxels were uploaded already")
+        return pending.begin(first_slice, session.id)
+
+    def finish_upload(self, session: Session, upload: VoxelUpload) -> None:
+        """End an upload (runs in a worker thread: it may build the volume); once every slice has
+        arrived, the session is ready."""
         from ..volume import Volume
 
-        spec = self._specs.get(session.id)
-        if spec is None:
-            raise Refusal(409, f"session {session.id}: its voxels were uploaded already")
-        array = decode_voxels(payload, tuple(spec.shape), spec.dtype)
-        volume = Volume(array, np.asarray(spec.origin_lps), np.asarray(spec.spacing), np.asarray(spec.direction_lps),
-                        modality=spec.modality, rgb=spec.rgb)
+        upload.finish()
+        pending = upload.pending
+        if not pending.complete or self._pending.get(session.id) is not pending:
+            return
+        spec = pending.spec
+        volume = Volume(pending.array, np.asarray(spec.origin_lps), np.asarray(spec.spacing),
+                        np.asarray(spec.direction_lps), modality=spec.modality, rgb=spec.rgb)
         self._attach(session, volume)
-        self._specs.pop(session.id, None)
-        return session
+        self._pending.pop(session.id, None)
+
+    def pending_progress(self, session: Session) -> str | None:
+        pending = self._pending.get(session.id)
+        return None if pending is None else pending.describe_progress()
 
     def _attach(self, session: Session, volume) -> None:
         try:
@@ -110,7 +128,7 @@ class SessionStore:
     def close(self, session_id: str, reason: str = "closed by its client") -> None:
         with self._lock:
             session = self._sessions.pop(session_id, None)
-            self._specs.pop(session_id, None)
+            self._pending.pop(session_id, None)
             if session is None:
                 return
             self._closed[session_id] = f"was {reason}" if not reason.startswith("was ") else reason

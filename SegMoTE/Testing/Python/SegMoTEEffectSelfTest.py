@@ -2,8 +2,8 @@
 the mouse and keys through the Red slice view's own interactor (what only a running Slicer can show;
 the rest runs in CI on slicer-core's classes: Testing/test_slicer_effect.py).
 
-The effect runs its model work on the worker thread; `waitForIdle()` processes Qt events until
-the results are written back through modifySelectedSegmentByLabelmap(). Masks are compared with
+The effect's model work runs in the engine (its answers come through Qt's event loop);
+`waitForIdle()` processes Qt events until the results are written back through modifySelectedSegmentByLabelmap(). Masks are compared with
 the engine's own masks on the same phantom and prompts (References/, made without Slicer).
 """
 

@@ -6,7 +6,10 @@ prompt on a slice whose embedding is cached, up to the labelmap in the volume (e
 blocks of calls, never directly after the other's: see `_timed_in_blocks`). Propagation: from
 a box on the middle slice through the volume, embeddings included (each repeat shifts the voxel
 values by 1 HU so that no side finds a cached slice). Then the emulated Slicer GUI thread
-(`gil_emulation`): a click from a worker thread, in-process vs the service client.
+(`gil_emulation`): a click from a worker thread, in-process vs the service client; and the glue's
+real path, a click through Qt's asynchronous HTTP on a main thread whose event loop holds the GIL
+as Slicer's does, against the same click with the loop idle (PySide6 standing in for PythonQt),
+and the previous glue path (a worker thread, results delivered by a 25 ms timer) under the same loop.
 """
 
 from __future__ import annotations
@@ -21,20 +24,21 @@ IN_PROCESS, SERVER = "in-process", "server"
 # The propagation row measures the engine, not the stop rules: with no score floor the walk crosses
 # the tube volume end to end (the shipped adapter's predicted IoU dips below 0.5 on this synthetic tube).
 WALK_MIN_SCORE = 0.0
+SECTIONS = ("prompts", "propagation", "during", "gil", "glue")  # --only for `bench --server`
 
 
 def run_service_benchmark(device: str = "auto", quick: bool = False, repeats: int | None = None,
                           volume_slices: int | None = None, threads: int | None = 2, fast: bool = True,
-                          runtime: str = "auto", log=print) -> dict:
+                          runtime: str = "auto", log=print, sections: tuple[str, ...] = SECTIONS) -> dict:
     import torch
 
-    from ..benchmarks.data import BENCH_MAPPING, tube_volume
-    from ..benchmarks.timing import machine_info
+    from .data import BENCH_MAPPING, tube_volume
+    from .timing import machine_info
     from ..device import select_device
     from ..modeling.speed import fast_options
     from ..predictor import SegMoTEPredictor
     from ..segment3d import VolumeSegmenter
-    from .launcher import LocalEngine
+    from ..service.launcher import LocalEngine
 
     chosen = select_device(device)
     gpu = chosen.type == "cuda"
@@ -64,11 +68,20 @@ def run_service_benchmark(device: str = "auto", quick: bool = False, repeats: in
         # In-process work runs on one worker thread, as in Slicer's effect and as the server's own
         # calls do: on a loaded CPU, torch called from the main thread ran up to 4x slower here.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-process") as worker:
-            result["rows"] += _prompt_rows(segmenter, remote, tube, click, repeats, log, worker)
-            result["rows"].append(_propagation_row(predictor, engine, tube, BENCH_MAPPING, volume_repeats, log,
-                                                   worker))
-        result["rows"].append(_click_during_propagation_row(engine, tube, BENCH_MAPPING, remote, click, log))
-        result["rows"] += _gil_rows(segmenter, remote, click, max(3, repeats // 4), log)
+            if "prompts" in sections:
+                result["rows"] += _prompt_rows(segmenter, remote, tube, click, repeats, log, worker)
+            if "propagation" in sections:
+                result["rows"].append(_propagation_row(predictor, engine, tube, BENCH_MAPPING, volume_repeats, log,
+                                                       worker))
+        if "during" in sections:
+            result["rows"].append(_click_during_propagation_row(engine, tube, BENCH_MAPPING, remote, click, log))
+        if "gil" in sections:
+            result["rows"] += _gil_rows(segmenter, remote, click, max(3, repeats // 4), log)
+        if "glue" in sections:
+            glue_rows, note = _glue_rows(engine, remote, click, max(8, repeats), log)
+            result["rows"] += glue_rows
+            if note:
+                result["errors"].append(note)
         remote.close()
         client.close()
     finally:
@@ -92,7 +105,7 @@ def _timed_in_blocks(calls: dict, repeats: int, sync, rounds: int = 2, pause_s: 
     """Each side timed in blocks of calls, the blocks alternating (A, B, A, B), with a pause before
     each: calls of the two processes never follow each other directly, because a CPU's torch threads
     keep spinning for a while after their work and would slow the other process's next call."""
-    from ..benchmarks.timing import Timing
+    from .timing import Timing
 
     seconds = {name: [] for name in calls}
     per_round = [repeats // rounds + (1 if index < repeats % rounds else 0) for index in range(rounds)]
@@ -110,7 +123,7 @@ def _timed_in_blocks(calls: dict, repeats: int, sync, rounds: int = 2, pause_s: 
 
 
 def _prompt_rows(segmenter, remote, tube, click, repeats: int, log, worker) -> list[dict]:
-    from ..benchmarks.timing import synchronizer
+    from .timing import synchronizer
 
     sync = synchronizer(segmenter.predictor.device)
     rows = []
@@ -133,7 +146,7 @@ def _prompt_rows(segmenter, remote, tube, click, repeats: int, log, worker) -> l
 
 
 def _propagation_row(predictor, engine, tube, mapping, repeats: int, log, worker) -> dict:
-    from ..benchmarks.timing import Timing, synchronizer
+    from .timing import Timing, synchronizer
     from ..evaluation import dice_score
     from ..segment3d import VolumeSegmenter
 
@@ -177,7 +190,7 @@ def _click_during_propagation_row(engine, tube, mapping, remote, click, log) -> 
     queue serves clicks first), then shares the GPU with its background embedding."""
     import threading
 
-    from ..benchmarks.timing import Timing
+    from .timing import Timing
 
     log("clicks while another session propagates ...")
     idle = [_seconds(lambda: remote.segment_slice("axial", points_ras=click, labels=[1])) for _ in range(10)]
@@ -224,7 +237,7 @@ def _seconds(call) -> float:
 
 
 def _gil_rows(segmenter, remote, click, repeats: int, log) -> list[dict]:
-    from ..benchmarks.timing import Timing
+    from .timing import Timing
     from . import gil_emulation
 
     if not gil_emulation.available():
@@ -242,6 +255,60 @@ def _gil_rows(segmenter, remote, click, repeats: int, log) -> list[dict]:
                 seconds[name].append(gil_emulation.timed_in_worker(call, held))
         rows.append(_row(f"worker-thread click, {label}", {n: Timing(v) for n, v in seconds.items()}))
     return rows
+
+
+def _glue_rows(engine, remote, click, repeats: int, log) -> tuple[list[dict], str | None]:
+    """The Slicer glue's click: Qt's asynchronous HTTP on the main thread (`service.qt_client`), the
+    main thread's event loop idle or holding the GIL (Slicer); the previous glue path beside it."""
+    from ..service import operations, pyside_qt
+    from ..service.qt_client import QtRunner
+    from . import gil_emulation
+    from .timing import Timing
+
+    if not gil_emulation.qt_available():
+        return [], "glue-path rows skipped: they need PySide6 (pip install pyside6-essentials) on Linux"
+    log("click through the glue's Qt path beside an emulated Slicer main thread ...")
+    qt = pyside_qt.namespace()
+    runner = QtRunner(qt, engine.url, engine.token)
+    calls = operations.SessionCalls(remote.id, remote.volume)
+    failures: list = []
+
+    def on_qt(operation):
+        def start(done):
+            runner.start(operation(), lambda _result: done(), lambda error: (failures.append(error), done()))
+        return start
+
+    def click_operation():
+        return calls.segment_slice("axial", points_ras=click, labels=[1])
+
+    paths = {  # (what, path): start(done)
+        ("click", "qt"): on_qt(click_operation),
+        ("click", "worker"): gil_emulation.worker_thread_delivery(
+            lambda: remote.segment_slice("axial", points_ras=click, labels=[1])),
+        ("round trip", "qt"): on_qt(operations.info),
+        ("round trip", "worker"): gil_emulation.worker_thread_delivery(remote.client.info),
+    }
+    seconds = {(key, held): [] for key in paths for held in (False, True)}
+    gil_emulation.timed_on_qt_main_thread(paths[("click", "qt")], False)  # warm-up: connection, first decode
+    for _ in range(repeats):
+        for key, start in paths.items():
+            for held in (False, True):  # in pairs, so that a slow spell of the machine hits both
+                time.sleep(0.3 if key[0] == "click" else 0.05)  # the server's torch threads stop spinning
+                seconds[(key, held)].append(gil_emulation.timed_on_qt_main_thread(start, held))
+    if failures:
+        raise failures[0]
+    idle, slicer = "main thread idle", "main thread holds the GIL in its event loop (Slicer)"
+    titles = {("click", "qt"): "click (1 point, embedding cached), the glue's path: Qt HTTP on the main thread",
+              ("click", "worker"): "click, the previous glue path: a worker thread, delivered by a 25 ms timer",
+              ("round trip", "qt"): "round trip without model work (GET /v1/info), the glue's path",
+              ("round trip", "worker"): "round trip without model work, the previous glue path"}
+    rows = []
+    for key, title in titles.items():
+        pairs = np.array(seconds[(key, True)]) - np.array(seconds[(key, False)])
+        rows.append(_row(title, {idle: Timing(seconds[(key, False)]), slicer: Timing(seconds[(key, True)])},
+                         f"{repeats} pairs; per pair, held − idle: median {1000 * np.median(pairs):+.1f} ms, "
+                         f"q1–q3 {1000 * np.percentile(pairs, 25):+.1f} to {1000 * np.percentile(pairs, 75):+.1f} ms"))
+    return rows, None
 
 
 def format_markdown(result: dict) -> str:

@@ -241,7 +241,8 @@ class SegMoTEPredictor:
                     ready = self._torch.cuda.Event()
                     ready.record(stream)
             for index, (key, _) in enumerate(chunk):
-                self._store(key, embeddings[index:index + 1], earlies[index:index + 1], transforms[index], ready)
+                early = None if earlies is None else earlies[index:index + 1]  # (the ONNX runtime without an adapter)
+                self._store(key, embeddings[index:index + 1], early, transforms[index], ready)
         return list(keys)
 
     def embed_in_background(self, images: list[np.ndarray], modality: str = "auto",

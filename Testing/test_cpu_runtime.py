@@ -146,6 +146,25 @@ def test_a_batch_of_slices_embeds_as_one_by_one(runtimes):
         assert torch.equal(optimized._current.embedding, expected)
 
 
+def test_without_an_adapter_the_runtime_has_sams_decoder_only(base_predictor, chest_xray):
+    """adapter=None: the encoder graph without the SegMoTE image terms and SAM's decoder; batches
+    (embed_images) and single slices, against PyTorch's base decoder."""
+    from SegMoTELib.predictor import SegMoTEPredictor
+
+    optimized = SegMoTEPredictor(adapter=None, device="cpu", runtime="onnx")
+    assert optimized.runtime_name == "onnx" and set(optimized.onnx.sessions) == {"encoder", "base"}
+    image, truth, box = chest_xray
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    optimized.embed_images([image, flipped], batch_size=2)
+    for picture, prompt in ((image, box), (flipped, np.array([511 - box[2], box[1], 511 - box[0], box[3]]))):
+        base_predictor.set_image(picture)
+        optimized.set_image(picture)
+        assert optimized._current.early is None
+        expected, actual = base_predictor.predict(box=prompt), optimized.predict(box=prompt)
+        assert actual.decoder == "base" and dice(actual.masks, expected.masks) >= MIN_AGREEMENT
+        np.testing.assert_allclose(actual.low_res_logits, expected.low_res_logits, atol=2e-3)
+
+
 def test_results_are_deterministic_for_the_runtime(runtimes, chest_xray):
     _, optimized = runtimes
     image, _, box = chest_xray

@@ -1,93 +1,72 @@
-"""3D evaluation: per structure of a labelled volume, three ways of prompting, scored against the labels.
+"""3D evaluation: per structure of a labelled volume, several ways of prompting, scored against the labels.
 
 Methods (all on one `VolumeSegmenter`, so each slice is embedded once per volume whatever the
 method or structure — the embedding is the cost on a CPU):
   * click  -- one positive click at the deepest pixel of the structure on its largest slice
     (`central_click`), given in RAS like a Slicer click, then `VolumeSegmenter.propagate`;
-  * box3d  -- the tight 3D box of the label (the voxel centres of its extremes, 8 RAS corners), through
-    `VolumeSegmenter.segment_box3d`;
+  * box3d  -- the tight 3D box of the label in the volume's own frame (the voxel centres of its
+    extreme indices: a rotated ROI on an oblique volume), through `VolumeSegmenter.segment_box3d`;
+  * corrections -- a simulated user after click + propagation: up to N times, on the slice whose
+    Dice is worst, one click at the deepest pixel of its largest error region (missed → positive,
+    extra → negative), through `VolumeSegmenter.correct` (the fix is re-walked outward); the Dice
+    after each correction is the 3D click curve;
   * oracle -- the tight 2D box of the label on every labelled slice, no propagation: what the model
-    can do when every slice is prompted well, the ceiling the other two are compared with.
+    can do when every slice is prompted well, the ceiling the others are compared with.
 Prompts go through the predictor's own policy (the adapter for clicks; for boxes, the decoder the
 adapter's `use_for_boxes` says), as a user of Slicer or of `segmote segment` would get.
 
-Scores: 3D Dice of the whole labelmap; slices found = labelled slices where the method put voxels,
-of the labelled slices; extra slices = slices with voxels where the label has none (an overrun or a
-jump); ratio = a method's Dice / the oracle's Dice. Aggregates: mean per dataset, and the macro
-(mean of the dataset means).
+Scores per method (`MethodScore`): 3D Dice, HD95 and NSD in mm (`metrics3d`), labelled slices found
+and extra slices. The walk runs along the acquisition axis (`geometry.acquisition_axis`) unless an
+orientation is named. The report (`evaluation3d_report`) aggregates per dataset, per modality
+family and overall.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
-from .evaluation import dice_score, evaluation_box
-from .geometry import SliceRef, extract_slice, insert_slice, orientation_of_axis, slice_axis_for, slice_pixels_to_ras
-from .segment3d import PropagationRules, VolumeSegmenter
-from .training.prompts import central_click
+from .evaluation import evaluation_box
+from .evaluation3d_report import Evaluation3DReport, MethodScore, StructureResult
+from .geometry import (
+    SliceRef,
+    acquisition_axis,
+    extract_slice,
+    ijk_box_corners_ras,
+    insert_slice,
+    orientation_of_axis,
+    slice_axis_for,
+    slice_pixels_to_ras,
+)
+from .metrics3d import DEFAULT_NSD_TOLERANCE_MM
+from .segment3d import VolumeSegmenter
+from .training.prompts import central_click, deepest_error_click
+from .walk_rules import PropagationRules
 
-METHODS = ("click", "box3d", "oracle")
-METHOD_TITLES = {"click": "click + propagation", "box3d": "3D box", "oracle": "oracle (box on every slice)"}
+METHODS = ("click", "box3d", "corrections", "oracle")
 AXES = ("auto", "axial", "coronal", "sagittal")
-ANISOTROPY = 1.1  # a spacing this much larger than the others makes its axis the slice axis under "auto"
+DEFAULT_CORRECTIONS = 5
+
+__all__ = ["METHODS", "AXES", "evaluation_axis", "slice_presence", "structures_of", "VolumeEvaluator",
+           "evaluate_cases", "Evaluation3DReport", "MethodScore", "StructureResult"]
 
 
 def evaluation_axis(volume, axis: str = "auto") -> int:
-    """Voxel axis (0 i, 1 j, 2 k) to slice across: the named orientation, or under "auto" the axis
-    of largest spacing when it stands out, else the axial one (the rule of volumes3d's INVENTORY)."""
+    """Voxel axis (0 i, 1 j, 2 k) to slice across: the named orientation, or under "auto" the
+    acquisition axis (largest spacing when it stands out, else the axial one)."""
     if axis not in AXES:
         raise InputError(f"--axis: expected one of {', '.join(AXES)}, got {axis!r}")
-    if axis != "auto":
-        return slice_axis_for(volume, axis)
-    spacing = np.asarray(volume.spacing, dtype=float)
-    largest = int(np.argmax(spacing))
-    others = np.delete(spacing, largest)
-    return largest if spacing[largest] > ANISOTROPY * others.max() else slice_axis_for(volume, "axial")
+    return acquisition_axis(volume) if axis == "auto" else slice_axis_for(volume, axis)
 
 
 def slice_presence(mask_kji: np.ndarray, axis: int) -> np.ndarray:
     """Voxel count of the mask on each slice across voxel `axis`."""
     fixed = 2 - int(axis)
     return mask_kji.sum(axis=tuple(d for d in range(3) if d != fixed))
-
-
-@dataclass
-class MethodScore:
-    dice: float
-    slices_found: int   # labelled slices with predicted voxels
-    slices_extra: int   # predicted slices where the label has none
-
-    @classmethod
-    def of(cls, prediction: np.ndarray, truth: np.ndarray, axis: int,
-           labelled: np.ndarray | None = None) -> MethodScore:
-        """`labelled`: the truth's slices with voxels, when the caller has them already."""
-        predicted = slice_presence(prediction, axis) > 0
-        labelled = slice_presence(truth, axis) > 0 if labelled is None else labelled
-        return cls(dice_score(prediction, truth), int((predicted & labelled).sum()), int((predicted & ~labelled).sum()))
-
-
-@dataclass
-class StructureResult:
-    dataset: str
-    case: str
-    label: int
-    name: str
-    orientation: str
-    true_slices: int
-    click_slice: int
-    scores: dict[str, MethodScore] = field(default_factory=dict)
-
-    def ratio(self, method: str) -> float | None:
-        """The method's Dice as a fraction of the oracle's (None without an oracle above 0)."""
-        oracle = self.scores.get("oracle")
-        if method not in self.scores or oracle is None or oracle.dice <= 0:
-            return None
-        return self.scores[method].dice / oracle.dice
 
 
 def structures_of(labels: np.ndarray, names: dict[int, str], select: Iterable[str] | None = None,
@@ -105,17 +84,31 @@ def structures_of(labels: np.ndarray, names: dict[int, str], select: Iterable[st
     return [(v, names.get(v, f"label {v}")) for v in chosen]
 
 
+@dataclass
+class Outcome:
+    """One structure's predictions: a labelmap per method, and the correction curve's labelmaps."""
+
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    correction_steps: list[np.ndarray] = field(default_factory=list)  # after correction 1, 2, …
+    click_slice: int = 0
+    true_slices: int = 0
+    stops: dict[str, str] = field(default_factory=dict)  # method -> where/why its walk ended
+
+
 class VolumeEvaluator:
-    """The three methods on one volume; `segmenter` holds the predictor and the 8-bit volume."""
+    """The methods on one volume; `segmenter` holds the predictor and the 8-bit volume."""
 
     def __init__(self, segmenter: VolumeSegmenter, axis: int, rules: PropagationRules | None = None,
-                 methods: Iterable[str] = METHODS):
+                 methods: Iterable[str] = METHODS, corrections: int = DEFAULT_CORRECTIONS):
         self.segmenter, self.axis = segmenter, int(axis)
         self.rules = rules or PropagationRules.for_predictor(segmenter.predictor)
         self.methods = [m for m in METHODS if m in set(methods)]
         unknown = set(methods) - set(METHODS)
         if unknown or not self.methods:
             raise InputError(f"methods: expected some of {', '.join(METHODS)}, got {sorted(set(methods))}")
+        if not 1 <= corrections <= 20:
+            raise InputError(f"corrections: expected 1..20, got {corrections}")
+        self.corrections = corrections
         self.orientation = orientation_of_axis(segmenter.volume, self.axis)
         # Every slice of the volume stays embedded while the volume is scored: each method and
         # structure reuses the others' embeddings (the predictor's cache is keyed by slice content).
@@ -123,23 +116,41 @@ class VolumeEvaluator:
         if hasattr(predictor, "cache_size"):
             predictor.cache_size = max(predictor.cache_size, segmenter.volume.shape_ijk[self.axis] + 1)
 
-    def evaluate(self, truth: np.ndarray) -> tuple[dict[str, MethodScore], int, int]:
-        """Scores of each method for one structure (bool [k, j, i]), the click's slice index and the
-        number of slices the structure is on."""
+    def run(self, truth: np.ndarray) -> Outcome:
+        """Every method's labelmap for one structure (bool [k, j, i])."""
         areas = slice_presence(truth, self.axis)
         if not areas.any():
             raise InputError("truth: the structure has no voxel")
-        largest = int(np.argmax(areas))
-        predictions = {}
-        if "click" in self.methods:
-            predictions["click"] = self.click_and_propagate(truth, largest)
+        outcome = Outcome(click_slice=int(np.argmax(areas)), true_slices=int((areas > 0).sum()))
+        if "click" in self.methods or "corrections" in self.methods:
+            outcome.predictions["click"] = self.click_and_propagate(truth, outcome.click_slice)
+            outcome.stops["click"] = self._stops()
+        if "corrections" in self.methods:
+            outcome.correction_steps = self.simulate_corrections(truth, outcome.predictions["click"])
+            outcome.predictions["corrections"] = outcome.correction_steps[-1]
         if "box3d" in self.methods:
-            predictions["box3d"] = self.box3d(truth)
+            outcome.predictions["box3d"] = self.box3d(truth)
+            outcome.stops["box3d"] = self._stops()
         if "oracle" in self.methods:
-            predictions["oracle"] = self.oracle(truth, np.flatnonzero(areas))
-        labelled = areas > 0
-        scores = {m: MethodScore.of(p, truth, self.axis, labelled) for m, p in predictions.items()}
-        return scores, largest, int(labelled.sum())
+            outcome.predictions["oracle"] = self.oracle(truth, np.flatnonzero(areas))
+        if "click" not in self.methods:
+            outcome.predictions.pop("click", None)
+        return outcome
+
+    def evaluate(self, truth: np.ndarray, tolerance_mm: float = DEFAULT_NSD_TOLERANCE_MM):
+        """(scores per method, the click's slice index, the number of slices the structure is on)."""
+        outcome = self.run(truth)
+        return self.score(outcome, truth, tolerance_mm), outcome.click_slice, outcome.true_slices
+
+    def score(self, outcome: Outcome, truth: np.ndarray, tolerance_mm: float) -> dict[str, MethodScore]:
+        labelled = slice_presence(truth, self.axis) > 0
+        spacing = self.segmenter.volume.spacing
+        return {m: MethodScore.of(p, truth, self.axis, spacing, tolerance_mm, labelled)
+                for m, p in outcome.predictions.items()}
+
+    def _stops(self) -> str:
+        total = self.segmenter.volume.shape_ijk[self.axis]
+        return "; ".join(stop.describe(total) for stop in self.segmenter.last_stops)
 
     def _truth_slice(self, truth: np.ndarray, index: int) -> np.ndarray:
         volume = self.segmenter.volume.with_array(truth.view(np.uint8))
@@ -152,12 +163,46 @@ class VolumeEvaluator:
         seed = self.segmenter.segment_slice(self.orientation, points_ras=click_ras, labels=[1], slice_index=index)
         return self.segmenter.propagate(seed, rules=self.rules)
 
+    def simulate_corrections(self, truth: np.ndarray, labelmap: np.ndarray) -> list[np.ndarray]:
+        """The labelmap after each of up to `corrections` simulated clicks (a perfect one ends early:
+        the rest of the curve repeats it)."""
+        steps, current = [], labelmap
+        for _ in range(self.corrections):
+            click = self._worst_slice_click(truth, current)
+            if click is not None:
+                index, x, y, label = click
+                point = slice_pixels_to_ras(self.segmenter.volume, SliceRef(self.axis, index), [[x, y]])
+                current = self.segmenter.correct(current, self.orientation, points_ras=point, labels=[label],
+                                                 slice_index=index, rules=self.rules).labelmap
+            steps.append(current)
+        return steps
+
+    def _worst_slice_click(self, truth: np.ndarray, prediction: np.ndarray):
+        """(slice, x, y, label) of the click on the worst slice's largest error, or None without error."""
+        predicted, labelled = slice_presence(prediction, self.axis), slice_presence(truth, self.axis)
+        candidates = np.flatnonzero((predicted > 0) | (labelled > 0))
+        worst = None
+        for index in candidates:
+            truth2d = self._truth_slice(truth, int(index))
+            pred2d = self._truth_slice(prediction, int(index))
+            errors = int(np.count_nonzero(truth2d ^ pred2d))
+            if errors == 0:
+                continue
+            total = int(truth2d.sum()) + int(pred2d.sum())
+            dice = 2.0 * int(np.count_nonzero(truth2d & pred2d)) / total
+            key = (dice, -errors)
+            if worst is None or key < worst[0]:
+                worst = (key, int(index), truth2d, pred2d)
+        if worst is None:
+            return None
+        _, index, truth2d, pred2d = worst
+        x, y, label = deepest_error_click(truth2d, pred2d)
+        return index, int(x), int(y), int(label)
+
     def box3d(self, truth: np.ndarray) -> np.ndarray:
         present = np.argwhere(truth)
         low, high = present.min(axis=0)[::-1], present.max(axis=0)[::-1]  # (i, j, k)
-        ijk = np.array([[i, j, k] for i in (low[0], high[0]) for j in (low[1], high[1]) for k in (low[2], high[2])],
-                       dtype=float)
-        corners = self.segmenter.volume.ijk_to_ras_points(ijk)
+        corners = ijk_box_corners_ras(self.segmenter.volume, low, high)
         return self.segmenter.segment_box3d(corners, self.orientation, rules=self.rules)
 
     def oracle(self, truth: np.ndarray, indices: Iterable[int]) -> np.ndarray:
@@ -171,106 +216,19 @@ class VolumeEvaluator:
         return labelmap
 
 
-# --- report -------------------------------------------------------------------------------------
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
-
-
-@dataclass
-class Evaluation3DReport:
-    methods: list[str]
-    settings: dict = field(default_factory=dict)
-    results: list[StructureResult] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def _summary(self, results: list[StructureResult]) -> dict:
-        row = {"n": len(results), "true_slices": int(sum(r.true_slices for r in results))}
-        for method in self.methods:
-            scored = [r for r in results if method in r.scores]
-            row[method] = {
-                "dice": _mean(r.scores[method].dice for r in scored),
-                "slices_found": int(sum(r.scores[method].slices_found for r in scored)),
-                "slices_extra": int(sum(r.scores[method].slices_extra for r in scored)),
-                "ratio_to_oracle": _mean(r.ratio(method) for r in scored) if method != "oracle" else None,
-            }
-        return row
-
-    def per_dataset(self) -> dict[str, dict]:
-        grouped: dict[str, list[StructureResult]] = {}
-        for result in self.results:
-            grouped.setdefault(result.dataset, []).append(result)
-        return {dataset: self._summary(results) for dataset, results in sorted(grouped.items())}
-
-    def macro(self) -> dict[str, dict]:
-        """Mean over datasets of the per-dataset means (Dice and ratio to the oracle)."""
-        rows = list(self.per_dataset().values())
-        return {m: {key: _mean(row[m][key] for row in rows) for key in ("dice", "ratio_to_oracle")}
-                for m in self.methods}
-
-    def to_dict(self) -> dict:
-        return {
-            "methods": self.methods,
-            "settings": self.settings,
-            "notes": self.notes,
-            "n_structures": len(self.results),
-            "datasets": self.per_dataset(),
-            "macro": self.macro(),
-            "structures": [{**{k: v for k, v in asdict(r).items() if k != "scores"},
-                            "scores": {m: {**asdict(s), "ratio_to_oracle": r.ratio(m) if m != "oracle" else None}
-                                       for m, s in r.scores.items()}} for r in self.results],
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    def to_markdown(self) -> str:
-        def pct(value):
-            return "n/a" if value is None else f"{100 * value:.1f}"
-
-        def cell(score: MethodScore | None, true_slices: int, ratio: float | None):
-            if score is None:
-                return "–"
-            text = f"{pct(score.dice)} ({score.slices_found}/{true_slices}"
-            text += f", +{score.slices_extra})" if score.slices_extra else ")"
-            return text + (f" · {pct(ratio)} %" if ratio is not None else "")
-
-        titles = [METHOD_TITLES[m] for m in self.methods]
-        lines = ["## 3D Dice per structure", "",
-                 "Dice % (labelled slices found / labelled slices, +slices predicted outside the label) "
-                 "· % of the oracle's Dice", "",
-                 "| dataset | case | structure | slices | " + " | ".join(titles) + " |",
-                 "|---|---|---|---:|" + "---|" * len(titles)]
-        for r in self.results:
-            cells = [cell(r.scores.get(m), r.true_slices, r.ratio(m) if m != "oracle" else None) for m in self.methods]
-            lines.append(f"| {r.dataset} | {r.case} | {r.name} | {r.true_slices} | " + " | ".join(cells) + " |")
-        lines += ["", "## Mean by dataset", "",
-                  "| dataset | structures | " + " | ".join(f"{t} Dice %" for t in titles)
-                  + "".join(f" | {METHOD_TITLES[m]} / oracle %" for m in self.methods if m != "oracle") + " |",
-                  "|---|---:|" + "---:|" * (len(titles) + sum(m != "oracle" for m in self.methods))]
-        for dataset, row in self.per_dataset().items():
-            lines.append(f"| {dataset} | {row['n']} | " + " | ".join(pct(row[m]["dice"]) for m in self.methods)
-                         + "".join(f" | {pct(row[m]['ratio_to_oracle'])}" for m in self.methods if m != "oracle")
-                         + " |")
-        macro = self.macro()
-        lines.append(f"| **macro** | {len(self.results)} | " + " | ".join(f"**{pct(macro[m]['dice'])}**"
-                                                                          for m in self.methods)
-                     + "".join(f" | **{pct(macro[m]['ratio_to_oracle'])}**" for m in self.methods if m != "oracle")
-                     + " |")
-        settings = ", ".join(f"{k} {v}" for k, v in self.settings.items())
-        lines += [""] + ([f"- settings: {settings}"] if settings else []) + [f"- {note}" for note in self.notes]
-        return "\n".join(lines).rstrip() + "\n"
-
-
 def evaluate_cases(cases, predictor, axis: str = "auto", methods: Iterable[str] = METHODS,
                    select: Iterable[str] | None = None, max_structures: int | None = None, min_slices: int = 1,
                    mapping_for: Callable | None = None, rules: PropagationRules | None = None,
-                   progress: Callable[[StructureResult], None] | None = None) -> Evaluation3DReport:
+                   progress: Callable[[StructureResult], None] | None = None, corrections: int = DEFAULT_CORRECTIONS,
+                   tolerance_mm: float = DEFAULT_NSD_TOLERANCE_MM, save_masks: Callable | None = None
+                   ) -> Evaluation3DReport:
     """Score every selected structure of every case (`volume_cases.VolumeCase`); volume by volume, so
     that one volume's embeddings are in memory at a time. `mapping_for(volume)` gives the intensity
-    mapping of a volume (default: from its modality)."""
+    mapping of a volume (default: from its modality); `save_masks(case, image, {method: labels})`
+    receives each case's predictions as label maps (structure value per voxel)."""
     methods = [m for m in METHODS if m in set(methods)]
-    report = Evaluation3DReport(methods, settings={"axis": axis})
+    report = Evaluation3DReport(methods, settings={"axis": axis, "nsd_tolerance_mm": tolerance_mm,
+                                                   "corrections": corrections if "corrections" in methods else 0})
     for case in cases:
         image, labels = case.image, case.labels
         voxel_axis = evaluation_axis(image, axis)
@@ -280,16 +238,44 @@ def evaluate_cases(cases, predictor, axis: str = "auto", methods: Iterable[str] 
             case.release()
             continue
         segmenter = VolumeSegmenter(predictor, image, mapping_for(image) if mapping_for else None)
-        evaluator = VolumeEvaluator(segmenter, voxel_axis, rules, methods)
+        evaluator = VolumeEvaluator(segmenter, voxel_axis, rules, methods, corrections)
+        saved = {m: np.zeros(labels.shape, dtype=np.int32) for m in methods} if save_masks else None
         for value, name in chosen:
             truth = labels == value
-            scores, click_slice, true_slices = evaluator.evaluate(truth)
-            result = StructureResult(case.dataset, case.case, value, name, evaluator.orientation, true_slices,
-                                     click_slice, scores)
+            outcome = evaluator.run(truth)
+            result = StructureResult(case.dataset, case.case, value, name, evaluator.orientation, outcome.true_slices,
+                                     outcome.click_slice, evaluator.score(outcome, truth, tolerance_mm),
+                                     family=segmenter.family, stops=outcome.stops,
+                                     correction_dice=[float(MethodScore.dice_of(step, truth))
+                                                      for step in outcome.correction_steps])
             report.results.append(result)
+            if saved is not None:
+                for method, prediction in outcome.predictions.items():
+                    saved[method][prediction & (saved[method] == 0)] = value
             if progress is not None:
                 progress(result)
+        if save_masks is not None:
+            save_masks(case, image, saved)
         if hasattr(predictor, "clear_cache"):
             predictor.clear_cache()  # this volume's embeddings are not needed again
         case.release()
     return report
+
+
+def mask_writer(folder) -> Callable:
+    """A `save_masks` for evaluate_cases: <folder>/<dataset>/<case>__<method>.nii.gz (label values as the truth's)."""
+    from .io import write_volume
+
+    root = Path(folder)
+
+    def save(case, image, labelmaps: dict) -> None:
+        target = root / _safe(case.dataset)
+        target.mkdir(parents=True, exist_ok=True)
+        for method, labels in labelmaps.items():
+            write_volume(image.with_array(labels.astype(np.int16)), target / f"{_safe(case.case)}__{method}.nii.gz")
+
+    return save
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))

@@ -32,7 +32,10 @@ from .errors import InputError
 from .volume import Volume, as_points, round_half_up
 
 ORIENTATIONS = ("sagittal", "coronal", "axial")  # index = patient axis: 0 R-L, 1 A-P, 2 S-I
-_ALIASES = {"yellow": "sagittal", "green": "coronal", "red": "axial", "transverse": "axial"}
+ACQUISITION = "auto"  # the orientation name of the volume's acquisition axis (see `acquisition_axis`)
+_ALIASES = {"yellow": "sagittal", "green": "coronal", "red": "axial", "transverse": "axial",
+            "acquisition": ACQUISITION}
+ANISOTROPY = 1.1  # a spacing this much larger than the others makes its axis the acquisition axis
 # Column (x) and row (y) directions of each view in RAS.
 DISPLAY_AXES_RAS = {
     "axial": ((-1.0, 0.0, 0.0), (0.0, -1.0, 0.0)),
@@ -87,16 +90,31 @@ def _patient_axis_map(direction_ras: np.ndarray) -> tuple[int, int, int]:
 def normalise_orientation(orientation: str) -> str:
     name = str(orientation).strip().lower()
     name = _ALIASES.get(name, name)
-    if name not in ORIENTATIONS:
-        raise InputError(f"orientation: expected axial, coronal, sagittal or a normal vector (3,) in RAS, "
-                         f"got {orientation!r}")
+    if name not in ORIENTATIONS + (ACQUISITION,):
+        raise InputError(f"orientation: expected auto (the acquisition axis), axial, coronal, sagittal or a "
+                         f"normal vector (3,) in RAS, got {orientation!r}")
     return name
 
 
+def acquisition_axis(volume: Volume) -> int:
+    """The voxel axis the volume was acquired slice by slice along: the one of largest spacing when it
+    stands out (a cine short-axis stack at 8-10 mm, a 4 mm CT), else the axial one (isotropic volumes).
+    A walk along it follows the stack even when the stack is oblique to the patient axes."""
+    spacing = np.asarray(volume.spacing, dtype=float)
+    largest = int(np.argmax(spacing))
+    if spacing[largest] > ANISOTROPY * np.delete(spacing, largest).max():
+        return largest
+    return patient_axis_map(volume)[ORIENTATIONS.index("axial")]
+
+
 def slice_axis_for(volume: Volume, orientation) -> int:
-    """Voxel axis to hold fixed for "axial" / "coronal" / "sagittal" or a slice normal in RAS (3,)."""
+    """Voxel axis to hold fixed for "auto" (the acquisition axis), "axial" / "coronal" / "sagittal",
+    or a slice normal in RAS (3,)."""
     if isinstance(orientation, str):
-        return patient_axis_map(volume)[ORIENTATIONS.index(normalise_orientation(orientation))]
+        name = normalise_orientation(orientation)
+        if name == ACQUISITION:
+            return acquisition_axis(volume)
+        return patient_axis_map(volume)[ORIENTATIONS.index(name)]
     normal = np.asarray(orientation, dtype=np.float64).reshape(-1)
     if normal.shape != (3,) or not np.all(np.isfinite(normal)) or not np.any(normal):
         raise InputError(f"orientation: a slice normal must be 3 finite numbers, not all 0; got {orientation!r}")
@@ -291,6 +309,57 @@ def box_corners_ras(corners_ras) -> np.ndarray:
     low, high = corners.min(axis=0), corners.max(axis=0)
     grid = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=np.float64)
     return low + grid * (high - low)
+
+
+def ijk_box_corners_ras(volume: Volume, ijk_first, ijk_last) -> np.ndarray:
+    """The 8 RAS corners (8, 3) of the box of voxels i0..i1, j0..j1, k0..k1 (inclusive voxel indices of
+    the volume as stored; any order of the two corners). The corners are the voxel centres, so the
+    box keeps exactly those voxels on every axis, also on an oblique volume (a box in the volume's
+    own frame)."""
+    first, last = _ijk_index(volume, ijk_first, "ijk box"), _ijk_index(volume, ijk_last, "ijk box")
+    low, high = np.minimum(first, last), np.maximum(first, last)
+    grid = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=np.float64)
+    return volume.ijk_to_ras_points(low + grid * (high - low))
+
+
+def ijk_points_to_ras(volume: Volume, ijk, what: str = "ijk point") -> np.ndarray:
+    """Voxel indices (N, 3) i, j, k of the volume as stored → RAS mm (N, 3) of the voxel centres."""
+    points = np.atleast_2d(np.asarray(ijk, dtype=np.float64))
+    return volume.ijk_to_ras_points(np.stack([_ijk_index(volume, p, what) for p in points]))
+
+
+def _ijk_index(volume: Volume, ijk, what: str) -> np.ndarray:
+    values = np.asarray(ijk, dtype=np.float64).reshape(-1)
+    if values.shape != (3,) or not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+        raise InputError(f"{what}: expected three whole voxel indices i j k, got {np.asarray(ijk).tolist()}")
+    shape = np.array(volume.shape_ijk)
+    if np.any(values < 0) or np.any(values >= shape):
+        raise InputError(f"{what}: voxel {values.astype(int).tolist()} lies outside the volume's "
+                         f"{' x '.join(str(n) for n in shape)} (i x j x k) voxels (indices start at 0)")
+    return values
+
+
+def roi_corners_from_axes(center_ras, size, axes_ras=None) -> np.ndarray:
+    """The 8 RAS corners of a rotated ROI given its centre (3,), edge lengths (3,) in mm and its axes:
+    a 3×3 matrix whose rows are the ROI's x, y, z directions in RAS (orthogonal; normalised here).
+    Without axes the ROI is aligned with RAS."""
+    center = np.asarray(center_ras, dtype=np.float64).reshape(-1)
+    if center.shape != (3,) or not np.all(np.isfinite(center)):
+        raise InputError(f"roi center: expected three finite RAS coordinates, got {np.asarray(center_ras).tolist()}")
+    axes = np.eye(3) if axes_ras is None else np.asarray(axes_ras, dtype=np.float64)
+    if axes.size != 9 or not np.all(np.isfinite(axes)):
+        raise InputError(f"roi axes: expected 9 numbers (three direction vectors), got {np.asarray(axes_ras).tolist()}")
+    axes = axes.reshape(3, 3)
+    norms = np.linalg.norm(axes, axis=1)
+    if np.any(norms < 1e-9):
+        raise InputError("roi axes: a direction vector is zero")
+    axes = axes / norms[:, None]
+    if np.abs(axes @ axes.T - np.eye(3)).max() > 1e-3:
+        raise InputError("roi axes: the three directions must be orthogonal")
+    object_to_world = np.eye(4)
+    object_to_world[:3, :3] = axes.T  # columns: the ROI's axes in RAS
+    object_to_world[:3, 3] = center
+    return roi_corners(object_to_world, size)
 
 
 def roi_corners(object_to_world, size) -> np.ndarray:

@@ -31,6 +31,7 @@ class Prediction:
     scores: np.ndarray           # predicted IoU, (K,) or (B, K)
     low_res_logits: np.ndarray   # float32 (K, 256, 256) or (B, K, 256, 256), for refinement
     decoder: str                 # "segmote" or "base"
+    presence: np.ndarray | None = None  # the walk's continuation probability, like `scores`; None without a presence head
 
 
 @dataclass
@@ -49,6 +50,18 @@ def _parallel_map(function, items: list) -> list:
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         return list(pool.map(function, items))
+
+
+def resolve_walk_head(backbone: str) -> Path | None:
+    """The walk-head add-on the manifest lists for the default adapter of `backbone` (sha256 checked), or None."""
+    from .backbones.checkpoints import verify_checkpoint
+    from .resources import load_manifest, resources_dir
+
+    for name, entry in load_manifest().get("adapters", {}).items():
+        head = entry.get("walk_head")
+        if entry.get("backbone") == backbone and entry.get("default") and head:
+            return verify_checkpoint(resources_dir() / head["file"], head["sha256"], f"walk head of {name}")
+    return None
 
 
 def resolve_default_adapter(backbone: str) -> Path | None:
@@ -98,6 +111,8 @@ class SegMoTEPredictor:
         self.while_embedding_pending: Callable[[], None] | None = None
         self.notice: str | None = None
         self.box_decoder = "base"
+        self.guard_negative_clicks = True  # drop negative clicks far from the mask (negative_clicks.py)
+        self.dropped_negatives = 0         # how many the last predict() dropped
         if model is not None:  # an in-memory model (training-time evaluation)
             self.model, self.uses_adapter = model, True
             self.box_decoder = "segmote"
@@ -114,6 +129,8 @@ class SegMoTEPredictor:
             else:
                 self.model = SegMoTEModel.from_adapter(base, adapter_path)
                 self.uses_adapter = True
+                if adapter == "default" and self.model.adapter.presence is None:
+                    self._attach_walk_head(backbone, adapter_path)
                 self.box_decoder = "segmote" if self.model.metadata.get("use_for_boxes", False) else "base"
         self.adapter_path = None if model is not None or not self.uses_adapter else Path(adapter_path)
         self.model.to(self.device).eval()
@@ -156,6 +173,13 @@ class SegMoTEPredictor:
             return self.onnx.describe()
         threads = f", {self._torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
         return f"PyTorch {self._torch.__version__}, {self.device}{threads}, {self.precision}"
+
+    def _attach_walk_head(self, backbone: str, adapter_path) -> None:
+        from .modeling.adapter_io import read_walk_head
+
+        head = resolve_walk_head(backbone)
+        if head is not None:
+            self.model.attach_walk_head(read_walk_head(head, adapter_path))
 
     def _configure_speed(self, precision: str, optimize: bool, cuda_graphs: bool, compile_encoder: bool,
                          copy_model: bool) -> None:
@@ -329,6 +353,9 @@ class SegMoTEPredictor:
         masks_in = validate_mask_input(mask_input, batch, LOW_RES)
         if points is not None and batched and batch > 1:
             raise InputError("points: points cannot be combined with a batch of several boxes")
+        self.dropped_negatives = 0
+        if self.guard_negative_clicks and points is not None and (labels == 0).any() and not batched:
+            points, labels = self._without_far_negatives(points, labels, box, mask_input, decoder)
         use_adapter = self._use_adapter(decoder, boxes is not None)
         torch = self._torch
         with torch.inference_mode():
@@ -347,6 +374,23 @@ class SegMoTEPredictor:
                               decoder=kind, multimask=bool(multimask), transform=current.transform)
             outputs = self._run(call, current, tensors)
         return self._finish(*outputs, batched, "segmote" if use_adapter else "base")
+
+    def _without_far_negatives(self, points, labels, box, mask_input, decoder):
+        """The clicks without the negative ones far from the mask segmented without any negative click."""
+        from .negative_clicks import far_negative_clicks
+
+        positive = labels == 1
+        if not positive.any() and box is None and mask_input is None:
+            return points, labels  # negative clicks alone: nothing to compare with
+        plain = self.predict(points=points[positive] if positive.any() else None,
+                             labels=labels[positive] if positive.any() else None, box=box, mask_input=mask_input,
+                             decoder=decoder)
+        far = far_negative_clicks(np.asarray(plain.masks).reshape(-1, *plain.masks.shape[-2:])[0], points, labels)
+        self.dropped_negatives = int(far.sum())
+        if not far.any():
+            return points, labels
+        kept = ~far
+        return (points[kept], labels[kept]) if kept.any() else (None, None)
 
     def _run(self, call: PromptCall, current: _Embedding, prompt_tensors: list):
         image_tensors = [current.embedding] + ([current.early] if call.needs_early_features else [])
@@ -373,8 +417,10 @@ class SegMoTEPredictor:
         return self._finish(*outputs, False, "segmote")
 
     @staticmethod
-    def _finish(masks, low_res, scores, batched: bool, decoder: str) -> Prediction:
+    def _finish(masks, low_res, scores, presence, batched: bool, decoder: str) -> Prediction:
         masks, low, iou = masks.cpu().numpy(), low_res.cpu().numpy(), scores.cpu().numpy()
+        presence = None if presence is None else presence.float().cpu().numpy()
         if not batched:
             masks, low, iou = masks[0], low[0], iou[0]
-        return Prediction(masks=masks, scores=iou, low_res_logits=low, decoder=decoder)
+            presence = None if presence is None else presence[0]
+        return Prediction(masks=masks, scores=iou, low_res_logits=low, decoder=decoder, presence=presence)

@@ -1,10 +1,12 @@
 """3D segmentation of a volume with a 2D promptable predictor.
 
-`VolumeSegmenter` takes prompts in RAS millimetres (what Slicer markups and ROIs give), segments
-one patient-axis slice, and extends a slice mask through the volume by propagation: each next
-slice is prompted with the box of the previous slice's mask (optionally with its low-res logits as
-a dense prompt) until the structure ends. All slice and coordinate mapping goes through
-`geometry`; all model work through the predictor's public API (`set_image`, `predict`,
+`VolumeSegmenter` takes prompts in RAS millimetres (what Slicer markups and ROIs give; voxel
+indices and rotated ROIs become RAS corners through `geometry`), segments one slice, and extends a
+slice mask through the volume by propagation: each next slice is prompted with what the model found
+on the previous one until the structure ends (`walk_rules.PropagationRules` says how it prompts
+and when it stops). A correction on one slice of a propagated segment re-walks outward from it
+until the new masks agree with the old ones (`corrections`). All slice and coordinate mapping goes
+through `geometry`; all model work through the predictor's public API (`set_image`, `predict`,
 `predict_auto`, `embed_images`).
 
 The whole volume is mapped to 8 bits once, with one window, so that neighbouring slices look alike
@@ -35,6 +37,18 @@ from .geometry import (
 )
 from .intensity import IntensityMapping, to_uint8
 from .volume import Volume, as_points, round_half_up
+from .walk_rules import (
+    PropagationRules,
+    WalkJudge,
+    WalkStop,
+    bridge_prompt,
+    clip_to_box,
+    follow_prompt,
+    mean_grey,
+    modality_family,
+    presence_threshold,
+    uses_learned_decision,
+)
 
 Progress = Callable[[int, int], None]
 PREFETCH_SLICES = 64  # slices embedded in one batch ahead of the walk on a GPU
@@ -50,6 +64,7 @@ class SliceResult:
     low_res_logits: np.ndarray  # float32 (256, 256), a dense prompt for refinement / propagation
     geometry: Volume = field(repr=False)  # the volume the slice belongs to
     decoder: str = "base"       # "segmote" or "base"
+    presence: float | None = None  # the walk's continuation probability (adapters with a presence head)
 
     @property
     def area(self) -> int:
@@ -63,96 +78,8 @@ class SliceResult:
         return labelmap
 
 
-@dataclass(frozen=True)
-class PropagationRules:
-    """How the walk prompts each next slice and when it stops.
-
-    Prompt: the previous slice's mask box (grown by `box_margin` of the slice's longest side),
-    optionally with a positive point at the previous mask's deepest pixel (`use_point`) and its
-    low-res logits as a dense prompt (`use_logits`), the walk prompt of issue 13's training.
-    Stop (the structure ended, or the prompt caught something else): the mask vanishes; the model's
-    predicted IoU falls below `min_score`; the area collapses below `min_area_ratio` or grows beyond
-    `max_area_growth` times the previous slice's (a neighbour filled the box); the mask's centroid
-    moves more than `max_centroid_shift` times the previous mask's equivalent radius (it jumped to a
-    neighbour); or its mean 8-bit grey differs from the seed mask's by more than
-    `max_intensity_shift` (tissue of another brightness: the IoU head stays confident there).
-    `grey_reference="previous"` compares slice to slice instead, which follows an MRI bias field
-    (CHAOS T2: the seed rule ends the liver walk at 14 of 26 slices) but lets the walk leak into
-    neighbours (measured: more slices, lower Dice), hence not the default.
-    Inside a 3D box (`segment_box3d`) the user has said where the structure ends, and the clip keeps
-    every mask in the box; with `trust_box` only an empty mask stops the walk before the box's last
-    slice. It then reaches every slice, but the masks it adds at the thin ends are poor with the
-    shipped adapter (CHAOS kidney: 14/14 slices, Dice 0.79 vs 10/14, 0.84), hence not the default.
-    `refine`: a second pass prompts every slice between two accepted neighbours again with both
-    neighbours' masks (box of their union, their mean logits) and keeps the answer the model
-    scores higher. None turns a rule off. `legacy()` is the walk before issue 13.
-
-    The prompt defaults to the box alone: the shipped adapter was trained on boxes and on clicks
-    but never on both at once, and a box plus a point derails it (3D box on CT spleen: Dice 0.85
-    box alone, 0.15 with the point). An adapter trained on walk prompts says so in its metadata
-    (`"propagation": {"use_point": true, "use_logits": true}`); `for_predictor` reads it.
-    """
-
-    min_score: float = 0.5              # predicted IoU below this ends the walk
-    min_area_ratio: float = 0.2         # area below this fraction of the previous slice's ends the walk
-    use_logits: bool = False            # also give the previous low-res logits as a dense prompt
-    box_margin: float = 0.02            # previous-mask box grown by this fraction of the slice's longest side
-    max_intensity_shift: float | None = 40.0  # mean 8-bit grey under the mask vs the seed's; None: off
-    use_point: bool = False             # a positive point at the previous mask's deepest pixel
-    max_area_growth: float | None = 2.5     # area above this multiple of the previous slice's ends the walk
-    max_centroid_shift: float | None = 2.0  # centroid move, in previous equivalent radii, that ends the walk
-    refine: bool = False                # second pass with both neighbours' masks
-    use_box: bool = True                # the previous mask's box (off: point and/or logits alone)
-    trust_box: bool = False             # in a 3D box, only an empty mask ends the walk before the box does
-    grey_reference: str = "seed"        # brightness compared with the "seed" mask's or the "previous" slice's
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_score <= 1.0:
-            raise InputError(f"min_score: expected a predicted IoU in 0..1, got {self.min_score}")
-        if not 0.0 <= self.min_area_ratio < 1.0:
-            raise InputError(f"min_area_ratio: expected a fraction in 0..1, got {self.min_area_ratio}")
-        if not 0.0 <= self.box_margin < 0.5:
-            raise InputError(f"box_margin: expected a fraction of the slice size in 0..0.5, got {self.box_margin}")
-        if self.max_intensity_shift is not None and not 0.0 < self.max_intensity_shift <= 255.0:
-            raise InputError(f"max_intensity_shift: expected 8-bit grey levels in (0, 255] or None, "
-                             f"got {self.max_intensity_shift}")
-        if self.max_area_growth is not None and not self.max_area_growth > 1.0:
-            raise InputError(f"max_area_growth: expected a multiple above 1 or None, got {self.max_area_growth}")
-        if not (self.use_box or self.use_point or self.use_logits):
-            raise InputError("rules: the walk needs a prompt; use_box, use_point and use_logits are all off")
-        if self.grey_reference not in ("previous", "seed"):
-            raise InputError(f"grey_reference: expected 'previous' or 'seed', got {self.grey_reference!r}")
-        if self.max_centroid_shift is not None and not self.max_centroid_shift > 0.0:
-            raise InputError(f"max_centroid_shift: expected a positive number of radii or None, "
-                             f"got {self.max_centroid_shift}")
-
-    @classmethod
-    def for_predictor(cls, predictor, **fields) -> PropagationRules:
-        """The rules with the prompt fields an adapter declares in its metadata ("propagation"),
-        then `fields`."""
-        metadata = getattr(getattr(predictor, "model", None), "metadata", None)
-        declared = metadata.get("propagation", {}) if isinstance(metadata, dict) else {}
-        prompt_fields = ("use_point", "use_logits", "use_box", "refine")
-        return cls(**{**{k: bool(v) for k, v in declared.items() if k in prompt_fields}, **fields})
-
-    @classmethod
-    def legacy(cls) -> PropagationRules:
-        """The walk before issue 13: the previous box alone; stops on score, area collapse, brightness."""
-        return cls(max_area_growth=None, max_centroid_shift=None)  # the other fields' defaults are the old walk's
-
-
-@dataclass(frozen=True)
-class WalkStop:
-    """Where and why one direction of a walk ended (`VolumeSegmenter.last_stops`)."""
-
-    direction: int     # +1 or -1 along the slice axis
-    last_index: int    # the last slice kept (the seed's if none was)
-    reason: str        # "end of range", "blank slice", "empty", "score", "area collapse", "area growth",
-                       # "centroid jump", "brightness"
-
-
 class VolumeSegmenter:
-    """Slice prompts in RAS, propagation, 3D boxes and prompt-free slices on one volume."""
+    """Slice prompts in RAS, propagation, 3D boxes, corrections and prompt-free slices on one volume."""
 
     def __init__(self, predictor, volume: Volume, mapping: IntensityMapping | None = None):
         if not isinstance(volume, Volume):
@@ -163,7 +90,9 @@ class VolumeSegmenter:
         voxels = volume.array if volume.rgb else to_uint8(volume.array, self.mapping)
         # The 8-bit copy shares the geometry, so geometry.extract_slice reads it like the source.
         self.display = volume.with_array(voxels)
-        self.last_stops: list[WalkStop] = []  # why the last propagation's walks ended (diagnostics)
+        self.family = "other" if volume.rgb else modality_family(self.mapping, volume.array)
+        self._walk_prompt_extra: dict = {}   # what a walk adds to each prompt (the decoder a learned walk needs)
+        self.last_stops: list[WalkStop] = []  # why the last walk's directions ended (diagnostics, CLI message)
 
     # --- slices -------------------------------------------------------------------------------
     def slice_image(self, ref: SliceRef) -> np.ndarray:
@@ -179,10 +108,17 @@ class VolumeSegmenter:
     def _result(self, ref: SliceRef, prediction, clip_box=None) -> SliceResult:
         mask2d = np.asarray(prediction.masks[0], dtype=bool)
         if clip_box is not None:
-            mask2d = _clip_to_box(mask2d, clip_box)
+            mask2d = clip_to_box(mask2d, clip_box)
+        presence = getattr(prediction, "presence", None)
         return SliceResult(ref=ref, mask2d=mask2d, score=float(np.asarray(prediction.scores).reshape(-1)[0]),
                            low_res_logits=np.asarray(prediction.low_res_logits[0], dtype=np.float32),
-                           geometry=self.volume, decoder=prediction.decoder)
+                           geometry=self.volume, decoder=prediction.decoder,
+                           presence=None if presence is None else float(np.asarray(presence).reshape(-1)[0]))
+
+    def predict_on(self, ref: SliceRef, clip_box=None, **prompt) -> SliceResult:
+        """Set slice `ref` and segment it with a prompt in its pixels (points, labels, box, mask_input)."""
+        self.set_slice(ref)
+        return self._result(ref, self.predictor.predict(**prompt), clip_box)
 
     def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
                       slice_index: int | None = None, seed_mask=None) -> SliceResult:
@@ -200,18 +136,20 @@ class VolumeSegmenter:
         ref = self._slice_for_prompt(orientation, points_ras, box_ras, slice_index)
         points = None
         if points_ras is not None:  # mapped before the (costly) embedding, so bad prompts fail fast
-            height, width = slice_shape(self.volume, ref)
-            points = np.clip(round_half_up(ras_to_slice_pixels(self.volume, ref, points_ras)), 0, [width - 1, height - 1])
+            points = self.slice_pixels(ref, points_ras)
         box = None if box_ras is None else ras_box_to_slice_box(self.volume, ref, box_ras)
         if seed_mask is not None and np.shape(seed_mask) != slice_shape(self.volume, ref):
             raise InputError(f"seed_mask: expected the slice's shape {slice_shape(self.volume, ref)}, "
                              f"got {np.shape(seed_mask)}")
-        self.set_slice(ref)
         prompt = {"points": points, "labels": labels, "box": box, "mask_input": mask_input}
         if seed_mask is not None:  # only then: predictors that take no seed mask (remote_cli's) serve the rest
             prompt["seed_mask"] = np.asarray(seed_mask, dtype=bool)
-        prediction = self.predictor.predict(**prompt)
-        return self._result(ref, prediction)
+        return self.predict_on(ref, **prompt)
+
+    def slice_pixels(self, ref: SliceRef, points_ras) -> np.ndarray:
+        """RAS points → whole pixels (N, 2) of slice `ref` (rounded, clamped to the slice)."""
+        height, width = slice_shape(self.volume, ref)
+        return np.clip(round_half_up(ras_to_slice_pixels(self.volume, ref, points_ras)), 0, [width - 1, height - 1])
 
     def _slice_for_prompt(self, orientation, points_ras, box_ras, slice_index) -> SliceRef:
         axis = slice_axis_for(self.volume, orientation)
@@ -235,31 +173,31 @@ class VolumeSegmenter:
         return self._result(ref, self.predictor.predict_auto())
 
     # --- propagation --------------------------------------------------------------------------
-    def propagate(self, seed: SliceResult, slice_range: tuple[int, int] | None = None, use_logits: bool = False,
-                  min_score: float = 0.5, min_area_ratio: float = 0.2, progress: Progress | None = None,
-                  box_margin: float = 0.02, max_intensity_shift: float | None = 40.0,
-                  rules: PropagationRules | None = None) -> np.ndarray:
+    def rules(self, rules: PropagationRules | None = None) -> PropagationRules:
+        """`rules`, or the default rules with the prompt the adapter declares."""
+        if rules is not None and not isinstance(rules, PropagationRules):
+            raise InputError(f"rules: expected PropagationRules, got {type(rules).__name__}")
+        return rules or PropagationRules.for_predictor(self.predictor)
+
+    def judge(self, rules: PropagationRules, seed: SliceResult, in_box: bool) -> WalkJudge:
+        """The walk's decision for this volume: learned (the presence head, at the threshold calibrated
+        for the volume's modality family) or the hand rules."""
+        learned = uses_learned_decision(rules, self.predictor)
+        threshold = presence_threshold(rules, self.predictor, self.family, in_box) if learned else 0.0
+        return WalkJudge(rules, learned, threshold, in_box, mean_grey(self.slice_image(seed.ref), seed.mask2d))
+
+    def propagate(self, seed: SliceResult, slice_range: tuple[int, int] | None = None,
+                  rules: PropagationRules | None = None, progress: Progress | None = None) -> np.ndarray:
         """Extend the seed's mask slice by slice in both directions; bool labelmap [k, j, i].
 
-        Each next slice is prompted with the box of the previous mask (grown by `box_margin` of the
-        slice size), plus its logits if `use_logits`. The walk stops at the first slice whose mask
-        is empty, smaller than `min_area_ratio` of the previous one, scored below `min_score`
-        (predicted IoU) or whose mean 8-bit grey differs from the seed mask's by more than
-        `max_intensity_shift`, or at the end of `slice_range` (inclusive, along the seed's axis);
-        also where the mask swells or its centroid jumps (see `PropagationRules`, whose other fields
-        `rules` sets; `last_stops` then says where and why each direction ended).
-        `progress(done, total)` is called after each slice, total = the slices in the range.
-        `rules`, when given, replaces the individual rule arguments.
+        The walk stays within `slice_range` (inclusive, along the seed's axis) and ends where
+        `rules` say the structure ends; `last_stops` then says where and why each direction ended.
+        `progress(done, total)` is called after each slice: `done` slices segmented, `total` = done
+        plus the slices the directions still walking could yet reach (it shrinks when a direction
+        ends, so a progress bar ends where the walk ends).
         """
-        rules = rules or self._rules(min_score, min_area_ratio, use_logits, box_margin, max_intensity_shift)
-        return self._propagate(seed, self._checked_range(seed.ref, slice_range), rules, progress, clip_box=None)
-
-    def _rules(self, min_score, min_area_ratio, use_logits, box_margin, max_intensity_shift) -> PropagationRules:
-        fields = {"min_score": min_score, "min_area_ratio": min_area_ratio, "box_margin": box_margin,
-                  "max_intensity_shift": max_intensity_shift}
-        if use_logits:  # asked for by the caller; otherwise as the adapter declares
-            fields["use_logits"] = True
-        return PropagationRules.for_predictor(self.predictor, **fields)
+        return self._propagate(seed, self._checked_range(seed.ref, slice_range), self.rules(rules), progress,
+                               clip_box=None)
 
     def _checked_range(self, ref: SliceRef, slice_range) -> tuple[int, int]:
         count = slice_count(self.volume, ref.axis)
@@ -274,59 +212,97 @@ class VolumeSegmenter:
     def _propagate(self, seed: SliceResult, span: tuple[int, int], rules: PropagationRules,
                    progress: Progress | None, clip_box) -> np.ndarray:
         labelmap = seed.labelmap.copy()
-        total = span[1] - span[0] + 1
-        done = [1]
         self.last_stops = []
-
-        def step():
-            done[0] += 1
-            if progress is not None:
-                progress(done[0], total)
-
-        if progress is not None:
-            progress(1, total)
-        if seed.area > 0:
-            accepted = {seed.ref.index: seed}
-            for direction, end in ((+1, span[1]), (-1, span[0])):
-                for result in self._walk(seed, direction, end, rules, clip_box, step):
-                    accepted[result.ref.index] = result
-            if rules.refine:
-                accepted = self._refine(accepted, seed, clip_box)
-            for result in accepted.values():
-                insert_slice(labelmap, result.ref, result.mask2d, geometry=self.volume)
-        if progress is not None:
-            progress(total, total)
+        accepted = self.walk_both_ways(seed, span, rules, progress, clip_box)
+        for result in accepted.values():
+            insert_slice(labelmap, result.ref, result.mask2d, geometry=self.volume)
         return labelmap
 
-    def _walk(self, seed: SliceResult, direction: int, end: int, rules: PropagationRules, clip_box, step):
-        """Yield the accepted SliceResults from the seed's neighbour towards `end`; record why it ended."""
+    def walk_both_ways(self, seed: SliceResult, span: tuple[int, int], rules: PropagationRules,
+                       progress: Progress | None, clip_box, agrees=None) -> dict[int, SliceResult]:
+        """{slice index: result} of the seed and every slice the walk kept, both directions.
+        `agrees(result)` (corrections): True where the new mask matches the old one, which ends
+        that direction without keeping it."""
+        tracker = WalkProgress(progress, seed.ref.index, span)
+        accepted = {seed.ref.index: seed}
+        if seed.area > 0:
+            judge = self.judge(rules, seed, in_box=clip_box is not None)
+            # the presence head reads the SegMoTE decoder: a learned walk asks it for every slice, boxes
+            # included (the predictor's policy may send boxes to the base decoder, which has no head)
+            self._walk_prompt_extra = {"decoder": "segmote"} if judge.learned else {}
+            for direction, end in ((+1, span[1]), (-1, span[0])):
+                for result in self._walk(seed, direction, end, rules, judge, clip_box, tracker, agrees):
+                    accepted[result.ref.index] = result
+                tracker.end(direction)
+            if rules.refine:
+                accepted = self._refine(accepted, seed, clip_box)
+        tracker.finish()
+        return accepted
+
+    def _step(self, previous: SliceResult, index: int, rules: PropagationRules, clip_box):
+        """(result, image) of slice `index` prompted from `previous`; None for a blank slice."""
+        ref = SliceRef(previous.ref.axis, index)
+        image = self.slice_image(ref)
+        if int(image.max()) == int(image.min()):
+            return None, image  # padding, outside the scan: nothing to follow
+        self.predictor.set_image(image)
+        prompt = {**follow_prompt(previous, rules, clip_box), **self._walk_prompt_extra}
+        return self._result(ref, self.predictor.predict(**prompt), clip_box), image
+
+    def _walk(self, seed: SliceResult, direction: int, end: int, rules: PropagationRules, judge: WalkJudge,
+              clip_box, tracker, agrees):
+        """Yield the kept SliceResults from the seed's neighbour towards `end`; record why it ended."""
         previous = seed
-        reference_grey = _mean_grey(self.slice_image(seed.ref), seed.mask2d)
-        indices = range(seed.ref.index + direction, end + direction, direction)
-        prefetch = _Prefetcher(self, seed.ref.axis, indices)
-        reason = "end of range"
-        for position, index in enumerate(indices):
-            ref = SliceRef(seed.ref.axis, index)
-            image = self.slice_image(ref)
-            if int(image.max()) == int(image.min()):
-                reason = "blank slice"  # padding, outside the scan: nothing to follow
+        prefetch = _Prefetcher(self, seed.ref.axis, range(seed.ref.index + direction, end + direction, direction))
+        reason = ("end of range", "")
+        index = seed.ref.index + direction
+        while (end - index) * direction >= 0:
+            prefetch.reach(abs(index - seed.ref.index) - 1)
+            result, image = self._step(previous, index, rules, clip_box)
+            if result is None:
+                reason = ("blank slice", "")
                 break
-            prefetch.reach(position)
-            self.predictor.set_image(image)
-            result = self._result(ref, self.predictor.predict(**_follow_prompt(previous, rules, clip_box)), clip_box)
-            step()
-            if clip_box is not None and rules.trust_box:
-                reason = "empty" if result.area == 0 else None
-            else:
-                reason = _stop_reason(previous, result, rules) or _brightness_stop(image, result, reference_grey, rules)
-            if reason is not None:
+            tracker.step(direction)
+            if agrees is not None and agrees(result):
+                reason = ("agrees", "")
                 break
+            verdict = judge.verdict(previous, result, image)
+            if verdict is not None:
+                crossed = self._cross(previous, index, direction, end, rules, judge, clip_box, tracker, agrees)
+                if not crossed:
+                    reason = verdict
+                    break
+                yield from crossed
+                previous = crossed[-1]
+                index = previous.ref.index + direction
+                continue
             yield result
+            judge.accepted(image, result)
             previous = result
-            if rules.grey_reference == "previous":
-                reference_grey = _mean_grey(image, result.mask2d)
-            reason = "end of range"
-        self.last_stops.append(WalkStop(direction, previous.ref.index, reason))
+            index += direction
+        self.last_stops.append(WalkStop(direction, previous.ref.index, *reason))
+
+    def _cross(self, previous: SliceResult, doubtful: int, direction: int, end: int, rules: PropagationRules,
+               judge: WalkJudge, clip_box, tracker, agrees) -> list[SliceResult]:
+        """Patience: after a doubtful slice, try the slices beyond it from the last kept mask. When one
+        passes, the doubtful slices between are prompted again from both sides and kept with it."""
+        for gap in range(1, rules.patience + 1):
+            beyond = doubtful + gap * direction
+            if (end - beyond) * direction < 0:
+                return []
+            result, image = self._step(previous, beyond, rules, clip_box)
+            if result is None:
+                return []
+            tracker.step(direction)
+            if agrees is not None and agrees(result):
+                return []
+            if judge.verdict(previous, result, image) is None:
+                judge.accepted(image, result)
+                between = [self.predict_on(SliceRef(previous.ref.axis, doubtful + step * direction), clip_box,
+                                           **bridge_prompt(previous, result, clip_box), **self._walk_prompt_extra)
+                           for step in range(gap)]
+                return between + [result]
+        return []
 
     def _refine(self, accepted: dict[int, SliceResult], seed: SliceResult, clip_box) -> dict[int, SliceResult]:
         """Second pass: each slice between two accepted neighbours, prompted with both of them."""
@@ -335,38 +311,67 @@ class VolumeSegmenter:
             below, above = accepted.get(index - 1), accepted.get(index + 1)
             if index == seed.ref.index or below is None or above is None:
                 continue
-            union = below.mask2d | above.mask2d
-            both = below.mask2d & above.mask2d
-            prompt = {"box": _grown_box(union, 0.0, clip_box),
-                      "mask_input": (below.low_res_logits + above.low_res_logits) / 2.0}
-            anchor = both if both.any() else union
-            prompt.update(points=np.array([_deepest_pixel(anchor)], dtype=np.float64), labels=np.array([1]))
-            self.set_slice(accepted[index].ref)
-            result = self._result(accepted[index].ref, self.predictor.predict(**prompt), clip_box)
+            result = self.predict_on(accepted[index].ref, clip_box, **bridge_prompt(below, above, clip_box))
             if result.area > 0 and result.score > accepted[index].score:
                 refined[index] = result
         return refined
 
     # --- 3D box -------------------------------------------------------------------------------
-    def segment_box3d(self, corners_ras, orientation="axial", progress: Progress | None = None,
-                      use_logits: bool = False, min_score: float = 0.5, min_area_ratio: float = 0.2,
-                      box_margin: float = 0.02, max_intensity_shift: float | None = 40.0,
+    def segment_box3d(self, corners_ras, orientation="auto", progress: Progress | None = None,
                       rules: PropagationRules | None = None) -> np.ndarray:
         """Segment what a 3D box holds; bool labelmap [k, j, i].
 
         corners_ras: (2, 3) opposite corners of a RAS-aligned box or (8, 3) corners of a rotated
-        ROI. The middle slice of the box's extent is prompted with the box, then the mask is
-        propagated no further than the box's first and last slices, and every mask is clipped to
-        the box's extent on the slice.
+        ROI (`geometry.ijk_box_corners_ras` for a box in voxel indices). The slices run along
+        `orientation` ("auto": the acquisition axis). The middle slice of the box's extent is
+        prompted with the box, then the mask is propagated no further than the box's first and last
+        slices, and every mask is clipped to the box's extent on the slice.
         """
         axis = slice_axis_for(self.volume, orientation)
         first, last = slice_extent_of_box(self.volume, axis, corners_ras)
         middle = SliceRef(axis, (first + last) // 2)
         box = ras_box_to_slice_box(self.volume, middle, corners_ras)
-        self.set_slice(middle)
-        seed = self._result(middle, self.predictor.predict(box=box), clip_box=box)
-        rules = rules or self._rules(min_score, min_area_ratio, use_logits, box_margin, max_intensity_shift)
-        return self._propagate(seed, (first, last), rules, progress, clip_box=box)
+        seed = self.predict_on(middle, clip_box=box, box=box)
+        return self._propagate(seed, (first, last), self.rules(rules), progress, clip_box=box)
+
+    # --- corrections --------------------------------------------------------------------------
+    def correct(self, labelmap: np.ndarray, orientation="auto", points_ras=None, labels=None, box_ras=None,
+                slice_index: int | None = None, rules: PropagationRules | None = None,
+                progress: Progress | None = None, agreement: float | None = None):
+        """Correct one slice of a segment (bool labelmap [k, j, i]) and carry the fix outward; see
+        `corrections.correct_segment`. Returns a `corrections.Correction`."""
+        from .corrections import DEFAULT_AGREEMENT, correct_segment
+
+        return correct_segment(self, labelmap, orientation, points_ras, labels, box_ras, slice_index,
+                               self.rules(rules), progress, DEFAULT_AGREEMENT if agreement is None else agreement)
+
+
+class WalkProgress:
+    """Reports a walk's progress as (slices done, done + slices still reachable): the total shrinks
+    when a direction ends, so a bar ends where the walk ends instead of at the volume's edge."""
+
+    def __init__(self, callback: Progress | None, seed_index: int, span: tuple[int, int]):
+        self.callback = callback
+        self.done = 1
+        self.remaining = {+1: span[1] - seed_index, -1: seed_index - span[0]}
+        self._report()
+
+    def _report(self) -> None:
+        if self.callback is not None:
+            self.callback(self.done, self.done + sum(self.remaining.values()))
+
+    def step(self, direction: int) -> None:
+        self.done += 1
+        self.remaining[direction] = max(self.remaining[direction] - 1, 0)
+        self._report()
+
+    def end(self, direction: int) -> None:
+        self.remaining[direction] = 0
+        self._report()
+
+    def finish(self) -> None:
+        self.remaining = {+1: 0, -1: 0}
+        self._report()
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -386,7 +391,7 @@ class _Prefetcher:
         """The walk is at `position` (0-based) of its indices: keep its chunk and the next one queued."""
         if not self.enabled:
             return
-        wanted = min(position // PREFETCH_SLICES + 2, len(self.chunks))
+        wanted = min(max(position, 0) // PREFETCH_SLICES + 2, len(self.chunks))
         while self.launched < wanted:
             self._launch(self.chunks[self.launched])
             self.launched += 1
@@ -396,87 +401,3 @@ class _Prefetcher:
         kept = [image for image in images if int(image.max()) != int(image.min())]
         if kept:
             self.segmenter.predictor.embed_images(kept, batch_size=PREFETCH_SLICES, background=True)
-
-
-def mask_box(mask2d: np.ndarray) -> np.ndarray | None:
-    """Inclusive pixel box x0, y0, x1, y1 of a 2D mask, or None when it is empty."""
-    rows = np.flatnonzero(mask2d.any(axis=1))
-    cols = np.flatnonzero(mask2d.any(axis=0))
-    if rows.size == 0:
-        return None
-    return np.array([cols[0], rows[0], cols[-1], rows[-1]], dtype=np.int64)
-
-
-def _grown_box(mask2d: np.ndarray, margin: float, clip_box) -> np.ndarray:
-    """The mask's box grown by `margin` of the slice's longest side, kept inside the slice (and clip box)."""
-    x0, y0, x1, y1 = mask_box(mask2d)
-    height, width = mask2d.shape
-    grow = int(round(margin * max(height, width)))
-    low = np.array([max(x0 - grow, 0), max(y0 - grow, 0)])
-    high = np.array([min(x1 + grow, width - 1), min(y1 + grow, height - 1)])
-    if clip_box is not None:
-        low = np.maximum(low, clip_box[:2])
-        high = np.minimum(high, clip_box[2:])
-    # A one-pixel-wide mask gives a zero-area box, which the predictor refuses: widen it.
-    high = np.maximum(high, np.minimum(low + 1, [width - 1, height - 1]))
-    low = np.minimum(low, high - 1)
-    return np.concatenate([low, high]).astype(np.int64)
-
-
-def _clip_to_box(mask2d: np.ndarray, box) -> np.ndarray:
-    x0, y0, x1, y1 = (int(v) for v in box)
-    clipped = np.zeros_like(mask2d)
-    clipped[y0:y1 + 1, x0:x1 + 1] = mask2d[y0:y1 + 1, x0:x1 + 1]
-    return clipped
-
-
-def _deepest_pixel(mask2d: np.ndarray) -> tuple[int, int]:
-    """(x, y) of the mask pixel farthest from its boundary (the image border counts as boundary)."""
-    from scipy import ndimage
-
-    depth = ndimage.distance_transform_edt(np.pad(mask2d, 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
-    return int(x), int(y)
-
-
-def _follow_prompt(previous: SliceResult, rules: PropagationRules, clip_box) -> dict:
-    """The prompt of the next slice, from the previous slice's result."""
-    prompt = {"box": _grown_box(previous.mask2d, rules.box_margin, clip_box) if rules.use_box else None,
-              "mask_input": previous.low_res_logits if rules.use_logits else None}
-    if rules.use_point:
-        prompt.update(points=np.array([_deepest_pixel(previous.mask2d)], dtype=np.float64), labels=np.array([1]))
-    return prompt
-
-
-def _centroid(mask2d: np.ndarray) -> np.ndarray:
-    ys, xs = np.nonzero(mask2d)
-    return np.array([xs.mean(), ys.mean()])
-
-
-def _stop_reason(previous: SliceResult, result: SliceResult, rules: PropagationRules) -> str | None:
-    """Why the walk ends at `result`, or None when it goes on."""
-    if result.area == 0:
-        return "empty"
-    if result.score < rules.min_score:
-        return "score"
-    if result.area < rules.min_area_ratio * previous.area:
-        return "area collapse"
-    if rules.max_area_growth is not None and result.area > rules.max_area_growth * previous.area:
-        return "area growth"
-    if rules.max_centroid_shift is not None:
-        radius = np.sqrt(previous.area / np.pi)
-        if np.linalg.norm(_centroid(result.mask2d) - _centroid(previous.mask2d)) > rules.max_centroid_shift * max(radius, 1.0):
-            return "centroid jump"
-    return None
-
-
-def _mean_grey(image: np.ndarray, mask2d: np.ndarray) -> float:
-    """Mean 8-bit grey of the image under a mask (all channels of an RGB image)."""
-    return float(image[mask2d].mean()) if mask2d.any() else 0.0
-
-
-def _brightness_stop(image: np.ndarray, result: SliceResult, reference_grey: float,
-                     rules: PropagationRules) -> str | None:
-    if rules.max_intensity_shift is None:
-        return None
-    return "brightness" if abs(_mean_grey(image, result.mask2d) - reference_grey) > rules.max_intensity_shift else None

@@ -62,6 +62,24 @@ HOLDOUT_RULES: dict[str, Callable[[dict, list[dict]], bool]] = {
 }
 
 
+def is_held_out(dataset: str, pair: dict, pairs: list[dict], unknown: bool | None = None) -> bool:
+    """Whether a pair of an INVENTORY.json is on the hold-out side: its own "split" field
+    ("train" / "holdout") when it has one, else the volumes3d rule of its dataset. A dataset with
+    neither gives `unknown` (None: refused)."""
+    split = pair.get("split")
+    if split is not None:
+        if split not in ("train", "holdout"):
+            raise DataError(f"INVENTORY.json: pair {pair.get('case')!r} has split {split!r}; expected train or holdout")
+        return split == "holdout"
+    rule = HOLDOUT_RULES.get(dataset)
+    if rule is None:
+        if unknown is None:
+            raise InputError(f"--split: {dataset} has no suggested hold-out (no 'split' field in its pairs and no "
+                             f"rule; known: {', '.join(HOLDOUT_RULES)}); use --split all")
+        return unknown
+    return bool(rule(pair, pairs))
+
+
 @dataclass
 class VolumeCase:
     """One image and its label map (read on first use: loading is cheap next to embedding)."""
@@ -156,11 +174,7 @@ def inventory_cases(folder, split: str = "all") -> list[VolumeCase]:
     dataset = str(inventory.get("dataset") or folder.name)
     pairs = inventory["pairs"]
     if split != "all":
-        if dataset not in HOLDOUT_RULES:
-            raise InputError(f"--split {split}: {folder} ({dataset}) has no suggested hold-out; known: "
-                             f"{', '.join(HOLDOUT_RULES)}; use --split all")
-        held_out = HOLDOUT_RULES[dataset]
-        pairs = [pair for pair in pairs if held_out(pair, inventory["pairs"]) == (split == "holdout")]
+        pairs = [pair for pair in pairs if is_held_out(dataset, pair, inventory["pairs"]) == (split == "holdout")]
     names = _as_names(inventory.get("label_names") or {}, str(folder / INVENTORY))
     cases = []
     for pair in pairs:

@@ -126,6 +126,56 @@ def test_every_prompt_form_matches_pytorch(runtimes, chest_xray):
         np.testing.assert_allclose(actual.low_res_logits, expected.low_res_logits, atol=2e-3, err_msg=name)
         np.testing.assert_allclose(actual.scores, expected.scores, atol=1e-3, err_msg=name)
         assert dice(actual.masks, expected.masks) >= MIN_AGREEMENT, name
+        # the walk head's presence probability comes with every SegMoTE answer, as in torch
+        assert (actual.presence is None) == (expected.presence is None) == (expected.decoder != "segmote"), name
+        if expected.presence is not None:
+            np.testing.assert_allclose(actual.presence, expected.presence, atol=1e-3, err_msg=name)
+    expected, actual = reference.predict_auto(), optimized.predict_auto()
+    np.testing.assert_allclose(actual.presence, expected.presence, atol=1e-3, err_msg="prompt-free")
+
+
+def test_the_learned_walk_takes_the_same_slices_as_on_pytorch(runtimes):
+    """The 3D walk's learned decision reads the presence head on the decoder's tokens: the ONNX
+    SegMoTE graphs compute it (no fallback to torch). ACDC patient069 ED LV cavity (volumes3d hold-out,
+    test_walk's study): the same kept slices, presence within 1e-3 on every step, masks within bounds."""
+    from conftest import shared_path
+
+    from SegMoTELib.evaluation import evaluation_box
+    from SegMoTELib.geometry import SliceRef, acquisition_axis, extract_slice
+    from SegMoTELib.io import read_labelmap, read_volume
+    from SegMoTELib.segment3d import VolumeSegmenter
+
+    folder = shared_path("volumes3d", "acdc_cine_mri", "training", "patient069")
+    image = read_volume(folder / "patient069_frame01.nii.gz")
+    truth = read_labelmap(folder / "patient069_frame01_gt.nii.gz").array == 3
+    ref = SliceRef(acquisition_axis(image), int(np.argmax(truth.sum(axis=(1, 2)))))
+    box = evaluation_box(extract_slice(image.with_array(truth.view(np.uint8)), ref) > 0)
+    walks = []
+    for predictor in runtimes:
+        assert predictor.model.adapter.presence is not None
+        segmenter = VolumeSegmenter(predictor, image)
+        presences = []
+        predict = predictor.predict
+
+        def recording(*args, predict=predict, presences=presences, **kwargs):
+            answer = predict(*args, **kwargs)
+            presences.append(None if answer.presence is None else float(np.asarray(answer.presence).reshape(-1)[0]))
+            return answer
+
+        predictor.predict = recording
+        try:
+            walks.append((segmenter.propagate(segmenter.predict_on(ref, box=box)), presences,
+                          [stop.reason for stop in segmenter.last_stops]))
+        finally:
+            del predictor.predict
+    (expected, expected_presence, expected_stops), (actual, actual_presence, actual_stops) = walks
+    kept = np.flatnonzero(expected.any(axis=(1, 2)))
+    assert len(kept) == 7 and np.flatnonzero(actual.any(axis=(1, 2))).tolist() == kept.tolist()
+    assert actual_stops == expected_stops
+    assert None not in actual_presence and len(actual_presence) == len(expected_presence)
+    np.testing.assert_allclose(actual_presence, expected_presence, atol=1e-3)
+    assert dice(actual, expected) >= MIN_AGREEMENT
+    assert abs(dice(actual, truth) - dice(expected, truth)) <= MAX_TARGET_CHANGE
 
 
 def test_a_batch_of_slices_embeds_as_one_by_one(runtimes):

@@ -2,7 +2,7 @@
 
 The command runs once on the real model (the shipped adapter) on the smallest shared labelled volume:
 ACDC patient069, end-diastole (7 slices of 10 mm), two of its three structures. Seven embeddings
-serve all three methods and both structures; the test counts them.
+serve all four methods (two simulated corrections) and both structures; the test counts them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from SegMoTELib.evaluation3d import (
     evaluation_axis,
     structures_of,
 )
+from SegMoTELib.metrics3d import hd95_and_nsd
 from SegMoTELib.volume import Volume
 from SegMoTELib.volume_cases import find_cases, inventory_cases, read_label_names
 
@@ -99,6 +100,21 @@ def test_slices_found_extra_and_dice_of_constructed_masks():
     assert (across_i.slices_found, across_i.slices_extra) == (4, 0)
 
 
+def test_hd95_and_nsd_in_millimetres_on_constructed_masks():
+    # a 4-voxel cube and the same cube one slice higher, slices 3 mm apart: of each cube's 56 surface
+    # voxels, 16 (the face beyond the other cube) are 3 mm from the other surface, 4 are 1 mm, the rest 0
+    truth = np.zeros((10, 8, 8), bool)
+    truth[2:6, 2:6, 2:6] = True
+    moved = np.roll(truth, 1, axis=0)
+    hd95, nsd = hd95_and_nsd(moved, truth, spacing_ijk=(1.0, 1.0, 3.0), tolerance_mm=2.0)
+    assert hd95 == pytest.approx(3.0) and nsd == pytest.approx(40 / 56)
+    assert hd95_and_nsd(moved, truth, (1.0, 1.0, 3.0), tolerance_mm=3.0)[1] == pytest.approx(1.0)
+    assert hd95_and_nsd(truth, truth, (1.0, 1.0, 3.0)) == (0.0, 1.0)
+    assert hd95_and_nsd(np.zeros_like(truth), truth, (1.0, 1.0, 3.0)) == (None, 0.0)  # nothing found
+    score = MethodScore.of(moved, truth, axis=2, spacing=(1.0, 1.0, 3.0))
+    assert (score.hd95_mm, score.nsd) == (pytest.approx(3.0), pytest.approx(40 / 56))
+
+
 def test_structure_selection_axis_choice_and_report():
     labels = np.zeros((12, 8, 8), np.int64)
     labels[1:11, 2:6, 2:6] = 5
@@ -114,21 +130,33 @@ def test_structure_selection_axis_choice_and_report():
     report = Evaluation3DReport(["click", "box3d", "oracle"])
     report.results = [
         StructureResult("a", "1", 5, "liver", "axial", 10, 4,
-                        {"click": MethodScore(0.6, 7, 1), "box3d": MethodScore(0.8, 10, 0), "oracle": MethodScore(0.8, 10, 0)}),
+                        {"click": MethodScore(0.6, 7, 1, 12.5, 0.5), "box3d": MethodScore(0.8, 10, 0, 4.0, 0.8),
+                         "oracle": MethodScore(0.8, 10, 0, 3.0, 0.9)}, family="CT"),
         StructureResult("a", "2", 5, "liver", "axial", 10, 4,
-                        {"click": MethodScore(0.4, 5, 0), "box3d": MethodScore(0.5, 9, 0), "oracle": MethodScore(0.5, 10, 0)}),
+                        {"click": MethodScore(0.4, 5, 0, 20.0, 0.3), "box3d": MethodScore(0.5, 9, 0, 8.0, 0.6),
+                         "oracle": MethodScore(0.5, 10, 0, 5.0, 0.7)}, family="CT"),
         StructureResult("b", "3", 1, "lesion", "axial", 4, 2,
-                        {"click": MethodScore(0.9, 4, 0), "box3d": MethodScore(0.9, 4, 0), "oracle": MethodScore(0.9, 4, 0)}),
+                        {"click": MethodScore(0.9, 4, 0, None, 0.9), "box3d": MethodScore(0.9, 4, 0, 1.0, 0.9),
+                         "oracle": MethodScore(0.9, 4, 0, 1.0, 0.9)}),
     ]
     a = report.per_dataset()["a"]
     assert a["click"]["dice"] == pytest.approx(0.5) and a["click"]["ratio_to_oracle"] == pytest.approx((0.75 + 0.8) / 2)
     assert (a["click"]["slices_found"], a["true_slices"], a["click"]["slices_extra"]) == (12, 20, 1)
+    assert a["click"]["hd95_mm"] == pytest.approx(16.25) and a["click"]["nsd"] == pytest.approx(0.4)
     assert report.macro()["click"]["dice"] == pytest.approx((0.5 + 0.9) / 2)  # mean of dataset means
+    assert report.overall()["click"]["dice"] == pytest.approx((0.6 + 0.4 + 0.9) / 3)  # mean of structures
+    assert set(report.per_family()) == {"CT", "other"} and report.per_family()["other"]["n"] == 1
     markdown = report.to_markdown()
-    assert "| a | 1 | liver | 10 | 60.0 (7/10, +1) · 75.0 % | 80.0 (10/10) · 100.0 % | 80.0 (10/10) |" in markdown
+    assert ("| a | 1 | liver | CT | 10 | 60.0 · 12.5 · 50.0 (7/10, +1) · 75.0 % | 80.0 · 4.0 · 80.0 (10/10) · 100.0 % "
+            "| 80.0 · 3.0 · 90.0 (10/10) |") in markdown
+    assert "## Mean by modality family" in markdown and "| **all structures** | 3 |" in markdown
     data = json.loads(report.to_json())
     assert data["structures"][0]["scores"]["click"] == {"dice": 0.6, "slices_found": 7, "slices_extra": 1,
+                                                        "hd95_mm": 12.5, "nsd": 0.5,
                                                         "ratio_to_oracle": pytest.approx(0.75)}
+    rows = report.to_csv().splitlines()
+    assert rows[0].startswith("dataset,case,structure,label,family,orientation,true_slices,click_slice,click_dice,")
+    assert rows[1].startswith("a,1,liver,5,CT,axial,10,4,0.6000,12.5000,0.5000,7,1,0.7500,") and len(rows) == 4
 
 
 # --- the command, on the real model -------------------------------------------------------------
@@ -142,14 +170,18 @@ def test_evaluate_3d_on_a_real_cine_mri_volume_embeds_each_slice_once(tmp_path, 
     embedded = []
     embed = SegMoTEPredictor._embed
     monkeypatch.setattr(SegMoTEPredictor, "_embed", lambda self, rgbs: embedded.append(len(rgbs)) or embed(self, rgbs))
-    out = tmp_path / "report"
+    out, masks = tmp_path / "report", tmp_path / "masks"
     status = main(["evaluate-3d", "--pair", str(folder / "patient069_frame01.nii.gz"),
                    str(folder / "patient069_frame01_gt.nii.gz"), "--label-names", str(names),
-                   "--structures", "LV,RV", "--device", "cpu", "--out", str(out), "--quiet"])
+                   "--structures", "LV,RV", "--methods", "click,box3d,corrections,oracle", "--corrections", "2",
+                   "--device", "cpu", "--out", str(out), "--save-masks", str(masks)])
     assert status == 0
-    assert sum(embedded) == 7  # 7 slices: each embedded once for 2 structures × 3 methods
+    assert sum(embedded) == 7  # 7 slices: each embedded once for 2 structures × 4 methods and the corrections
+    lines = [line for line in capsys.readouterr().err.splitlines() if "patient069_frame01" in line]
+    assert len(lines) == 2 and all("HD95" in line for line in lines)  # a line per structure while it runs
     data = json.loads((out / "evaluation3d.json").read_text())
-    assert data["methods"] == ["click", "box3d", "oracle"] and data["settings"]["adapter"] == "shipped"
+    assert data["methods"] == ["click", "box3d", "corrections", "oracle"]
+    assert data["settings"]["adapter"] == "shipped" and data["settings"]["corrections"] == 2
     assert [(s["label"], s["name"], s["true_slices"]) for s in data["structures"]] == [(1, "RV", 7), (3, "LV", 7)]
     for structure in data["structures"]:
         scores = structure["scores"]
@@ -158,14 +190,34 @@ def test_evaluate_3d_on_a_real_cine_mri_volume_embeds_each_slice_once(tmp_path, 
         for method in ("click", "box3d"):
             assert 1 <= scores[method]["slices_found"] <= 7
             assert scores[method]["ratio_to_oracle"] == pytest.approx(scores[method]["dice"] / scores["oracle"]["dice"])
+            assert scores[method]["hd95_mm"] > 0 and 0 < scores[method]["nsd"] <= 1
         assert scores["box3d"]["slices_extra"] == 0  # the 3D box holds the walk to the label's slices
         assert scores["box3d"]["dice"] >= 0.6, structure
+        curve = structure["correction_dice"]
+        assert len(curve) == 2 and curve[-1] == pytest.approx(scores["corrections"]["dice"])
+        assert curve[-1] >= scores["click"]["dice"] - 0.02, structure  # corrections do not make it worse
     assert set(data["datasets"]) == {"patient069"} and data["datasets"]["patient069"]["n"] == 2
+    assert set(data["families"]) == {"other"} and data["overall"]["n"] == 2
     markdown = (out / "evaluation3d.md").read_text()
-    assert markdown == capsys.readouterr().out.split("wrote ")[0].rstrip("\n") + "\n"
-    assert "| patient069 | patient069_frame01 | LV | 7 |" in markdown
-    assert sorted(p.name for p in out.iterdir()) == ["evaluation3d.json", "evaluation3d.md"]  # no temporary left
+    assert "| patient069 | patient069_frame01 | LV | other | 7 |" in markdown
+    assert "## Simulated corrections after click + propagation" in markdown
+    assert sorted(p.name for p in out.iterdir()) == ["evaluation3d.csv", "evaluation3d.json", "evaluation3d.md"]
+    rows = (out / "evaluation3d.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].endswith("dice_after_correction_1,dice_after_correction_2")
+    from SegMoTELib.io import read_labelmap
+
+    saved = sorted(p.name for p in (masks / "patient069").iterdir())
+    assert saved == [f"patient069_frame01__{m}.nii.gz" for m in ("box3d", "click", "corrections", "oracle")]
+    oracle = read_labelmap(masks / "patient069" / "patient069_frame01__oracle.nii.gz").array
+    assert set(np.unique(oracle)) <= {0, 1, 3} and (oracle == 3).any()  # label values as the truth's
     print("\n" + markdown)
+
+
+def test_cases_are_chosen_by_name_and_counted(capsys):
+    folder = shared_path("volumes3d", "acdc_cine_mri")
+    assert main(["evaluate-3d", str(folder), "--cases", "patient999", "--device", "cpu"]) == 2
+    error = capsys.readouterr().err
+    assert "--cases: no case named patient999" in error and "acdc_cine_mri/patient001" in error
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -174,6 +226,10 @@ def test_evaluate_3d_on_a_real_cine_mri_volume_embeds_each_slice_once(tmp_path, 
     (["DATA_FOLDER", "--methods", "click,walk"], "--methods"),
     (["DATA_FOLDER", "--label-names-key", "total"], "only meaningful with --label-names"),
     (["DATA_FOLDER", "--max-structures", "0"], "--max-structures"),
+    (["DATA_FOLDER", "--max-cases", "0"], "--max-cases"),
+    (["DATA_FOLDER", "--corrections", "0"], "--corrections"),
+    (["DATA_FOLDER", "--nsd-tolerance", "0"], "--nsd-tolerance"),
+    (["DATA_FOLDER", "--walk", "learned", "--patience", "7"], "--patience"),
     (["DATA_FOLDER", "--out", "A_FILE"], "is a file, not a folder"),
     (["DATA_FOLDER", "--out", "/proc/segmote_evaluation"], "--out: cannot write in the folder /proc"),
     (["DATA_FOLDER", "--adapter", "missing_adapter.pt"], "--adapter"),

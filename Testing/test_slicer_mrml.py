@@ -191,3 +191,102 @@ def test_console_segment_never_changes_other_segments(glue, logic, phantom_node)
     segmentId = logic.segmentWithBox(volumeNode, corners, segmentationNode=segmentationNode, segmentName="liver")
     assert glue.scene.segmentArray(segmentationNode, segmentId, volumeNode).any()
     np.testing.assert_array_equal(glue.scene.segmentArray(segmentationNode, userSegment, volumeNode), users > 0)
+
+
+# --- the effect's segment watch --------------------------------------------------------------------------
+def test_segment_watch_follows_a_replaced_segmentation_and_removes_only_its_own_observers(real_scene):  # noqa: F811
+    """Loading data into an existing segmentation node replaces its vtkSegmentation
+    (vtkMRMLSegmentationStorageNode.cxx, SetAndObserveSegmentation): the watch kept observing the old
+    object, so Undo-like changes to the loaded segments went unnoticed. Stopping removes observers from
+    the objects they were added to (VTK numbers tags per object), and the node's own stay."""
+    slicer = real_scene.slicer
+    with real_glue_modules():
+        from SegMoTEGlue.segmentwatch import SegmentWatch
+
+        volumeNode = real_scene.addVolume(np.zeros((3, 4, 5), np.int16))
+        segmentationNode, (segmentId,) = real_scene.addSegmentation(volumeNode, "a")
+        editorNode = real_scene.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
+        editorNode.SetAndObserveSegmentationNode(segmentationNode)
+        editorNode.SetSelectedSegmentID(segmentId)
+        edits = []
+        watch = SegmentWatch(lambda: None, edits.append)
+        watch.start(editorNode)
+        loaded = slicer.vtkSegmentation()
+        loaded.DeepCopy(segmentationNode.GetSegmentation())
+        segmentationNode.SetAndObserveSegmentation(loaded)  # what reading a file into the node does
+        loaded.AddEmptySegment("", "b")
+        assert edits, "a change to the replaced segmentation went unnoticed"
+        watch.stop()
+        added = []
+        segmentationNode.AddObserver(slicer.vtkSegmentation.SegmentAdded, lambda caller, event: added.append(event))
+        loaded.AddEmptySegment("", "c")
+        assert added, "the segmentation node no longer passes on its segmentation's events"
+
+
+def test_the_polarity_cursor_goes_only_to_views_that_show_the_segmentation(real_scene):  # noqa: F811
+    """The Segment Editor puts the effect's cursor on, and later takes it off, only the views where the
+    segmentation is displayable (qMRMLSegmentEditorWidget::setEffectCursor, Slicer 5.10): a cursor put
+    on any other view stayed there after the effect ended."""
+    import types
+
+    from slicer_fakes import fake_qt, glue_modules, import_glue
+
+    slicer = real_scene.slicer
+    volumeNode = real_scene.addVolume(np.zeros((3, 4, 5), np.int16))
+    segmentationNode, _ = real_scene.addSegmentation(volumeNode, "a")
+    views = {}
+    for name in ("Red", "Yellow"):
+        sliceNode = real_scene.scene.AddNewNodeByClass("vtkMRMLSliceNode")
+        sliceNode.SetName(name)
+        view = types.SimpleNamespace(cursors=[])
+        view.setViewCursor = view.setDefaultViewCursor = view.cursors.append
+        views[name] = types.SimpleNamespace(mrmlSliceNode=lambda node=sliceNode: node, sliceView=lambda v=view: v,
+                                            cursors=view.cursors)
+    segmentationNode.GetDisplayNode().AddViewNodeID(views["Red"].mrmlSliceNode().GetID())
+    layout = types.SimpleNamespace(sliceViewNames=lambda: list(views), sliceWidget=views.get)
+    with glue_modules(slicer, qt_module=fake_qt()):
+        saved = slicer.app if hasattr(slicer, "app") else None
+        slicer.app = types.SimpleNamespace(layoutManager=lambda: layout)
+        try:
+            polaritycursor = import_glue("SegMoTEGlue.polaritycursor")
+            polaritycursor.showOnSliceViews(False, segmentationNode)
+        finally:
+            slicer.app = saved
+    assert len(views["Red"].cursors) == 2 and views["Yellow"].cursors == []
+
+
+def test_console_correction_re_walks_and_keeps_the_slices_beyond_and_the_other_segments(glue, logic):
+    """`correctSegment` on Slicer's real classes: the slices the engine re-segmented are written, every
+    other slice of the segment keeps its voxels exactly, and another segment keeps every voxel. (The
+    fixture's engine is the base decoder, poor at clicks: what the masks look like is the engine's
+    tests' business — test_walk.py; here it is where they go.)"""
+    sys.path.insert(0, str(REPO_SELFTESTS))
+    try:
+        from SegMoTESelfTestCase import makeSelfTestPhantom
+    finally:
+        sys.path.remove(str(REPO_SELFTESTS))
+    phantom = makeSelfTestPhantom()
+    volumeNode = glue.scene.addVolume(phantom.image.array.copy(), ijkToRas=phantom.image.ijk_to_ras, name="phantom")
+    truth = phantom.mask("liver")
+    present = np.flatnonzero(truth.any(axis=(1, 2)))
+    middle = int(present[len(present) // 2])
+    spoilt = truth.copy()
+    columns = np.flatnonzero(truth[middle].any(axis=0))
+    spoilt[middle - 1:middle + 2, :, : int(np.median(columns))] = False  # half the liver lost on three slices
+    segmentationNode = logic.createSegmentationNode(volumeNode)
+    segmentId = segmentationNode.GetSegmentation().AddEmptySegment("", "liver")
+    other = segmentationNode.GetSegmentation().AddEmptySegment("", "other")
+    users = np.zeros_like(truth, dtype=np.uint8)
+    users[present[0]:present[-1], :20, :20] = 1
+    update = glue.scene.slicer.util.updateSegmentBinaryLabelmapFromArray
+    update(spoilt.astype(np.uint8), segmentationNode, segmentId, volumeNode)
+    update(users, segmentationNode, other, volumeNode)
+    missed = np.argwhere(truth[middle] & ~spoilt[middle])
+    j, i = missed[len(missed) // 2]
+    click = glue.mrmlconvert.geometryOfNode(volumeNode).ijk_to_ras_points([(i, j, middle)])
+    changed = logic.correctSegment(volumeNode, segmentationNode, segmentId, click, labels=[1], orientation="axial")
+    corrected = glue.scene.segmentArray(segmentationNode, segmentId, volumeNode)
+    assert middle in changed and not np.array_equal(corrected[middle], spoilt[middle])
+    beyond = np.setdiff1d(np.arange(truth.shape[0]), changed)
+    np.testing.assert_array_equal(corrected[beyond], spoilt[beyond])
+    np.testing.assert_array_equal(glue.scene.segmentArray(segmentationNode, other, volumeNode), users > 0)

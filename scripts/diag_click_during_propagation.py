@@ -18,6 +18,7 @@ import numpy as np
 
 from SegMoTELib.benchmarks.data import BENCH_MAPPING, tube_volume
 from SegMoTELib.service.launcher import LocalEngine
+from SegMoTELib.walk_rules import PropagationRules
 
 DEVICE = os.environ.get("DEVICE", "cuda")
 SLICES = int(os.environ.get("N", "300"))
@@ -56,7 +57,7 @@ def main() -> None:
 
                     def walk(walker=walker, seed=seed, done=done, wall=wall):
                         started = time.perf_counter()
-                        walker.propagate(seed, min_score=0.0)
+                        walker.propagate(seed, rules=PropagationRules(decision="rules", min_score=0.0))
                         wall["s"] = time.perf_counter() - started
                         done.set()
 

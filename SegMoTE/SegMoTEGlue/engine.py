@@ -184,6 +184,9 @@ class VolumeSession:
     def segment_box3d(self, *args, **kwargs):
         return (yield from (yield from self._opened()).segment_box3d(*args, **kwargs))
 
+    def correct(self, *args, **kwargs):
+        return (yield from (yield from self._opened()).correct(*args, **kwargs))
+
 
 # --- the engine --------------------------------------------------------------------------------------
 class Engine:
@@ -303,6 +306,7 @@ class Engine:
     def _startFailed(self, error: BaseException) -> None:
         from .feedback import describeError
 
+        self._abandonCurrent(error)
         if self._local is not None:
             self._local.stop(timeout=5.0)
             self._local = None
@@ -316,10 +320,9 @@ class Engine:
     def stop(self) -> None:
         """Stop (a local engine ends; a remote one is only left); pending calls are cancelled."""
         self._stopStartTimer()
-        if self._current is not None:
-            self._current.cancel()
-        for call in list(self._pending):
+        for call in list(self._pending):  # first: the running call's end would start the next one
             self._dropQueued(call)
+        self._abandonCurrent(None)
         if self._runner is not None:
             self._runner.cancel_all()
         local, self._local, self._runner = self._local, None, None
@@ -401,13 +404,30 @@ class Engine:
         call._running = self._runner.start(operation, lambda result: self._done(call, result),
                                            lambda error: self._failed(call, error))
 
+    def _abandonCurrent(self, error: BaseException | None) -> None:
+        """The running call ends now (cancelled; `error`, or JobCancelled) and no longer holds the
+        engine: its operation may still have a clean-up request on the wire (a job cancelled on the
+        server), whose end must neither delay nor fail the calls of the engine's next run."""
+        current, self._current = self._current, None
+        if current is None:
+            return
+        current.cancel()
+        if not current.finished:
+            self._finish(current, None, error if error is not None else JobCancelled(current.description))
+
     def _done(self, call: EngineCall, result) -> None:
-        self._current, call._running = None, None
+        call._running = None
+        if call is not self._current:
+            return  # abandoned (stop, failure): its caller has heard already
+        self._current = None
         self._finish(call, result, None)
         self._next()
 
     def _failed(self, call: EngineCall, error: BaseException) -> None:
-        self._current, call._running = None, None
+        call._running = None
+        if call is not self._current:
+            return  # abandoned (stop, failure): its caller has heard already
+        self._current = None
         if isinstance(error, Cancelled):
             error = JobCancelled(call.description)
         retry = False
@@ -479,9 +499,11 @@ class Engine:
         self.start()
 
     def _connectionLost(self, error, onDone) -> None:
-        from .feedback import describeError
-
-        self._setState(FAILED, describeError(error))
+        if isinstance(error, Cancelled):  # the engine was stopped meanwhile
+            onDone(False, self.describeState())
+            return
+        # as a call that finds the engine unreachable: the local process ends, waiting calls hear why
+        self._startFailed(error)
         onDone(False, self.describeState())
 
 

@@ -14,6 +14,12 @@ Slicer's Draw effect does for its keys). None of them is a key Slicer 5.10 alrea
 Escape: the Segment Editor's own shortcut deselects the effect, which clears the prompts (Space brings
 the effect back); where the editor's shortcuts are not installed the key reaches the view and only
 clears the prompts.
+
+Mouse: only a left press without Ctrl and Alt starts a gesture (Shift: the other polarity, once). The
+slice view binds Ctrl+left drag (blend the layers), Ctrl+Alt+left drag (rotate the slice
+intersections) and Alt+Shift+left drag (translate them) (vtkMRMLSliceIntersectionWidget.cxx,
+UpdateInteractionEventMapping), and Slicer's own effects leave modified presses to it
+(SegmentEditorDrawEffect.py, qSlicerSegmentEditorPaintEffect.cxx).
 """
 
 from __future__ import annotations
@@ -58,14 +64,19 @@ def shortcutAction(keySym: str, shift: bool = False, control: bool = False, alt:
     return SHORTCUTS.get(keySym)
 
 
+def pressStartsGesture(control: bool = False, alt: bool = False) -> bool:
+    """Whether a left press is the effect's (a click or box) or left to the slice view (Ctrl, Alt)."""
+    return not (control or alt)
+
+
 def effectHelpHtml() -> str:
     """The effect's help: the mouse, the Mode selector, the keys, propagation."""
     keys = "".join(f"<li><b>{key}</b>: {action}</li>" for key, action in SHORTCUT_HELP)
     modes = "".join(f"<li><b>{mode.capitalize()}</b>: {text}</li>" for mode, text in MODE_HELP.items())
     return ("<html>Segment with SegMoTE (SAM with a Mixture-of-Experts adapter).<p>"
             "<b>Left click</b>: a click of the current polarity (<b>Clicks</b> button or key <b>N</b>; the "
-            "cursor shows it: green + adds, red - removes). <b>Shift+click</b> or <b>Ctrl+click</b>: the "
-            "other polarity, once. <b>Drag</b>: box. Works in any slice view; each prompt replaces the "
+            "cursor shows it: green + adds, red - removes). <b>Shift+click</b>: the other polarity, once "
+            "(Ctrl and Alt with the mouse stay the slice view's). <b>Drag</b>: box. Works in any slice view; each prompt replaces the "
             "selected segment on that slice only. On a slice where the segment already has voxels "
             "(made with any tool), the first prompt corrects that mask instead of starting anew.<p>"
             f"<b>Mode</b>:<ul>{modes}</ul><b>Keys</b> (mouse over a slice view):<ul>{keys}</ul>"
@@ -75,7 +86,7 @@ def effectHelpHtml() -> str:
 
 @dataclass
 class Polarity:
-    """Whether a click is positive (foreground) or negative; Shift or Ctrl inverts it for one click."""
+    """Whether a click is positive (foreground) or negative; Shift inverts it for one click."""
 
     positive: bool = True
 

@@ -46,7 +46,7 @@ def _drawCursor(positive: bool) -> qt.QCursor:
     return qt.QCursor(pixmap, _CENTRE, _CENTRE)
 
 
-def showPolarity(button, polarity, onSliceViews: bool) -> None:
+def showPolarity(button, polarity, onSliceViews: bool, segmentationNode=None) -> None:
     """`polarity` (interaction.Polarity) on the effect's checkable button, in its colour, and on the
     slice views' cursor when `onSliceViews` (the effect is active)."""
     wasBlocked = button.blockSignals(True)
@@ -55,16 +55,35 @@ def showPolarity(button, polarity, onSliceViews: bool) -> None:
     button.text = polarity.describe()
     button.styleSheet = "color: #1b8a3a" if polarity.positive else "color: #c62828"
     if onSliceViews:
-        showOnSliceViews(polarity.positive)
+        showOnSliceViews(polarity.positive, segmentationNode)
 
 
-def showOnSliceViews(positive: bool) -> None:
-    """Put the cursor of `positive` on every slice view of the layout (none without a main window)."""
+def showOnSliceViews(positive: bool, segmentationNode) -> None:
+    """Put the cursor of `positive` on the slice views that show `segmentationNode` (none without a
+    main window). Only those: the Segment Editor gives the effect's cursor to the views where the
+    segmentation is displayable and, when the effect ends, restores the default cursor only there
+    (qMRMLSegmentEditorWidget::setEffectCursor, vtkSlicerSegmentEditorLogic::
+    IsSegmentationDisplayableInView, Slicer 5.10); any other view would keep this cursor for good."""
     layoutManager = slicer.app.layoutManager()
-    if layoutManager is None:
+    if layoutManager is None or segmentationNode is None:
         return
     cursor = polarityCursor(positive)
     for name in layoutManager.sliceViewNames():
-        sliceView = layoutManager.sliceWidget(name).sliceView()
+        sliceWidget = layoutManager.sliceWidget(name)
+        if not displayedInView(segmentationNode, sliceWidget.mrmlSliceNode()):
+            continue
+        sliceView = sliceWidget.sliceView()
         sliceView.setViewCursor(cursor)
         sliceView.setDefaultViewCursor(cursor)
+
+
+def displayedInView(segmentationNode, viewNode) -> bool:
+    """vtkSlicerSegmentEditorLogic::IsSegmentationDisplayableInView: one of its display nodes is."""
+    viewNodeId = viewNode.GetID() if viewNode is not None else None
+    if not viewNodeId:
+        return False
+    for index in range(segmentationNode.GetNumberOfDisplayNodes()):
+        displayNode = segmentationNode.GetNthDisplayNode(index)
+        if displayNode is not None and displayNode.IsDisplayableInView(viewNodeId):
+            return True
+    return False

@@ -11,6 +11,10 @@ by something else than its own prompts (Undo, Redo, another effect, a script).
   SourceRepresentationModified. The effect's own writes are wrapped in `ownWrite()` and ignored; any
   other change makes `onSegmentEdited` run, and the effect compares each prompt set's
   `labelmapToken` (the segment labelmap's modification time) with the one recorded after its write.
+- Reading a file into the segmentation node replaces its vtkSegmentation object
+  (vtkMRMLSegmentationStorageNode.cxx calls SetAndObserveSegmentation, which emits
+  SegmentationChangedEvent): the new object is observed instead, and observers are removed from the
+  object they were added to (VTK numbers observer tags per object).
 
 VTK observers only, no Qt: tested on Slicer's real classes.
 """
@@ -45,7 +49,7 @@ class SegmentWatch:
         self.segmentationNode = None
         self.selection = (None, None)
         self._editorTag = None
-        self._segmentationTags: list[int] = []
+        self._observed: list[tuple] = []  # (VTK object, observer tag): the segmentation node's and its segmentation's
         self._writing = False
 
     def start(self, editorNode: slicer.vtkMRMLSegmentEditorNode | None) -> None:
@@ -87,17 +91,25 @@ class SegmentWatch:
         self.onSelectionChanged()
 
     def _observeSegmentation(self, segmentationNode) -> None:
-        if self.segmentationNode is not None:
-            segmentation = self.segmentationNode.GetSegmentation()
-            for tag in self._segmentationTags:
-                segmentation.RemoveObserver(tag)
-        self.segmentationNode, self._segmentationTags = segmentationNode, []
+        for observed, tag in self._observed:
+            observed.RemoveObserver(tag)
+        self.segmentationNode, self._observed = segmentationNode, []
         if segmentationNode is None:
             return
+        self._observed.append((segmentationNode, segmentationNode.AddObserver(
+            slicer.vtkMRMLSegmentationNode.SegmentationChangedEvent, self._segmentationReplaced)))
         segmentation = segmentationNode.GetSegmentation()
+        if segmentation is None:
+            return
         for event in (slicer.vtkSegmentation.SegmentModified, slicer.vtkSegmentation.SourceRepresentationModified,
                       slicer.vtkSegmentation.SegmentRemoved):
-            self._segmentationTags.append(segmentation.AddObserver(event, self._segmentationModified))
+            self._observed.append((segmentation, segmentation.AddObserver(event, self._segmentationModified)))
+
+    def _segmentationReplaced(self, caller, event) -> None:
+        """The node holds another vtkSegmentation (data read into it): observe that one; its segments
+        are new to the prompts."""
+        self._observeSegmentation(self.segmentationNode)
+        self._segmentationModified(caller, event)
 
     def _segmentationModified(self, caller, event) -> None:
         if not self._writing and self.segmentationNode is not None:

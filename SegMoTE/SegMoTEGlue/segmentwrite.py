@@ -13,7 +13,11 @@ give way as "overwrite other segments" says; outside the editable area the segme
 (Set adds them to the modifier, line ~1825); nothing changes outside the slab. Two ways:
 - "Remove" the slab, then "Add" the result, both with the slab's extent (masked, overwrite-aware as
   any effect). Only the slab is touched.
-- With the editable area "inside one segment" that is another one, "Remove" would also give the
+- With an editable area "inside" segments, Remove then Add is wrong: each modify call computes the
+  area anew from the segments as they are then (UpdateMaskLabelmap, line ~1207, called from line
+  ~1736), and an "inside all / visible segments" or "inside segment <selected>" area holds the
+  selected segment itself, so the Add would be masked by an area the Remove just shrank (a refinement
+  would empty the slab); with "inside one segment" that is another one, "Remove" would also give the
   removed voxels to that segment (Slicer's split-by-painting, line ~2063). Then "Set" with the slab's
   extent writes the result and what the segment had outside the slab is added back with
   `bypassMasking` (no mask applies to it; bypassMasking empties the list of segments to overwrite,
@@ -71,7 +75,7 @@ def replaceSegmentOnSlab(editor, labelmap, image: slicer.vtkOrientedImageData, a
         raise InputError(GEOMETRY_MISMATCH)
     extent = sliceExtent(modifier, axis, first, last)
     result = _slabImage(modifier, extent, labelmap[slabIndex(modifier, axis, first, last)])
-    if _removeGivesToMaskSegment(editor.parameterSetNode()):
+    if _editableAreaInsideSegments(editor.parameterSetNode()):
         outsideSlab = _segmentOutsideSlab(editor, modifier, axis, first, last)
         editor.saveStateForUndo()
         editor.modifySelectedSegmentByLabelmap(result, editor.ModificationModeSet, extent)
@@ -83,11 +87,16 @@ def replaceSegmentOnSlab(editor, labelmap, image: slicer.vtkOrientedImageData, a
     editor.modifySelectedSegmentByLabelmap(result, editor.ModificationModeAdd, extent)
 
 
-def _removeGivesToMaskSegment(editorNode) -> bool:
-    """Whether "Remove" would add what it removes to the mask segment (vtkSlicerSegmentEditorLogic, 5.10)."""
-    maskSegmentId = editorNode.GetMaskSegmentID()
-    return (editorNode.GetMaskMode() == slicer.vtkMRMLSegmentationNode.EditAllowedInsideSingleSegment
-            and bool(maskSegmentId) and maskSegmentId != editorNode.GetSelectedSegmentID())
+def _editableAreaInsideSegments(editorNode) -> bool:
+    """Whether the editable area is "inside" segments: it may hold the selected segment (so a Remove
+    would shrink the area of the Add that follows), or Remove gives to the mask segment
+    (vtkMRMLSegmentationNode::GenerateEditMask and vtkSlicerSegmentEditorLogic, 5.10). "Outside" areas
+    leave the selected segment out (GenerateEditMask excludes the edited segment), so Remove then Add
+    keeps them."""
+    segmentationNode = slicer.vtkMRMLSegmentationNode
+    return editorNode.GetMaskMode() in (segmentationNode.EditAllowedInsideAllSegments,
+                                        segmentationNode.EditAllowedInsideVisibleSegments,
+                                        segmentationNode.EditAllowedInsideSingleSegment)
 
 
 def _slabImage(modifier: slicer.vtkOrientedImageData, extent, voxels) -> slicer.vtkOrientedImageData:

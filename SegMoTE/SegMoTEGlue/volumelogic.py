@@ -7,8 +7,9 @@ classes (slicer-core) with an in-process engine. A compute step is a generator: 
 methods are operations) and an in-process segmenter answers at once (`SegMoTELib.service.operations`).
 
 Prompts are in world RAS (what Slicer shows; parent transforms are respected). Each call blocks
-until done and returns the new segment's id. `orientation`: "axial", "coronal", "sagittal" or a
-slice normal (3,) in RAS. `progress`: optional callable(fraction), called while waiting.
+until done and returns the new segment's id (`correctSegment`: the slices it re-segmented).
+`orientation`: "auto" (the volume's acquisition axis), "axial", "coronal", "sagittal" or a slice
+normal (3,) in RAS. `progress`: optional callable(fraction), called while waiting.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ class VolumeSegmentationLogic:
         return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
 
     def segmentWithRoi(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, roiNode: slicer.vtkMRMLMarkupsROINode,
-                       orientation="axial", **options) -> str:
-        """A 3D box from a markups ROI (rotation respected): every slice the ROI crosses."""
+                       orientation="auto", **options) -> str:
+        """A 3D box from a markups ROI (rotation respected): every slice the ROI crosses, walked along
+        `orientation` ("auto": the volume's acquisition axis, e.g. a short-axis stack's slices)."""
         corners = roiCornersWorld(roiNode)
 
         def compute(segmenter, volume, job):
@@ -79,6 +81,30 @@ class VolumeSegmentationLogic:
             return result.labelmap
 
         return self._segment(volumeNode, compute, **options)
+
+    def correctSegment(self, volumeNode: slicer.vtkMRMLScalarVolumeNode,
+                       segmentationNode: slicer.vtkMRMLSegmentationNode, segmentId: str, pointsRas, labels=None,
+                       orientation="auto", modality: str = "auto", progress=None) -> list:
+        """Correct a segment (e.g. a propagated one) with clicks (N, 3) in RAS on one slice: the engine
+        segments that slice again from the segment's mask there and re-walks outward until the new masks
+        agree with the old ones (`VolumeSegmenter.correct`). The segment is replaced by the corrected one
+        (its voxels beyond the re-segmented slices are the same); returns the slice indices re-segmented."""
+        current = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode) > 0
+        points = np.asarray(pointsRas, dtype=np.float64)
+        pointLabels = np.ones(len(points), dtype=np.int64) if labels is None else np.asarray(labels)
+        changed: list = []
+
+        def compute(segmenter, volume, job):
+            correction = yield from awaited(segmenter.correct(current, orientation, points_ras=points,
+                                                              labels=pointLabels, progress=job.reportProgress))
+            changed.extend(correction.changed)
+            return correction.labelmap
+
+        volume = volumeFromNode(volumeNode, modality)
+        labelmap = self.runOnEngine(volumeSessionKey(volumeNode, modality), volume, IntensityMapping(modality=modality),
+                                    compute, progress)
+        writeLabelmapToSegment(labelmap, segmentationNode, segmentId, volumeNode)
+        return changed
 
     # --- plumbing ----------------------------------------------------------------------------------
     def _segmentSlicePrompt(self, volumeNode, arguments: dict, propagate: bool, sliceRange, **options) -> str:

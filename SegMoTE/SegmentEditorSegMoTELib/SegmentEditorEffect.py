@@ -1,6 +1,6 @@
 """Segment Editor effect "SegMoTE": clicks, boxes and prompt-free masks on any slice view, and 3D.
 
-Left click = a click of the current polarity (positive by default; key N switches, Shift/Ctrl + click
+Left click = a click of the current polarity (positive by default; key N switches, Shift + click
 inverts it for one click), drag = box, in any slice view (Red, Yellow, Green or oblique; an oblique
 view segments the nearest voxel slice). Each prompt replaces the selected segment on that slice only;
 the prompts of one slice of one segment refine each other (previous logits go along as a dense
@@ -31,11 +31,12 @@ from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
 from SegMoTEGlue.engine import READY, engineFor, engineStatus
 from SegMoTEGlue.feedback import BusyFeedback, describeError
-from SegMoTEGlue.interaction import MODE_HELP, Gesture, Polarity, effectHelpHtml, shortcutAction
+from SegMoTEGlue.interaction import MODE_HELP, Gesture, Polarity, effectHelpHtml, pressStartsGesture, shortcutAction
 from SegMoTEGlue.jobtargets import EditTarget, PendingJobs, dropReason
 from SegMoTEGlue.markers import PromptMarkers
 from SegMoTEGlue.mrmlconvert import (
     geometryOfNode,
+    orientedImageArray,
     orientedImageSessionKey,
     orientedImageToVolume,
     sliceNormalWorld,
@@ -72,6 +73,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.volumeCache = (None, None)
         self.prefetchViewNode: slicer.vtkMRMLSliceNode | None = None
         self.prefetchTimer = None
+        self.propagatedTargets: set = set()  # segments made by "Propagate to 3D": a click there corrects in 3D
+        self.listenedEngine = None  # the engine whose states the status line shows
 
     def clone(self):
         clonedEffect = slicer.qSlicerSegmentEditorScriptedEffect(None)
@@ -110,7 +113,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
         self.polarityButton = qt.QPushButton()
         self.polarityButton.checkable = True
-        self.polarityButton.toolTip = "Polarity of the next clicks (key N). Shift or Ctrl + click: the other one, once."
+        self.polarityButton.toolTip = "Polarity of the next clicks (key N). Shift + click: the other one, once."
         self.connectSignal(self.polarityButton, "toggled(bool)", self.updateMRMLFromGUI)
         self.scriptedEffect.addLabeledOptionsWidget("Clicks:", self.polarityButton)
 
@@ -193,7 +196,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         """The polarity on the button and, while active, as the slice views' cursor (green +, red -)."""
         from SegMoTEGlue.polaritycursor import showPolarity
 
-        showPolarity(self.polarityButton, self.polarity, onSliceViews=self.active)
+        parameterSetNode = self.scriptedEffect.parameterSetNode()
+        segmentationNode = parameterSetNode.GetSegmentationNode() if parameterSetNode is not None else None
+        showPolarity(self.polarityButton, self.polarity, onSliceViews=self.active, segmentationNode=segmentationNode)
 
     def createCursor(self, widget):
         """The slice views' cursor while the effect is active (qMRMLSegmentEditorWidget puts it there)."""
@@ -211,7 +216,22 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             self.setStatus("Click or drag in a slice view.")
         else:
             self.setStatus(status.describe() + (" Open the SegMoTE module to install them." if status.installable else ""))
-        engineFor().addListener(self.onEngineState)
+        self.currentEngine()
+
+    def currentEngine(self):
+        """The engine of the saved settings (a new one once other settings are saved), whose states the
+        status line shows."""
+        engine = engineFor()
+        if engine is not self.listenedEngine:
+            self.stopListening()
+            engine.addListener(self.onEngineState)
+            self.listenedEngine = engine
+        return engine
+
+    def stopListening(self) -> None:
+        if self.listenedEngine is not None:
+            self.listenedEngine.removeListener(self.onEngineState)
+            self.listenedEngine = None
 
     def onEngineState(self, engine) -> None:
         """The engine's state in the status line (starting, ready, failed with the reason)."""
@@ -222,9 +242,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         # Results still on the worker are for a segment the user has left: cancel them, and
         # onDone drops any that was already running (self.active is False).
         self.active = False
+        self.gesture = Gesture()  # a press still open (Esc with the button held) ends with the effect
         self.watch.stop()
         self.pendingJobs.cancelAll()
-        engineFor().removeListener(self.onEngineState)
+        self.stopListening()
         self.latestSerial += 1
         self.markers.remove()
         self.promptBook.clear()  # Esc (the Segment Editor's "deselect effect") clears the prompts this way
@@ -237,7 +258,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         # must disconnect their Qt connections there, or PythonQt keeps the effect alive
         # (AbstractScriptedSegmentEditorEffect.cleanup docstring, Slicer issue #7392).
         self.pendingJobs.cancelAll()
-        engineFor().removeListener(self.onEngineState)
+        self.stopListening()
         self.watch.stop()
         for qtObject, signal, slot in self.connections:
             qtObject.disconnect(signal, slot)
@@ -280,6 +301,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         xy = callerInteractor.GetEventPosition()
         viewName = viewWidget.mrmlSliceNode().GetName()
         if eventId in (vtk.vtkCommand.LeftButtonPressEvent, vtk.vtkCommand.LeftButtonDoubleClickEvent):
+            if not pressStartsGesture(bool(callerInteractor.GetControlKey()), bool(callerInteractor.GetAltKey())):
+                return False  # Ctrl / Alt + drag: the slice view's blend, rotate, translate
             self.gesture.press(xy, viewName)  # taken, so a double click does not maximize the view
             return True
         if not self.gesture.belongsTo(viewName):
@@ -289,7 +312,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
                 self.showDraggedBox(self.gesture.pressXy, xy, viewWidget)
             return True
         if eventId == vtk.vtkCommand.LeftButtonReleaseEvent:
-            inverted = bool(callerInteractor.GetShiftKey() or callerInteractor.GetControlKey())
+            inverted = bool(callerInteractor.GetShiftKey())
             self.onMouseReleased(self.gesture.release(xy), viewWidget, inverted)
             return True
         return False
@@ -375,6 +398,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def clearPrompts(self) -> None:
         self.promptBook.clear()
+        self.propagatedTargets.clear()
         self.latestSerial += 1  # results still on their way are dropped
         self.markers.clear()
 
@@ -393,6 +417,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
                                                                                                segmentId))
         if changed:
             self.latestSerial += 1  # a result still on its way was computed from them
+            # no longer the propagation's result: a click there is a slice prompt again
+            self.propagatedTargets = {t for t in self.propagatedTargets if t.segmentationNodeId != segmentationId}
             self.showCurrentPrompts()
 
     def waitForIdle(self, timeoutSeconds: float = 600.0) -> None:
@@ -444,8 +470,46 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def submitSlicePrompt(self, prompts: SlicePrompts) -> None:
         self.markers.show(prompts.pointsRas, prompts.labels, prompts.boxOutlineRas)
+        if prompts.pointsRas and self.currentTarget() in self.propagatedTargets:
+            self.submitCorrection(prompts)
+            return
         arguments = prompts.arguments()
         self.submit(lambda segmenter: segmenter.segment_slice(**arguments), prompts, "Segmenting the slice...")
+
+    def submitCorrection(self, prompts: SlicePrompts) -> None:
+        """A click on a propagated segment: the engine corrects this slice and re-walks outward until the
+        new masks agree with the segment as it is (`VolumeSegmenter.correct`); the re-segmented slices
+        are written."""
+        try:
+            _segmentationNode, image, volume, key = self.context()
+        except InputError as error:
+            self.setStatus(str(error))
+            return
+        segment = self.scriptedEffect.selectedSegmentLabelmap()  # in the source image's layout (see segmentseed)
+        if segment is None or tuple(segment.GetExtent()) != tuple(image.GetExtent()):
+            arguments = prompts.arguments()  # nothing to correct in 3D here: a slice prompt as usual
+            self.submit(lambda segmenter: segmenter.segment_slice(**arguments), prompts, "Segmenting the slice...")
+            return
+        if not self.editingConfirmed():
+            return
+        current = orientedImageArray(segment) > 0
+        arguments = prompts.arguments()
+        engine = engineFor()
+        mapping = self.mapping()
+
+        def run(call):
+            segmenter = engine.segmenterFor(key, volume, mapping)
+            return segmenter.correct(current, arguments["orientation"], points_ras=arguments["points_ras"],
+                                     labels=arguments["labels"], slice_index=arguments["slice_index"],
+                                     progress=call.reportProgress)
+
+        def onDone(correction):
+            first, last = min(correction.changed), max(correction.changed)
+            if self.writeLabelmap(correction.labelmap, image, correction.slice_ref.axis, first, last):
+                self.setStatus(f"Corrected slice {correction.slice_ref.index} and carried it to slices {first} to "
+                               f"{last}, where the masks agree again.")
+
+        self.startJob(engine, run, "Correcting and re-propagating...", BATCH, onDone)
 
     def segmentPromptFree(self, pointRas, orientation, viewName: str) -> None:
         target = self.currentTarget()
@@ -469,7 +533,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             return
         if not self.editingConfirmed():
             return
-        engine = engineFor()
+        engine = self.currentEngine()
         mapping = self.mapping()
         self.latestSerial += 1
         serial = self.latestSerial
@@ -509,7 +573,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.propagateTo3D(seed, sliceRange, image, volume, key)
 
     def propagateTo3D(self, seed, sliceRange, image, volume, key) -> None:
-        engine = engineFor()
+        engine = self.currentEngine()
         mapping = self.mapping()
 
         def run(call):
@@ -519,7 +583,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         def onDone(labelmap):
             first, last = sliceRange if sliceRange is not None else (0, geometry.slice_count(volume, seed.ref.axis) - 1)
             if self.writeLabelmap(labelmap, image, seed.ref.axis, first, last):
-                self.setStatus(f"Propagated through slices {first} to {last}; the segment's other slices are kept.")
+                self.propagatedTargets.add(self.currentTarget())
+                self.setStatus(f"Propagated through slices {first} to {last}; the segment's other slices are kept. "
+                               f"A click on any slice now corrects it in 3D.")
 
         self.startJob(engine, run, "Propagating to 3D...", BATCH, onDone)
 
@@ -557,6 +623,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             job = engine.submit(run, title, priority, onDone=finished, onError=failed)
         except Exception as error:  # dependencies missing: say so instead of a traceback
             self.setStatus(describeError(error))
+            return
+        if job.finished:  # refused before submit() returned (engine.Engine._next): its callbacks have run
             return
         holder["job"] = job
         self.pendingJobs.add(job)

@@ -19,11 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..walk_rules import PropagationRules
 
 IN_PROCESS, SERVER = "in-process", "server"
-# The propagation row measures the engine, not the stop rules: with no score floor the walk crosses
-# the tube volume end to end (the shipped adapter's predicted IoU dips below 0.5 on this synthetic tube).
-WALK_MIN_SCORE = 0.0
+# The propagation row measures the engine, not the stop rules: with the hand rules and no score floor
+# the walk crosses the tube volume end to end (the shipped adapter's predicted IoU dips below 0.5 on
+# this synthetic tube).
+WALK_RULES = PropagationRules(decision="rules", min_score=0.0)
 SECTIONS = ("prompts", "propagation", "during", "gil", "glue")  # --only for `bench --server`
 
 
@@ -163,14 +165,14 @@ def _propagation_row(predictor, engine, tube, mapping, repeats: int, log, worker
         sync()
         time.sleep(0.5)
         started = time.perf_counter()
-        local = worker.submit(segmenter.propagate, seed, min_score=WALK_MIN_SCORE).result()
+        local = worker.submit(segmenter.propagate, seed, rules=WALK_RULES).result()
         sync()
         seconds[IN_PROCESS].append(time.perf_counter() - started)
         with client.open_volume(shifted, mapping) as remote:
             remote_seed = remote.segment_slice("axial", box_ras=tube.seed_box_ras)
             time.sleep(0.5)
             started = time.perf_counter()
-            served = remote.propagate(remote_seed, min_score=WALK_MIN_SCORE)
+            served = remote.propagate(remote_seed, rules=WALK_RULES)
             seconds[SERVER].append(time.perf_counter() - started)
         agreement.append(dice_score(local, served))
     client.close()
@@ -206,7 +208,7 @@ def _click_during_propagation_row(engine, tube, mapping, remote, click, log) -> 
             started = time.perf_counter()
             running.set()
             try:
-                walk["labelmap"] = other.propagate(seed, min_score=WALK_MIN_SCORE)
+                walk["labelmap"] = other.propagate(seed, rules=WALK_RULES)
             finally:
                 walk["seconds"] = time.perf_counter() - started
                 ended.set()

@@ -1,4 +1,5 @@
-"""`segmote evaluate-3d`: per structure of labelled volumes, click + propagation, 3D box and the oracle."""
+"""`segmote evaluate-3d`: per structure of labelled volumes, click + propagation, 3D box, simulated
+corrections and the oracle; Dice, HD95, NSD, slices found; per dataset, modality family and overall."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from ..errors import DataError, InputError
 from ..io.outputs import writable_folder
 from .model_options import add_model_arguments, check_model_arguments, predictor_from_args
 
-HELP = "3D Dice per structure of labelled volumes: click + propagation, 3D box and a box on every slice"
+HELP = ("3D Dice, HD95 and NSD per structure of labelled volumes: click + propagation, 3D box, simulated "
+        "corrections and a box on every slice")
 STEM = "evaluation3d"
 
 
@@ -34,19 +36,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="score at most N structures per volume (in label-value order)")
     parser.add_argument("--min-slices", type=int, default=1, metavar="N",
                         help="skip structures on fewer than N slices (default: 1)")
+    parser.add_argument("--cases", default=None, metavar="LIST",
+                        help="comma-separated case names (or DATASET/CASE) to score (default: every case)")
+    parser.add_argument("--max-cases", type=int, default=None, metavar="N", help="score at most N cases")
     parser.add_argument("--axis", choices=("auto", "axial", "coronal", "sagittal"), default="auto",
-                        help="slice orientation; auto: the axis of largest spacing, axial when isotropic")
+                        help="slice orientation; auto: the acquisition axis (largest spacing, axial when isotropic)")
     parser.add_argument("--methods", default="click,box3d,oracle", metavar="LIST",
-                        help="comma-separated subset of click, box3d, oracle (default: all three)")
-    parser.add_argument("--walk", choices=("tracking", "legacy"), default="tracking",
-                        help="propagation rules: tracking (default: stops on area growth and centroid jumps "
-                             "too) or legacy (the walk before issue 13; for comparisons)")
+                        help="comma-separated subset of click, box3d, corrections, oracle (default: click, box3d, "
+                             "oracle; corrections re-walk up to --corrections times per structure)")
+    parser.add_argument("--corrections", type=int, default=5, metavar="N",
+                        help="simulated corrections after click + propagation (default 5)")
+    parser.add_argument("--walk", choices=("auto", "learned", "rules", "tracking", "legacy"), default="auto",
+                        help="when the walk stops: auto (default: the learned decision when the adapter has a "
+                             "presence head, else the hand rules), learned, rules (= tracking, the hand rules) or "
+                             "legacy (the walk before issue 13; for comparisons)")
+    parser.add_argument("--patience", type=int, default=None, metavar="N",
+                        help="doubtful slices a walk crosses before it stops (default 1)")
+    parser.add_argument("--presence-threshold", type=float, default=None, metavar="P",
+                        help="the learned decision's threshold (default: the adapter's calibrated one)")
+    parser.add_argument("--nsd-tolerance", type=float, default=2.0, metavar="MM",
+                        help="tolerance of the normalised surface Dice (default 2 mm)")
+    parser.add_argument("--save-masks", default=None, metavar="DIR",
+                        help="write each case's predictions as label maps DIR/<dataset>/<case>__<method>.nii.gz")
     intensity = parser.add_argument_group("intensity")
     intensity.add_argument("--modality", default=None, help="CT, MR, ... (default: from the file, else auto)")
     intensity.add_argument("--preset", default=None, help="CT window preset (abdomen, soft_tissue, ...)")
     add_model_arguments(parser)
     parser.add_argument("-o", "--out", default=None, metavar="DIR",
-                        help=f"write {STEM}.md and {STEM}.json into DIR (created if missing)")
+                        help=f"write {STEM}.md, {STEM}.json and {STEM}.csv (one row per structure) into DIR "
+                             f"(created if missing)")
     parser.add_argument("--quiet", action="store_true", help="no per-structure progress lines")
 
 
@@ -64,6 +82,16 @@ def _check_arguments(args) -> None:
         raise InputError(f"--max-structures: expected at least 1, got {args.max_structures}")
     if args.min_slices < 1:
         raise InputError(f"--min-slices: expected at least 1, got {args.min_slices}")
+    if args.max_cases is not None and args.max_cases < 1:
+        raise InputError(f"--max-cases: expected at least 1, got {args.max_cases}")
+    if not 1 <= args.corrections <= 20:
+        raise InputError(f"--corrections: expected 1..20, got {args.corrections}")
+    if args.patience is not None and not 0 <= args.patience <= 3:
+        raise InputError(f"--patience: expected 0..3, got {args.patience}")
+    if args.presence_threshold is not None and not 0 < args.presence_threshold < 1:
+        raise InputError(f"--presence-threshold: expected a probability in (0, 1), got {args.presence_threshold}")
+    if not args.nsd_tolerance > 0:
+        raise InputError(f"--nsd-tolerance: expected a positive distance in mm, got {args.nsd_tolerance}")
     unknown = [m for m in _listed(args.methods) if m not in METHODS]
     if unknown or not _listed(args.methods):
         raise InputError(f"--methods: expected some of {', '.join(METHODS)}, got {args.methods!r}")
@@ -75,6 +103,8 @@ def _check_arguments(args) -> None:
     check_model_arguments(args)  # a wrong adapter or device fails before the data are searched
     if args.out is not None:  # an hour of evaluation must not end on a folder it cannot write
         writable_folder(args.out, "--out")
+    if args.save_masks is not None:
+        writable_folder(args.save_masks, "--save-masks")
 
 
 def _cases(args):
@@ -84,7 +114,15 @@ def _cases(args):
     cases = find_cases(args.data, args.pair, args.split, names)
     if not cases:
         raise DataError(f"DATA: no labelled volume found (split {args.split})")
-    return cases
+    wanted = _listed(args.cases)
+    if wanted:
+        chosen = [c for c in cases if c.case in wanted or f"{c.dataset}/{c.case}" in wanted]
+        missing = sorted(set(wanted) - {c.case for c in chosen} - {f"{c.dataset}/{c.case}" for c in chosen})
+        if missing:
+            known = ", ".join(f"{c.dataset}/{c.case}" for c in cases[:12]) + (" …" if len(cases) > 12 else "")
+            raise InputError(f"--cases: no case named {', '.join(missing)}; the data hold {known}")
+        cases = chosen
+    return cases[:args.max_cases] if args.max_cases else cases
 
 
 def _mapping_for(args):
@@ -99,31 +137,59 @@ def _mapping_for(args):
 
 
 def _write_outputs(report, out_dir: str) -> list[Path]:
-    from .evaluate import write_report
+    from ..io.atomic import atomic_outputs
+    from ..io.outputs import make_output_folder
 
-    return write_report(report, out_dir, STEM)
+    folder = make_output_folder(out_dir, "--out")
+    texts = {folder / f"{STEM}.md": report.to_markdown(), folder / f"{STEM}.json": report.to_json() + "\n",
+             folder / f"{STEM}.csv": report.to_csv()}
+    with atomic_outputs(list(texts), "--out") as temporaries:  # all three or none
+        for temporary, text in zip(temporaries, texts.values()):
+            temporary.write_text(text, encoding="utf-8")
+    return list(texts)
+
+
+def _rules(args, predictor):
+    from ..walk_rules import PropagationRules
+
+    if args.walk == "legacy":
+        return PropagationRules.legacy()
+    fields = {"decision": {"tracking": "rules"}.get(args.walk, args.walk)}
+    if args.patience is not None:
+        fields["patience"] = args.patience
+    if args.presence_threshold is not None:
+        fields["presence_threshold"] = args.presence_threshold
+    return PropagationRules.for_predictor(predictor, **fields)
 
 
 def run(args) -> int:
-    from ..evaluation3d import evaluate_cases
-    from ..segment3d import PropagationRules
+    import time
+
+    from ..evaluation3d import evaluate_cases, mask_writer
+    from ..walk_rules import uses_learned_decision
 
     _check_arguments(args)
     cases = _cases(args)  # bad data fails here, before the model loads
     predictor = predictor_from_args(args)
+    rules = _rules(args, predictor)
+    decision = "learned" if uses_learned_decision(rules, predictor) else "hand rules"
+    started, count = time.monotonic(), [0]
 
     def progress(result) -> None:
+        count[0] += 1
         if not args.quiet:
-            scores = "  ".join(f"{m} {100 * s.dice:.1f} ({s.slices_found}/{result.true_slices})"
+            scores = "  ".join(f"{m} {100 * s.dice:.1f} ({s.slices_found}/{result.true_slices}"
+                               f"{'' if s.hd95_mm is None else f', HD95 {s.hd95_mm:.1f} mm'})"
                                for m, s in result.scores.items())
-            print(f"{result.dataset} {result.case} {result.name}: {scores}", file=sys.stderr)
+            print(f"[{count[0]}, {time.monotonic() - started:.0f} s] {result.dataset} {result.case} {result.name}: "
+                  f"{scores}", file=sys.stderr, flush=True)
 
-    rules = PropagationRules.legacy() if args.walk == "legacy" else None  # None: as the adapter declares
     report = evaluate_cases(cases, predictor, axis=args.axis, methods=_listed(args.methods),
                             select=_listed(args.structures) or None, max_structures=args.max_structures,
                             min_slices=args.min_slices, mapping_for=_mapping_for(args), rules=rules,
-                            progress=progress)
-    report.settings.update({"walk": args.walk, "split": args.split, "backbone": args.backbone,
+                            progress=progress, corrections=args.corrections, tolerance_mm=args.nsd_tolerance,
+                            save_masks=mask_writer(args.save_masks) if args.save_masks else None)
+    report.settings.update({"walk": f"{args.walk} ({decision})", "split": args.split, "backbone": args.backbone,
                             "adapter": "shipped" if args.adapter == "default" and predictor.uses_adapter
                             else str(args.adapter), "runtime": predictor.runtime_name,
                             "runtime_detail": predictor.runtime_description})

@@ -3,8 +3,11 @@
 2D images (PNG/JPEG/TIFF, single-slice NIfTI/NRRD) take pixel prompts (`--box`, `--point`,
 `--negative`, `--auto`) in the image as stored (x = column, y = row) and give a mask plus an
 overlay PNG beside it. Volumes (NIfTI, NRRD, MHA, a DICOM folder, a LiteMedSAM .npz) take prompts
-in RAS millimetres (what Slicer shows for a markup) and give a `.seg.nrrd` (or a labelmap such as
-`.nii.gz`) in the source geometry. Every argument and file is checked before the model loads.
+in RAS millimetres (what Slicer shows for a markup), in voxel indices of the file as stored, or as
+a rotated ROI (`volume_prompts`), and give a `.seg.nrrd` (or a labelmap such as `.nii.gz`) in the
+source geometry; `--correct SEG` corrects an existing segmentation with clicks and carries the fix
+to the neighbouring slices. When a walk ends early, the command says where and why. Every argument
+and file is checked before the model loads.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..intensity import CT_WINDOWS, IntensityMapping
+from . import volume_prompts
 from .model_options import add_model_arguments, check_model_arguments, predictor_from_args
 
 HELP = "segment a 2D image (pixel prompts) or a 3D volume (RAS prompts, propagation, 3D box)"
@@ -49,20 +53,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="negative click (repeatable)")
     pixel.add_argument("--auto", action="store_true",
                        help="prompt-free mask (needs a trained adapter); for a volume, of slice --slice")
-    ras = parser.add_argument_group("volume prompts (RAS millimetres, as Slicer shows them)")
-    ras.add_argument("--ras-point", nargs=3, type=float, action="append", metavar=("R", "A", "S"),
-                     help="positive click; the slice through the first one is segmented (repeatable)")
-    ras.add_argument("--ras-negative", nargs=3, type=float, action="append", metavar=("R", "A", "S"),
-                     help="negative click on the same slice (repeatable)")
-    ras.add_argument("--ras-box", nargs=6, type=float, metavar=("R0", "A0", "S0", "R1", "A1", "S1"),
-                     help="box by two opposite corners; a box spanning several slices is segmented in 3D "
-                          "within it, a flat box segments its slice")
+    volume_prompts.add_arguments(parser)
+    ras = parser.add_argument_group("volumes: what to do with the prompt")
     ras.add_argument("--propagate", action="store_true",
-                     help="propagate a point or flat-box mask through the volume until the structure ends")
-    ras.add_argument("--orientation", default="axial", choices=("axial", "coronal", "sagittal"),
-                     help="slice orientation of the prompt and of propagation (default: axial)")
+                     help="propagate a click or flat-box mask through the volume until the structure ends")
+    ras.add_argument("--orientation", default="auto", choices=("auto", "axial", "coronal", "sagittal"),
+                     help="slice orientation of the prompt and of the walk (default auto: the acquisition axis, "
+                          "the one of largest spacing, axial for isotropic volumes)")
     ras.add_argument("--slice", type=int, default=None, metavar="INDEX",
                      help="with --auto on a volume: the slice index along --orientation (default: the middle)")
+    ras.add_argument("--walk", choices=("auto", "learned", "rules"), default="auto",
+                     help="when a walk stops: the learned decision (adapters with a presence head), the hand rules, "
+                          "or auto (default: learned when the adapter can)")
+    ras.add_argument("--patience", type=int, default=None, metavar="N",
+                     help="doubtful slices a walk crosses before it stops (default 1)")
+    ras.add_argument("--correct", default=None, metavar="SEG",
+                     help="correct this segmentation (.seg.nrrd or a labelmap on the input's grid) with the clicks "
+                          "or box given, on their slice, and re-walk outward until the masks agree again")
     ras.add_argument("--name", default="segment", help="segment name in the .seg.nrrd (default: segment)")
     intensity = parser.add_argument_group("intensity mapping (one window for the whole volume)")
     window = intensity.add_mutually_exclusive_group()
@@ -85,6 +92,8 @@ class _Job:
     mapping: IntensityMapping
     output: Path
     overlay: Path | None
+    prompt: object = None      # volume_prompts.VolumePrompt (volumes)
+    segment: np.ndarray | None = None  # --correct: the segment to correct, bool [k, j, i]
 
 
 def run(args) -> int:
@@ -113,24 +122,27 @@ def _prepare(args) -> _Job:
     from ..names import validate_segment_name
 
     pixel_prompt = args.box is not None or args.point or args.negative
-    ras_prompt = args.ras_box is not None or args.ras_point or args.ras_negative
+    ras_prompt = bool(volume_prompts.given(args))
     if pixel_prompt and ras_prompt:
-        raise InputError("prompt: give pixel prompts (--box/--point) for a 2D image or RAS prompts "
-                         "(--ras-point/--ras-box) for a volume, not both")
+        raise InputError("prompt: give pixel prompts (--box/--point) for a 2D image or volume prompts "
+                         "(--ijk-box, --ijk-point, --ras-point, --ras-box, --roi-...) for a volume, not both")
+    if args.correct is not None and not ras_prompt:
+        raise InputError("--correct: give the correcting click(s) (--ijk-point/--ijk-negative, --ras-point/"
+                         "--ras-negative) or a box on the slice to correct")
     if not (pixel_prompt or ras_prompt or args.auto):
-        raise InputError("prompt: give --box, --point, --auto (2D) or --ras-point, --ras-box (volume)")
+        raise InputError("prompt: give --box, --point, --auto (2D) or --ijk-box, --ijk-point, --ras-point, --ras-box, "
+                         "--roi-center/--roi-json (volume)")
     if args.auto and (pixel_prompt or ras_prompt):
         raise InputError("--auto: a prompt-free mask takes no other prompt")
-    if args.ras_box is not None and args.ras_point:
-        raise InputError("--ras-box: give a box or clicks, not both")
     if args.negative and not args.point and args.box is None:
         raise InputError("--negative: needs at least one --point (positive click) or a --box")
-    if args.ras_negative and not args.ras_point:
-        raise InputError("--ras-negative: needs at least one --ras-point (positive click)")
+    volume_prompts.check_combinations(args)
+    if args.patience is not None and not 0 <= args.patience <= 3:
+        raise InputError(f"--patience: expected 0..3 slices, got {args.patience}")
     check_model_arguments(args)
     output = writable_target(args.output, "--output")
     validate_segment_name(args.name, "--name", ascii_only=extension_of(output) == ".seg.nrrd")
-    refuse_overwriting_input(output, [args.input], "--output")
+    refuse_overwriting_input(output, [args.input] + ([args.correct] if args.correct else []), "--output")
     volume = read_volume(args.input)
     single_slice = volume.array.shape[0] == 1
     mode = "2d" if pixel_prompt or (args.auto and single_slice) else "volume"
@@ -150,7 +162,9 @@ def _prepare(args) -> _Job:
     job = _Job(mode, volume, _mapping(args, volume), output, overlay)
     if mode == "volume":
         _check_volume_content(args, volume)
-        _check_ras_prompts(args, volume)
+        job.prompt = _check_volume_prompt(args, volume)
+        if args.correct is not None:
+            job.segment = _read_segment(args.correct, volume)
     else:
         _check_image_content(args, job)
         _check_pixel_prompts(args, volume)
@@ -211,45 +225,44 @@ def _pixel_points(args):
     return np.asarray(points, dtype=np.float64), np.asarray(labels, dtype=np.int64)
 
 
-def _ras_points(args):
-    points = list(args.ras_point or []) + list(args.ras_negative or [])
-    labels = [1] * len(args.ras_point or []) + [0] * len(args.ras_negative or [])
-    return np.asarray(points, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+def _check_volume_prompt(args, volume):
+    """Map the prompt once without the model, so a point outside or a box with no area fails fast."""
+    from ..geometry import SliceRef, ras_box_to_slice_box, slice_axis_for, slice_count, slice_extent_of_box
 
-
-def _ras_corners(args) -> np.ndarray:
-    return np.asarray(args.ras_box, dtype=np.float64).reshape(2, 3)
-
-
-def _check_ras_prompts(args, volume) -> None:
-    """Map the prompts once without the model, so a point outside or a box with no area fails fast."""
-    from ..geometry import SliceRef, ras_box_to_slice_box, ras_to_voxel, slice_axis_for, slice_count, \
-        slice_extent_of_box
-
+    prompt = volume_prompts.volume_prompt(args, volume)
     axis = slice_axis_for(volume, args.orientation)
-    if args.ras_point:
-        _check_clicks_on_one_slice(args, ras_to_voxel(volume, _ras_points(args)[0])[:, axis])
-    if args.ras_box is not None:
-        corners = _ras_corners(args)
-        first, last = slice_extent_of_box(volume, axis, corners)
-        ras_box_to_slice_box(volume, SliceRef(axis, (first + last) // 2), corners)
+    if prompt is not None and prompt.clicks:
+        volume_prompts.check_clicks_on_one_slice(prompt, volume, args.orientation)
+    if prompt is not None and prompt.box_ras is not None:
+        option = prompt.options[0]
+        try:
+            first, last = slice_extent_of_box(volume, axis, prompt.box_ras)
+            ras_box_to_slice_box(volume, SliceRef(axis, (first + last) // 2), prompt.box_ras)
+        except InputError as error:
+            raise InputError(f"{option}: {str(error).removeprefix('corners_ras: ')}") from None
     if args.slice is not None:
         count = slice_count(volume, axis)
         if not 0 <= args.slice < count:
             raise InputError(f"--slice: expected 0..{count - 1} along the {args.orientation} axis, got {args.slice}")
+    return prompt
 
 
-def _check_clicks_on_one_slice(args, slice_indices) -> None:
-    """Clicks are prompts on the slice through the first positive click; one on another slice
-    would be projected onto it silently, a different point than the one the user chose."""
-    first = int(slice_indices[0])
-    options = ["--ras-point"] * len(args.ras_point) + ["--ras-negative"] * len(args.ras_negative or [])
-    clicks = list(args.ras_point) + list(args.ras_negative or [])
-    for option, click, index in zip(options, clicks, slice_indices):
-        if int(index) != first:
-            where = " ".join(f"{value:g}" for value in click)
-            raise InputError(f"{option}: the click at {where} lies on {args.orientation} slice {int(index)}, the "
-                             f"first --ras-point on slice {first}; all clicks must be on the same slice")
+def _read_segment(path, volume) -> np.ndarray:
+    """--correct: the one segment to correct, on the input's grid (a .seg.nrrd or a labelmap)."""
+    from ..io import read_labelmap
+
+    labels = read_labelmap(path)
+    if labels.array.shape != volume.array.shape[:3] or not np.allclose(labels.spacing, volume.spacing, rtol=1e-3):
+        raise InputError(f"--correct: {path} is on a grid of {labels.array.shape[::-1]} voxels (i, j, k), spacing "
+                         f"{np.round(labels.spacing, 3).tolist()}; the input's is {volume.array.shape[:3][::-1]}, "
+                         f"{np.round(volume.spacing, 3).tolist()}")
+    values = [int(v) for v in np.unique(labels.array) if v != 0]
+    if len(values) > 1:
+        raise InputError(f"--correct: {path} holds {len(values)} labels ({', '.join(map(str, values[:6]))}); give a file "
+                         f"with the one segment to correct")
+    if not values:
+        raise InputError(f"--correct: {path} is empty; there is nothing to correct (segment it first)")
+    return labels.array != 0
 
 
 def _predictor(args):
@@ -275,6 +288,7 @@ def _segment_2d(args, job: _Job, predictor) -> list[Path]:
     else:
         prediction = predictor.predict(points=points, labels=labels, box=box)
     mask = np.asarray(prediction.masks[0], dtype=bool)
+    _note_dropped_negatives(predictor)
     grey = image if job.volume.rgb else _as_uint8(image, job.mapping)
     with atomic_outputs([job.output, job.overlay], "--output") as (mask_file, overlay_file):  # both or neither
         if extension_of(job.output) in MASK_IMAGE_EXTENSIONS:
@@ -360,27 +374,96 @@ def _segment_volume(args, job: _Job, predictor) -> list[Path]:
 
     segmenter = predictor.open_volume(job.volume, job.mapping) if args.server else \
         VolumeSegmenter(predictor, job.volume, job.mapping)
-    orientation = args.orientation
+    orientation, prompt = args.orientation, job.prompt
+    rules = _rules(args, predictor)
+    walked = None  # "propagation" or "3D box" when a walk ran
     with ProgressBar() as progress:
         if args.auto:
             axis = slice_axis_for(job.volume, orientation)
             index = args.slice if args.slice is not None else slice_count(job.volume, axis) // 2
             labelmap = segmenter.segment_auto(orientation, index).labelmap
-        elif args.ras_box is not None:
-            corners = _ras_corners(args)
-            first, last = slice_extent_of_box(job.volume, slice_axis_for(job.volume, orientation), corners)
+        elif job.segment is not None:
+            correction = segmenter.correct(job.segment, orientation, points_ras=prompt.points_ras, labels=prompt.labels,
+                                           box_ras=prompt.box_ras, rules=rules, progress=progress)
+            labelmap, walked = correction.labelmap, "correction"
+            print(f"corrected slice {correction.slice_ref.index}; re-segmented slices "
+                  f"{_ranges(correction.changed)}", file=sys.stderr)
+        elif prompt.box_ras is not None:
+            first, last = slice_extent_of_box(job.volume, slice_axis_for(job.volume, orientation), prompt.box_ras)
             if last > first:
-                labelmap = segmenter.segment_box3d(corners, orientation, progress=progress)
+                labelmap, walked = segmenter.segment_box3d(prompt.box_ras, orientation, progress=progress,
+                                                           rules=rules), "3D box"
             else:
-                seed = segmenter.segment_slice(orientation, box_ras=corners)
-                labelmap = segmenter.propagate(seed, progress=progress) if args.propagate else seed.labelmap
+                seed = segmenter.segment_slice(orientation, box_ras=prompt.box_ras)
+                labelmap = seed.labelmap
+                if args.propagate:
+                    labelmap, walked = segmenter.propagate(seed, rules=rules, progress=progress), "propagation"
         else:
-            points, labels = _ras_points(args)
-            seed = segmenter.segment_slice(orientation, points_ras=points, labels=labels)
-            labelmap = segmenter.propagate(seed, progress=progress) if args.propagate else seed.labelmap
+            seed = segmenter.segment_slice(orientation, points_ras=prompt.points_ras, labels=prompt.labels)
+            _note_dropped_negatives(predictor)
+            labelmap = seed.labelmap
+            if args.propagate:
+                labelmap, walked = segmenter.propagate(seed, rules=rules, progress=progress), "propagation"
+    if walked is not None:
+        _explain_walk(walked, segmenter, job.volume, labelmap, orientation)
     write_segmentation(job.output, job.volume.with_array(labelmap.astype(np.uint8)), _segments(args))
     _print_volume_summary(job.volume, labelmap, args.name)
     return [job.output]
+
+
+def _note_dropped_negatives(predictor) -> None:
+    dropped = getattr(predictor, "dropped_negatives", 0)
+    if dropped:
+        print(f"note: {dropped} negative click(s) far from the mask were ignored (they could only remove nothing "
+              f"there; put a negative click on the part of the mask to remove)", file=sys.stderr)
+
+
+def _rules(args, predictor):
+    from ..walk_rules import PropagationRules
+
+    fields = {"decision": args.walk}
+    if args.patience is not None:
+        fields["patience"] = args.patience
+    if args.server:  # the server applies the adapter's declared prompt itself
+        return PropagationRules(**fields)
+    return PropagationRules.for_predictor(predictor, **fields)
+
+
+EARLY_STOP_SLICES = 2  # a click's walk that keeps this few slices most likely stopped too early
+
+
+def _explain_walk(what: str, segmenter, volume, labelmap: np.ndarray, orientation: str) -> None:
+    """Where the walk went and why each direction ended; advice when a click's walk ended early."""
+    from ..geometry import slice_axis_for, slice_count
+
+    axis = slice_axis_for(volume, orientation)
+    total = slice_count(volume, axis)
+    kept = np.flatnonzero(labelmap.any(axis=tuple(d for d in range(3) if d != 2 - axis)))
+    if kept.size:
+        print(f"{what}: {kept.size} of the volume's {total} slices along axis {'ijk'[axis]} "
+              f"(slices {_ranges(kept.tolist())})", file=sys.stderr)
+    for stop in getattr(segmenter, "last_stops", []):
+        print(f"  {stop.describe(total)}", file=sys.stderr)
+    decided = [s for s in getattr(segmenter, "last_stops", []) if s.reason not in ("end of range", "agrees")]
+    if what == "propagation" and kept.size <= EARLY_STOP_SLICES and decided:
+        print(f"note: the propagation stopped after {kept.size} of the volume's {total} slices; if the structure "
+              f"goes on, a 3D box around it (--ijk-box or a rotated ROI) is usually more reliable here", file=sys.stderr)
+
+
+def _ranges(indices) -> str:
+    """'3..7, 9' for [3, 4, 5, 6, 7, 9]."""
+    indices = sorted(int(i) for i in indices)
+    if not indices:
+        return "none"
+    parts, start, previous = [], indices[0], indices[0]
+    for index in indices[1:] + [None]:
+        if index is not None and index == previous + 1:
+            previous = index
+            continue
+        parts.append(f"{start}..{previous}" if previous > start else str(start))
+        if index is not None:
+            start = previous = index
+    return ", ".join(parts)
 
 
 def _print_volume_summary(volume, labelmap: np.ndarray, name: str) -> None:

@@ -180,7 +180,19 @@ def engine_description(predictor, args) -> dict:
             "adapter": "none" if adapter_choice(args) is None else str(args.adapter),
             "uses_adapter": bool(predictor.uses_adapter), "fast": bool(args.fast),
             "precision": predictor.precision, "runtime": predictor.runtime_name,
-            "runtime_detail": predictor.runtime_description, "notice": predictor.notice}
+            "runtime_detail": predictor.runtime_description, "notice": predictor.notice,
+            "walk": _walk_description(predictor)}
+
+
+def _walk_description(predictor) -> dict:
+    """How this engine's walks decide where a structure ends (the learned head and its thresholds, or
+    the hand rules)."""
+    from ..walk_rules import adapter_metadata, has_presence_head
+
+    walk = adapter_metadata(predictor).get("walk", {})
+    return {"decision": "learned" if has_presence_head(predictor) else "rules",
+            "presence_thresholds": walk.get("presence_thresholds"),
+            "presence_thresholds_box": walk.get("presence_thresholds_box")}
 
 
 def build_app(predictor, limits, token: str, data_roots, description: dict, access_log: bool = True):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import InputError, one_line
 
-GRAPH_VERSION = 4   # bump whenever graphs.py changes what an exported graph computes
+GRAPH_VERSION = 5   # bump whenever graphs.py changes what an exported graph computes
 OPSET = 17
 METADATA = "graphs.json"
 CACHE_VARIABLE = "SEGMOTE_CACHE_DIR"
@@ -212,7 +212,7 @@ def export_graphs(model, uses_adapter: bool, folder: Path, names: tuple[str, ...
             graphs["tuned"] = (BasePromptGraph(model, model.decoder.sam), (embedding, *prompt), ("masks", "iou"))
         if "segmote" in names:
             segmote = SegMoTEPromptGraph(model)
-            outputs = ("masks", "iou", "confidence")
+            outputs = ("masks", "iou", "confidence") + (("presence",) if model.adapter.presence is not None else ())
             graphs["segmote"] = (segmote, (embedding, terms, *prompt), outputs)
             graphs["segmote_all"] = (SegMoTEPromptGraph(model, all_experts=True), (embedding, terms, *prompt), outputs)
             graphs["auto"] = (AutoGraph(segmote), (embedding, terms), outputs)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..modeling.fast_decoder import _transposed_conv_2x2, accelerate_mask_decoder, fuse_layer_norms
+from ..modeling.presence import presence_features
 
 # Label values of the point list (SAM's ONNX convention).
 PADDING, NEGATIVE, POSITIVE, BOX_TOP_LEFT, BOX_BOTTOM_RIGHT = -1, 0, 1, 2, 3
@@ -152,9 +153,10 @@ class BasePromptGraph(nn.Module):
 
 class SegMoTEPromptGraph(nn.Module):
     """(embedding (1, D, h, w), image terms (1, D/8, 4h, 4w), coords, labels, mask_input,
-    has_mask_input) → the chosen expert token's logits (B, 1, 4h, 4w), IoU prediction (B, 1) and
-    router confidence (B, 1) — the most confident expert, as the torch path picks it; with
-    `all_experts` every expert's (B, E, ...) (multimask; the predictor orders them)."""
+    has_mask_input) → the chosen expert token's logits (B, 1, 4h, 4w), IoU prediction (B, 1),
+    router confidence (B, 1) and, for an adapter with a presence head, the walk's presence
+    probability (B, 1) — the most confident expert, as the torch path picks it; with `all_experts`
+    every expert's (B, E, ...) (multimask; the predictor orders them)."""
 
     def __init__(self, model, all_experts: bool = False):
         super().__init__()
@@ -198,11 +200,20 @@ class SegMoTEPromptGraph(nn.Module):
         base_iou = sam.iou_prediction_head(queries[:, 0])
         slots = [index % base_iou.shape[1] for index in range(experts)]  # expert e borrows IoU slot e mod 4
         iou, confidence = base_iou[:, slots], routing.probs.max(dim=-1).values
+        expert_tokens = queries[:, first:first + experts]                                # (B, E, D)
         if not self.all_experts:  # only the chosen expert's mask is made (a quarter of the mask work)
             chosen = confidence.argmax(dim=1, keepdim=True)                               # (B, 1)
             hyper = torch.gather(hyper, 1, chosen.unsqueeze(-1).expand(-1, -1, hyper.shape[-1]))
+            expert_tokens = torch.gather(expert_tokens, 1, chosen.unsqueeze(-1).expand(-1, -1, expert_tokens.shape[-1]))
             iou, confidence = torch.gather(iou, 1, chosen), torch.gather(confidence, 1, chosen)
-        return self._expert_masks(hyper, upscaled, image_terms), iou, confidence
+        masks = self._expert_masks(hyper, upscaled, image_terms)
+        presence_head = decoder.adapter.presence
+        if presence_head is None:
+            return masks, iou, confidence
+        # The walk's presence probability (modeling/presence.py) of each mask made here: the head reads
+        # the IoU token, the expert's token, its IoU and its logits, as SegMoTEDecoder does.
+        features = presence_features(queries[:, :1].expand_as(expert_tokens), expert_tokens, iou, masks)
+        return masks, iou, confidence, torch.sigmoid(presence_head(features))
 
     def _expert_masks(self, hyper: torch.Tensor, upscaled: torch.Tensor, image_terms: torch.Tensor) -> torch.Tensor:
         """hyper (B, E, C) · fused features (channels last), with the refine branch's last 3×3

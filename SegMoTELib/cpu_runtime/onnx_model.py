@@ -3,7 +3,7 @@
 `OnnxModel.encode(images)` gives what the predictor caches per slice (the embedding and, with a
 SegMoTE adapter, the image terms of its fused features, in the cache's `early` slot), and
 `OnnxModel(call, *tensors)` answers a prompt call with the contract of `prompt_path.EagerPrompts`
-(masks at the image's size, low-res logits, scores, as torch tensors), so the rest of the
+(masks at the image's size, low-res logits, scores, presence or None, as torch tensors), so the rest of the
 predictor — validation, caching, the upscaling to the image, `Prediction` — is shared with torch.
 """
 
@@ -103,9 +103,10 @@ class OnnxModel:
                              has_mask_input=np.zeros(1, np.float32))
             graph = "segmote_all" if call.decoder == "segmote" and call.multimask else call.decoder
             outputs = self.sessions[graph].run(None, {name: feeds[name] for name in INPUTS[graph]})
-        low_res, scores = select_outputs(call, outputs)
+        low_res, scores, presence = select_outputs(call, outputs)
         low_res, scores = torch.from_numpy(low_res), torch.from_numpy(scores)
-        return call.transform.logits_to_image(low_res) > 0, low_res, scores
+        presence = None if presence is None else torch.from_numpy(presence)
+        return call.transform.logits_to_image(low_res) > 0, low_res, scores, presence
 
 
 def _numpy(tensor) -> np.ndarray:
@@ -137,19 +138,22 @@ def point_list(points, boxes) -> tuple[np.ndarray, np.ndarray]:
             np.ascontiguousarray(np.concatenate(parts_label, axis=1), dtype=np.float32))
 
 
-def select_outputs(call: PromptCall, outputs: list) -> tuple[np.ndarray, np.ndarray]:
-    """(low-res logits (B, K, s, s), scores (B, K)) as the torch path picks them: SAM's decoders
-    give mask token 0, or tokens 1-3 with `multimask`; the SegMoTE decoder the most confident
-    expert, or every expert most confident first (`prompt_path.adapter_outputs`)."""
+def select_outputs(call: PromptCall, outputs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(low-res logits (B, K, s, s), scores (B, K), presence (B, K) or None) as the torch path picks
+    them: SAM's decoders give mask token 0, or tokens 1-3 with `multimask`; the SegMoTE decoder the
+    most confident expert, or every expert most confident first (`prompt_path.adapter_outputs`),
+    with the walk's presence probability when the adapter has a presence head."""
     if call.decoder in ("base", "tuned"):
         masks, iou = outputs
         chosen = slice(1, None) if call.multimask else slice(0, 1)
-        return np.ascontiguousarray(masks[:, chosen]), np.ascontiguousarray(iou[:, chosen])
-    masks, iou, confidence = outputs
+        return np.ascontiguousarray(masks[:, chosen]), np.ascontiguousarray(iou[:, chosen]), None
+    masks, iou, confidence = outputs[:3]
+    presence = outputs[3] if len(outputs) > 3 else None
     if not call.multimask:  # the graph made the chosen expert's mask only
-        return masks, iou
+        return masks, iou, presence
     # torch's argsort(descending=True) is not stable; a stable descending sort agrees on ties of
     # distinct values, and equal confidences do not occur between trained expert routers
     order = np.argsort(-confidence, axis=1, kind="stable")
     rows = np.arange(masks.shape[0])[:, None]
-    return np.ascontiguousarray(masks[rows, order]), np.ascontiguousarray(iou[rows, order])
+    return (np.ascontiguousarray(masks[rows, order]), np.ascontiguousarray(iou[rows, order]),
+            None if presence is None else np.ascontiguousarray(presence[rows, order]))

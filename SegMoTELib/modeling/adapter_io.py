@@ -68,3 +68,51 @@ def read_adapter(path: str | Path, expected_backbone: str | None = None) -> dict
     except (InputError, TypeError) as error:
         raise CheckpointError(f"adapter: {path} has an invalid configuration: {error}") from None
     return payload
+
+
+# --- the walk head add-on: a presence head fitted on an adapter that has none -----------------------
+WALK_HEAD_FORMAT = "segmote-walk-head"
+
+
+def _sha256(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_walk_head(path: str | Path, head_state: dict, walk: dict, adapter_path: str | Path) -> Path:
+    """A presence head (`modeling/presence.py`) and its calibrated walk settings, for the adapter file
+    it was fitted on (named by its sha256, so it never attaches to another)."""
+    import torch
+
+    payload = {"format": WALK_HEAD_FORMAT, "format_version": FORMAT_VERSION, "adapter_sha256": _sha256(adapter_path),
+               "head": {k: v.detach().half().cpu().contiguous() for k, v in head_state.items()}, "walk": walk}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, temporary)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def read_walk_head(path: str | Path, adapter_path: str | Path) -> dict:
+    """The add-on's payload, after checking that it was fitted on `adapter_path`."""
+    from ..backbones.checkpoints import load_weights_file
+
+    payload = load_weights_file(Path(path), "SegMoTE walk head", "a walk head written by training/walk_head.py",
+                                argument="walk head")
+    if not isinstance(payload, dict) or payload.get("format") != WALK_HEAD_FORMAT:
+        raise CheckpointError(f"walk head: {path} is not a SegMoTE walk head file (no '{WALK_HEAD_FORMAT}' header)")
+    if payload.get("adapter_sha256") != _sha256(adapter_path):
+        raise CheckpointError(f"walk head: {path} was fitted on another adapter than {adapter_path}")
+    return payload

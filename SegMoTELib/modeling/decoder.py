@@ -19,6 +19,7 @@ from .config import AdapterConfig
 from .hq_features import FusedFeatures
 from .mote import MixtureOfTokenExperts, Routing, load_balance_loss
 from .ppt import PromptTokenizer
+from .presence import PresenceHead, presence_features
 
 
 @dataclass
@@ -32,6 +33,21 @@ class DecoderOutput:
     base_masks: torch.Tensor       # (B, 4, h, w) SAM's own mask tokens, for comparison
     base_iou: torch.Tensor         # (B, 4)
     routings: list[Routing]
+    iou_token: torch.Tensor | None = None          # (B, D) the IoU token after the transformer
+    expert_tokens: torch.Tensor | None = None      # (B, E, D) the expert tokens after the transformer
+    expert_presence: torch.Tensor | None = None    # (B, E) presence logits (adapters with a presence head)
+
+    def presence_features(self) -> torch.Tensor:
+        """(B, E, 2·D + 3): the presence head's input for each expert token's mask."""
+        return presence_features(self.iou_token[:, None].expand_as(self.expert_tokens), self.expert_tokens,
+                                 self.expert_iou, self.expert_masks)
+
+    @property
+    def presence(self) -> torch.Tensor | None:
+        """(B, 1) presence logit of the chosen mask, or None without a presence head."""
+        if self.expert_presence is None:
+            return None
+        return self.expert_presence.gather(1, self.chosen[:, None])
 
     def balance_loss(self) -> torch.Tensor:
         return load_balance_loss(self.routings)
@@ -63,6 +79,8 @@ class SegMoTEAdapter(nn.Module):
         self.hypernetworks = nn.ModuleList(HypernetworkMLP(dim) for _ in range(config.num_experts))
         self.fused_features = FusedFeatures(dim, early_channels)
         self.prompt_tokenizer = PromptTokenizer(dim, config.ppt_queries, config.ppt_mlp_ratio)
+        # Only adapters that declare it have one, so older adapter files load unchanged.
+        self.presence = PresenceHead(dim) if config.presence_head else None
 
 
 class SegMoTEDecoder(nn.Module):
@@ -144,8 +162,13 @@ class SegMoTEDecoder(nn.Module):
         confidence = routings[-1].probs.max(dim=-1).values        # (B, E)
         chosen = confidence.argmax(dim=1)
         rows = torch.arange(batch, device=chosen.device)
-        return DecoderOutput(
+        output = DecoderOutput(
             masks=expert_masks[rows, chosen].unsqueeze(1), iou=expert_iou[rows, chosen].unsqueeze(1), chosen=chosen,
             expert_masks=expert_masks, expert_iou=expert_iou, confidence=confidence,
             base_masks=base_masks, base_iou=base_iou, routings=routings,
+            iou_token=iou_token_out, expert_tokens=expert_tokens_out,
         )
+        if self.adapter.presence is not None:  # only then: the features cost a sigmoid over every expert mask
+            # detached: the head reads the decoder and never shapes it (masks and 2D figures stay as trained)
+            output.expert_presence = self.adapter.presence(output.presence_features().detach())
+        return output

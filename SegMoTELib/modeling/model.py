@@ -114,6 +114,16 @@ class SegMoTEModel(nn.Module):
         model.set_trainable("none")
         return model
 
+    def attach_walk_head(self, payload: dict) -> None:
+        """Give an adapter without one the presence head of a walk-head add-on (`adapter_io.read_walk_head`)
+        and its calibrated walk settings (metadata "walk")."""
+        from .presence import PresenceHead
+
+        head = PresenceHead(self.decoder.sam.transformer_dim)
+        head.load_state_dict({k: v.float() for k, v in payload["head"].items()}, strict=True)
+        self.adapter.presence = head.to(next(self.adapter.parameters()).device).eval()
+        self.metadata = {**getattr(self, "metadata", {}), "walk": payload["walk"]}
+
     def _load_states(self, payload: dict, path) -> None:
         def load(module, state, what):
             state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}

@@ -37,20 +37,23 @@ class PromptCall:
         return self.decoder == "segmote"
 
 
-def adapter_outputs(output, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(low-res logits, scores) of the SegMoTE decoder: the chosen expert's mask, or with
-    `multimask` every expert's mask, most confident first."""
+def adapter_outputs(output, multimask: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(low-res logits, scores, presence probabilities or None) of the SegMoTE decoder: the chosen
+    expert's mask, or with `multimask` every expert's mask, most confident first."""
+    presence = None if output.expert_presence is None else torch.sigmoid(output.expert_presence.float())
     if not multimask:
-        return output.masks, output.iou
+        chosen = None if presence is None else presence.gather(1, output.chosen[:, None])
+        return output.masks, output.iou, chosen
     order = output.confidence.argsort(dim=1, descending=True)
     return (output.expert_masks.gather(1, order[..., None, None].expand_as(output.expert_masks)),
-            output.expert_iou.gather(1, order))
+            output.expert_iou.gather(1, order), None if presence is None else presence.gather(1, order))
 
 
 def prompt_function(model, call: PromptCall) -> Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """`run(embedding, [early], [coords, labels], [boxes], [mask logits])` → (masks bool (B, K, H, W)
-    at the image's size, low-res logits (B, K, s, s), scores (B, K)); the bracketed tensors are
-    passed when `call` says so."""
+    at the image's size, low-res logits (B, K, s, s), scores (B, K), presence (B, K) or None); the
+    bracketed tensors are passed when `call` says so. Presence is the walk's continuation
+    probability, from adapters with a presence head (`modeling/presence.py`)."""
 
     def run(embedding, *tensors):
         rest = iter(tensors)
@@ -58,21 +61,22 @@ def prompt_function(model, call: PromptCall) -> Callable[..., tuple[torch.Tensor
         points = (next(rest), next(rest)) if call.points else None
         boxes = next(rest) if call.boxes else None
         masks = next(rest) if call.masks else None
+        presence = None
         if call.prompt_free:
-            low_res, scores = adapter_outputs(model.decode(embedding, early, None, model.dense_no_prompt(1)),
-                                              call.multimask)
+            low_res, scores, presence = adapter_outputs(
+                model.decode(embedding, early, None, model.dense_no_prompt(1)), call.multimask)
         else:
             sparse, dense = model.encode_prompts(points=points, boxes=boxes, masks=masks)
             batch = sparse.shape[0]
             embedding = embedding.expand(batch, -1, -1, -1)
             if call.decoder == "segmote":
                 output = model.decode(embedding, early.expand(batch, -1, -1, -1), sparse, dense)
-                low_res, scores = adapter_outputs(output, call.multimask)
+                low_res, scores, presence = adapter_outputs(output, call.multimask)
             else:
                 low_res, scores = model.decode_base(embedding, sparse, dense, call.multimask,
                                                     tuned=call.decoder == "tuned")
         low_res = low_res.float()
-        return call.transform.logits_to_image(low_res) > 0, low_res, scores.float()
+        return call.transform.logits_to_image(low_res) > 0, low_res, scores.float(), presence
 
     return run
 

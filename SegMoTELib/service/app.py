@@ -35,6 +35,7 @@ from .refusal import Refusal
 from .schemas import (
     AutoPrompt,
     Box3DRequest,
+    CorrectRequest,
     JobResponse,
     PrefetchRequest,
     PropagateRequest,
@@ -165,6 +166,12 @@ def create_app(store, token: str, info: dict, access_log: bool = True) -> FastAP
     @app.post("/v1/sessions/{session_id}/box3d", status_code=202, response_model=JobResponse)
     def segment_box3d(session_id: str, request: Box3DRequest) -> dict:
         return store.get(session_id).segment_box3d(request)
+
+    @app.post("/v1/sessions/{session_id}/correct", status_code=202, response_model=JobResponse,
+              description="Correct one slice of a segment (clicks or a box) and re-walk outward until the new "
+                          "masks agree with the old ones; the job's mask is the whole corrected segment.")
+    def correct(session_id: str, request: CorrectRequest) -> dict:
+        return store.get(session_id).correct(request)
 
     @app.get("/v1/sessions/{session_id}/jobs/{job_id}", response_model=JobResponse)
     def job_status(session_id: str, job_id: str,

@@ -229,15 +229,21 @@ class RemoteVolume:
         """Have the server embed a slice now (queued behind prompts), so the next prompt there is fast."""
         self.client.run(self.calls.prefetch(orientation, slice_index, point_ras))
 
-    def propagate(self, seed: RemoteSliceResult, slice_range=None, use_logits: bool = False, min_score: float = 0.5,
-                  min_area_ratio: float = 0.2, progress=None, box_margin: float = 0.02,
-                  max_intensity_shift: float | None = 40.0) -> np.ndarray:
-        """As VolumeSegmenter.propagate; `progress(done, total)` may raise to cancel the job."""
-        return self.client.run(self.calls.propagate(seed, slice_range, use_logits, min_score, min_area_ratio, progress,
-                                                    box_margin, max_intensity_shift))
+    @property
+    def last_stops(self) -> list:
+        """Where and why the last walk's directions ended (as VolumeSegmenter's)."""
+        return self.calls.last_stops
 
-    def segment_box3d(self, corners_ras, orientation="axial", progress=None, use_logits: bool = False,
-                      min_score: float = 0.5, min_area_ratio: float = 0.2, box_margin: float = 0.02,
-                      max_intensity_shift: float | None = 40.0) -> np.ndarray:
-        return self.client.run(self.calls.segment_box3d(corners_ras, orientation, progress, use_logits, min_score,
-                                                        min_area_ratio, box_margin, max_intensity_shift))
+    def propagate(self, seed: RemoteSliceResult, slice_range=None, rules=None, progress=None) -> np.ndarray:
+        """As VolumeSegmenter.propagate (`rules`: a PropagationRules, None: the server's defaults);
+        `progress(done, total)` may raise to cancel the job."""
+        return self.client.run(self.calls.propagate(seed, slice_range, rules, progress))
+
+    def segment_box3d(self, corners_ras, orientation="auto", progress=None, rules=None) -> np.ndarray:
+        return self.client.run(self.calls.segment_box3d(corners_ras, orientation, progress, rules))
+
+    def correct(self, labelmap, orientation="auto", points_ras=None, labels=None, box_ras=None,
+                slice_index: int | None = None, rules=None, progress=None, agreement: float | None = None):
+        """As VolumeSegmenter.correct: a `corrections.Correction`."""
+        return self.client.run(self.calls.correct(labelmap, orientation, points_ras, labels, box_ras, slice_index,
+                                                  rules, progress, agreement))

@@ -133,6 +133,20 @@ class SessionPredictor:
     def device(self):
         return self._host.predictor.device
 
+    # What the walk reads of the model (its declared walk prompt, its presence head and calibration):
+    # the shared predictor's, read-only.
+    @property
+    def model(self):
+        return self._host.predictor.model
+
+    @property
+    def uses_adapter(self) -> bool:
+        return self._host.predictor.uses_adapter
+
+    @property
+    def input_size(self) -> int:
+        return self._host.predictor.input_size
+
     def set_image(self, image, modality: str = "auto", mapping=None) -> None:
         if modality != "auto" or mapping is not None:
             raise InputError("set_image: the service maps intensities once per volume; give 8-bit slices")

@@ -22,7 +22,8 @@ class JobCancelled(Exception):
 
 class Job:
     def __init__(self, work, description: str):
-        """`work(progress)` returns a bool labelmap [k, j, i]; progress(done, total) may raise JobCancelled."""
+        """`work(progress)` returns a bool labelmap [k, j, i], or (labelmap, stops, changed slices[,
+        corrected SliceRef]); progress(done, total) may raise JobCancelled."""
         self.id = secrets.token_urlsafe(12)
         self.description = description
         self.state = "running"
@@ -30,6 +31,9 @@ class Job:
         self.total = 0
         self.error: str | None = None
         self.mask: dict | None = None
+        self.stops: list[dict] = []
+        self.changed: list[int] | None = None
+        self.corrected_slice: list[int] | None = None
         self._work = work
         self._cancel = threading.Event()
         self._finished = threading.Event()
@@ -46,7 +50,13 @@ class Job:
 
     def _run(self) -> None:
         try:
-            labelmap = self._work(self._progress)
+            outcome = self._work(self._progress)
+            labelmap, stops, changed, corrected = (*outcome, None)[:4] if isinstance(outcome, tuple) \
+                else (outcome, [], None, None)
+            self.corrected_slice = None if corrected is None else [corrected.axis, corrected.index]
+            self.stops = [{"direction": stop.direction, "last_index": stop.last_index, "reason": stop.reason,
+                           "detail": stop.detail} for stop in stops]
+            self.changed = None if changed is None else [int(index) for index in changed]
             self.mask = encode_mask(labelmap)
             self.state = "done"
         except JobCancelled:
@@ -73,4 +83,6 @@ class Job:
     def describe(self) -> dict:
         finished = self._finished.is_set()
         return {"job_id": self.id, "state": self.state if finished else "running", "done": self.done,
-                "total": self.total, "error": self.error, "mask": self.mask if finished else None}
+                "total": self.total, "error": self.error, "mask": self.mask if finished else None,
+                "stops": self.stops if finished else [], "changed": self.changed if finished else None,
+                "corrected_slice": self.corrected_slice if finished else None}

@@ -155,6 +155,7 @@ class SessionCalls:
         self.id, self.volume = session_id, volume
         self.shape = tuple(volume.array.shape[:3])
         self.path = f"/v1/sessions/{session_id}"
+        self.last_stops: list = []  # where and why the last walk's directions ended (as VolumeSegmenter's)
 
     def close(self):
         yield Request("DELETE", self.path, None, "closing the session")
@@ -210,12 +211,11 @@ class SessionCalls:
                                  answer["decoder"], answer["area"], answer["mask"], self.shape, self.volume)
 
     # --- 3D jobs -------------------------------------------------------------------------------
-    def propagate(self, seed, slice_range=None, use_logits: bool = False, min_score: float = 0.5,
-                  min_area_ratio: float = 0.2, progress=None, box_margin: float = 0.02,
-                  max_intensity_shift: float | None = 40.0):
+    def propagate(self, seed, slice_range=None, rules=None, progress=None):
+        """`rules`: a walk_rules.PropagationRules (None: the server's defaults)."""
         if not isinstance(seed, RemoteSliceResult):
             raise InputError("seed: through the engine service, give a slice result of this session")
-        body = {"rules": rules_body(use_logits, min_score, min_area_ratio, box_margin, max_intensity_shift),
+        body = {"rules": rules_body(rules),
                 "slice_range": None if slice_range is None else [int(v) for v in slice_range]}
 
         def start(seed_id):
@@ -224,13 +224,32 @@ class SessionCalls:
         job = yield from self._reseeding(seed, start)
         return (yield from self._follow(job, progress, "the propagation"))
 
-    def segment_box3d(self, corners_ras, orientation="axial", progress=None, use_logits: bool = False,
-                      min_score: float = 0.5, min_area_ratio: float = 0.2, box_margin: float = 0.02,
-                      max_intensity_shift: float | None = 40.0):
+    def segment_box3d(self, corners_ras, orientation="auto", progress=None, rules=None):
         body = {"corners_ras": points_body(corners_ras), "orientation": orientation_body(orientation),
-                "rules": rules_body(use_logits, min_score, min_area_ratio, box_margin, max_intensity_shift)}
+                "rules": rules_body(rules)}
         job = yield Request("POST", self.path + "/box3d", body, "the 3D box")
         return (yield from self._follow(job, progress, "the 3D box"))
+
+    def correct(self, labelmap, orientation="auto", points_ras=None, labels=None, box_ras=None,
+                slice_index: int | None = None, rules=None, progress=None, agreement: float | None = None):
+        """As VolumeSegmenter.correct: a `corrections.Correction` (the whole corrected segment, the slices
+        re-segmented, where the re-walk ended)."""
+        from ..corrections import DEFAULT_AGREEMENT, Correction
+
+        labelmap = np.asarray(labelmap, dtype=bool)
+        if labelmap.shape != self.shape:
+            raise InputError(f"labelmap: expected the segment as an array of shape {self.shape} [k, j, i], "
+                             f"got {labelmap.shape}")
+        body = {"segment": encode_mask(labelmap), "orientation": orientation_body(orientation),
+                "points_ras": points_body(points_ras), "box_ras": points_body(box_ras),
+                "labels": None if labels is None else [int(v) for v in np.asarray(labels).reshape(-1)],
+                "slice_index": index_body(slice_index), "rules": rules_body(rules),
+                "agreement": float(DEFAULT_AGREEMENT if agreement is None else agreement)}
+        job = yield Request("POST", self.path + "/correct", body, "the correction")
+        corrected = yield from self._follow(job, progress, "the correction")
+        finished = self._finished
+        return Correction(corrected, SliceRef(*finished["corrected_slice"]), finished.get("changed") or [],
+                          list(self.last_stops))
 
     def _follow(self, job: dict, progress, what: str):
         """Poll a job to its end; `progress(done, total)` may raise to cancel it (so may the transport)."""
@@ -254,6 +273,10 @@ class SessionCalls:
             raise EngineError(f"{what} was cancelled on the server")
         if progress is not None:
             progress(job["total"], job["total"])
+        from ..walk_rules import WalkStop
+
+        self.last_stops = [WalkStop(**stop) for stop in job.get("stops") or []]
+        self._finished = job
         return decode_mask(job["mask"], self.shape)
 
 

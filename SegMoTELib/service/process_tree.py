@@ -49,9 +49,7 @@ class ProcessTree:
     def _signal(self, how) -> None:
         if os.name == "nt":
             if self._job is not None:
-                import ctypes
-
-                ctypes.windll.kernel32.TerminateJobObject(self._job, 1)
+                _kernel32().TerminateJobObject(self._job, 1)
             elif self.process.poll() is None:
                 self.process.kill()
             return
@@ -59,6 +57,31 @@ class ProcessTree:
             os.killpg(self.process.pid, how)  # the child leads its own group (start_new_session)
         except (ProcessLookupError, PermissionError):
             pass  # already gone
+
+
+def _kernel32():
+    """kernel32 with the signatures used here, on a library object of our own: setting `restype` or
+    `argtypes` on the shared `ctypes.windll.kernel32` would change them for every other user in
+    Slicer's process, and without them a HANDLE would go through ctypes as a C int."""
+    import ctypes
+    from ctypes import wintypes
+
+    if getattr(_kernel32, "library", None) is None:
+        library = ctypes.WinDLL("kernel32", use_last_error=True)
+        library.CreateJobObjectW.restype = wintypes.HANDLE
+        library.CreateJobObjectW.argtypes = (ctypes.c_void_p, wintypes.LPCWSTR)
+        library.SetInformationJobObject.restype = wintypes.BOOL
+        library.SetInformationJobObject.argtypes = (wintypes.HANDLE, ctypes.c_int, ctypes.c_void_p, wintypes.DWORD)
+        library.OpenProcess.restype = wintypes.HANDLE
+        library.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+        library.AssignProcessToJobObject.restype = wintypes.BOOL
+        library.AssignProcessToJobObject.argtypes = (wintypes.HANDLE, wintypes.HANDLE)
+        library.TerminateJobObject.restype = wintypes.BOOL
+        library.TerminateJobObject.argtypes = (wintypes.HANDLE, wintypes.UINT)
+        library.CloseHandle.restype = wintypes.BOOL
+        library.CloseHandle.argtypes = (wintypes.HANDLE,)
+        _kernel32.library = library
+    return _kernel32.library
 
 
 def _windows_job(process: subprocess.Popen):
@@ -84,9 +107,7 @@ def _windows_job(process: subprocess.Popen):
                     ("ProcessMemoryLimit", ctypes.c_size_t), ("JobMemoryLimit", ctypes.c_size_t),
                     ("PeakProcessMemoryUsed", ctypes.c_size_t), ("PeakJobMemoryUsed", ctypes.c_size_t)]
 
-    kernel32 = ctypes.windll.kernel32
-    kernel32.CreateJobObjectW.restype = wintypes.HANDLE
-    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32 = _kernel32()
     job = kernel32.CreateJobObjectW(None, None)
     if not job:
         return None

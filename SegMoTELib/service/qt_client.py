@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 
-from ..errors import SegMoTEError
 from .operations import Request
 from .wire import API_HEADER, EngineUnavailable, answer_of, check_token, check_url, encode_body
 
@@ -187,7 +186,9 @@ class Running:
                 self._reply = self.runner._send(request, self._finished)  # noqa: SLF001
                 self._arm_timer(request)
                 return
-            except SegMoTEError as refused:  # a body refused before sending (NaN...): back to the operation
+            except Exception as refused:  # noqa: BLE001  a body refused before sending (NaN...), or a Qt
+                # binding refusing an argument: back to the operation, which ends with it; never up
+                # through Qt's signal handler, where the call would never end and hold its engine
                 answer, error = None, refused
 
     def _arm_timer(self, request: Request) -> None:

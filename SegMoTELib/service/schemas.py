@@ -16,7 +16,9 @@ from .codec import VOXEL_DTYPES
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Vec3 = tuple[Finite, Finite, Finite]
-Orientation = Literal["axial", "coronal", "sagittal"] | Vec3
+VoxelIndex = Annotated[int, Field(ge=0)]
+IJK = tuple[VoxelIndex, VoxelIndex, VoxelIndex]
+Orientation = Literal["auto", "axial", "coronal", "sagittal"] | Vec3
 VoxelType = Literal[VOXEL_DTYPES]  # type: ignore[valid-type]
 MAX_PATH_CHARACTERS = 4096  # PATH_MAX on Linux; Windows and macOS allow less
 MAX_DIMENSION = 2**31 - 1   # voxels along one axis
@@ -89,8 +91,12 @@ class SeedMask(_Strict):
 class SlicePrompt(_Strict):
     orientation: Orientation = "axial"
     points_ras: list[Vec3] | None = Field(None, min_length=1)
+    points_ijk: list[IJK] | None = Field(None, min_length=1, description="points as voxel indices i, j, k of the "
+                                         "volume as stored (instead of points_ras)")
     labels: list[Literal[0, 1]] | None = Field(None, description="1 positive, 0 negative; default all positive")
     box_ras: list[Vec3] | None = Field(None, description="2 opposite corners or the 8 corners of a rotated box")
+    box_ijk: list[IJK] | None = Field(None, min_length=2, max_length=2, description="a box as 2 opposite voxels "
+                                      "i, j, k (inclusive; instead of box_ras)")
     slice_index: Annotated[int, Field(ge=0)] | None = None
     previous_result: str | None = Field(None, description="refine: the result whose low-res logits go along")
     seed_mask: SeedMask | None = Field(None, description="refine a mask made elsewhere: the slice's current mask "
@@ -98,12 +104,18 @@ class SlicePrompt(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.points_ras is None and self.box_ras is None and self.previous_result is None and self.seed_mask is None:
-            raise ValueError("give points_ras, box_ras, previous_result or seed_mask")
+        if self.points_ras is not None and self.points_ijk is not None:
+            raise ValueError("give points_ras or points_ijk, not both")
+        if self.box_ras is not None and self.box_ijk is not None:
+            raise ValueError("give box_ras or box_ijk, not both")
+        points = self.points_ras if self.points_ras is not None else self.points_ijk
+        if points is None and self.box_ras is None and self.box_ijk is None and self.previous_result is None \
+                and self.seed_mask is None:
+            raise ValueError("give points_ras (or points_ijk), box_ras (or box_ijk), previous_result or seed_mask")
         if self.previous_result is not None and self.seed_mask is not None:
             raise ValueError("give previous_result or seed_mask, not both")
-        if self.labels is not None and (self.points_ras is None or len(self.labels) != len(self.points_ras)):
-            raise ValueError("labels: give one label per point of points_ras")
+        if self.labels is not None and (points is None or len(self.labels) != len(points)):
+            raise ValueError("labels: give one label per point")
         if self.box_ras is not None and len(self.box_ras) not in (2, 8):
             raise ValueError(f"box_ras: expected 2 or 8 corners, got {len(self.box_ras)}")
         return self
@@ -115,13 +127,32 @@ class AutoPrompt(_Strict):
 
 
 class Rules(_Strict):
-    """When a propagation stops (SegMoTELib.segment3d.PropagationRules)."""
+    """How the walk prompts each slice and when it stops (SegMoTELib.walk_rules.PropagationRules, field
+    for field). Fields left out take the engine's defaults: the prompt the adapter declares, the learned
+    decision when the adapter has a presence head."""
 
-    min_score: Annotated[float, Field(ge=0, le=1)] = 0.5
-    min_area_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.2
-    use_logits: bool = False
-    box_margin: Annotated[float, Field(ge=0, lt=0.5)] = 0.02
-    max_intensity_shift: Annotated[float, Field(gt=0, le=255)] | None = 40.0
+    use_box: bool | None = None
+    box_margin: Annotated[float, Field(ge=0, lt=0.5)] | None = None
+    use_logits: bool | None = None
+    use_point: bool | None = None
+    refine: bool | None = None
+    decision: Literal["auto", "learned", "rules"] | None = None
+    presence_threshold: Annotated[float, Field(gt=0, lt=1)] | None = None
+    patience: Annotated[int, Field(ge=0, le=3)] | None = None
+    min_score: Annotated[float, Field(ge=0, le=1)] | None = None
+    min_area_ratio: Annotated[float, Field(ge=0, lt=1)] | None = None
+    max_area_growth: Annotated[float, Field(gt=1, allow_inf_nan=False)] | None = None
+    max_centroid_shift: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    max_intensity_shift: Annotated[float, Field(gt=0, le=255)] | None = None
+    grey_reference: Literal["seed", "previous"] | None = None
+    trust_box: bool | None = None
+    off: list[Literal["max_area_growth", "max_centroid_shift", "max_intensity_shift"]] = Field(
+        default_factory=list, description="hand rules to turn off (their value None)")
+
+    def given(self) -> dict:
+        """The fields the client set, as PropagationRules takes them."""
+        values = {k: v for k, v in self.model_dump(exclude={"off"}).items() if v is not None}
+        return {**values, **{name: None for name in self.off}}
 
 
 class PropagateRequest(_Strict):
@@ -131,14 +162,45 @@ class PropagateRequest(_Strict):
 
 
 class Box3DRequest(_Strict):
-    corners_ras: list[Vec3] = Field(min_length=2, max_length=8, description="2 opposite corners or 8 ROI corners")
-    orientation: Orientation = "axial"
+    corners_ras: list[Vec3] | None = Field(None, min_length=2, max_length=8,
+                                           description="2 opposite corners or 8 ROI corners")
+    corners_ijk: list[IJK] | None = Field(None, min_length=2, max_length=2,
+                                          description="2 opposite voxels i, j, k (inclusive), instead of corners_ras")
+    orientation: Orientation = "auto"
     rules: Rules = Rules()
 
     @model_validator(mode="after")
     def _corner_count(self):
-        if len(self.corners_ras) not in (2, 8):
+        if (self.corners_ras is None) == (self.corners_ijk is None):
+            raise ValueError("give exactly one of corners_ras or corners_ijk")
+        if self.corners_ras is not None and len(self.corners_ras) not in (2, 8):
             raise ValueError(f"corners_ras: expected 2 or 8 corners, got {len(self.corners_ras)}")
+        return self
+
+
+class CorrectRequest(_Strict):
+    """Correct one slice of a segment and carry the fix to its neighbours (SegMoTELib.corrections)."""
+
+    segment: "Mask" = Field(description="the segment as it is now (a labelmap of the volume's shape)")
+    orientation: Orientation = "auto"
+    points_ras: list[Vec3] | None = Field(None, min_length=1)
+    points_ijk: list[IJK] | None = Field(None, min_length=1)
+    labels: list[Literal[0, 1]] | None = Field(None, description="1 positive, 0 negative; default all positive")
+    box_ras: list[Vec3] | None = None
+    slice_index: Annotated[int, Field(ge=0)] | None = None
+    agreement: Annotated[float, Field(gt=0, le=1)] = Field(0.9, description="Dice with the old mask that ends the "
+                                                          "re-walk on a slice")
+    rules: Rules = Rules()
+
+    @model_validator(mode="after")
+    def _prompt(self):
+        if self.points_ras is not None and self.points_ijk is not None:
+            raise ValueError("give points_ras or points_ijk, not both")
+        points = self.points_ras if self.points_ras is not None else self.points_ijk
+        if points is None and self.box_ras is None:
+            raise ValueError("give the correcting click(s) (points_ras or points_ijk) or box_ras")
+        if self.labels is not None and (points is None or len(self.labels) != len(points)):
+            raise ValueError("labels: give one label per point")
         return self
 
 
@@ -189,6 +251,13 @@ class SliceResponse(BaseModel):
     mask: Mask
 
 
+class WalkStopModel(BaseModel):
+    direction: int
+    last_index: int
+    reason: str
+    detail: str = ""
+
+
 class JobResponse(BaseModel):
     job_id: str
     state: Literal["running", "done", "failed", "cancelled"]
@@ -196,3 +265,10 @@ class JobResponse(BaseModel):
     total: int
     error: str | None = None
     mask: Mask | None = None
+    stops: list[WalkStopModel] = Field(default_factory=list, description="where and why each direction of the "
+                                       "walk ended (when done)")
+    changed: list[int] | None = Field(None, description="corrections: the slice indices re-segmented")
+    corrected_slice: list[int] | None = Field(None, description="corrections: [axis, index] of the corrected slice")
+
+
+CorrectRequest.model_rebuild()

@@ -21,6 +21,8 @@ from ..errors import InputError
 from ..geometry import (
     SliceRef,
     extract_slice,
+    ijk_box_corners_ras,
+    ijk_points_to_ras,
     insert_slice,
     slice_axis_for,
     slice_count,
@@ -28,6 +30,7 @@ from ..geometry import (
     slice_through,
 )
 from ..volume import Volume
+from ..walk_rules import PropagationRules
 from .codec import MaskBlock, decode_mask, encode_mask
 from .device_queue import BATCH, INTERACTIVE, PREFETCH
 from .jobs import Job
@@ -104,11 +107,13 @@ class Session:
             mask_input = previous.low_res_logits
             if slice_index is None and prompt.points_ras is None and prompt.box_ras is None:
                 slice_index = previous.ref.index
-        points = None if prompt.points_ras is None else np.asarray(prompt.points_ras, dtype=np.float64)
+        points = _points_ras(segmenter.volume, prompt.points_ras, prompt.points_ijk)
         labels = None
         if points is not None:
             labels = np.ones(len(points), np.int64) if prompt.labels is None else np.asarray(prompt.labels, np.int64)
         box = None if prompt.box_ras is None else np.asarray(prompt.box_ras, dtype=np.float64)
+        if prompt.box_ijk is not None:
+            box = ijk_box_corners_ras(segmenter.volume, *prompt.box_ijk)
         seed = None if prompt.seed_mask is None else self._seed_mask(prompt.seed_mask)
         with self._lock:
             result = segmenter.segment_slice(_orientation(prompt.orientation), points_ras=points, labels=labels,
@@ -212,17 +217,18 @@ class Session:
         executor.submit(embed)
 
     # --- jobs ----------------------------------------------------------------------------------
+    def _rules(self, segmenter, request_rules) -> PropagationRules:
+        return PropagationRules.for_predictor(segmenter.predictor, **request_rules.given())
+
     def propagate(self, request) -> dict:
         seed = self.result(request.seed_result)
         segmenter = self._segmenter_with(BATCH)
-        rules = request.rules
+        rules = self._rules(segmenter, request.rules)
 
         def work(progress):
             try:
-                return segmenter.propagate(seed, slice_range=request.slice_range, use_logits=rules.use_logits,
-                                           min_score=rules.min_score, min_area_ratio=rules.min_area_ratio,
-                                           progress=progress, box_margin=rules.box_margin,
-                                           max_intensity_shift=rules.max_intensity_shift)
+                labelmap = segmenter.propagate(seed, slice_range=request.slice_range, rules=rules, progress=progress)
+                return labelmap, segmenter.last_stops, None
             finally:  # the seed's full-volume labelmap (cached on first use) must not stay with the kept result
                 seed.__dict__.pop("labelmap", None)
 
@@ -232,18 +238,37 @@ class Session:
 
     def segment_box3d(self, request) -> dict:
         segmenter = self._segmenter_with(BATCH)
-        corners = np.asarray(request.corners_ras, dtype=np.float64)
+        if request.corners_ijk is not None:
+            corners = ijk_box_corners_ras(segmenter.volume, *request.corners_ijk)
+        else:
+            corners = np.asarray(request.corners_ras, dtype=np.float64)
         orientation = _orientation(request.orientation)
-        rules = request.rules
+        rules = self._rules(segmenter, request.rules)
         axis = slice_axis_for(segmenter.volume, orientation)
         slice_extent_of_box(segmenter.volume, axis, corners)  # a box outside the volume fails now
 
         def work(progress):
-            return segmenter.segment_box3d(corners, orientation, progress=progress, use_logits=rules.use_logits,
-                                           min_score=rules.min_score, min_area_ratio=rules.min_area_ratio,
-                                           box_margin=rules.box_margin, max_intensity_shift=rules.max_intensity_shift)
+            labelmap = segmenter.segment_box3d(corners, orientation, progress=progress, rules=rules)
+            return labelmap, segmenter.last_stops, None
 
         return self._start(Job(self._on_device(work), "3D box"))
+
+    def correct(self, request) -> dict:
+        segmenter = self._segmenter_with(BATCH)
+        segment = decode_mask(request.segment.model_dump(), tuple(segmenter.volume.array.shape[:3]))
+        points = _points_ras(segmenter.volume, request.points_ras, request.points_ijk)
+        labels = None if request.labels is None else np.asarray(request.labels, np.int64)
+        box = None if request.box_ras is None else np.asarray(request.box_ras, dtype=np.float64)
+        orientation = _orientation(request.orientation)
+        rules = self._rules(segmenter, request.rules)
+        segmenter._slice_for_prompt(orientation, points, box, request.slice_index)  # noqa: SLF001 - fails now
+
+        def work(progress):
+            correction = segmenter.correct(segment, orientation, points, labels, box, request.slice_index, rules,
+                                           progress, request.agreement)
+            return correction.labelmap, correction.stops, correction.changed, correction.slice_ref
+
+        return self._start(Job(self._on_device(work), "correction"))
 
     def _on_device(self, work):
         """A job's work runs on the device thread as one BATCH call: its model calls need no thread
@@ -281,6 +306,12 @@ class Session:
 
 def _orientation(value):
     return value if isinstance(value, str) else np.asarray(value, dtype=np.float64)
+
+
+def _points_ras(volume, points_ras, points_ijk):
+    if points_ijk is not None:
+        return ijk_points_to_ras(volume, points_ijk, "points_ijk")
+    return None if points_ras is None else np.asarray(points_ras, dtype=np.float64)
 
 
 def slice_mask(result) -> dict:

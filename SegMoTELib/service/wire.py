@@ -191,7 +191,17 @@ def index_body(value):
     return None if value is None else int(value)
 
 
-def rules_body(use_logits, min_score, min_area_ratio, box_margin, max_intensity_shift) -> dict:
-    return {"use_logits": bool(use_logits), "min_score": float(min_score), "min_area_ratio": float(min_area_ratio),
-            "box_margin": float(box_margin),
-            "max_intensity_shift": None if max_intensity_shift is None else float(max_intensity_shift)}
+def rules_body(rules) -> dict:
+    """The wire form of a PropagationRules: the fields that differ from the defaults (the server applies
+    the rest as for its own callers, the adapter's declared walk prompt included), hand rules turned
+    off listed in "off"; None: the server's defaults."""
+    if rules is None:
+        return {}
+    from ..walk_rules import PropagationRules
+
+    if not isinstance(rules, PropagationRules):
+        raise InputError(f"rules: expected PropagationRules, got {type(rules).__name__}")
+    values, defaults = rules.to_dict(), PropagationRules().to_dict()
+    changed = {k: v for k, v in values.items() if v != defaults[k]}
+    off = [name for name, value in changed.items() if value is None]
+    return {**{k: v for k, v in changed.items() if v is not None}, "off": off}

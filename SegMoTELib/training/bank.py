@@ -81,7 +81,8 @@ class EmbeddingBank:
     @classmethod
     def build(cls, dataset: PairDataset, backbone, device, storage_dtype, batch_size: int = 32,
               max_images: int | None = None, progress=None, views: int = 1, walks: list[WalkStack] = (),
-              walk_max_gap: int = 2, score_temperature: float = 0.85, seed: int = 0) -> EmbeddingBank:
+              walk_max_gap: int = 2, score_temperature: float = 0.85, seed: int = 0,
+              walk_end_weight: float = 1.0) -> EmbeddingBank:
         """`views` - 1 augmented views per image besides the original; `walks` adds walk targets.
 
         A 2D target's weight is score^(1/τ) / sqrt(targets of its dataset): the curation's quality
@@ -120,13 +121,15 @@ class EmbeddingBank:
                     weight = entry.score ** (1 / score_temperature) / per_dataset[entry.dataset] ** 0.5
                     targets.append(Target(image_index, collector.add_mask(mask), item.dataset, item.prompt_free,
                                           weight / views))
-        _add_walks(collector, targets, walks, walk_max_gap)
+        _add_walks(collector, targets, walks, walk_max_gap, walk_end_weight)
         embeddings, earlies = _embed(collector.images, backbone, device, storage_dtype, batch_size, progress)
         masks = torch.from_numpy(np.stack(collector.masks)).to(device) if collector.masks else torch.zeros(0)
         return cls(embeddings, earlies, masks, targets)
 
 
-def _add_walks(collector: _Collector, targets: list[Target], stacks, max_gap: int) -> None:
+def _add_walks(collector: _Collector, targets: list[Target], stacks, max_gap: int, end_weight: float = 1.0) -> None:
+    """Walk targets; those where the structure has ended (the slice lacks the label: the walk must
+    stop there, often with a neighbouring structure in the prompt's box) weigh `end_weight` times more."""
     if not stacks:
         return
     image_rows = [[collector.add_image(image) for image in stack.images] for stack in stacks]
@@ -144,8 +147,10 @@ def _add_walks(collector: _Collector, targets: list[Target], stacks, max_gap: in
         per_dataset[stacks[step.stack].dataset] = per_dataset.get(stacks[step.stack].dataset, 0) + 1
     for step in steps:
         dataset = stacks[step.stack].dataset
+        ended = not (stacks[step.stack].labels[step.row] == step.label).any()
+        weight = (end_weight if ended else 1.0) / per_dataset[dataset] ** 0.5
         targets.append(Target(image_rows[step.stack][step.row], mask_row(step.stack, step.row, step.label), dataset,
-                              prompt_free=False, weight=1 / per_dataset[dataset] ** 0.5, walk=True,
+                              prompt_free=False, weight=weight, walk=True,
                               neighbour_image=image_rows[step.stack][step.neighbour],
                               neighbour_mask=mask_row(step.stack, step.neighbour, step.label)))
 

@@ -37,6 +37,11 @@ class TrainConfig:
     walk_box_margin: float = 0.04                    # walk box grown by up to this fraction of the side
     walk_logits_probability: float = 0.5             # walk prompt also has the neighbour's logits
     walk_point_probability: float = 0.5              # walk prompt also has a point inside the neighbour's mask
+    walk_end_weight: float = 1.0                     # sampling weight of walk targets where the structure ended
+    presence_weight: float = 0.0                     # BCE weight of the presence head on walk steps (needs
+                                                     # adapter.presence_head; 0: no presence training)
+    init_adapter: str | None = None                  # fine-tune from this adapter file (its weights; a presence
+                                                     # head it lacks starts fresh)
     augment_views: int = 1                           # embedded views per image: the original + augmented ones
     score_temperature: float = 0.85                  # sampling weight score^(1/τ), as curation's sampler
     router_noise: bool = True                        # MoTE router noise in training (off: exact reproducibility)
@@ -60,6 +65,10 @@ class TrainConfig:
             raise InputError(f"config: bank_dtype {self.bank_dtype!r} not in auto, fp32, fp16")
         if self.augment_views < 1 or self.max_refinement_clicks < 0 or self.walk_max_gap < 1:
             raise InputError("config: augment_views and walk_max_gap must be >= 1, max_refinement_clicks >= 0")
+        if self.walk_end_weight <= 0 or self.presence_weight < 0:
+            raise InputError("config: walk_end_weight must be positive and presence_weight >= 0")
+        if self.presence_weight > 0 and not self.adapter.get("presence_head", False):
+            raise InputError("config: presence_weight > 0 needs \"presence_head\": true in adapter")
         for name in ("refinement_probability", "no_click_probability", "box_refinement_probability",
                      "walk_logits_probability", "walk_point_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:

@@ -99,3 +99,15 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, pred_iou: torc
     total = sum(chosen[name] * value for name, value in terms.items())
     parts = {name: value.detach() for name, value in terms.items()}
     return total, parts
+
+
+def presence_loss(presence_logits: torch.Tensor, logits: torch.Tensor, target: torch.Tensor,
+                  present_dice: float = 0.5) -> torch.Tensor:
+    """BCE of the walk's presence head (`modeling/presence.py`): its target is 1 where the structure is on
+    the slice and the mask found it (hard Dice ≥ `present_dice`), 0 where the structure ended or the mask
+    caught something else. presence_logits (B, 1); logits / target (B, 1, H, W)."""
+    predicted = (logits > 0).flatten(1).float()
+    truth = (target > 0.5).flatten(1).float()
+    overlap = 2 * (predicted * truth).sum(1) / (predicted.sum(1) + truth.sum(1)).clamp(min=1.0)
+    present = ((truth.sum(1) > 0) & (overlap >= present_dice)).float()
+    return F.binary_cross_entropy_with_logits(presence_logits.reshape(-1), present)

@@ -39,7 +39,7 @@ from .bank import KINDS, EmbeddingBank
 from .config import TrainConfig
 from .datasets import PairDataset
 from .interactive import PromptSimulator
-from .losses import segmentation_loss
+from .losses import presence_loss, segmentation_loss
 from .walks import WalkStack
 
 
@@ -119,7 +119,11 @@ class Trainer:
         self.out_dir = Path(config.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)
-        self.model = SegMoTEModel(load_backbone(config.backbone, config.checkpoint), config.adapter_config).to(self.device)
+        self.model = SegMoTEModel(load_backbone(config.backbone, config.checkpoint), config.adapter_config)
+        self.inherited_metadata: dict = {}
+        if config.init_adapter:
+            self._load_initial_adapter(config.init_adapter)
+        self.model = self.model.to(self.device)
         self.step_module = DecoderStep(self.model)
         if self.world > 1:
             self._broadcast_parameters()
@@ -128,6 +132,25 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(enabled=self.autocast_dtype == torch.float16)
         self.step = 0
         self.bank: EmbeddingBank | None = None  # the setter also sets self.prompts
+
+    def _load_initial_adapter(self, path) -> None:
+        """Start from an adapter file's weights (fine-tuning); parameters it lacks (a new presence head)
+        keep their fresh initialisation."""
+        from ..modeling.adapter_io import read_adapter
+
+        payload = read_adapter(path, expected_backbone=self.model.backbone.name)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in payload["adapter"].items()}
+        missing, unexpected = self.model.adapter.load_state_dict(state, strict=False)
+        if unexpected or any(not name.startswith("presence.") for name in missing):
+            raise DataError(f"init_adapter: {path} does not fit this adapter configuration "
+                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        if payload.get("decoder") is not None and self.config.adapter_config.training_mode != "adapter":
+            self.model.decoder.sam.load_state_dict({k: v.float() for k, v in payload["decoder"].items()})
+        # what the starting adapter's evaluation decided (boxes through the adapter, the walk prompt) holds for
+        # the fine-tuned one until its own evaluation says otherwise
+        self.inherited_metadata = {k: v for k, v in payload.get("metadata", {}).items()
+                                   if k in ("use_for_boxes", "boxes_reason", "propagation")}
+        self.log(f"fine-tuning from {path}" + (" (new presence head)" if missing else ""))
 
     def _broadcast_parameters(self) -> None:
         """Every rank starts from rank 0's initial adapter (seeded alike, but make it certain)."""
@@ -160,7 +183,7 @@ class Trainer:
         self.bank = EmbeddingBank.build(dataset, self.model.backbone, self.device, storage,
                                         max_images=config.max_images, views=config.augment_views, walks=walks,
                                         walk_max_gap=config.walk_max_gap, score_temperature=config.score_temperature,
-                                        seed=config.seed)
+                                        seed=config.seed, walk_end_weight=config.walk_end_weight)
         if self.rank == 0:
             counts = {kind: len(pool) for kind, pool in self.bank.pools.items()}
             self.log(f"embedded {self.bank.embeddings.shape[0]} views ({len(self.bank)} targets: {counts}) "
@@ -234,6 +257,10 @@ class Trainer:
             logits = output.masks.float()
             total, parts = segmentation_loss(logits, prompt.targets, output.iou.float(), output.balance_loss(),
                                              self.config.loss_weights)
+            if kind == "walk" and self.config.presence_weight > 0 and getattr(output, "presence", None) is not None:
+                presence = presence_loss(output.presence.float(), logits.detach(), prompt.targets)
+                total = total + self.config.presence_weight * presence
+                parts["presence"] = presence.detach()
         with torch.no_grad():
             hard = (logits > 0).float()
             inter = (hard * prompt.targets).sum((1, 2, 3))
@@ -339,7 +366,8 @@ class Trainer:
                    "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else str(self.device),
                    "world_size": self.world}
         if self.rank == 0 and (self.step == self.config.steps or stopped_early):
-            self.model.save_adapter(self.out_dir / "adapter.pt", metadata={"train_config": self.config.to_dict(),
+            self.model.save_adapter(self.out_dir / "adapter.pt", metadata={**self.inherited_metadata,
+                                                                            "train_config": self.config.to_dict(),
                                                                             "summary": summary})
             plot_metrics(log_path, self.out_dir / "metrics.png")
         return summary
@@ -358,7 +386,7 @@ def plot_metrics(log_path: Path, png_path: Path) -> None:
     steps = [r["step"] for r in rows]
     loss_axis.plot(steps, [r["loss"] for r in rows], lw=0.6)
     loss_axis.set(title="training loss", xlabel="step", yscale="log")
-    for kind in ("box", "click", "auto"):
+    for kind in KINDS:
         pairs = [(r["step"], r[f"dice_{kind}"]) for r in rows if f"dice_{kind}" in r]
         if pairs:
             xs, ys = zip(*pairs)
@@ -366,7 +394,8 @@ def plot_metrics(log_path: Path, png_path: Path) -> None:
             smooth = np.convolve(ys, np.ones(window) / window, mode="valid")
             dice_axis.plot(xs[window - 1:], smooth, label=kind)
     dice_axis.set(title="training Dice (batch, smoothed)", xlabel="step", ylim=(0, 1))
-    dice_axis.legend()
+    if dice_axis.get_legend_handles_labels()[0]:
+        dice_axis.legend()
     figure.tight_layout()
     figure.savefig(png_path, dpi=100)
     plt.close(figure)

@@ -1,0 +1,92 @@
+"""Corrections that re-propagate: fix one slice of a segment and carry the fix to its neighbours.
+
+After a propagation the user corrects the slice that is wrong (a click, negative or positive, or a
+box). The slice is segmented again with the correction and the segment's current mask there as
+the dense prompt — the model's correction rounds were trained exactly so: clicks plus the previous
+logits. The new mask then prompts its neighbours as a walk does (`walk_rules`), outward in both
+directions, and each direction ends at the first slice where the new mask agrees with the old one
+(Dice ≥ `agreement`): from there on the old segmentation already holds, and nothing beyond that
+slice is touched. A direction also ends where the walk's decision says the structure ended; the
+old masks beyond stay as they were (a correction never erases slices it did not re-segment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+from .geometry import SliceRef, extract_slice, insert_slice, slice_count
+from .preprocessing import mask_to_low_res_logits
+from .walk_rules import PropagationRules, WalkStop
+
+DEFAULT_AGREEMENT = 0.9   # Dice between the new and the old mask of a slice that ends the re-walk there
+LOW_RES = 256             # side of the decoder's low-res logits
+
+
+@dataclass
+class Correction:
+    labelmap: np.ndarray                  # bool [k, j, i]: the segment after the correction
+    slice_ref: SliceRef                   # the corrected slice
+    changed: list[int] = field(default_factory=list)   # slice indices re-segmented (the corrected one included)
+    stops: list[WalkStop] = field(default_factory=list)  # where and why each direction of the re-walk ended
+
+
+def slice_dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
+
+
+def correct_segment(segmenter, labelmap, orientation, points_ras, labels, box_ras, slice_index,
+                    rules: PropagationRules, progress, agreement: float) -> Correction:
+    """Re-segment the prompted slice of `labelmap` and re-walk outward until the masks agree again."""
+    volume = segmenter.volume
+    labelmap = np.asarray(labelmap)
+    if labelmap.shape != volume.array.shape[:3]:
+        raise InputError(f"labelmap: expected the segment as an array of shape {volume.array.shape[:3]} [k, j, i], "
+                         f"got {labelmap.shape}")
+    if not 0.0 < agreement <= 1.0:
+        raise InputError(f"agreement: expected a Dice in (0, 1], got {agreement}")
+    if points_ras is None and box_ras is None:
+        raise InputError("correction: give the correcting click(s) (points_ras, labels) or a box")
+    old = labelmap.astype(bool, copy=False)
+    ref = segmenter._slice_for_prompt(orientation, points_ras, box_ras, slice_index)  # noqa: SLF001
+    old_of = _OldSlices(volume, old, ref.axis)
+    prompt = {}
+    if points_ras is not None:
+        prompt["points"] = segmenter.slice_pixels(ref, points_ras)
+        prompt["labels"] = np.ones(len(prompt["points"]), np.int64) if labels is None else np.asarray(labels)
+    if box_ras is not None:
+        from .geometry import ras_box_to_slice_box
+
+        prompt["box"] = ras_box_to_slice_box(volume, ref, box_ras)
+    current = old_of(ref.index)
+    if current.any():  # the segment as it is on this slice: the model corrects it rather than starting over
+        prompt["mask_input"] = mask_to_low_res_logits(current, LOW_RES)
+    seed = segmenter.predict_on(ref, **prompt)
+    corrected = old.copy()
+    insert_slice(corrected, ref, seed.mask2d, geometry=volume)
+    segmenter.last_stops = []
+    if seed.area == 0:  # the correction removed the structure from this slice: nothing to carry
+        return Correction(corrected, ref, [ref.index], [])
+
+    def agrees(result) -> bool:
+        return slice_dice(result.mask2d, old_of(result.ref.index)) >= agreement
+
+    span = (0, slice_count(volume, ref.axis) - 1)
+    accepted = segmenter.walk_both_ways(seed, span, rules, progress, None, agrees=agrees)
+    for result in accepted.values():
+        insert_slice(corrected, result.ref, result.mask2d, geometry=volume)
+    return Correction(corrected, ref, sorted(accepted), list(segmenter.last_stops))
+
+
+class _OldSlices:
+    """The old segment's mask on a slice, in display orientation."""
+
+    def __init__(self, volume, old: np.ndarray, axis: int):
+        self.volume = volume.with_array(old.view(np.uint8))
+        self.axis = axis
+
+    def __call__(self, index: int) -> np.ndarray:
+        return extract_slice(self.volume, SliceRef(self.axis, index)).astype(bool)

@@ -424,7 +424,7 @@ def test_the_slicer_runtime_setting_reaches_the_local_engine_command():
 
 # --- the bench: the runtime beside PyTorch and the reference, a threads sweep ---------------------------
 def test_bench_table_shows_onnx_runtime_beside_pytorch_and_the_reference():
-    from SegMoTELib.benchmarks.report import format_markdown
+    from SegMoTELib.benchmarks.report import format_markdown, format_sweep
     from SegMoTELib.benchmarks.timing import Timing
     from SegMoTELib.cli import build_parser
 
@@ -449,4 +449,13 @@ def test_bench_table_shows_onnx_runtime_beside_pytorch_and_the_reference():
     assert "40.0 ms" in row and "2.50×" in row and "0.50×" in row  # reference 100 ms / ONNX 40 ms; / PyTorch 200 ms
     assert "at the start 1.2" in table and "at the end 3.5" in table and "ONNX Runtime 1.x" in table
     assert build_parser().parse_args(["bench", "--threads", "2,1"]).threads == (1, 2)
+    two = {**result, "settings": {**result["settings"], "threads": 2}, "load_at_start": (0.5, 0.5, 0.5),
+           "rows": [{**result["rows"][0], "results": {"reference": stats(0.06, 0.06, 0.06), "ours": stats(0.1, 0.1, 0.1),
+                                                       "ours, ONNX Runtime": stats(0.025, 0.025, 0.025)}}]}
+    sweep = format_sweep([{**result, "settings": {**result["settings"], "threads": 1}}, two]).splitlines()
+    assert "1 threads: 1.2 → 3.5; 2 threads: 0.5 → 3.5" not in sweep[0] and "1 thread: 1.2 → 3.5" in sweep[0]
+    header, row = sweep[2], sweep[4]
+    assert "ONNX Runtime, 1 thr. | ONNX Runtime, 2 thr." in header and "ONNX Runtime 2 vs 1 thr." in header
+    # ONNX 40 ms with one thread, 25 ms with two: 1.60×; PyTorch fast has no 2-thread figure: —
+    assert "| 40.0 ms [40.0–40.0] | 25.0 ms [25.0–25.0] |" in row and "1.60×" in row and row.endswith("— | 1.60× |")
     assert build_parser().parse_args(["bench", "--runtime", "ONNX"]).runtime == "onnx"

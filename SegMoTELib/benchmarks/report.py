@@ -98,3 +98,32 @@ def format_markdown(result: dict) -> str:
     lines += ["", f"Repeats: latency {settings['repeats']}, embedding {settings['embed_repeats']}, "
                   f"propagation {settings['volume_repeats']}; wall time of the run {result['wall_seconds']:.0f} s."]
     return "\n".join(lines)
+
+
+def format_sweep(results: list[dict]) -> str:
+    """The rows every thread count measured, one column per (contender, thread count), and how much
+    the largest count gains over one thread: what a user with more cores can extrapolate from."""
+    counts = [result["settings"]["threads"] for result in results]
+    rows = {count: {row["measurement"]: row for row in result["rows"]} for count, result in zip(counts, results)}
+    shared = [name for name in rows[counts[0]] if all(name in rows[count] for count in counts)]
+    contenders = [name for name in (REFERENCE, OURS, FAST, ONNX)
+                  if any(name in rows[counts[0]][measurement]["results"] for measurement in shared)]
+    labels = {REFERENCE: "reference", OURS: "PyTorch", FAST: "PyTorch fast", ONNX: "ONNX Runtime"}
+    header = ["measurement"] + [f"{labels[name]}, {count} thr." for name in contenders for count in counts]
+    header += [f"{labels[name]} {counts[-1]} vs {counts[0]} thr." for name in contenders]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for measurement in shared:
+        cells = [measurement]
+        for name in contenders:
+            cells += [_cell(rows[count][measurement], name) for count in counts]
+        for name in contenders:
+            first, last = (rows[count][measurement]["results"].get(name) for count in (counts[0], counts[-1]))
+            cells.append(f"{first['median_s'] / last['median_s']:.2f}×" if first and last else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    loads = "; ".join(f"{count} thread{'s' if count > 1 else ''}: {_loads(result)}" for count, result in zip(counts, results))
+    return "\n".join([f"Thread sweep (medians [IQR]; load average (1 min) {loads})", "", *lines])
+
+
+def _loads(result: dict) -> str:
+    start, end = result.get("load_at_start"), result["machine"].get("load_average")
+    return f"{start[0]:.1f} → {end[0]:.1f}" if start and end else "not available"

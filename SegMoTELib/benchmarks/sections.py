@@ -210,7 +210,7 @@ def propagation(c: Contenders, tube, repeats: int, targets: dict) -> list[dict]:
         return call
 
     def reference():
-        labelmaps[REFERENCE] = reference_walk(c.reference, segmenters[OURS], tube)
+        labelmaps[REFERENCE] = reference_walk(c.reference, next(iter(segmenters.values())), tube)
 
     # On a GPU one untimed walk each first (CUDA graphs captured, a compiled encoder compiled); on a
     # CPU a walk takes minutes and has nothing to warm up.
@@ -223,9 +223,31 @@ def propagation(c: Contenders, tube, repeats: int, targets: dict) -> list[dict]:
                        for name in labelmaps)
     detail += "".join(f"; {name} vs default Dice {dice(labelmaps[name], labelmaps[OURS]):.4f}"
                       for name in segmenters if name != OURS and OURS in labelmaps)
+    if c.onnx_adapter is not None:
+        detail += "; " + _default_walk(c.onnx_adapter, tube)
     shape = tube.volume.array.shape
     return [_row(f"3D propagation of one structure, {shape[0]} slices of {shape[1]}×{shape[2]}", timings,
                  detail=detail, target=targets.get("propagation", ""))]
+
+
+def _default_walk(predictor, tube) -> str:
+    """What a user of the defaults waits for: the shipped adapter on ONNX Runtime, its box decoder for
+    the seed and the learned walk (the presence head on the SegMoTE decoder at every slice), timed once
+    after the row's contenders."""
+    from ..segment3d import VolumeSegmenter
+    from .data import BENCH_MAPPING
+
+    segmenter = VolumeSegmenter(predictor, tube.volume, mapping=BENCH_MAPPING)
+    predictor.clear_cache()
+    started = time.perf_counter()
+    seed = segmenter.segment_slice("axial", box_ras=tube.seed_box_ras, slice_index=tube.seed_index)
+    labelmap = segmenter.propagate(seed)
+    seconds = time.perf_counter() - started
+    predictor.clear_cache()
+    stops = ", ".join(stop.reason for stop in segmenter.last_stops)
+    return (f"the default predictor (ONNX Runtime, shipped adapter, learned walk): {seconds:.1f} s, "
+            f"{int(labelmap.any(axis=(1, 2)).sum())} slices, Dice vs truth {dice(labelmap, tube.truth):.3f} "
+            f"(stops: {stops})")
 
 
 # --- curation -------------------------------------------------------------------------------------

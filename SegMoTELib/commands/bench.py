@@ -47,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-compile", action="store_true", help="fast path without the compiled encoder (CUDA)")
     parser.add_argument("--embed-slices", type=_positive, default=None, help="slices embedded (default 300 GPU, 8 CPU)")
     parser.add_argument("--volume-slices", type=_positive, default=None,
-                        help="slices of the propagation volume (default 300 GPU, 16 CPU)")
+                        help="slices of the propagation volume (default 300 GPU, 100 CPU)")
     parser.add_argument("--batch-size", type=_positive, default=None, help="embedding batch (default 64 GPU, 4 CPU)")
     parser.add_argument("--curation-slices", type=_positive, default=None, help="curation slices (default 1024)")
     parser.add_argument("--only", default=None, help=f"comma list of sections: {', '.join(SECTIONS)}; with --server: "
@@ -88,7 +88,7 @@ def run(args) -> int:
     if args.server:
         return _run_server_bench(args)
     from ..benchmarks import BenchConfig, run_benchmarks
-    from ..benchmarks.report import format_markdown
+    from ..benchmarks.report import format_markdown, format_sweep
     from ..device import select_device
 
     sections = _sections(args.only)
@@ -113,6 +113,8 @@ def run(args) -> int:
     else:
         headed = [f"#### {result['settings']['threads']} thread{'s' if result['settings']['threads'] > 1 else ''}\n\n"
                   f"{table}" for result, table in zip(results, tables)]
+        ordered = sorted(results, key=lambda result: result["settings"]["threads"])
+        headed.append(f"#### Thread sweep\n\n{format_sweep(ordered)}")
         _publish({"runs": results}, "\n\n".join(headed), out, markdown_path)
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from .errors import SegMoTEError, one_line
@@ -40,9 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# a comma-separated list of numbers (a stroke's vertices, e.g. --ras-scribble -40,12,-310,...)
+_NUMBER_LIST = re.compile(r"^-[\d.]+(?:[eE][-+]?\d+)?(?:,\s*-?[\d.]+(?:[eE][-+]?\d+)?)+$")
+
+
+def attach_number_lists(argv: list[str]) -> list[str]:
+    """`--option -40,12,...` → `--option=-40,12,...`: argparse would take a value that starts with
+    a minus sign and is not a plain number for an option of its own."""
+    joined: list[str] = []
+    for token in argv:
+        if joined and joined[-1].startswith("--") and "=" not in joined[-1] and _NUMBER_LIST.match(token):
+            joined[-1] = f"{joined[-1]}={token}"
+        else:
+            joined.append(token)
+    return joined
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(attach_number_lists(list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args._run(args) or 0)
     except SegMoTEError as error:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .geometry import SliceRef, extract_slice, insert_slice, slice_count
+from .geometry import SliceRef, extract_slice, insert_slice, prompt_on_slice, prompt_slice, slice_count
 from .preprocessing import mask_to_low_res_logits
+from .slice_prompt import SlicePrompt
 from .walk_rules import PropagationRules, WalkStop
 
 DEFAULT_AGREEMENT = 0.9   # Dice between the new and the old mask of a slice that ends the re-walk there
@@ -38,9 +39,12 @@ def slice_dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
 
 
-def correct_segment(segmenter, labelmap, orientation, points_ras, labels, box_ras, slice_index,
+def correct_segment(segmenter, labelmap, prompt: SlicePrompt, orientation, slice_index,
                     rules: PropagationRules, progress, agreement: float) -> Correction:
-    """Re-segment the prompted slice of `labelmap` and re-walk outward until the masks agree again."""
+    """Re-segment the prompted slice of `labelmap` and re-walk outward until the masks agree again.
+
+    `prompt`: the correction (clicks, a box, scribbles or lassos; RAS or IJK, or pixels with
+    `slice_index`); the segment's current mask on that slice goes along as its dense prompt."""
     volume = segmenter.volume
     labelmap = np.asarray(labelmap)
     if labelmap.shape != volume.array.shape[:3]:
@@ -48,23 +52,19 @@ def correct_segment(segmenter, labelmap, orientation, points_ras, labels, box_ra
                          f"got {labelmap.shape}")
     if not 0.0 < agreement <= 1.0:
         raise InputError(f"agreement: expected a Dice in (0, 1], got {agreement}")
-    if points_ras is None and box_ras is None:
-        raise InputError("correction: give the correcting click(s) (points_ras, labels) or a box")
+    if not isinstance(prompt, SlicePrompt):
+        raise InputError(f"prompt: expected a SlicePrompt, got {type(prompt).__name__}")
+    if not prompt.has_geometry:
+        raise InputError("correction: give the correcting click(s), a box, a scribble or a lasso")
     old = labelmap.astype(bool, copy=False)
-    ref = segmenter._slice_for_prompt(orientation, points_ras, box_ras, slice_index)  # noqa: SLF001
+    ref = prompt_slice(volume, orientation, prompt, slice_index)
     old_of = _OldSlices(volume, old, ref.axis)
-    prompt = {}
-    if points_ras is not None:
-        prompt["points"] = segmenter.slice_pixels(ref, points_ras)
-        prompt["labels"] = np.ones(len(prompt["points"]), np.int64) if labels is None else np.asarray(labels)
-    if box_ras is not None:
-        from .geometry import ras_box_to_slice_box
-
-        prompt["box"] = ras_box_to_slice_box(volume, ref, box_ras)
+    on_slice = prompt_on_slice(volume, ref, prompt.with_(mask_input=None, seed_mask=None))
     current = old_of(ref.index)
     if current.any():  # the segment as it is on this slice: the model corrects it rather than starting over
-        prompt["mask_input"] = mask_to_low_res_logits(current, LOW_RES)
-    seed = segmenter.predict_on(ref, **prompt)
+        on_slice = on_slice.with_(mask_input=mask_to_low_res_logits(current, LOW_RES))
+    segmenter.set_slice(ref)
+    seed = segmenter._result(ref, segmenter.predictor.predict(on_slice))  # noqa: SLF001
     corrected = old.copy()
     insert_slice(corrected, ref, seed.mask2d, geometry=volume)
     segmenter.last_stops = []

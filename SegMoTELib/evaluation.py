@@ -8,7 +8,9 @@ Protocol (2D, one score per target):
     largest connected error region; positive if missed object, negative if extra background), with
     all clicks so far and the previous low-res logits as mask_input; Dice after each click is kept;
   * auto -- `predict_auto()` (PPT) on foreground/background targets only; the base decoder has no
-    prompt-free mode, so it gets no score there.
+    prompt-free mode, so it gets no score there;
+  * scribble, lasso -- see `evaluation_strokes` (a scribble curve like the click curve, with the
+    negative scribble after a leaking click; one lasso around the target).
 Both decoders run on one predictor so they share each image's embedding: the base decoder is the
 untouched SAM decoder, "segmote" is the adapter (for boxes too, whatever the adapter's
 use_for_boxes routing says, so that the comparison is the adapter's own).
@@ -29,9 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .training.prompts import central_click, deepest_error_click, tight_box
+from .evaluation_strokes import lasso_dice, negative_scribble_effect, scribble_dice_curve
+from .training.simulated_user import central_click, deepest_error_click, tight_box
 
-PROMPTS = ("box", "click", "auto")
+PROMPTS = ("box", "click", "auto", "scribble", "lasso")
+CURVE_PROMPTS = ("click", "scribble")  # prompts scored after each interaction
 NOC_THRESHOLDS = (0.85, 0.90)
 DECODER_TITLES = {"segmote": "SegMoTE", "base": "base decoder"}
 
@@ -75,8 +79,8 @@ class DecoderView:
     def set_image(self, image: np.ndarray) -> None:
         self.predictor.set_image(image)
 
-    def predict(self, **prompts):
-        return self.predictor.predict(decoder=self.name, **prompts)
+    def predict(self, prompt=None, **parts):
+        return self.predictor.predict(prompt, decoder=self.name, **parts)
 
     def predict_auto(self):
         return self.predictor.predict_auto()
@@ -135,6 +139,7 @@ class SampleResult:
     target: str
     dice: dict[str, float]  # decoder -> final Dice
     curve: dict[str, list[float]] = field(default_factory=dict)  # decoder -> Dice after each click
+    negative_scribble: dict[str, dict] = field(default_factory=dict)  # decoder -> leak removed (scribble prompt)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -157,7 +162,9 @@ class EvaluationReport:
         for dataset, samples in sorted(grouped.items()):
             row = {"n": len(samples),
                    "dice": {d: _mean([s.dice[d] for s in samples if d in s.dice]) for d in self.decoders}}
-            if self.prompt == "click":
+            if self.prompt == "scribble":
+                row["negative_scribble"] = _leak_summary(samples, self.decoders)
+            if self.prompt in CURVE_PROMPTS:
                 curves = {d: [s.curve[d] for s in samples if d in s.curve] for d in self.decoders}
                 curves = {d: c for d, c in curves.items() if c}
                 row["dice_per_click"] = {d: [float(v) for v in np.mean(c, axis=0)] for d, c in curves.items()}
@@ -186,17 +193,19 @@ class EvaluationReport:
     def to_dict(self) -> dict:
         return {
             "prompt": self.prompt,
-            "clicks": self.clicks if self.prompt == "click" else None,
+            "clicks": self.clicks if self.prompt in CURVE_PROMPTS else None,
             "decoders": self.decoders,
             "notes": self.notes,
             "n_targets": len(self.samples),
             "datasets": self.per_dataset(),
             "macro": self.macro(),
-            **({"macro_curves": self.macro_curves(), "noc_cap": self.clicks} if self.prompt == "click" else {}),
+            **({"macro_curves": self.macro_curves(), "noc_cap": self.clicks} if self.prompt in CURVE_PROMPTS else {}),
+            **({"macro_negative_scribble": self.macro_negative_scribble()} if self.prompt == "scribble" else {}),
             "samples": [{"dataset": s.dataset, "case": s.case, "target": s.target, "dice": s.dice,
                          **({"dice_per_click": s.curve,
                              "noc": {d: {noc_key(t): clicks_to_reach(c, t) for t in NOC_THRESHOLDS}
-                                     for d, c in s.curve.items()}} if s.curve else {})}
+                                     for d, c in s.curve.items()}} if s.curve else {}),
+                         **({"negative_scribble": s.negative_scribble} if s.negative_scribble else {})}
                         for s in self.samples],
         }
 
@@ -207,7 +216,7 @@ class EvaluationReport:
         def percent(value):
             return "n/a" if value is None else f"{100 * value:.1f}"
 
-        prompt = f"{self.clicks} click(s)" if self.prompt == "click" else self.prompt
+        prompt = f"{self.clicks} {self.prompt}(s)" if self.prompt in CURVE_PROMPTS else self.prompt
         titles = [f"{DECODER_TITLES[d]} Dice %" for d in self.decoders]
         lines = [f"## Dice by dataset — prompt: {prompt}", "",
                  "| dataset | n | " + " | ".join(titles) + " |",
@@ -217,14 +226,49 @@ class EvaluationReport:
         macro = self.macro()
         lines.append(f"| **macro average** | {len(self.samples)} | "
                      + " | ".join(f"**{percent(macro[d])}**" for d in self.decoders) + " |")
-        if self.prompt == "click":
+        if self.prompt in CURVE_PROMPTS:
             lines += [""] + self._curve_lines(percent)
+        if self.prompt == "scribble":
+            lines += [""] + self._leak_lines(percent)
         lines += [""] + [f"- {note}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"
 
+    def macro_negative_scribble(self) -> dict[str, dict]:
+        """Per decoder, the mean over datasets of the leak a negative scribble removes (scribble prompt)."""
+        rows = [row["negative_scribble"] for row in self.per_dataset().values() if "negative_scribble" in row]
+        macro = {}
+        for d in self.decoders:
+            scored = [row[d] for row in rows if row.get(d)]
+            if scored:
+                macro[d] = {"n": int(sum(r["n"] for r in scored)),
+                            **{k: float(np.mean([r[k] for r in scored])) for k in ("removed", "dice_before", "dice_after")}}
+        return macro
+
+    def _leak_lines(self, percent) -> list[str]:
+        lines = ["## Negative scribble after a leaking click — share of the false-positive area removed", "",
+                 "| dataset | decoder | leaking targets | FP area removed % | Dice % after the click | after the scribble |",
+                 "|---|---|---:|---:|---:|---:|"]
+
+        def row(label, decoder, values, bold=False):
+            mark = "**" if bold else ""
+            cells = [str(values["n"])] + [f"{mark}{percent(values[k])}{mark}" for k in ("removed", "dice_before", "dice_after")]
+            return f"| {label} | {DECODER_TITLES[decoder]} | " + " | ".join(cells) + " |"
+
+        for dataset, summary in self.per_dataset().items():
+            for d, values in summary.get("negative_scribble", {}).items():
+                if values:
+                    lines.append(row(dataset, d, values))
+        for d, values in self.macro_negative_scribble().items():
+            lines.append(row("**macro average**", d, values, bold=True))
+        lines += ["", "A target leaks when the central click's mask has false positives of at least 1 % of the "
+                      "target's area; one negative scribble runs along the largest leak; removed = 1 − false "
+                      "positives after / before (mean over the leaking targets of each dataset, then over datasets)."]
+        return lines
+
     def _curve_lines(self, percent) -> list[str]:
         nocs = [noc_key(t) for t in NOC_THRESHOLDS]
-        lines = ["## Click curves — Dice % after each click, and clicks to reach 85 / 90 % Dice", "",
+        kind = self.prompt
+        lines = [f"## {kind.capitalize()} curves — Dice % after each {kind}, and {kind}s to reach 85 / 90 % Dice", "",
                  "| dataset | decoder | " + " | ".join(str(c) for c in range(1, self.clicks + 1)) + " | "
                  + " | ".join(n.replace("noc", "NoC") for n in nocs) + " |",
                  "|---|---|" + "---:|" * (self.clicks + len(nocs))]
@@ -239,8 +283,8 @@ class EvaluationReport:
                 lines.append(row(dataset, d, curve, summary["noc"][d]))
         for d, macro in self.macro_curves().items():
             lines.append(row("**macro average**", d, macro["dice_per_click"], macro["noc"], bold=True))
-        lines += ["", f"NoC@85 / NoC@90: mean number of clicks until a target's Dice first reaches 85 / 90 %; "
-                      f"a target that does not within the {self.clicks} click(s) evaluated counts as {self.clicks}."]
+        lines += ["", f"NoC@85 / NoC@90: mean number of {kind}s until a target's Dice first reaches 85 / 90 %; "
+                      f"a target that does not within the {self.clicks} {kind}(s) evaluated counts as {self.clicks}."]
         return lines
 
     def case_rows(self) -> list[dict]:
@@ -265,7 +309,7 @@ class EvaluationReport:
 
         rows = self.case_rows()
         columns = ["dataset", "case", "target", "decoder", "dice"]
-        if self.prompt == "click":
+        if self.prompt in CURVE_PROMPTS:
             columns += [f"dice_click_{n}" for n in range(1, self.clicks + 1)] + [noc_key(t) for t in NOC_THRESHOLDS]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, columns, lineterminator="\n")
@@ -292,13 +336,22 @@ class EvaluationReport:
         for threshold in NOC_THRESHOLDS:
             axis.axhline(100 * threshold, color="grey", linestyle=":", linewidth=0.8)
         axis.set_xticks(clicks)
-        axis.set_xlabel("click")
+        axis.set_xlabel(self.prompt)
         axis.set_ylabel("Dice %")
         axis.set_ylim(0, 100)
-        axis.set_title(f"Dice after each click ({len(self.samples)} targets)", fontsize=9)
+        axis.set_title(f"Dice after each {self.prompt} ({len(self.samples)} targets)", fontsize=9)
         axis.legend(fontsize=7, loc="lower right")
         figure.tight_layout()
         figure.savefig(path, dpi=100)
+
+
+def _leak_summary(samples: list[SampleResult], decoders: list[str]) -> dict[str, dict]:
+    summary = {}
+    for d in decoders:
+        effects = [s.negative_scribble[d] for s in samples if d in s.negative_scribble]
+        summary[d] = {"n": len(effects), **{k: float(np.mean([e[k] for e in effects]))
+                                            for k in ("removed", "dice_before", "dice_after")}} if effects else {}
+    return summary
 
 
 def evaluate(samples: Iterable, views: dict[str, DecoderView], prompt: str = "box", clicks: int = 1,
@@ -327,6 +380,14 @@ def evaluate(samples: Iterable, views: dict[str, DecoderView], prompt: str = "bo
             elif prompt == "click":
                 result.curve[name] = click_dice_curve(view, sample.mask, clicks)
                 result.dice[name] = result.curve[name][-1]
+            elif prompt == "scribble":
+                result.curve[name] = scribble_dice_curve(view, sample.mask, clicks)
+                result.dice[name] = result.curve[name][-1]
+                leak = negative_scribble_effect(view, sample.mask)
+                if leak is not None:
+                    result.negative_scribble[name] = leak
+            elif prompt == "lasso":
+                result.dice[name] = lasso_dice(view, sample.mask)
             elif view.can_predict_auto:
                 result.dice[name] = dice_score(view.predict_auto().masks[0], sample.mask)
         report.samples.append(result)

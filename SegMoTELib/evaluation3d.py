@@ -44,7 +44,8 @@ from .geometry import (
 )
 from .metrics3d import DEFAULT_NSD_TOLERANCE_MM
 from .segment3d import VolumeSegmenter
-from .training.prompts import central_click, deepest_error_click
+from .slice_prompt import SlicePrompt
+from .training.simulated_user import central_click, deepest_error_click
 from .walk_rules import PropagationRules
 
 METHODS = ("click", "box3d", "corrections", "oracle")
@@ -160,7 +161,8 @@ class VolumeEvaluator:
         ref = SliceRef(self.axis, index)
         x, y = central_click(self._truth_slice(truth, index))
         click_ras = slice_pixels_to_ras(self.segmenter.volume, ref, [[x, y]])
-        seed = self.segmenter.segment_slice(self.orientation, points_ras=click_ras, labels=[1], slice_index=index)
+        seed = self.segmenter.segment_slice(SlicePrompt.build("ras", points=click_ras), self.orientation,
+                                            slice_index=index)
         return self.segmenter.propagate(seed, rules=self.rules)
 
     def simulate_corrections(self, truth: np.ndarray, labelmap: np.ndarray) -> list[np.ndarray]:
@@ -172,8 +174,9 @@ class VolumeEvaluator:
             if click is not None:
                 index, x, y, label = click
                 point = slice_pixels_to_ras(self.segmenter.volume, SliceRef(self.axis, index), [[x, y]])
-                current = self.segmenter.correct(current, self.orientation, points_ras=point, labels=[label],
-                                                 slice_index=index, rules=self.rules).labelmap
+                prompt = SlicePrompt.build("ras", points=point, labels=[label])
+                current = self.segmenter.correct(current, prompt, self.orientation, slice_index=index,
+                                                 rules=self.rules).labelmap
             steps.append(current)
         return steps
 

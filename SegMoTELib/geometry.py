@@ -29,6 +29,7 @@ from itertools import permutations
 import numpy as np
 
 from .errors import InputError
+from .slice_prompt import SlicePrompt
 from .volume import Volume, as_points, round_half_up
 
 ORIENTATIONS = ("sagittal", "coronal", "axial")  # index = patient axis: 0 R-L, 1 A-P, 2 S-I
@@ -415,3 +416,84 @@ def slice_extent_of_box(volume: Volume, ref_axis, corners_ras) -> tuple[int, int
         raise InputError(f"ref_axis: expected 0, 1 or 2 (i, j, k) or a SliceRef, got {ref_axis!r}")
     ijk = volume.ras_to_ijk_points(box_corners_ras(corners_ras))
     return _rounded_span(ijk[:, axis].min(), ijk[:, axis].max(), slice_count(volume, axis), "corners_ras")
+
+
+# --- a whole prompt ------------------------------------------------------------------------------
+def _prompt_voxels(volume: Volume, prompt: SlicePrompt, coordinates: np.ndarray) -> np.ndarray:
+    """Continuous voxel coordinates (N, 3) of RAS or IJK coordinates."""
+    return volume.ras_to_ijk_points(coordinates) if prompt.frame == "ras" else np.asarray(coordinates, np.float64)
+
+
+def prompt_slice(volume: Volume, orientation, prompt: SlicePrompt, slice_index: int | None = None) -> SliceRef:
+    """The slice a prompt is on: `slice_index` along the orientation's axis when given, else the
+    slice through the prompt's anchor (its first click, else its box's centre, ...)."""
+    axis = slice_axis_for(volume, orientation)
+    count = slice_count(volume, axis)
+    if slice_index is not None:
+        if isinstance(slice_index, bool) or int(slice_index) != slice_index or not 0 <= slice_index < count:
+            raise InputError(f"slice_index: expected an integer in 0..{count - 1}, got {slice_index!r}")
+        return SliceRef(axis, int(slice_index))
+    anchor = prompt.anchor()
+    if prompt.frame == "pixel" or anchor is None:
+        what = "pixel coordinates do" if prompt.frame == "pixel" else "an earlier result or a seed mask alone does"
+        raise InputError(f"slice_index: {what} not say which slice; give slice_index")
+    ijk = _prompt_voxels(volume, prompt, anchor[None])
+    index = int(round_half_up(ijk[0, axis]))
+    if not 0 <= index < count:
+        name = "points" if prompt.points else "box" if prompt.box is not None else "strokes"
+        raise InputError(f"{name}: the prompt lies outside the volume (slice {index} of 0..{count - 1} along "
+                         f"axis {AXIS_NAMES[axis]})")
+    return SliceRef(axis, index)
+
+
+def prompt_on_slice(volume: Volume, ref: SliceRef, prompt: SlicePrompt) -> SlicePrompt:
+    """A RAS or IJK prompt as the pixel-frame prompt of slice `ref` (a pixel prompt is returned as is).
+
+    Every coordinate is projected along the slice axis. Clicks must lie inside the volume and
+    are rounded to whole pixels; a box becomes the rounded bounding box of its projected corners
+    (2 RAS corners: the RAS-aligned box they span, 4 or 8: as given), refused without area;
+    stroke vertices keep their fractions and may leave the slice (they are clipped where the
+    strokes are drawn). A seed mask must have the slice's shape."""
+    if prompt.frame == "pixel":
+        return prompt
+    frame = _checked_frame(volume, ref)
+
+    def pixels(coordinates: np.ndarray) -> np.ndarray:
+        return _voxel_to_pixel(frame, _prompt_voxels(volume, prompt, coordinates))
+
+    points = None
+    if prompt.points:
+        coordinates = prompt.points_array()
+        if prompt.frame == "ras":
+            xy = ras_to_slice_pixels(volume, ref, coordinates)
+        else:
+            inside = volume.contains_ijk(coordinates)
+            if not inside.all():
+                bad = int(np.flatnonzero(~inside)[0])
+                raise InputError(f"points: voxel {coordinates[bad].tolist()} lies outside the volume's "
+                                 f"{' x '.join(map(str, volume.shape_ijk))} (i x j x k) voxels")
+            xy = pixels(coordinates)
+        points = np.clip(round_half_up(xy), 0, [frame.width - 1, frame.height - 1])
+    box = None
+    if prompt.box is not None:
+        corners = prompt.box_array()
+        if prompt.frame == "ras":
+            box = ras_box_to_slice_box(volume, ref, np.concatenate([corners, corners]) if len(corners) == 4 else corners)
+        else:
+            projected = pixels(corners)
+            low, high = projected.min(axis=0), projected.max(axis=0)
+            x0, x1 = _rounded_span(low[0], high[0], frame.width, "box")
+            y0, y1 = _rounded_span(low[1], high[1], frame.height, "box")
+            if x1 <= x0 or y1 <= y0:
+                raise InputError(f"box: the box covers {x1 - x0 + 1} x {y1 - y0 + 1} pixels on the slice; it has no area")
+            box = np.array([[x0, y0], [x1, y1]], dtype=np.float64)
+    if prompt.seed_mask is not None and prompt.seed_mask.shape != (frame.height, frame.width):
+        raise InputError(f"seed_mask: expected the slice's shape {(frame.height, frame.width)}, "
+                         f"got {prompt.seed_mask.shape}")
+    return SlicePrompt.build(
+        "pixel", points=points, labels=prompt.labels_array(), box=None if box is None else np.reshape(box, (2, 2)),
+        scribbles=[pixels(s.array) for s in prompt.scribbles if s.positive],
+        negative_scribbles=[pixels(s.array) for s in prompt.scribbles if not s.positive],
+        lassos=[pixels(s.array) for s in prompt.lassos if s.positive],
+        negative_lassos=[pixels(s.array) for s in prompt.lassos if not s.positive],
+        mask_input=prompt.mask_input, seed_mask=prompt.seed_mask)

@@ -19,8 +19,8 @@ import numpy as np
 from .errors import InputError
 from .intensity import IntensityMapping
 from .modeling.prompt_path import PromptCall
-from .preprocessing import ImageTransform, as_model_uint8, mask_to_low_res_logits, to_model_input, to_model_inputs
-from .prompts_validation import validate_box, validate_mask_input, validate_points
+from .preprocessing import ImageTransform, as_model_uint8, to_model_input, to_model_inputs
+from .slice_prompt import SlicePrompt
 
 LOW_RES = 256
 
@@ -331,78 +331,106 @@ class SegMoTEPredictor:
         return self._current
 
     # --- prompts --------------------------------------------------------------------------
-    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask: bool = False,
-                decoder: str | None = None, seed_mask=None) -> Prediction:
-        """`decoder` None follows the predictor's policy (the adapter for clicks, for boxes only where it
-        beat the base decoder on validation); "base" or "segmote" forces one (for comparisons).
-        `seed_mask`: a binary mask (H, W) of the image, e.g. a segment made by another tool, that the
-        prompt refines: it goes to the model as `mask_input` would (`mask_to_low_res_logits`)."""
+    def predict(self, prompt: SlicePrompt | None = None, *, points=None, labels=None, box=None, mask_input=None,
+                multimask: bool = False, decoder: str | None = None, seed_mask=None) -> Prediction:
+        """Masks for a pixel-frame `SlicePrompt` (clicks, box, scribbles, lassos, earlier logits or a
+        seed mask); or, without one, for its parts given as keywords: points (N, 2), labels (N,), box
+        (4,) or a batch of boxes (B, 4), mask_input (256, 256), seed_mask (H, W) (a mask made
+        elsewhere, refined as an earlier result's logits would be).
+
+        `decoder` None follows the predictor's policy (the adapter for clicks and strokes, for boxes
+        only where it beat the base decoder on validation); "base" or "segmote" forces one (for
+        comparisons)."""
+        from .prompt_encoding import encode_prompts
+
         current = self._require_image()
+        prompts, batched = self._prompt_batch(prompt, points, labels, box, mask_input, seed_mask)
         height, width = current.transform.original_hw
-        if seed_mask is not None:
-            if mask_input is not None:
-                raise InputError("seed_mask: give either mask_input (earlier logits) or seed_mask, not both")
-            if np.shape(seed_mask) != (height, width):
-                raise InputError(f"seed_mask: expected the image's shape {(height, width)}, got {np.shape(seed_mask)}")
-            mask_input = mask_to_low_res_logits(seed_mask, LOW_RES)
-        points, labels = validate_points(points, labels, height, width)
-        boxes, batched = validate_box(box, height, width)
-        if points is None and boxes is None and mask_input is None:
-            raise InputError("prompt: give at least one of points, box or mask_input")
-        batch = 1 if boxes is None else len(boxes)
-        masks_in = validate_mask_input(mask_input, batch, LOW_RES)
-        if points is not None and batched and batch > 1:
-            raise InputError("points: points cannot be combined with a batch of several boxes")
+        for one in prompts:
+            one.check_inside(height, width)
+        if prompts[0].empty:
+            raise InputError("prompt: give at least one of points, box, a scribble, a lasso, mask_input or a seed mask")
         self.dropped_negatives = 0
-        if self.guard_negative_clicks and points is not None and (labels == 0).any() and not batched:
-            points, labels = self._without_far_negatives(points, labels, box, mask_input, decoder)
-        use_adapter = self._use_adapter(decoder, boxes is not None)
+        if self.guard_negative_clicks and not batched and 0 in prompts[0].labels:
+            prompts = [self._without_far_negatives(prompts[0], decoder)]
+        has_box = prompts[0].box is not None or any(stroke.positive for stroke in prompts[0].lassos)
+        use_adapter = self._use_adapter(decoder, has_box, bool(prompts[0].scribbles or prompts[0].lassos))
         torch = self._torch
         with torch.inference_mode():
-            tensors = []
-            if points is not None:
-                tensors += [torch.as_tensor(current.transform.points_to_input(points)[None], dtype=torch.float32,
-                                            device=self.device),
-                            torch.as_tensor(labels[None], device=self.device)]
-            if boxes is not None:
-                tensors.append(torch.as_tensor(current.transform.boxes_to_input(boxes), dtype=torch.float32,
-                                               device=self.device))
-            if masks_in is not None:
-                tensors.append(torch.as_tensor(masks_in, device=self.device))
+            inputs = encode_prompts(prompts, current.transform, LOW_RES,
+                                    use_adapter and self.model.reads_stroke_maps, self.device)
+            tensors = [t for t in (inputs.points, inputs.labels, inputs.boxes, inputs.masks, inputs.strokes)
+                       if t is not None]
             kind = ("segmote" if self.model.uses_experts else "tuned") if use_adapter else "base"
-            call = PromptCall(points=points is not None, boxes=boxes is not None, masks=masks_in is not None,
-                              decoder=kind, multimask=bool(multimask), transform=current.transform)
+            call = PromptCall(points=inputs.points is not None, boxes=inputs.boxes is not None,
+                              masks=inputs.masks is not None, decoder=kind, multimask=bool(multimask),
+                              transform=current.transform, strokes=inputs.strokes is not None)
             outputs = self._run(call, current, tensors)
         return self._finish(*outputs, batched, "segmote" if use_adapter else "base")
 
-    def _without_far_negatives(self, points, labels, box, mask_input, decoder):
-        """The clicks without the negative ones far from the mask segmented without any negative click."""
+    @staticmethod
+    def _prompt_batch(prompt, points, labels, box, mask_input, seed_mask=None) -> tuple[list[SlicePrompt], bool]:
+        """The prompts of one call and whether they are a batch (a (B, 4) array of boxes)."""
+        if prompt is not None:
+            if not isinstance(prompt, SlicePrompt):
+                raise InputError(f"prompt: expected a SlicePrompt, got {type(prompt).__name__}")
+            if any(v is not None for v in (points, labels, box, mask_input, seed_mask)):
+                raise InputError("prompt: give a SlicePrompt or points/labels/box/mask_input/seed_mask, not both")
+            if prompt.frame != "pixel":
+                raise InputError(f"prompt: the predictor takes pixel coordinates; map a {prompt.frame} prompt to its "
+                                 "slice first (geometry.prompt_on_slice, or VolumeSegmenter.segment_slice)")
+            return [prompt], False
+        boxes = None if box is None else np.asarray(box, dtype=np.float64)
+        if boxes is None or boxes.ndim != 2:
+            return [SlicePrompt.build(points=points, labels=labels, box=boxes, mask_input=mask_input,
+                                      seed_mask=seed_mask)], False
+        if len(boxes) == 0 or boxes.shape[1:] != (4,):
+            raise InputError(f"box: expected (4,) x0, y0, x1, y1 or (B, 4), got shape {boxes.shape}")
+        if seed_mask is not None:
+            raise InputError("seed_mask: a seed mask cannot go with a batch of boxes")
+        if points is not None and len(boxes) > 1:
+            raise InputError("points: points cannot be combined with a batch of several boxes")
+        logits = None if mask_input is None else np.asarray(mask_input, dtype=np.float32)
+        if logits is not None and logits.ndim == 3 and logits.shape[0] == len(boxes) and len(boxes) > 1:
+            per_box = list(logits)
+        elif logits is not None and logits.ndim == 3 and logits.shape[0] != 1:
+            raise InputError(f"mask_input: {logits.shape[0]} masks for {len(boxes)} prompts")
+        else:
+            per_box = [logits] * len(boxes)
+        return [SlicePrompt.build(points=points, labels=labels, box=row, mask_input=mask)
+                for row, mask in zip(boxes, per_box)], True
+    def _without_far_negatives(self, prompt: SlicePrompt, decoder) -> SlicePrompt:
+        """The prompt without its negative clicks far from the mask segmented without any negative click."""
         from .negative_clicks import far_negative_clicks
 
-        positive = labels == 1
-        if not positive.any() and box is None and mask_input is None:
-            return points, labels  # negative clicks alone: nothing to compare with
-        plain = self.predict(points=points[positive] if positive.any() else None,
-                             labels=labels[positive] if positive.any() else None, box=box, mask_input=mask_input,
-                             decoder=decoder)
-        far = far_negative_clicks(np.asarray(plain.masks).reshape(-1, *plain.masks.shape[-2:])[0], points, labels)
+        labels = np.asarray(prompt.labels)
+        positive = tuple(point for point, label in zip(prompt.points, prompt.labels) if label == 1)
+        anchors = positive or prompt.box is not None or prompt.mask_input is not None or prompt.seed_mask is not None \
+            or any(stroke.positive for stroke in (*prompt.scribbles, *prompt.lassos))
+        if not anchors:
+            return prompt  # negative prompts alone: nothing to compare with
+        plain = self.predict(prompt.with_(points=positive, labels=(1,) * len(positive)), decoder=decoder)
+        far = far_negative_clicks(np.asarray(plain.masks).reshape(-1, *plain.masks.shape[-2:])[0],
+                                  prompt.points_array(), labels)
         self.dropped_negatives = int(far.sum())
         if not far.any():
-            return points, labels
-        kept = ~far
-        return (points[kept], labels[kept]) if kept.any() else (None, None)
+            return prompt
+        kept = [i for i in range(len(labels)) if not far[i]]
+        return prompt.with_(points=tuple(prompt.points[i] for i in kept), labels=tuple(prompt.labels[i] for i in kept))
 
     def _run(self, call: PromptCall, current: _Embedding, prompt_tensors: list):
         image_tensors = [current.embedding] + ([current.early] if call.needs_early_features else [])
         return self._prompts(call, *image_tensors, *prompt_tensors)
 
-    def _use_adapter(self, decoder: str | None, has_box: bool) -> bool:
+    def _use_adapter(self, decoder: str | None, has_box: bool, has_strokes: bool = False) -> bool:
         if decoder not in (None, "base", "segmote"):
             raise InputError(f"decoder: expected None, 'base' or 'segmote', got {decoder!r}")
         if decoder == "segmote" and not self.uses_adapter:
             raise InputError("decoder: 'segmote' was requested but no SegMoTE adapter is loaded")
         if decoder is not None:
             return decoder == "segmote"
+        if has_strokes and self.uses_adapter and self.model.reads_stroke_maps:
+            return True  # only the adapter reads the strokes' dense channel
         return self.uses_adapter and (not has_box or self.box_decoder == "segmote")
 
     def predict_auto(self) -> Prediction:

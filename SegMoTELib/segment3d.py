@@ -1,11 +1,11 @@
 """3D segmentation of a volume with a 2D promptable predictor.
 
-`VolumeSegmenter` takes prompts in RAS millimetres (what Slicer markups and ROIs give; voxel
-indices and rotated ROIs become RAS corners through `geometry`), segments one slice, and extends a
-slice mask through the volume by propagation: each next slice is prompted with what the model found
-on the previous one until the structure ends (`walk_rules.PropagationRules` says how it prompts
-and when it stops). A correction on one slice of a propagated segment re-walks outward from it
-until the new masks agree with the old ones (`corrections`). All slice and coordinate mapping goes
+`VolumeSegmenter` takes a `SlicePrompt` in RAS millimetres (what Slicer markups and ROIs give) or
+in voxel indices (rotated ROIs become RAS corners through `geometry`), segments one slice, and
+extends a slice mask through the volume by propagation: each next slice is prompted with what the
+model found on the previous one until the structure ends (`walk_rules.PropagationRules` says how it
+prompts and when it stops). A correction on one slice of a propagated segment re-walks outward from
+it until the new masks agree with the old ones (`corrections`). All slice and coordinate mapping goes
 through `geometry`; all model work through the predictor's public API (`set_image`, `predict`,
 `predict_auto`, `embed_images`).
 
@@ -24,19 +24,18 @@ import numpy as np
 from .errors import InputError
 from .geometry import (
     SliceRef,
-    box_corners_ras,
     extract_slice,
     insert_slice,
+    prompt_on_slice,
+    prompt_slice,
     ras_box_to_slice_box,
-    ras_to_slice_pixels,
     slice_axis_for,
     slice_count,
     slice_extent_of_box,
-    slice_shape,
-    slice_through,
 )
 from .intensity import IntensityMapping, to_uint8
-from .volume import Volume, as_points, round_half_up
+from .slice_prompt import SlicePrompt
+from .volume import Volume
 from .walk_rules import (
     PropagationRules,
     WalkJudge,
@@ -120,55 +119,25 @@ class VolumeSegmenter:
         self.set_slice(ref)
         return self._result(ref, self.predictor.predict(**prompt), clip_box)
 
-    def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
-                      slice_index: int | None = None, seed_mask=None) -> SliceResult:
-        """Segment the slice of `orientation` through the prompt (or at `slice_index`).
+    def segment_slice(self, prompt: SlicePrompt, orientation="axial", slice_index: int | None = None) -> SliceResult:
+        """Segment the slice of `orientation` that `prompt` (RAS or IJK; pixels with `slice_index`)
+        is on, or the one at `slice_index`. Every coordinate is projected onto that slice
+        (`geometry.prompt_on_slice`); clicks outside the volume are refused before any model work."""
+        if not isinstance(prompt, SlicePrompt):
+            raise InputError(f"prompt: expected a SlicePrompt, got {type(prompt).__name__}")
+        if prompt.empty:
+            raise InputError("prompt: give a click, a box, a scribble, a lasso, an earlier result or a seed mask")
+        ref = prompt_slice(self.volume, orientation, prompt, slice_index)
+        on_slice = prompt_on_slice(self.volume, ref, prompt)  # before the (costly) embedding: bad prompts fail fast
+        self.set_slice(ref)
+        return self._result(ref, self.predictor.predict(on_slice))
 
-        points_ras (N, 3) RAS mm, labels (N,) 1 positive / 0 negative; box_ras (2, 3) opposite
-        corners or (8, 3) corners in RAS mm, projected onto the slice. The slice is the one through
-        the first point, else through the box centre, unless `slice_index` names it.
-        seed_mask: bool (H, W), the slice's current mask in its display orientation (as
-        `SliceResult.mask2d`), e.g. a segment made by another tool, which the prompt then refines
-        instead of starting from scratch (instead of `mask_input`, an earlier result's logits).
-        """
-        if points_ras is None and box_ras is None and mask_input is None and seed_mask is None:
-            raise InputError("prompt: give points_ras, box_ras, mask_input or seed_mask")
-        ref = self._slice_for_prompt(orientation, points_ras, box_ras, slice_index)
-        points = None
-        if points_ras is not None:  # mapped before the (costly) embedding, so bad prompts fail fast
-            points = self.slice_pixels(ref, points_ras)
-        box = None if box_ras is None else ras_box_to_slice_box(self.volume, ref, box_ras)
-        if seed_mask is not None and np.shape(seed_mask) != slice_shape(self.volume, ref):
-            raise InputError(f"seed_mask: expected the slice's shape {slice_shape(self.volume, ref)}, "
-                             f"got {np.shape(seed_mask)}")
-        prompt = {"points": points, "labels": labels, "box": box, "mask_input": mask_input}
-        if seed_mask is not None:  # only then: predictors that take no seed mask (remote_cli's) serve the rest
-            prompt["seed_mask"] = np.asarray(seed_mask, dtype=bool)
-        return self.predict_on(ref, **prompt)
-
-    def slice_pixels(self, ref: SliceRef, points_ras) -> np.ndarray:
-        """RAS points → whole pixels (N, 2) of slice `ref` (rounded, clamped to the slice)."""
-        height, width = slice_shape(self.volume, ref)
-        return np.clip(round_half_up(ras_to_slice_pixels(self.volume, ref, points_ras)), 0, [width - 1, height - 1])
-
-    def _slice_for_prompt(self, orientation, points_ras, box_ras, slice_index) -> SliceRef:
-        axis = slice_axis_for(self.volume, orientation)
-        if slice_index is not None:
-            count = slice_count(self.volume, axis)
-            if isinstance(slice_index, bool) or int(slice_index) != slice_index or not 0 <= slice_index < count:
-                raise InputError(f"slice_index: expected an integer in 0..{count - 1}, got {slice_index!r}")
-            return SliceRef(axis, int(slice_index))
-        if points_ras is not None:
-            anchor = as_points(points_ras, "points_ras")[0]
-        elif box_ras is None:
-            raise InputError("slice_index: a mask_input or seed_mask alone does not say which slice; give slice_index")
-        else:
-            anchor = box_corners_ras(box_ras).mean(axis=0)
-        return slice_through(self.volume, orientation, anchor)
+    def _slice_for_prompt(self, orientation, slice_index) -> SliceRef:
+        return prompt_slice(self.volume, orientation, SlicePrompt("ras"), slice_index)
 
     def segment_auto(self, orientation="axial", slice_index: int = 0) -> SliceResult:
         """Prompt-free mask of one slice (needs a predictor with a trained adapter)."""
-        ref = self._slice_for_prompt(orientation, None, None, slice_index)
+        ref = self._slice_for_prompt(orientation, slice_index)
         self.set_slice(ref)
         return self._result(ref, self.predictor.predict_auto())
 
@@ -335,15 +304,16 @@ class VolumeSegmenter:
         return self._propagate(seed, (first, last), self.rules(rules), progress, clip_box=box)
 
     # --- corrections --------------------------------------------------------------------------
-    def correct(self, labelmap: np.ndarray, orientation="auto", points_ras=None, labels=None, box_ras=None,
-                slice_index: int | None = None, rules: PropagationRules | None = None,
-                progress: Progress | None = None, agreement: float | None = None):
-        """Correct one slice of a segment (bool labelmap [k, j, i]) and carry the fix outward; see
-        `corrections.correct_segment`. Returns a `corrections.Correction`."""
+    def correct(self, labelmap: np.ndarray, prompt: SlicePrompt, orientation="auto", slice_index: int | None = None,
+                rules: PropagationRules | None = None, progress: Progress | None = None,
+                agreement: float | None = None):
+        """Correct one slice of a segment (bool labelmap [k, j, i]) with `prompt` (RAS or IJK; pixels
+        with `slice_index`) and carry the fix outward; see `corrections.correct_segment`. Returns a
+        `corrections.Correction`."""
         from .corrections import DEFAULT_AGREEMENT, correct_segment
 
-        return correct_segment(self, labelmap, orientation, points_ras, labels, box_ras, slice_index,
-                               self.rules(rules), progress, DEFAULT_AGREEMENT if agreement is None else agreement)
+        return correct_segment(self, labelmap, prompt, orientation, slice_index, self.rules(rules), progress,
+                               DEFAULT_AGREEMENT if agreement is None else agreement)
 
 
 class WalkProgress:

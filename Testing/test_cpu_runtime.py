@@ -178,6 +178,77 @@ def test_the_learned_walk_takes_the_same_slices_as_on_pytorch(runtimes):
     assert abs(dice(actual, truth) - dice(expected, truth)) <= MAX_TARGET_CHANGE
 
 
+LIVER = ("dev_eval/biomedparse_demo/images/06_CT_abdomen.png", "dev_eval/biomedparse_demo/masks/06_CT_abdomen_liver.png")
+
+
+def _stroke_prompts(liver):
+    from SegMoTELib.slice_prompt import SlicePrompt
+    from SegMoTELib.training.simulated_strokes import centre_line, outline_lasso
+
+    line, lasso = centre_line(liver), outline_lasso(liver)
+    ys, xs = np.nonzero(~liver)
+    outside = np.stack([xs[::997][:12], ys[::997][:12]], axis=1).astype(float)  # a stroke through the background
+    return {"scribble": SlicePrompt.build(scribbles=[line]), "lasso": SlicePrompt.build(lassos=[lasso]),
+            "lasso + negative scribble": SlicePrompt.build(lassos=[lasso], negative_scribbles=[outside]),
+            "scribble + click + negative lasso": SlicePrompt.build(
+                scribbles=[line], points=[line[len(line) // 2]], negative_lassos=[outside[:6]])}
+
+
+def _assert_same_answers(reference, optimized, image, prompts):
+    for predictor in (reference, optimized):
+        predictor.set_image(image)
+    for name, prompt in prompts.items():
+        expected, actual = reference.predict(prompt), optimized.predict(prompt)
+        assert actual.decoder == expected.decoder, name
+        np.testing.assert_allclose(actual.low_res_logits, expected.low_res_logits, atol=2e-3, err_msg=name)
+        np.testing.assert_allclose(actual.scores, expected.scores, atol=1e-3, err_msg=name)
+        assert dice(actual.masks, expected.masks) >= MIN_AGREEMENT, name
+
+
+def test_scribbles_and_lassos_match_pytorch_with_the_shipped_adapter(runtimes):
+    """The shipped v2 has no stroke encoder: a scribble reaches it as points along it, a lasso as its box."""
+    reference, optimized = runtimes
+    assert not optimized.model.reads_stroke_maps
+    image, liver, _ = load_dev_sample(*LIVER)
+    _assert_same_answers(reference, optimized, image, _stroke_prompts(liver))
+
+
+def test_an_adapter_with_a_stroke_encoder_reads_the_stroke_maps_in_the_onnx_graphs():
+    """An adapter with a stroke encoder (v3's form; none is shipped yet): the SegMoTE graphs take the
+    dense stroke maps as the torch path adds them. The shipped v2's weights with a stroke encoder of
+    seeded random weights (so that the maps change the masks), on a real CT slice."""
+    import dataclasses
+
+    from SegMoTELib.backbones import load_backbone
+    from SegMoTELib.modeling import SegMoTEModel
+    from SegMoTELib.modeling.stroke_encoder import StrokeEncoder
+    from SegMoTELib.predictor import SegMoTEPredictor, resolve_default_adapter
+    from SegMoTELib.slice_prompt import SlicePrompt
+
+    model = SegMoTEModel.from_adapter(load_backbone("litemedsam"), resolve_default_adapter("litemedsam"))
+    model.config = dataclasses.replace(model.config, stroke_encoder=True)
+    torch.manual_seed(21)
+    encoder = StrokeEncoder(model.decoder.sam.transformer_dim)
+    torch.nn.init.normal_(encoder.projection.weight, std=0.05)
+    model.adapter.stroke_encoder = encoder.eval()
+    assert model.reads_stroke_maps
+    reference = SegMoTEPredictor(model=model, device="cpu", runtime="torch")
+    optimized = SegMoTEPredictor(model=model, device="cpu", runtime="onnx")
+    assert optimized.runtime_name == "onnx" and "stroke_maps" in optimized.onnx.inputs["segmote"]
+    image, liver, box = load_dev_sample(*LIVER)
+    prompts = _stroke_prompts(liver)
+    _assert_same_answers(reference, optimized, image, prompts)
+    # the maps matter here (not a zero channel): without the encoder the scribble's logits differ
+    with_maps = optimized.predict(prompts["scribble"]).low_res_logits
+    model.adapter.stroke_encoder = None
+    without = SegMoTEPredictor(model=model, device="cpu", runtime="torch")
+    without.set_image(image)
+    assert np.abs(without.predict(prompts["scribble"]).low_res_logits - with_maps).max() > 0.1
+    # prompts without strokes through the same graphs: the stroke term adds exactly nothing
+    model.adapter.stroke_encoder = encoder
+    _assert_same_answers(reference, optimized, image, {"box": SlicePrompt.build(box=box)})
+
+
 def test_a_batch_of_slices_embeds_as_one_by_one(runtimes):
     """`embed_images` (the service's prefetch, 3D evaluation) hands the encoder several slices."""
     from SegMoTELib.intensity import IntensityMapping, to_uint8

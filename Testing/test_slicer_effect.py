@@ -42,6 +42,13 @@ class ScriptedEffect(SegmentEditorCalls):
     def __init__(self, *args):
         super().__init__(*args)
         self.parameters: dict[str, str] = {}
+        self.actors2d: list = []  # (slice widget, vtkActor2D) shown
+
+    def addActor2D(self, viewWidget, actor):
+        self.actors2d.append((viewWidget, actor))
+
+    def removeActor2D(self, viewWidget, actor):
+        self.actors2d.remove((viewWidget, actor))
 
     def parameter(self, name):
         return self.parameters[name]
@@ -179,7 +186,10 @@ def editor(real_scene, base_predictor, monkeypatch):  # noqa: F811
         monkeypatch.setattr(module, "BusyFeedback", FakeFeedback)
         monkeypatch.setattr(module, "engineStatus", lambda: types.SimpleNamespace(ready=False, installable=False,
                                                                                   describe=lambda: ""))
-        yield Editor(real_scene, module, session)
+        editor = Editor(real_scene, module, session)
+        # as Slicer's layout manager: no view of that name (the prompt API's "API") gives None
+        slicer.app.layoutManager = lambda: types.SimpleNamespace(sliceWidget=lambda name: None, sliceViewNames=lambda: [])
+        yield editor
 
 
 # --- results keep everything outside their slices -------------------------------------------------------
@@ -330,15 +340,15 @@ def test_the_first_prompt_on_a_painted_slice_is_seeded_with_it(editor):
     name, first = editor.session.arguments[-1]
     volume = editor.effect.context()[2]
     ref = geometry.slice_through(volume, "axial", volume.ijk_to_ras_points([CLICK_IJK])[0])
-    np.testing.assert_array_equal(first["seed_mask"], geometry.extract_slice(volume.with_array(painted), ref))
-    assert name == "segment_slice" and first["mask_input"] is None
+    np.testing.assert_array_equal(first["prompt"].seed_mask, geometry.extract_slice(volume.with_array(painted), ref))
+    assert name == "segment_slice" and first["prompt"].mask_input is None
     editor.effect.addPointPromptIjk((CLICK_IJK[0] - 10, CLICK_IJK[1], 12), orientation="axial")
     editor.session.deliver()
-    second = editor.session.arguments[-1][1]
-    assert "seed_mask" not in second and second["mask_input"] is not None
+    second = editor.session.arguments[-1][1]["prompt"]
+    assert second.seed_mask is None and second.mask_input is not None
     editor.effect.addPointPromptIjk((CLICK_IJK[0], CLICK_IJK[1], 5), orientation="axial")  # empty slice 5
     editor.session.deliver()
-    assert "seed_mask" not in editor.session.arguments[-1][1]
+    assert editor.session.arguments[-1][1]["prompt"].seed_mask is None
 
 
 # --- markers ----------------------------------------------------------------------------------------------
@@ -436,12 +446,19 @@ class SliceView:
 
     def __init__(self, sliceNode):
         self.sliceNode = sliceNode
+        self.renders = 0
 
     def className(self):
         return "qMRMLSliceWidget"
 
     def mrmlSliceNode(self):
         return self.sliceNode
+
+    def sliceLogic(self):
+        return types.SimpleNamespace(GetSliceNode=lambda: self.sliceNode)
+
+    def sliceView(self):
+        return types.SimpleNamespace(scheduleRender=lambda: setattr(self, "renders", self.renders + 1))
 
 
 @pytest.fixture
@@ -452,7 +469,9 @@ def view(editor):
     sliceNode.SetOrientationToAxial()
     geometryOfNode = sys.modules["SegMoTEGlue.mrmlconvert"].geometryOfNode(editor.volumeNode)
     editor.effect.xyToRas = lambda xy, widget: list(geometryOfNode.ijk_to_ras_points([(xy[0], xy[1], 12)])[0])
-    return SliceView(sliceNode)
+    sliceView = SliceView(sliceNode)
+    slicer.app.layoutManager = lambda: types.SimpleNamespace(sliceWidget={"Red": sliceView}.get, sliceViewNames=lambda: [])
+    return sliceView
 
 
 def send(editor, view, event, **interactor):
@@ -490,6 +509,70 @@ def test_keys_switch_polarity_and_mode_and_clear_and_leave_slicers_keys_alone(ed
     for slicerKey in ("b", "f", "t", "v", "r", "z", "space", "Delete"):
         assert not send(editor, view, "KeyPressEvent", key=slicerKey)
     assert not send(editor, view, "KeyPressEvent", key="n", control=True)
+
+
+def drag(editor, view, path, **modifiers) -> None:
+    """Press at the first point, move through the others, release at the last."""
+    send(editor, view, "LeftButtonPressEvent", xy=path[0])
+    for xy in path[1:]:
+        send(editor, view, "MouseMoveEvent", xy=xy)
+    send(editor, view, "LeftButtonReleaseEvent", xy=path[-1], **modifiers)
+
+
+def drawn_lines(editor, view) -> list[tuple]:
+    """The colours of the line segments the stroke actor of `view` holds."""
+    actor = next(actor for widget, actor in editor.calls.actors2d if widget is view)
+    polyData = actor.GetMapper().GetInput()
+    colours = polyData.GetCellData().GetScalars()
+    return [tuple(int(v) for v in colours.GetTuple3(i)) for i in range(polyData.GetNumberOfCells())]
+
+
+def test_scribbles_and_lassos_drawn_in_a_view_reach_the_engine_as_the_prompt_value(editor, view):
+    """Scribble mode (key D): a drag is a stroke of the current polarity, drawn as a 2D actor while it is
+    drawn and kept with the prompt set; Lasso mode (key L): a loop, Shift for the other polarity. The
+    engine gets one SlicePrompt holding the set's strokes; each prompt is one result written."""
+    from SegMoTEGlue.strokedrawing import COLOURS
+
+    x, y = CLICK_IJK[:2]
+    assert send(editor, view, "KeyPressEvent", key="d") and editor.calls.parameter("Mode") == "scribble"
+    send(editor, view, "LeftButtonPressEvent", xy=(x - 8, y))
+    send(editor, view, "MouseMoveEvent", xy=(x - 4, y + 1))
+    send(editor, view, "MouseMoveEvent", xy=(x, y))
+    assert drawn_lines(editor, view) == [COLOURS[None]] * 2  # the stroke being drawn, in yellow
+    for xy in ((x + 4, y - 1), (x + 8, y)):
+        send(editor, view, "MouseMoveEvent", xy=xy)
+    send(editor, view, "LeftButtonReleaseEvent", xy=(x + 8, y))
+    assert drawn_lines(editor, view) == [COLOURS[True]] * 4  # kept, green: positive
+    editor.session.deliver()
+    name, arguments = editor.session.arguments[-1]
+    prompt = arguments["prompt"]
+    assert name == "segment_slice" and prompt.frame == "ras" and arguments["slice_index"] == 12
+    assert len(prompt.scribbles) == 1 and prompt.scribbles[0].positive and len(prompt.scribbles[0].vertices) == 5
+    assert send(editor, view, "KeyPressEvent", key="l") and editor.calls.parameter("Mode") == "lasso"
+    (i0, j0, _), (i1, j1, _) = BOX_IJK
+    drag(editor, view, [(i0 - 2, j0 - 2), (i1 + 2, j0 - 2), (i1 + 2, j1 + 2), (i0 - 2, j1 + 2)])
+    drag(editor, view, [(i0, j0), (i0 + 6, j0), (i0 + 6, j0 + 6), (i0, j0 + 6)], shift=True)  # negative, once
+    assert [positive for _, positive in editor.effect.prompts.lassos] == [True, False]
+    editor.session.deliver()
+    prompt = editor.session.arguments[-1][1]["prompt"]
+    assert len(prompt.scribbles) == 1 and [lasso.positive for lasso in prompt.lassos] == [True, False]
+    assert prompt.mask_input is not None  # the set's earlier result refines
+    assert drawn_lines(editor, view).count(COLOURS[False]) == 4  # the negative loop, closed, in red
+    assert editor.slices() == [12] and editor.mask()[12].sum() > 200
+    send(editor, view, "KeyPressEvent", key="c")
+    assert drawn_lines(editor, view) == []  # cleared with the prompts
+
+
+def test_a_lasso_around_the_phantom_liver_through_the_api_segments_it(editor):
+    """The effect's prompt API in world RAS, as the self-tests and scripts call it."""
+    (i0, j0, k), (i1, j1, _) = BOX_IJK
+    loop = [editor.effect.sourceIjkToRas(ijk) for ijk in ((i0 - 3, j0 - 3, k), (i1 + 3, j0 - 3, k), (i1 + 3, j1 + 3, k),
+                                                         (i0 - 3, j1 + 3, k))]
+    editor.effect.addStrokePrompt("lasso", loop, positive=True, orientation="axial")
+    editor.session.deliver()
+    assert editor.slices() == [k]
+    inside = editor.mask()[k]
+    assert inside[j0:j1 + 1, i0:i1 + 1].sum() > 0.9 * inside.sum() > 0
 
 
 def test_presses_with_ctrl_or_alt_are_left_to_slicers_view(editor, view):
@@ -581,11 +664,11 @@ def test_updating_the_gui_from_mrml_writes_nothing_back(editor, monkeypatch):
     effect.updateGUIFromMRML()
     writes = []
     monkeypatch.setattr(editor.calls, "setParameter", lambda name, value: writes.append((name, value)))
-    for mode, expected in (("box", [False, True, False]), ("click", [True, False, False])):
+    for mode in ("box", "lasso", "click"):
         editor.calls.parameters["Mode"] = mode
         effect.updateGUIFromMRML()
         assert writes == []
-        assert [button.checked for button in effect.modeButtons.values()] == expected
+        assert [name for name, button in effect.modeButtons.items() if button.checked] == [mode]
 
 
 def test_cleanup_disconnects_every_connection_and_stops_watching(editor):
@@ -598,7 +681,7 @@ def test_cleanup_disconnects_every_connection_and_stops_watching(editor):
     widgets = [*effect.modeButtons.values(), effect.modalityComboBox, effect.firstSliceSpinBox, effect.polarityButton,
                effect.lastSliceSpinBox, effect.limitRangeCheckBox, effect.propagateButton, effect.clearButton]
     assert all(widget.connected for widget in widgets)
-    timer = effect.prefetchTimer
+    timer = effect.prefetch.timer
     assert effect.watch.editorNode is editor.calls.editorNode
     effect.cleanup()
     assert not any(widget.connected for widget in widgets) and isinstance(timer, FakeWidget) and not timer.connected

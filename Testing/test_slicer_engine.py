@@ -176,6 +176,7 @@ def test_a_queued_prompt_is_cancelled_at_once_while_the_engine_will_not_answer(g
 
 # --- a local engine: started on demand, reused, restarted once, cancellable ----------------------------
 def test_local_engine_starts_on_the_first_call_uploads_once_restarts_once_then_says_so(glue, qt):
+    from SegMoTELib.slice_prompt import SlicePrompt
     from SegMoTELib.volume import Volume
 
     module, _slicer = glue
@@ -185,7 +186,8 @@ def test_local_engine_starts_on_the_first_call_uploads_once_restarts_once_then_s
 
     def prompt():
         outcome = Outcome()
-        engine.submit(lambda call: engine.segmenterFor(("node", 1), volume).segment_slice(points_ras=point),
+        engine.submit(lambda call: engine.segmenterFor(("node", 1), volume).segment_slice(
+                      SlicePrompt.build("ras", points=point)),
                       "a click", onDone=outcome.ok, onError=outcome.failed)
         assert _until(lambda: outcome.done, 240)
         return outcome
@@ -213,6 +215,7 @@ def test_local_engine_starts_on_the_first_call_uploads_once_restarts_once_then_s
 
 def test_a_propagation_is_cancelled_on_the_server_when_the_user_cancels(glue, qt):
     from SegMoTELib.benchmarks.data import BENCH_MAPPING, tube_volume
+    from SegMoTELib.slice_prompt import SlicePrompt
 
     module, _slicer = glue
     engine = _local(module, qt)
@@ -220,7 +223,7 @@ def test_a_propagation_is_cancelled_on_the_server_when_the_user_cancels(glue, qt
     try:
         seeded = Outcome()
         engine.submit(lambda call: engine.segmenterFor("tube", tube.volume, BENCH_MAPPING).segment_slice(
-            box_ras=tube.seed_box_ras), "a box", onDone=seeded.ok, onError=seeded.failed)
+            SlicePrompt.build("ras", box=tube.seed_box_ras)), "a box", onDone=seeded.ok, onError=seeded.failed)
         assert _until(lambda: seeded.done, 240) and seeded.error is None
         walked = Outcome()
         call = engine.submit(lambda c: engine.segmenterFor("tube", tube.volume).propagate(

@@ -331,7 +331,7 @@ def test_glue_calls_engine_functions_with_their_real_parameters(path: Path):
 
 def test_engine_call_check_catches_wrong_names_and_parameters():
     snippet = ("from SegMoTELib import geometry\nfrom SegMoTELib.volume import Volume\n"
-               "seed = segmenter.segment_slice(orientation='axial', points_ras=p)\n"
+               "seed = segmenter.segment_slice(p, orientation='axial')\n"
                "labelmap = segmenter.propagate(seed, slice_rnge=(1, 2))\n"
                "ref = geometry.slice_thru(volume, 'axial', p)\n"
                "volume = Volume.from_ijk_to_ras(a, m, modality='CT')\n")
@@ -346,23 +346,27 @@ def test_effect_prompt_arguments_match_segment_slice():
 
     sys.path.insert(0, str(GLUE))
     try:
-        from SegMoTEGlue.prompts import SliceKey, SlicePrompts
+        from SegMoTEGlue.promptbook import SliceKey, SlicePrompts
     finally:
         sys.path.remove(str(GLUE))
     from SegMoTELib.segment3d import VolumeSegmenter
+
+    from SegMoTELib.service.client import RemoteVolume
 
     prompts = SlicePrompts("axial", SliceKey("vtkMRMLSegmentationNode1", "Segment_1", "Red", 2, 5))
     prompts.addPoint([1.0, 2.0, 3.0], positive=False)
     prompts.setBox([0.0, 0.0, 3.0], [10.0, 12.0, 3.0])
     arguments = prompts.arguments()
     inspect.signature(VolumeSegmenter.segment_slice).bind(None, **arguments)
-    assert arguments["labels"].tolist() == [0] and arguments["slice_index"] == 5
-    assert arguments["box_ras"].shape == (2, 3) and arguments["mask_input"] is None
+    inspect.signature(RemoteVolume.segment_slice).bind(None, **arguments)
+    prompt = arguments["prompt"]
+    assert prompt.frame == "ras" and prompt.labels == (0,) and arguments["slice_index"] == 5
+    assert prompt.box_array().shape == (2, 3) and prompt.mask_input is None
 
 
 # --- import hygiene --------------------------------------------------------------------------------
 LIGHT_ENGINE_MODULES = {"SegMoTELib", "SegMoTELib.errors", "SegMoTELib.names", "SegMoTELib.resources", "SegMoTELib.intensity",
-                        "SegMoTELib.volume", "SegMoTELib.geometry", "SegMoTELib.device",
+                        "SegMoTELib.volume", "SegMoTELib.geometry", "SegMoTELib.device", "SegMoTELib.slice_prompt",
                         "SegMoTELib.service.client", "SegMoTELib.service.launcher", "SegMoTELib.priorities",
                         "SegMoTELib.service", "SegMoTELib.service.operations", "SegMoTELib.service.qt_client",
                         "SegMoTELib.service.wire"}

@@ -79,7 +79,7 @@ def test_a_result_is_written_only_into_the_segment_it_was_computed_for():
 
 def test_prompts_are_kept_per_segment_and_slice():
     with glue_modules():
-        prompts = import_glue("SegMoTEGlue.prompts")
+        prompts = import_glue("SegMoTEGlue.promptbook")
         book = prompts.PromptBook()
         liver = book.promptsFor(prompts.SliceKey("seg1", "liver", "Red", 2, 10), "axial")
         liver.addPoint([1.0, 2.0, 3.0], positive=True)
@@ -116,13 +116,14 @@ def test_drawn_box_in_a_rotated_view_goes_to_the_engine_as_its_8_corners():
     centre = np.array([50.0, 50.0, 2.0])
     outline = [centre + su * 20 * axisU + sv * 10 * axisV for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
     with glue_modules():
-        prompts = import_glue("SegMoTEGlue.prompts")
+        prompts = import_glue("SegMoTEGlue.promptbook")
         box = prompts.SlicePrompts("axial", prompts.SliceKey("s", "g", "Red", 2, 2))
         box.setBox(outline[0], outline[2], outline)
         arguments = box.arguments()
-    assert arguments["box_ras"].shape == (8, 3)
+    corners = arguments["prompt"].box_array()
+    assert corners.shape == (4, 3)
     ref = geometry.SliceRef(2, 2)
-    drawn = geometry.ras_box_to_slice_box(volume, ref, arguments["box_ras"])
+    drawn = geometry.prompt_on_slice(volume, ref, arguments["prompt"]).pixel_box()
     two_corners = geometry.ras_box_to_slice_box(volume, ref, np.array([outline[0], outline[2]]))
     corner_pixels = geometry.ras_to_slice_pixels(volume, ref, np.array(outline))
     assert drawn[0] <= corner_pixels[:, 0].min() + 0.5 and drawn[2] >= corner_pixels[:, 0].max() - 0.5
@@ -218,7 +219,7 @@ def test_prompts_of_a_segment_changed_elsewhere_are_forgotten():
     """Undo (or another tool) changed the liver since its prompts' last write: they describe a mask that
     is gone. The spleen's prompts, whose segment is unchanged, stay."""
     with glue_modules():
-        prompts = import_glue("SegMoTEGlue.prompts")
+        prompts = import_glue("SegMoTEGlue.promptbook")
         book = prompts.PromptBook()
         liver = book.promptsFor(prompts.SliceKey("seg1", "liver", "Red", 2, 10), "axial")
         spleen = book.promptsFor(prompts.SliceKey("seg1", "spleen", "Red", 2, 10), "axial")
@@ -231,11 +232,11 @@ def test_prompts_of_a_segment_changed_elsewhere_are_forgotten():
 
 def test_a_seed_goes_along_only_until_the_first_result():
     with glue_modules():
-        prompts = import_glue("SegMoTEGlue.prompts")
+        prompts = import_glue("SegMoTEGlue.promptbook")
         seeded = prompts.SlicePrompts("axial", prompts.SliceKey("s", "g", "Red", 2, 4))
         seeded.addPoint([1.0, 2.0, 3.0], positive=True)
         seeded.seedMask = np.ones((3, 4), bool)
-        assert seeded.arguments()["seed_mask"] is seeded.seedMask
+        assert seeded.arguments()["prompt"].seed_mask is seeded.seedMask
         seeded.lastResult = types.SimpleNamespace(low_res_logits="logits")
-        arguments = seeded.arguments()
-        assert "seed_mask" not in arguments and arguments["mask_input"] == "logits"
+        prompt = seeded.arguments()["prompt"]
+        assert prompt.seed_mask is None and prompt.mask_input == "logits"

@@ -169,7 +169,7 @@ def test_a_negative_click_far_from_the_mask_does_not_collapse_it():
     predictor = SegMoTEPredictor(device="cpu")  # the shipped adapter: clicks
     predictor.set_image(image)
     ys, xs = np.nonzero(truth)
-    from SegMoTELib.training.prompts import central_click
+    from SegMoTELib.training.simulated_user import central_click
 
     inside = central_click(truth)
     far = (int(np.clip(xs.max() + 0.3 * image.shape[1], 0, image.shape[1] - 1)), int(ys.mean()))  # right of the liver

@@ -20,6 +20,7 @@ from SegMoTELib.geometry import SliceRef, extract_slice, insert_slice, slice_pix
 from SegMoTELib.intensity import IntensityMapping
 from SegMoTELib.phantom import make_phantom
 from SegMoTELib.predictor import Prediction
+from SegMoTELib.slice_prompt import SlicePrompt
 from SegMoTELib.segment3d import VolumeSegmenter
 from SegMoTELib.training.walk_head import Step, calibrate, replay_dice
 from SegMoTELib.walk_rules import PropagationRules
@@ -36,8 +37,8 @@ class PresencePredictor(TruthInBoxPredictor):
         self.score = score
         self.model = type("Model", (), {"metadata": metadata or {}})()
 
-    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False, decoder=None):
-        answer = super().predict(points, labels, box, mask_input, multimask, decoder)
+    def predict(self, prompt=None, **parts):
+        answer = super().predict(prompt, **parts)
         present = bool(answer.masks[0].any())
         return Prediction(masks=answer.masks, scores=np.array([self.score], np.float32),
                           low_res_logits=answer.low_res_logits, decoder="segmote",
@@ -169,7 +170,7 @@ def test_a_correction_changes_the_neighbours_and_never_a_slice_beyond_where_the_
     ref = SliceRef(AXIAL, middle)
     x, y = np.argwhere(extract_slice(segmenter.volume.with_array(truth.view(np.uint8)), ref))[-1][::-1]
     click = slice_pixels_to_ras(segmenter.volume, ref, [[x, y]])
-    correction = segmenter.correct(old, "axial", points_ras=click, labels=[1])
+    correction = segmenter.correct(old, SlicePrompt.build("ras", points=click, labels=[1]), "axial")
     new = correction.labelmap
     # the corrected slice and its poor neighbours now follow the truth ...
     for index in range(middle - 2, middle + 3):
@@ -185,9 +186,9 @@ def test_a_correction_changes_the_neighbours_and_never_a_slice_beyond_where_the_
 def test_a_correction_refuses_a_segment_of_another_shape(phantom):
     segmenter = _segmenter(phantom)
     with pytest.raises(InputError, match="labelmap"):
-        segmenter.correct(np.zeros((3, 3, 3), bool), "axial", points_ras=[[0.0, 0.0, 0.0]])
+        segmenter.correct(np.zeros((3, 3, 3), bool), SlicePrompt.build("ras", points=[[0.0, 0.0, 0.0]]), "axial")
     with pytest.raises(InputError, match="correcting click"):
-        segmenter.correct(phantom.mask("spleen"), "axial")
+        segmenter.correct(phantom.mask("spleen"), SlicePrompt("ras"), "axial")
 
 
 # --- replaying recorded walks (calibration) --------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 
 from SegMoTELib.benchmarks.data import BENCH_MAPPING, tube_volume
 from SegMoTELib.service.launcher import LocalEngine
+from SegMoTELib.slice_prompt import SlicePrompt
 from SegMoTELib.walk_rules import PropagationRules
 
 DEVICE = os.environ.get("DEVICE", "cuda")
@@ -41,17 +42,17 @@ def main() -> None:
         try:
             client, other_client = engine.client(), engine.client()
             clicker = client.open_volume(tube.volume, BENCH_MAPPING)
-            clicker.segment_slice("axial", points_ras=click, labels=[1])
+            clicker.segment_slice(SlicePrompt.build("ras", points=click), "axial")
             idle = []
             for _ in range(10):
                 started = time.perf_counter()
-                clicker.segment_slice("axial", points_ras=click, labels=[1])
+                clicker.segment_slice(SlicePrompt.build("ras", points=click), "axial")
                 idle.append(time.perf_counter() - started)
             walls, busy = [], []
             for repeat in range(4):
                 shifted = tube.volume.with_array(tube.volume.array + np.int16(repeat + 1), modality="CT")
                 with other_client.open_volume(shifted, BENCH_MAPPING) as walker:
-                    seed = walker.segment_slice("axial", box_ras=tube.seed_box_ras)
+                    seed = walker.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras), "axial")
                     done = threading.Event()
                     wall = {}
 
@@ -65,7 +66,7 @@ def main() -> None:
                     thread.start()
                     while repeat >= 2 and not done.is_set():  # clicks during the last two walks only
                         started = time.perf_counter()
-                        clicker.segment_slice("axial", points_ras=click, labels=[1])
+                        clicker.segment_slice(SlicePrompt.build("ras", points=click), "axial")
                         if not done.is_set():
                             busy.append(time.perf_counter() - started)
                         time.sleep(0.005)

@@ -29,6 +29,7 @@ from SegMoTELib.benchmarks.data import BENCH_MAPPING, tube_volume
 from SegMoTELib.modeling.speed import fast_options
 from SegMoTELib.predictor import SegMoTEPredictor
 from SegMoTELib.segment3d import VolumeSegmenter
+from SegMoTELib.slice_prompt import SlicePrompt
 from SegMoTELib.service.launcher import LocalEngine
 
 DEVICE = os.environ.get("DEVICE", "cuda")
@@ -53,7 +54,7 @@ def in_process(predictor, tube, shift: int, runner) -> tuple[float, int, list]:
     shifted = tube.volume.with_array(tube.volume.array + np.int16(shift), modality="CT")
     predictor.clear_cache()
     segmenter = VolumeSegmenter(predictor, shifted, BENCH_MAPPING)
-    seed = runner(lambda: segmenter.segment_slice("axial", box_ras=tube.seed_box_ras))
+    seed = runner(lambda: segmenter.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras), "axial"))
     sync()
     time.sleep(0.3)
     started = time.perf_counter()
@@ -121,7 +122,7 @@ def main() -> None:
             shift += 1
             shifted = tube.volume.with_array(tube.volume.array + np.int16(shift), modality="CT")
             with client.open_volume(shifted, BENCH_MAPPING) as remote:
-                seed = remote.segment_slice("axial", box_ras=tube.seed_box_ras)
+                seed = remote.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras), "axial")
                 time.sleep(0.3)
                 spy = None
                 if repeat == 1:

@@ -72,6 +72,10 @@ if [ "${EVAL:-1}" = 1 ]; then
         CUDA_VISIBLE_DEVICES=$((GPUS - 1)) evaluate $name "$adapter" click --clicks 5 &
         CUDA_VISIBLE_DEVICES=0 evaluate $name "$adapter" auto &
         wait
+        # scribbles (a centre-line stroke, then corrections; the negative scribble after a leaking click) and lassos
+        CUDA_VISIBLE_DEVICES=0 evaluate $name "$adapter" scribble --clicks 3 &
+        CUDA_VISIBLE_DEVICES=$((GPUS - 1)) evaluate $name "$adapter" lasso &
+        wait
     done
     grep -h -B1 -A3 "macro" runs/eval_*/*.md | tee -a "$OUT/log.txt"
     tar czf "$OUT/eval.tar.gz" runs/eval_* 2>/dev/null

@@ -29,6 +29,7 @@ from SegMoTELib import geometry  # noqa: E402
 from SegMoTELib.intensity import IntensityMapping  # noqa: E402
 from SegMoTELib.predictor import SegMoTEPredictor  # noqa: E402
 from SegMoTELib.segment3d import VolumeSegmenter  # noqa: E402
+from SegMoTELib.slice_prompt import SlicePrompt  # noqa: E402
 from SegMoTELib.volume import Volume  # noqa: E402
 
 
@@ -49,18 +50,18 @@ def engine_masks(names=None, report=print) -> dict[str, np.ndarray]:
 
     def box():
         if "box" not in cache:
-            cache["box"] = segmenter.segment_slice(orientation="axial", box_ras=box_ras)
+            cache["box"] = segmenter.segment_slice(SlicePrompt.build("ras", box=box_ras), "axial")
         return cache["box"]
 
     def click():
-        return segmenter.segment_slice(orientation="axial", points_ras=ras([case.CLICK_IJK]), labels=np.array([1])).labelmap
+        return segmenter.segment_slice(SlicePrompt.build("ras", points=ras([case.CLICK_IJK])), "axial").labelmap
 
     def box_negative_click():
         # The effect's refinement: same slice, the box kept, the previous logits as a dense prompt.
         seed = box()
-        return segmenter.segment_slice(orientation="axial", slice_index=seed.ref.index, mask_input=seed.low_res_logits,
-                                       points_ras=ras([case.NEGATIVE_CLICK_IJK]), labels=np.array([0]),
-                                       box_ras=box_ras).labelmap
+        prompt = SlicePrompt.build("ras", points=ras([case.NEGATIVE_CLICK_IJK]), labels=[0], box=box_ras,
+                                   mask_input=seed.low_res_logits)
+        return segmenter.segment_slice(prompt, "axial", slice_index=seed.ref.index).labelmap
 
     def rotated_roi():
         corners = geometry.roi_corners(case.roiObjectToWorld(ras([case.ROI_CENTER_IJK])[0]), case.ROI_SIZE_MM)

@@ -76,6 +76,7 @@ def _table(title: str, result: dict, top: int) -> str:
 def profile_walk(predictor, n_slices: int) -> dict:
     from SegMoTELib.benchmarks.data import BENCH_MAPPING, tube_volume
     from SegMoTELib.segment3d import VolumeSegmenter
+    from SegMoTELib.slice_prompt import SlicePrompt
 
     tube = tube_volume(n_slices=n_slices, seed=0)
     segmenter = VolumeSegmenter(predictor, tube.volume, mapping=BENCH_MAPPING)
@@ -83,7 +84,8 @@ def profile_walk(predictor, n_slices: int) -> dict:
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()
-    seed = segmenter.segment_slice("axial", box_ras=tube.seed_box_ras, slice_index=tube.seed_index)
+    seed = segmenter.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras), "axial",
+                                   slice_index=tube.seed_index)
     labelmap = segmenter.propagate(seed)
     profiler.disable()
     wall = time.perf_counter() - started

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .prompts import MODE_AUTO, MODE_BOX, MODE_CLICK
+from .promptbook import MODE_AUTO, MODE_BOX, MODE_CLICK, MODE_LASSO, MODE_SCRIBBLE
 
 DRAG_PIXELS = 4  # a press and release further apart than this is a box, not a click
 
@@ -34,19 +34,23 @@ DRAG_PIXELS = 4  # a press and release further apart than this is a box, not a c
 SHORTCUTS = {
     "p": f"mode:{MODE_CLICK}",     # Point (click) prompts
     "o": f"mode:{MODE_BOX}",       # bOx prompts ("b" is Slicer's previous-slice key)
+    "d": f"mode:{MODE_SCRIBBLE}",  # Draw scribbles ("s" is the markups' key)
+    "l": f"mode:{MODE_LASSO}",     # Lassos
     "a": f"mode:{MODE_AUTO}",      # Automatic, prompt-free masks
     "n": "toggle-polarity",        # Negative / positive clicks
     "c": "clear",                  # Clear the prompts (the mask stays)
     "Escape": "clear",
 }
 SHORTCUT_HELP = (
-    ("P", "point (click) prompts"), ("O", "box prompts"), ("A", "prompt-free masks"),
-    ("N", "switch clicks between positive and negative"), ("C", "clear the prompts (the mask stays)"),
+    ("P", "point (click) prompts"), ("O", "box prompts"), ("D", "scribbles (draw)"), ("L", "lassos"),
+    ("A", "prompt-free masks"), ("N", "switch clicks and strokes between positive and negative"), ("C", "clear the prompts (the mask stays)"),
     ("Esc", "deselect the effect, which clears the prompts (Space brings it back)"),
 )
 MODE_HELP = {
     MODE_CLICK: "clicks (a drag still draws a box)",
     MODE_BOX: "drag a box first; clicks then refine it",
+    MODE_SCRIBBLE: "drag to draw a stroke along the structure (negative: over what is not); clicks refine",
+    MODE_LASSO: "drag a loop around the structure (negative: around a region to leave out); clicks refine",
     MODE_AUTO: "click a slice to segment it without prompts (needs the shipped adapter)",
 }
 # Keys Slicer 5.10 binds in slice views or the Segment Editor (see the module docstring).
@@ -76,8 +80,10 @@ def effectHelpHtml() -> str:
     return ("<html>Segment with SegMoTE (SAM with a Mixture-of-Experts adapter).<p>"
             "<b>Left click</b>: a click of the current polarity (<b>Clicks</b> button or key <b>N</b>; the "
             "cursor shows it: green + adds, red - removes). <b>Shift+click</b>: the other polarity, once "
-            "(Ctrl and Alt with the mouse stay the slice view's). <b>Drag</b>: box. Works in any slice view; each prompt replaces the "
-            "selected segment on that slice only. On a slice where the segment already has voxels "
+            "(Ctrl and Alt with the mouse stay the slice view's). <b>Drag</b>: box, or in Scribble and Lasso "
+            "mode a stroke of the current polarity (Shift: the other one). Works in any slice view; each "
+            "prompt replaces the selected segment on that slice only and is one undo step (Ctrl+Z takes the "
+            "last prompt's result back and starts a new prompt set). On a slice where the segment already has voxels "
             "(made with any tool), the first prompt corrects that mask instead of starting anew.<p>"
             f"<b>Mode</b>:<ul>{modes}</ul><b>Keys</b> (mouse over a slice view):<ul>{keys}</ul>"
             "<b>Propagate to 3D</b> extends the last slice mask through the volume, or through the "

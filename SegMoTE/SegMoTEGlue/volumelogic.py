@@ -18,8 +18,10 @@ import numpy as np
 import slicer
 
 from SegMoTELib import geometry
+from SegMoTELib.errors import InputError
 from SegMoTELib.intensity import IntensityMapping
 from SegMoTELib.service.operations import awaited
+from SegMoTELib.slice_prompt import SlicePrompt
 
 from .mrmlconvert import controlPointsWorld, roiCornersWorld, volumeFromNode, volumeSessionKey, writeLabelmapToSegment
 from .segmentnames import checkedSegmentName
@@ -36,10 +38,8 @@ class VolumeSegmentationLogic:
     def segmentWithPoints(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, pointsRas, labels=None,
                           orientation="axial", propagate: bool = False, sliceRange=None, **options) -> str:
         """Clicks (N, 3) in RAS on one slice; labels (N,) 1 = positive, 0 = negative (default all 1)."""
-        points = np.asarray(pointsRas, dtype=np.float64)
-        pointLabels = np.ones(len(points), dtype=np.int64) if labels is None else np.asarray(labels)
-        arguments = {"orientation": orientation, "points_ras": points, "labels": pointLabels, "box_ras": None}
-        return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
+        prompt = SlicePrompt.build("ras", points=np.asarray(pointsRas, dtype=np.float64), labels=labels)
+        return self.segmentWithPrompt(volumeNode, prompt, orientation, propagate, sliceRange, **options)
 
     def segmentWithMarkups(self, volumeNode: slicer.vtkMRMLScalarVolumeNode,
                            markupsNode: slicer.vtkMRMLMarkupsFiducialNode, labels=None, **options) -> str:
@@ -51,9 +51,21 @@ class VolumeSegmentationLogic:
                        propagate: bool = False, sliceRange=None, **options) -> str:
         """A box given by two opposite corners (2, 3) in RAS, or 8 corners (8, 3) of a rotated box or
         rectangle (each used as given), on the slice through its centre."""
-        arguments = {"orientation": orientation, "points_ras": None, "labels": None,
-                     "box_ras": np.asarray(boxCornersRas, dtype=np.float64)}
-        return self._segmentSlicePrompt(volumeNode, arguments, propagate, sliceRange, **options)
+        prompt = SlicePrompt.build("ras", box=np.asarray(boxCornersRas, dtype=np.float64))
+        return self.segmentWithPrompt(volumeNode, prompt, orientation, propagate, sliceRange, **options)
+
+    def segmentWithPrompt(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, prompt: SlicePrompt, orientation="axial",
+                          propagate: bool = False, sliceRange=None, **options) -> str:
+        """Any prompt value in RAS (clicks, box, scribbles, lassos: `SlicePrompt.build("ras", ...)`) on
+        the slice it lies on."""
+        def compute(segmenter, volume, job):
+            result = yield from awaited(segmenter.segment_slice(prompt, orientation))
+            if propagate:
+                return (yield from awaited(segmenter.propagate(result, slice_range=sliceRange,
+                                                               progress=job.reportProgress)))
+            return result.labelmap
+
+        return self._segment(volumeNode, compute, **options)
 
     def segmentWithRoi(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, roiNode: slicer.vtkMRMLMarkupsROINode,
                        orientation="auto", **options) -> str:
@@ -83,20 +95,24 @@ class VolumeSegmentationLogic:
         return self._segment(volumeNode, compute, **options)
 
     def correctSegment(self, volumeNode: slicer.vtkMRMLScalarVolumeNode,
-                       segmentationNode: slicer.vtkMRMLSegmentationNode, segmentId: str, pointsRas, labels=None,
-                       orientation="auto", modality: str = "auto", progress=None) -> list:
-        """Correct a segment (e.g. a propagated one) with clicks (N, 3) in RAS on one slice: the engine
-        segments that slice again from the segment's mask there and re-walks outward until the new masks
-        agree with the old ones (`VolumeSegmenter.correct`). The segment is replaced by the corrected one
-        (its voxels beyond the re-segmented slices are the same); returns the slice indices re-segmented."""
+                       segmentationNode: slicer.vtkMRMLSegmentationNode, segmentId: str, pointsRas=None, labels=None,
+                       orientation="auto", modality: str = "auto", progress=None,
+                       prompt: SlicePrompt | None = None) -> list:
+        """Correct a segment (e.g. a propagated one) on one slice, with clicks (N, 3) in RAS or any
+        prompt value (`prompt`: clicks, scribbles, ... in RAS): the engine segments that slice again
+        from the segment's mask there and re-walks outward until the new masks agree with the old ones
+        (`VolumeSegmenter.correct`). The segment is replaced by the corrected one (its voxels beyond the
+        re-segmented slices are the same); returns the slice indices re-segmented."""
+        if (prompt is None) == (pointsRas is None):
+            raise InputError("correctSegment: give the correcting clicks (pointsRas) or a prompt, not both")
+        if prompt is None:
+            prompt = SlicePrompt.build("ras", points=np.asarray(pointsRas, dtype=np.float64), labels=labels)
         current = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode) > 0
-        points = np.asarray(pointsRas, dtype=np.float64)
-        pointLabels = np.ones(len(points), dtype=np.int64) if labels is None else np.asarray(labels)
         changed: list = []
 
         def compute(segmenter, volume, job):
-            correction = yield from awaited(segmenter.correct(current, orientation, points_ras=points,
-                                                              labels=pointLabels, progress=job.reportProgress))
+            correction = yield from awaited(segmenter.correct(current, prompt, orientation,
+                                                              progress=job.reportProgress))
             changed.extend(correction.changed)
             return correction.labelmap
 
@@ -107,16 +123,6 @@ class VolumeSegmentationLogic:
         return changed
 
     # --- plumbing ----------------------------------------------------------------------------------
-    def _segmentSlicePrompt(self, volumeNode, arguments: dict, propagate: bool, sliceRange, **options) -> str:
-        def compute(segmenter, volume, job):
-            result = yield from awaited(segmenter.segment_slice(**arguments))
-            if propagate:
-                return (yield from awaited(segmenter.propagate(result, slice_range=sliceRange,
-                                                               progress=job.reportProgress)))
-            return result.labelmap
-
-        return self._segment(volumeNode, compute, **options)
-
     def _segment(self, volumeNode: slicer.vtkMRMLScalarVolumeNode, compute,
                  segmentationNode: slicer.vtkMRMLSegmentationNode | None = None, segmentName: str = "SegMoTE",
                  modality: str = "auto", progress=None) -> str:

@@ -1,7 +1,8 @@
-"""Segment Editor effect "SegMoTE": clicks, boxes and prompt-free masks on any slice view, and 3D.
+"""Segment Editor effect "SegMoTE": clicks, boxes, scribbles, lassos and prompt-free masks, and 3D.
 
 Left click = a click of the current polarity (positive by default; key N switches, Shift + click
-inverts it for one click), drag = box, in any slice view (Red, Yellow, Green or oblique; an oblique
+inverts it for one click), drag = box (Scribble / Lasso mode: a stroke of that polarity, drawn by
+SegMoTEGlue.strokedrawing), in any slice view (Red, Yellow, Green or oblique; an oblique
 view segments the nearest voxel slice). Each prompt replaces the selected segment on that slice only;
 the prompts of one slice of one segment refine each other (previous logits go along as a dense
 prompt), and the first prompt on a slice where the segment already has voxels refines that mask
@@ -29,7 +30,7 @@ import vtk
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
 import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source checkout)
-from SegMoTEGlue.engine import READY, engineFor, engineStatus
+from SegMoTEGlue.engine import engineFor, engineStatus
 from SegMoTEGlue.feedback import BusyFeedback, describeError
 from SegMoTEGlue.interaction import MODE_HELP, Gesture, Polarity, effectHelpHtml, pressStartsGesture, shortcutAction
 from SegMoTEGlue.jobtargets import EditTarget, PendingJobs, dropReason
@@ -41,16 +42,18 @@ from SegMoTEGlue.mrmlconvert import (
     orientedImageToVolume,
     sliceNormalWorld,
 )
-from SegMoTEGlue.prompts import MODE_AUTO, MODE_BOX, MODE_CLICK, MODES, PromptBook, SliceKey, SlicePrompts
+from SegMoTEGlue.promptbook import MODE_AUTO, MODE_BOX, MODE_CLICK, MODE_LASSO, MODES, STROKE_MODES
+from SegMoTEGlue.promptbook import PromptBook, SliceKey, SlicePrompts
 from SegMoTEGlue.segmentseed import segmentSliceMask
 from SegMoTEGlue.segmentwatch import SegmentWatch, labelmapToken
 from SegMoTEGlue.segmentwrite import replaceSegmentOnSlab
-from SegMoTELib.priorities import BATCH, INTERACTIVE, PREFETCH
+from SegMoTEGlue.sliceprefetch import SlicePrefetch
+from SegMoTEGlue.strokedrawing import StrokeDrawing
+from SegMoTELib.priorities import BATCH, INTERACTIVE
 from SegMoTELib import geometry
 from SegMoTELib.errors import InputError
 from SegMoTELib.intensity import MODALITIES, IntensityMapping
 
-PREFETCH_DELAY_MSEC = 300  # wait for the slice to settle before embedding it
 _ICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SegmentEditorEffect.png")
 
 
@@ -62,6 +65,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         AbstractScriptedSegmentEditorEffect.__init__(self, scriptedEffect)
         self.promptBook = PromptBook()
         self.markers = PromptMarkers()
+        self.strokeDrawing = StrokeDrawing(scriptedEffect)
         self.pendingJobs = PendingJobs()
         self.watch = SegmentWatch(self.showCurrentPrompts, self.onSegmentEdited)  # segment switch, outside edit
         self.active = False
@@ -71,8 +75,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.activeFeedbacks: set = set()
         self.latestSerial = 0
         self.volumeCache = (None, None)
-        self.prefetchViewNode: slicer.vtkMRMLSliceNode | None = None
-        self.prefetchTimer = None
+        self.prefetch = SlicePrefetch(self, lambda: engineFor())  # the name at call time (tests replace it)
         self.propagatedTargets: set = set()  # segments made by "Propagate to 3D": a click there corrects in 3D
         self.listenedEngine = None  # the engine whose states the status line shows
 
@@ -248,9 +251,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.stopListening()
         self.latestSerial += 1
         self.markers.remove()
+        self.strokeDrawing.remove()
         self.promptBook.clear()  # Esc (the Segment Editor's "deselect effect") clears the prompts this way
-        if self.prefetchTimer is not None:
-            self.prefetchTimer.stop()
+        self.prefetch.stop()
 
     def cleanup(self):
         # Called by qMRMLSegmentEditorWidget before it deletes the effect
@@ -263,11 +266,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         for qtObject, signal, slot in self.connections:
             qtObject.disconnect(signal, slot)
         self.connections = []
-        if self.prefetchTimer is not None:
-            self.prefetchTimer.stop()
-            self.prefetchTimer.deleteLater()
-            self.prefetchTimer = None
+        self.prefetch.release()
         self.markers.remove()
+        self.strokeDrawing.remove()
         AbstractScriptedSegmentEditorEffect.cleanup(self)
 
     # interactionNodeModified is deliberately not overridden: the base implementation
@@ -300,16 +301,22 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             return action is not None
         xy = callerInteractor.GetEventPosition()
         viewName = viewWidget.mrmlSliceNode().GetName()
+        mode = self.scriptedEffect.parameter("Mode")
         if eventId in (vtk.vtkCommand.LeftButtonPressEvent, vtk.vtkCommand.LeftButtonDoubleClickEvent):
             if not pressStartsGesture(bool(callerInteractor.GetControlKey()), bool(callerInteractor.GetAltKey())):
                 return False  # Ctrl / Alt + drag: the slice view's blend, rotate, translate
             self.gesture.press(xy, viewName)  # taken, so a double click does not maximize the view
+            if mode in STROKE_MODES:
+                self.strokeDrawing.begin(viewWidget, self.xyToRas(xy, viewWidget), closed=mode == MODE_LASSO)
             return True
         if not self.gesture.belongsTo(viewName):
             return False
         if eventId == vtk.vtkCommand.MouseMoveEvent:
-            if self.gesture.move(xy, canDrag=self.scriptedEffect.parameter("Mode") != MODE_AUTO):
-                self.showDraggedBox(self.gesture.pressXy, xy, viewWidget)
+            if self.gesture.move(xy, canDrag=mode != MODE_AUTO):
+                if mode in STROKE_MODES:
+                    self.strokeDrawing.extend(self.xyToRas(xy, viewWidget))
+                else:
+                    self.showDraggedBox(self.gesture.pressXy, xy, viewWidget)
             return True
         if eventId == vtk.vtkCommand.LeftButtonReleaseEvent:
             inverted = bool(callerInteractor.GetShiftKey())
@@ -343,7 +350,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         orientation = sliceNormalWorld(sliceNode)
         mode = self.scriptedEffect.parameter("Mode")
         releaseRas = self.xyToRas(release.releaseXy, viewWidget)
-        if release.dragged:
+        stroke = self.strokeDrawing.finish() if self.strokeDrawing.drawing is not None else None
+        if release.dragged and mode in STROKE_MODES and stroke:
+            self.addStrokePrompt(mode, stroke, self.polarity.clickIsPositive(inverted), orientation, viewName)
+        elif release.dragged:
             self.setBoxPrompt(self.xyToRas(release.pressXy, viewWidget), releaseRas, orientation, viewName,
                               outlineRas=self.draggedOutlineRas)
         elif mode == MODE_AUTO:
@@ -366,6 +376,14 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         prompts = self.promptsFor(cornerRas1, orientation, viewName)
         if prompts is not None:
             prompts.setBox(cornerRas0, cornerRas1, outlineRas)
+            self.submitSlicePrompt(prompts)
+
+    def addStrokePrompt(self, kind: str, verticesRas, positive: bool = True, orientation="axial",
+                        viewName: str = "API") -> None:
+        """A scribble (kind "scribble") or a lasso ("lasso") on the slice of its first vertex."""
+        prompts = self.promptsFor(verticesRas[0], orientation, viewName)
+        if prompts is not None:
+            prompts.addStroke(kind, verticesRas, positive)
             self.submitSlicePrompt(prompts)
 
     def addPointPromptIjk(self, ijk, positive: bool = True, orientation="axial", viewName: str = "API") -> None:
@@ -400,15 +418,22 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.promptBook.clear()
         self.propagatedTargets.clear()
         self.latestSerial += 1  # results still on their way are dropped
-        self.markers.clear()
+        self.showPrompts(None)
 
     def showCurrentPrompts(self) -> None:
         """The markers show the selected segment's prompts (none after a switch to a segment without)."""
-        prompts = self.prompts
+        self.showPrompts(self.prompts)
+
+    def showPrompts(self, prompts: SlicePrompts | None) -> None:
+        """Clicks and box as markers, strokes as 2D actors in the view they were drawn in."""
         if prompts is None:
             self.markers.clear()
-        else:
-            self.markers.show(prompts.pointsRas, prompts.labels, prompts.boxOutlineRas)
+            self.strokeDrawing.show(None, [])
+            return
+        self.markers.show(prompts.pointsRas, prompts.labels, prompts.boxOutlineRas)
+        layoutManager = slicer.app.layoutManager()
+        viewWidget = layoutManager.sliceWidget(prompts.sliceKey.viewName) if layoutManager is not None else None
+        self.strokeDrawing.show(viewWidget, prompts.strokes())
 
     def onSegmentEdited(self, segmentationNode) -> None:
         """Undo, Redo or another tool changed segments: their prompts describe a mask that is gone."""
@@ -469,8 +494,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         return IntensityMapping(modality=self.scriptedEffect.parameter("Modality") or "auto")
 
     def submitSlicePrompt(self, prompts: SlicePrompts) -> None:
-        self.markers.show(prompts.pointsRas, prompts.labels, prompts.boxOutlineRas)
-        if prompts.pointsRas and self.currentTarget() in self.propagatedTargets:
+        self.showPrompts(prompts)
+        if prompts.hasCorrection() and self.currentTarget() in self.propagatedTargets:
             self.submitCorrection(prompts)
             return
         arguments = prompts.arguments()
@@ -499,9 +524,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
         def run(call):
             segmenter = engine.segmenterFor(key, volume, mapping)
-            return segmenter.correct(current, arguments["orientation"], points_ras=arguments["points_ras"],
-                                     labels=arguments["labels"], slice_index=arguments["slice_index"],
-                                     progress=call.reportProgress)
+            return segmenter.correct(current, arguments["prompt"], arguments["orientation"],
+                                     slice_index=arguments["slice_index"], progress=call.reportProgress)
 
         def onDone(correction):
             first, last = min(correction.changed), max(correction.changed)
@@ -650,32 +674,5 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def processViewNodeEvents(self, callerViewNode: slicer.vtkMRMLAbstractViewNode, eventId, viewWidget):
         if callerViewNode is None or not callerViewNode.IsA("vtkMRMLSliceNode"):
             return
-        self.prefetchViewNode: slicer.vtkMRMLSliceNode = callerViewNode
-        if self.prefetchTimer is None:
-            self.prefetchTimer = qt.QTimer()
-            self.prefetchTimer.setSingleShot(True)
-            self.prefetchTimer.setInterval(PREFETCH_DELAY_MSEC)
-            self.connectSignal(self.prefetchTimer, "timeout()", self.prefetchCurrentSlice)
-        self.prefetchTimer.start()
-
-    def prefetchCurrentSlice(self) -> None:
-        sliceNode = self.prefetchViewNode
-        engine = engineFor()
-        if sliceNode is None or engine.state != READY:
-            return  # embedding ahead never starts the engine
-        sliceToRas = sliceNode.GetSliceToRAS()
-        centerRas = [sliceToRas.GetElement(row, 3) for row in range(3)]
-        orientation = sliceNormalWorld(sliceNode)
-        try:
-            _segmentationNode, _image, volume, key = self.context()
-            ref = geometry.slice_through(volume, orientation, centerRas)
-        except (InputError, ValueError):
-            return  # nothing to prefetch: no source volume or the view is outside it
-        if not engine.hasSession(key):
-            return  # nor uploads the volume: the first prompt does
-        mapping = self.mapping()
-
-        def run(call):
-            return engine.segmenterFor(key, volume, mapping).prefetch(orientation, slice_index=ref.index)
-
-        engine.submit(run, "Embedding the current slice", PREFETCH, replaceKey="prefetch")
+        self.strokeDrawing.positionActors(viewWidget)  # strokes follow a pan or zoom
+        self.prefetch.schedule(callerViewNode)

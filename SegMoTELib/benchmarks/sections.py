@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ..slice_prompt import SlicePrompt
 from .contenders import FAST, ONNX, OURS, REFERENCE, Contenders
 from .timing import measure_interleaved, synchronizer
 
@@ -205,7 +206,8 @@ def propagation(c: Contenders, tube, repeats: int, targets: dict) -> list[dict]:
 
         def call():
             segmenter.predictor.clear_cache()
-            seed = segmenter.segment_slice("axial", box_ras=tube.seed_box_ras, slice_index=tube.seed_index)
+            seed = segmenter.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras), "axial",
+                                           slice_index=tube.seed_index)
             labelmaps[name] = segmenter.propagate(seed)
         return call
 
@@ -240,7 +242,8 @@ def _default_walk(predictor, tube) -> str:
     segmenter = VolumeSegmenter(predictor, tube.volume, mapping=BENCH_MAPPING)
     predictor.clear_cache()
     started = time.perf_counter()
-    seed = segmenter.segment_slice("axial", box_ras=tube.seed_box_ras, slice_index=tube.seed_index)
+    seed = segmenter.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras), "axial",
+                                   slice_index=tube.seed_index)
     labelmap = segmenter.propagate(seed)
     seconds = time.perf_counter() - started
     predictor.clear_cache()

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..slice_prompt import SlicePrompt
 from ..walk_rules import PropagationRules
 
 IN_PROCESS, SERVER = "in-process", "server"
@@ -129,15 +130,15 @@ def _prompt_rows(segmenter, remote, tube, click, repeats: int, log, worker) -> l
 
     sync = synchronizer(segmenter.predictor.device)
     rows = []
-    prompts = {"click (1 positive point)": {"points_ras": click, "labels": [1]},
-               "box": {"box_ras": tube.seed_box_ras}}
+    prompts = {"click (1 positive point)": SlicePrompt.build("ras", points=click),
+               "box": SlicePrompt.build("ras", box=tube.seed_box_ras)}
     for name, prompt in prompts.items():
         log(f"{name} latency ...")
         def local_call(prompt=prompt):
-            return worker.submit(lambda: segmenter.segment_slice("axial", **prompt).labelmap).result()
+            return worker.submit(lambda: segmenter.segment_slice(prompt, "axial").labelmap).result()
 
         def served_call(prompt=prompt):
-            return remote.segment_slice("axial", **prompt).labelmap
+            return remote.segment_slice(prompt, "axial").labelmap
 
         same = bool(np.array_equal(local_call(), served_call()))
         area = int(local_call().sum())
@@ -161,7 +162,7 @@ def _propagation_row(predictor, engine, tube, mapping, repeats: int, log, worker
         log(f"propagation {repeat + 1}/{repeats} ...")
         predictor.clear_cache()
         segmenter = VolumeSegmenter(predictor, shifted, mapping)
-        seed = worker.submit(segmenter.segment_slice, "axial", box_ras=tube.seed_box_ras).result()
+        seed = worker.submit(segmenter.segment_slice, SlicePrompt.build("ras", box=tube.seed_box_ras), "axial").result()
         sync()
         time.sleep(0.5)
         started = time.perf_counter()
@@ -169,7 +170,7 @@ def _propagation_row(predictor, engine, tube, mapping, repeats: int, log, worker
         sync()
         seconds[IN_PROCESS].append(time.perf_counter() - started)
         with client.open_volume(shifted, mapping) as remote:
-            remote_seed = remote.segment_slice("axial", box_ras=tube.seed_box_ras)
+            remote_seed = remote.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras), "axial")
             time.sleep(0.5)
             started = time.perf_counter()
             served = remote.propagate(remote_seed, rules=WALK_RULES)
@@ -195,7 +196,8 @@ def _click_during_propagation_row(engine, tube, mapping, remote, click, log) -> 
     from .timing import Timing
 
     log("clicks while another session propagates ...")
-    idle = [_seconds(lambda: remote.segment_slice("axial", points_ras=click, labels=[1])) for _ in range(10)]
+    click_prompt = SlicePrompt.build("ras", points=click)
+    idle = [_seconds(lambda: remote.segment_slice(click_prompt, "axial")) for _ in range(10)]
     busy: list[float] = []
     running, ended, walk = threading.Event(), threading.Event(), {}
 
@@ -204,7 +206,7 @@ def _click_during_propagation_row(engine, tube, mapping, remote, click, log) -> 
         # voxels shifted unlike the propagation row's repeats, so that no slice is cached
         shifted = tube.volume.with_array(tube.volume.array + np.int16(11), modality="CT")
         with client.open_volume(shifted, mapping) as other:
-            seed = other.segment_slice("axial", box_ras=tube.seed_box_ras)
+            seed = other.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras), "axial")
             started = time.perf_counter()
             running.set()
             try:
@@ -218,7 +220,7 @@ def _click_during_propagation_row(engine, tube, mapping, remote, click, log) -> 
     thread.start()
     running.wait(600)
     while not ended.is_set():
-        seconds = _seconds(lambda: remote.segment_slice("axial", points_ras=click, labels=[1]))
+        seconds = _seconds(lambda: remote.segment_slice(click_prompt, "axial"))
         if not ended.is_set():  # a click that outlasted the propagation does not count
             busy.append(seconds)
         time.sleep(0.005)
@@ -245,8 +247,9 @@ def _gil_rows(segmenter, remote, click, repeats: int, log) -> list[dict]:
     if not gil_emulation.available():
         return []
     log("click from a worker thread beside an emulated Slicer GUI thread ...")
-    calls = {IN_PROCESS: lambda: segmenter.segment_slice("axial", points_ras=click, labels=[1]).labelmap,
-             SERVER: lambda: remote.segment_slice("axial", points_ras=click, labels=[1]).labelmap}
+    click_prompt = SlicePrompt.build("ras", points=click)
+    calls = {IN_PROCESS: lambda: segmenter.segment_slice(click_prompt, "axial").labelmap,
+             SERVER: lambda: remote.segment_slice(click_prompt, "axial").labelmap}
     rows = []
     for held, label in ((False, "main thread idle"), (True, f"main thread holds the GIL, polls every "
                                                            f"{gil_emulation.POLL_MS:g} ms")):
@@ -281,12 +284,12 @@ def _glue_rows(engine, remote, click, repeats: int, log) -> tuple[list[dict], st
         return start
 
     def click_operation():
-        return calls.segment_slice("axial", points_ras=click, labels=[1])
+        return calls.segment_slice(SlicePrompt.build("ras", points=click), "axial")
 
     paths = {  # (what, path): start(done)
         ("click", "qt"): on_qt(click_operation),
         ("click", "worker"): gil_emulation.worker_thread_delivery(
-            lambda: remote.segment_slice("axial", points_ras=click, labels=[1])),
+            lambda: remote.segment_slice(SlicePrompt.build("ras", points=click), "axial")),
         ("round trip", "qt"): on_qt(operations.info),
         ("round trip", "worker"): gil_emulation.worker_thread_delivery(remote.client.info),
     }

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model_spec import ModelSpec
+from ..slice_prompt import SlicePrompt
 from .row_prompt import ORIENTATION
 
 
@@ -116,8 +117,8 @@ def labelmap_of(segmenter, volume, prompt) -> np.ndarray:
         return segmenter.segment_auto(ORIENTATION, index).labelmap
     if placed.box_is_3d:
         return segmenter.segment_box3d(placed.box_ras, ORIENTATION)
-    seed = segmenter.segment_slice(ORIENTATION, points_ras=placed.points_ras, labels=placed.labels,
-                                   box_ras=placed.box_ras)
+    seed = segmenter.segment_slice(SlicePrompt.build("ras", points=placed.points_ras, labels=placed.labels,
+                                                     box=placed.box_ras), ORIENTATION)
     return segmenter.propagate(seed)
 
 

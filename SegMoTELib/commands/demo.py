@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.outputs import make_output_folder
+from ..slice_prompt import SlicePrompt
 from .model_options import add_model_arguments, predictor_from_args
 
 HELP = "segment a procedural 3D CT phantom (one click + propagation, 3D boxes) and print the Dice"
@@ -123,7 +124,7 @@ def _click_and_propagate(segmenter, phantom, name: str, image_path: Path) -> _Ou
           f"through the volume\n  same from the command line: segmote segment {image_path} --ras-point "
           f"{click[0]:.1f} {click[1]:.1f} {click[2]:.1f} --propagate --preset {DEMO_WINDOW} -o {name}.seg.nrrd")
     started = time.perf_counter()
-    seed = segmenter.segment_slice("axial", points_ras=[click], labels=[1])
+    seed = segmenter.segment_slice(SlicePrompt.build("ras", points=[click]), "axial")
     if seed.area == 0:
         print("  the click gave an empty mask: LiteMedSAM's own decoder was trained with boxes only; "
               "clicks need a trained SegMoTE adapter (--adapter FILE)")

@@ -10,20 +10,23 @@ from pathlib import Path
 from ..errors import DataError, InputError
 from .model_options import add_model_arguments, check_model_arguments, predictor_from_args
 
-HELP = "Dice of the SegMoTE adapter vs the base decoder on 2D image-mask sets (box, clicks or prompt-free)"
+HELP = ("Dice of the SegMoTE adapter vs the base decoder on 2D image-mask sets (box, clicks, scribbles, lasso or "
+        "prompt-free)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", nargs="+", metavar="DATA",
                         help="evaluation folders: train_pool layout (or a parent of such folders), "
                              "MedScribble-style case folders, images/ + masks/ (same stem or <stem>_<target>)")
-    parser.add_argument("--prompt", choices=("box", "click", "auto"), default="box",
+    parser.add_argument("--prompt", choices=("box", "click", "auto", "scribble", "lasso"), default="box",
                         help="box: tight box of each mask; click: central click then refinements; "
+                             "scribble: a stroke along the centre line then corrections, and a negative scribble "
+                             "after a leaking click; lasso: a loop around the mask; "
                              "auto: prompt-free, foreground/background targets only (default: box)")
     parser.add_argument("--clicks", type=int, default=1,
-                        help="with --prompt click: total clicks per target, each after the first at the "
-                             "largest error region; reports Dice after each click and NoC@85/90, a target that "
-                             "never reaches the Dice counting as --clicks (default: 1)")
+                        help="with --prompt click (or scribble): total clicks (scribbles) per target, each after "
+                             "the first at the largest error region; reports Dice after each and NoC@85/90, a target "
+                             "that never reaches the Dice counting as --clicks (default: 1)")
     add_model_arguments(parser)
     parser.add_argument("-o", "--out", default=None, metavar="DIR",
                         help="write evaluation_<prompt>.md, .json, _cases.csv (one row per target and decoder) and, "
@@ -42,8 +45,8 @@ def _check_arguments(args) -> None:
 
     if args.clicks < 1:
         raise InputError(f"--clicks: expected at least 1, got {args.clicks}")
-    if args.prompt != "click" and args.clicks != 1:
-        raise InputError("--clicks: only meaningful with --prompt click")
+    if args.prompt not in ("click", "scribble") and args.clicks != 1:
+        raise InputError("--clicks: only meaningful with --prompt click or scribble")
     if args.max_per_dataset is not None and args.max_per_dataset < 1:
         raise InputError(f"--max-per-dataset: expected at least 1, got {args.max_per_dataset}")
     if args.prompt == "auto" and str(args.adapter).lower() == "none":
@@ -75,7 +78,7 @@ def _predictor(args):
 
 
 def _write_outputs(report, out_dir: str, prompt: str, clicks: int) -> list[Path]:
-    stem = f"evaluation_{prompt}" + (f"_{clicks}clicks" if prompt == "click" else "")
+    stem = f"evaluation_{prompt}" + (f"_{clicks}{prompt}s" if prompt in ("click", "scribble") else "")
     return write_report(report, out_dir, stem)
 
 
@@ -90,7 +93,7 @@ def write_report(report, out_dir: str, stem: str) -> list[Path]:
     texts = {folder / f"{stem}.md": report.to_markdown(), folder / f"{stem}.json": report.to_json() + "\n"}
     if hasattr(report, "to_csv"):
         texts[folder / f"{stem}_cases.csv"] = report.to_csv()
-    curve = folder / f"{stem}_curve.png" if getattr(report, "prompt", None) == "click" else None
+    curve = folder / f"{stem}_curve.png" if getattr(report, "prompt", None) in ("click", "scribble") else None
     with atomic_outputs(list(texts) + ([curve] if curve else []), "--out") as temporaries:  # all or none
         for temporary, text in zip(temporaries, texts.values()):
             temporary.write_text(text, encoding="utf-8")

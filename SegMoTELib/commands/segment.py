@@ -1,13 +1,14 @@
 """`segmote segment`: segment a 2D image or a 3D volume from the command line.
 
 2D images (PNG/JPEG/TIFF, single-slice NIfTI/NRRD) take pixel prompts (`--box`, `--point`,
-`--negative`, `--auto`) in the image as stored (x = column, y = row) and give a mask plus an
-overlay PNG beside it. Volumes (NIfTI, NRRD, MHA, a DICOM folder, a LiteMedSAM .npz) take prompts
-in RAS millimetres (what Slicer shows for a markup), in voxel indices of the file as stored, or as
-a rotated ROI (`volume_prompts`), and give a `.seg.nrrd` (or a labelmap such as `.nii.gz`) in the
-source geometry; `--correct SEG` corrects an existing segmentation with clicks and carries the fix
-to the neighbouring slices. When a walk ends early, the command says where and why. Every argument
-and file is checked before the model loads.
+`--negative`, `--scribble`, `--lasso` and their negatives, `--auto`) in the image as stored (x =
+column, y = row) and give a mask plus an overlay PNG beside it. Volumes (NIfTI, NRRD, MHA, a DICOM
+folder, a LiteMedSAM .npz) take prompts in RAS millimetres (what Slicer shows for a markup;
+`--ras-point`, `--ras-scribble`, ...), in voxel indices of the file as stored, or as a rotated ROI
+(`volume_prompts`), and give a `.seg.nrrd` (or a labelmap such as `.nii.gz`) in the source
+geometry; `--correct SEG` corrects an existing segmentation with clicks, a box or strokes and
+carries the fix to the neighbouring slices. When a walk ends early, the command says where and
+why. The prompt options become one `SlicePrompt`, checked with every file before the model loads.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..intensity import CT_WINDOWS, IntensityMapping
+from ..slice_prompt import SlicePrompt
 from . import volume_prompts
 from .model_options import add_model_arguments, check_model_arguments, predictor_from_args
 
@@ -51,6 +53,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="positive click (repeatable)")
     pixel.add_argument("--negative", nargs=2, type=float, action="append", metavar=("X", "Y"),
                        help="negative click (repeatable)")
+    pixel.add_argument("--scribble", action="append", metavar="X1,Y1,X2,Y2,...",
+                       help="positive scribble: a stroke along the structure, as comma-separated vertices (repeatable)")
+    pixel.add_argument("--negative-scribble", action="append", metavar="X1,Y1,...",
+                       help="negative scribble: a stroke over what is not the structure (repeatable)")
+    pixel.add_argument("--lasso", action="append", metavar="X1,Y1,X2,Y2,X3,Y3,...",
+                       help="positive lasso: a closed loop around the structure, 3+ vertices (repeatable)")
+    pixel.add_argument("--negative-lasso", action="append", metavar="X1,Y1,...",
+                       help="negative lasso: a loop around a region to leave out (repeatable)")
     pixel.add_argument("--auto", action="store_true",
                        help="prompt-free mask (needs a trained adapter); for a volume, of slice --slice")
     volume_prompts.add_arguments(parser)
@@ -92,7 +102,7 @@ class _Job:
     mapping: IntensityMapping
     output: Path
     overlay: Path | None
-    prompt: object = None      # volume_prompts.VolumePrompt (volumes)
+    prompt: SlicePrompt | None = None   # pixel (2D) or RAS (volume); None for --auto
     segment: np.ndarray | None = None  # --correct: the segment to correct, bool [k, j, i]
 
 
@@ -121,21 +131,24 @@ def _prepare(args) -> _Job:
     from ..io.formats import VOLUME_EXTENSIONS
     from ..names import validate_segment_name
 
-    pixel_prompt = args.box is not None or args.point or args.negative
+    pixel_prompt = any(_given(args, name) for name in PIXEL_OPTIONS)
     ras_prompt = bool(volume_prompts.given(args))
     if pixel_prompt and ras_prompt:
-        raise InputError("prompt: give pixel prompts (--box/--point) for a 2D image or volume prompts "
-                         "(--ijk-box, --ijk-point, --ras-point, --ras-box, --roi-...) for a volume, not both")
+        raise InputError("prompt: give pixel prompts (--box/--point/--scribble...) for a 2D image or volume prompts "
+                         "(--ijk-box, --ijk-point, --ras-point, --ras-box, --ras-scribble, --roi-...) for a volume, "
+                         "not both")
     if args.correct is not None and not ras_prompt:
         raise InputError("--correct: give the correcting click(s) (--ijk-point/--ijk-negative, --ras-point/"
-                         "--ras-negative) or a box on the slice to correct")
+                         "--ras-negative), scribbles (--ras-scribble...) or a box on the slice to correct")
     if not (pixel_prompt or ras_prompt or args.auto):
-        raise InputError("prompt: give --box, --point, --auto (2D) or --ijk-box, --ijk-point, --ras-point, --ras-box, "
-                         "--roi-center/--roi-json (volume)")
+        raise InputError("prompt: give --box, --point, --scribble, --lasso, --auto (2D) or --ijk-box, --ijk-point, "
+                         "--ras-point, --ras-box, --ras-scribble, --ras-lasso, --roi-center/--roi-json (volume)")
     if args.auto and (pixel_prompt or ras_prompt):
         raise InputError("--auto: a prompt-free mask takes no other prompt")
-    if args.negative and not args.point and args.box is None:
-        raise InputError("--negative: needs at least one --point (positive click) or a --box")
+    if not any(_given(args, name) for name in ("point", "box", "scribble", "lasso")) and any(
+            _given(args, name) for name in ("negative", "negative_scribble", "negative_lasso")):
+        raise InputError("prompt: negative prompts need a positive one too (--point, --box, --scribble or --lasso): "
+                         "they say what is not the structure")
     volume_prompts.check_combinations(args)
     if args.patience is not None and not 0 <= args.patience <= 3:
         raise InputError(f"--patience: expected 0..3 slices, got {args.patience}")
@@ -147,8 +160,8 @@ def _prepare(args) -> _Job:
     single_slice = volume.array.shape[0] == 1
     mode = "2d" if pixel_prompt or (args.auto and single_slice) else "volume"
     if mode == "2d" and not single_slice:
-        raise InputError(f"--box/--point: {args.input} is a volume of {volume.array.shape[0]} slices; "
-                         f"give prompts in RAS mm (--ras-point, --ras-box)")
+        raise InputError(f"--box/--point/--scribble/--lasso: {args.input} is a volume of {volume.array.shape[0]} "
+                         f"slices; give prompts in RAS mm (--ras-point, --ras-box, --ras-scribble, --ras-lasso)")
     extension = extension_of(output)
     allowed = MASK_IMAGE_EXTENSIONS + VOLUME_EXTENSIONS + (".seg.nrrd",) if mode == "2d" else \
         VOLUME_EXTENSIONS + (".seg.nrrd",)
@@ -167,8 +180,33 @@ def _prepare(args) -> _Job:
             job.segment = _read_segment(args.correct, volume)
     else:
         _check_image_content(args, job)
-        _check_pixel_prompts(args, volume)
+        if not args.auto:
+            job.prompt = prompt_from_args(args)
+            job.prompt.check_inside(*volume.array.shape[1:3])
     return job
+
+
+PIXEL_OPTIONS = ("box", "point", "negative", "scribble", "negative_scribble", "lasso", "negative_lasso")
+
+
+def _given(args, name: str) -> bool:
+    value = getattr(args, name, None)
+    return value is not None and value is not False and value != []
+
+
+def prompt_from_args(args) -> SlicePrompt:
+    """The one prompt value of the pixel prompt options (a 2D image); volumes: `volume_prompts`."""
+    from ..slice_prompt import parse_vertex_list
+
+    def strokes(name):
+        return [parse_vertex_list(text, 2, "--" + name.replace("_", "-")) for text in getattr(args, name, None) or []]
+
+    points = list(args.point or []) + list(args.negative or [])
+    labels = [1] * len(args.point or []) + [0] * len(args.negative or [])
+    box = None if args.box is None else np.asarray(args.box, dtype=np.float64).reshape(2, 2)
+    return SlicePrompt.build("pixel", points=points or None, labels=labels or None, box=box,
+                             scribbles=strokes("scribble"), negative_scribbles=strokes("negative_scribble"),
+                             lassos=strokes("lasso"), negative_lassos=strokes("negative_lasso"))
 
 
 def _check_image_content(args, job: _Job) -> None:
@@ -209,41 +247,43 @@ def _mapping(args, volume) -> IntensityMapping:
     return IntensityMapping(modality=args.modality or volume.modality or "auto")
 
 
-def _check_pixel_prompts(args, volume) -> None:
-    from ..prompts_validation import validate_box, validate_points
-
-    height, width = volume.array.shape[1:3]
-    if args.box is not None:
-        validate_box(args.box, height, width)
-    if args.point or args.negative:
-        validate_points(*_pixel_points(args), height, width)
-
-
-def _pixel_points(args):
-    points = list(args.point or []) + list(args.negative or [])
-    labels = [1] * len(args.point or []) + [0] * len(args.negative or [])
-    return np.asarray(points, dtype=np.float64), np.asarray(labels, dtype=np.int64)
-
-
-def _check_volume_prompt(args, volume):
-    """Map the prompt once without the model, so a point outside or a box with no area fails fast."""
-    from ..geometry import SliceRef, ras_box_to_slice_box, slice_axis_for, slice_count, slice_extent_of_box
+def _check_volume_prompt(args, volume) -> SlicePrompt | None:
+    """Map the prompt once without the model, so a point outside, a box with no area or a stroke
+    off the prompt's slice fails fast; a box spanning several slices is a 3D box (no other prompt)."""
+    from ..geometry import (
+        SliceRef,
+        prompt_on_slice,
+        prompt_slice,
+        ras_box_to_slice_box,
+        slice_axis_for,
+        slice_count,
+        slice_extent_of_box,
+    )
 
     prompt = volume_prompts.volume_prompt(args, volume)
     axis = slice_axis_for(volume, args.orientation)
-    if prompt is not None and prompt.clicks:
-        volume_prompts.check_clicks_on_one_slice(prompt, volume, args.orientation)
-    if prompt is not None and prompt.box_ras is not None:
-        option = prompt.options[0]
-        try:
-            first, last = slice_extent_of_box(volume, axis, prompt.box_ras)
-            ras_box_to_slice_box(volume, SliceRef(axis, (first + last) // 2), prompt.box_ras)
-        except InputError as error:
-            raise InputError(f"{option}: {str(error).removeprefix('corners_ras: ')}") from None
+
     if args.slice is not None:
         count = slice_count(volume, axis)
         if not 0 <= args.slice < count:
             raise InputError(f"--slice: expected 0..{count - 1} along the {args.orientation} axis, got {args.slice}")
+    if prompt is None:
+        return None
+    if prompt.box is not None:
+        option = volume_prompts.box_option(args)
+        try:
+            first, last = slice_extent_of_box(volume, axis, prompt.box_array())
+            if last > first:  # a 3D box: segmented within it, alone
+                if prompt.points or prompt.scribbles or prompt.lassos:
+                    raise InputError("a box spanning several slices is segmented in 3D and takes no other prompt; "
+                                     "give a flat box (on one slice) to combine it with scribbles or lassos")
+                ras_box_to_slice_box(volume, SliceRef(axis, (first + last) // 2), prompt.box_array())
+                return prompt
+        except InputError as error:
+            raise InputError(f"{option}: {str(error).removeprefix('corners_ras: ')}") from None
+    ref = prompt_slice(volume, args.orientation, prompt)
+    volume_prompts.check_on_one_slice(args, volume, ref, prompt)
+    prompt_on_slice(volume, ref, prompt)
     return prompt
 
 
@@ -281,12 +321,8 @@ def _segment_2d(args, job: _Job, predictor) -> list[Path]:
 
     image = job.volume.array[0]
     predictor.set_image(image, mapping=job.mapping if not job.volume.rgb else None)
-    box = np.asarray(args.box, dtype=np.float64) if args.box is not None else None
-    points, labels = _pixel_points(args) if args.point or args.negative else (None, None)
-    if args.auto:
-        prediction = predictor.predict_auto()
-    else:
-        prediction = predictor.predict(points=points, labels=labels, box=box)
+    prompt = job.prompt
+    prediction = predictor.predict_auto() if args.auto else predictor.predict(prompt)
     mask = np.asarray(prediction.masks[0], dtype=bool)
     _note_dropped_negatives(predictor)
     grey = image if job.volume.rgb else _as_uint8(image, job.mapping)
@@ -295,7 +331,7 @@ def _segment_2d(args, job: _Job, predictor) -> list[Path]:
             write_volume(job.volume.with_array((mask * 255).astype(np.uint8)[None]), mask_file)
         else:
             write_segmentation(mask_file, job.volume.with_array(mask.astype(np.uint8)[None]), _segments(args))
-        overlay = overlay_image(grey, mask, box=box, points=points, labels=labels)
+        overlay = overlay_image(grey, mask, **_overlay_prompts(prompt))
         write_volume(job.volume.with_array(overlay[None]), overlay_file)
     score = float(np.ravel(prediction.scores)[0])
     print(f"mask: {int(mask.sum())} pixels, predicted IoU {score:.3f} ({prediction.decoder} decoder)")
@@ -332,10 +368,20 @@ def _as_uint8(image, mapping):
     return to_uint8(image, mapping)
 
 
-def overlay_image(image_uint8: np.ndarray, mask: np.ndarray, box=None, points=None, labels=None) -> np.ndarray:
+def _overlay_prompts(prompt) -> dict:
+    """The overlay's prompt arguments of a pixel SlicePrompt (none for a prompt-free mask)."""
+    if prompt is None:
+        return {}
+    strokes = [(s.array, s.positive, False) for s in prompt.scribbles] + [(s.array, s.positive, True) for s in prompt.lassos]
+    return {"box": prompt.pixel_box(), "points": prompt.points_array(), "labels": prompt.labels_array(), "strokes": strokes}
+
+
+def overlay_image(image_uint8: np.ndarray, mask: np.ndarray, box=None, points=None, labels=None,
+                  strokes=()) -> np.ndarray:
     """(H, W, 3) uint8: the image with the mask tinted and its outline drawn, and the prompts that
     made it: the box's outline, a green "+" at each positive click, a red "−" at each negative one
-    (each on a dark halo, to stay visible on any background)."""
+    (each on a dark halo, to stay visible on any background), and each stroke (vertices, positive,
+    closed) as a green or red line."""
     from PIL import Image, ImageDraw
     from scipy import ndimage
 
@@ -351,6 +397,10 @@ def overlay_image(image_uint8: np.ndarray, mask: np.ndarray, box=None, points=No
     if box is not None:
         x0, y0, x1, y1 = (float(v) for v in box)
         draw.rectangle([x0, y0, x1, y1], outline=BOX_COLOUR, width=width)
+    for vertices, positive, closed in strokes:
+        line = [tuple(float(v) for v in vertex) for vertex in vertices] + ([tuple(vertices[0])] if closed else [])
+        if len(line) > 1:
+            draw.line(line, fill=POSITIVE_COLOUR if positive else NEGATIVE_COLOUR, width=width)
     for (x, y), label in zip(np.asarray(points if points is not None else [], dtype=np.float64).reshape(-1, 2),
                              np.asarray(labels if labels is not None else [], dtype=np.int64).reshape(-1)):
         strokes = [((x - size, y), (x + size, y))] + ([((x, y - size), (x, y + size))] if label else [])
@@ -368,7 +418,7 @@ def _segments(args):
 
 # --- volumes ---------------------------------------------------------------------------------
 def _segment_volume(args, job: _Job, predictor) -> list[Path]:
-    from ..geometry import slice_axis_for, slice_count, slice_extent_of_box
+    from ..geometry import slice_axis_for, slice_count
     from ..io import write_segmentation
     from ..segment3d import VolumeSegmenter
 
@@ -383,23 +433,15 @@ def _segment_volume(args, job: _Job, predictor) -> list[Path]:
             index = args.slice if args.slice is not None else slice_count(job.volume, axis) // 2
             labelmap = segmenter.segment_auto(orientation, index).labelmap
         elif job.segment is not None:
-            correction = segmenter.correct(job.segment, orientation, points_ras=prompt.points_ras, labels=prompt.labels,
-                                           box_ras=prompt.box_ras, rules=rules, progress=progress)
+            correction = segmenter.correct(job.segment, prompt, orientation, rules=rules, progress=progress)
             labelmap, walked = correction.labelmap, "correction"
             print(f"corrected slice {correction.slice_ref.index}; re-segmented slices "
                   f"{_ranges(correction.changed)}", file=sys.stderr)
-        elif prompt.box_ras is not None:
-            first, last = slice_extent_of_box(job.volume, slice_axis_for(job.volume, orientation), prompt.box_ras)
-            if last > first:
-                labelmap, walked = segmenter.segment_box3d(prompt.box_ras, orientation, progress=progress,
-                                                           rules=rules), "3D box"
-            else:
-                seed = segmenter.segment_slice(orientation, box_ras=prompt.box_ras)
-                labelmap = seed.labelmap
-                if args.propagate:
-                    labelmap, walked = segmenter.propagate(seed, rules=rules, progress=progress), "propagation"
+        elif prompt.box is not None and _spans_slices(job.volume, orientation, prompt):
+            labelmap, walked = segmenter.segment_box3d(prompt.box_array(), orientation, progress=progress,
+                                                       rules=rules), "3D box"
         else:
-            seed = segmenter.segment_slice(orientation, points_ras=prompt.points_ras, labels=prompt.labels)
+            seed = segmenter.segment_slice(prompt, orientation)
             _note_dropped_negatives(predictor)
             labelmap = seed.labelmap
             if args.propagate:
@@ -411,6 +453,11 @@ def _segment_volume(args, job: _Job, predictor) -> list[Path]:
     return [job.output]
 
 
+def _spans_slices(volume, orientation, prompt) -> bool:
+    from ..geometry import slice_axis_for, slice_extent_of_box
+
+    first, last = slice_extent_of_box(volume, slice_axis_for(volume, orientation), prompt.box_array())
+    return last > first
 def _note_dropped_negatives(predictor) -> None:
     dropped = getattr(predictor, "dropped_negatives", 0)
     if dropped:

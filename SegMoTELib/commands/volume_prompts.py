@@ -1,7 +1,8 @@
 """The volume prompts of `segmote segment`, in the frames users have, all turned into RAS millimetres.
 
 * RAS millimetres, as Slicer shows a markup: `--ras-point`, `--ras-negative`, `--ras-box` (two
-  opposite corners of a box aligned with the patient axes).
+  opposite corners of a box aligned with the patient axes), `--ras-scribble`, `--ras-lasso` and
+  their negatives (vertex lists on the prompt's slice).
 * Voxel indices of the input as stored (what a viewer's status bar or a label map gives):
   `--ijk-point`, `--ijk-negative`, `--ijk-box` (two opposite voxels, inclusive: a box in the
   volume's own frame, also on an oblique volume).
@@ -9,14 +10,14 @@
   or a Slicer markups ROI file (`--roi-json`, `.mrk.json`, LPS or RAS).
 
 Boxes become 8 RAS corners (`geometry.ijk_box_corners_ras`, `geometry.roi_corners_from_axes`),
-so the model sees the same slice box whichever frame the user gave it in.
+so the model sees the same slice box whichever frame the user gave it in. The result is one
+`SlicePrompt` in the RAS frame.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ras.add_argument("--ras-box", nargs=6, type=float, metavar=("R0", "A0", "S0", "R1", "A1", "S1"),
                      help="box by two opposite corners, aligned with the patient axes; a box spanning several "
                           "slices is segmented in 3D within it, a flat box segments its slice")
+    for kind, text in (("scribble", "positive scribble"), ("negative-scribble", "negative scribble"),
+                       ("lasso", "positive lasso"), ("negative-lasso", "negative lasso")):
+        ras.add_argument(f"--ras-{kind}", action="append", metavar="R1,A1,S1,R2,A2,S2,...",
+                         help=f"{text} on the slice of the prompt, vertices in RAS mm (repeatable)")
     ijk = parser.add_argument_group("volume prompts in voxel indices of the input as stored (i j k, from 0)")
     ijk.add_argument("--ijk-point", nargs=3, type=int, action="append", metavar=("I", "J", "K"),
                      help="positive click at a voxel (repeatable)")
@@ -50,23 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="a Slicer markups ROI file (.mrk.json) holding one ROI")
 
 
-@dataclass
-class VolumePrompt:
-    """A volume prompt in RAS: clicks (points, labels) or a box (2 corners aligned with RAS, or 8)."""
-
-    points_ras: np.ndarray | None = None
-    labels: np.ndarray | None = None
-    box_ras: np.ndarray | None = None
-    options: tuple[str, ...] = ()   # the options it came from, for messages
-
-    @property
-    def clicks(self) -> bool:
-        return self.points_ras is not None
+STROKE_OPTIONS = ("ras_scribble", "ras_negative_scribble", "ras_lasso", "ras_negative_lasso")
 
 
 def given(args) -> list[str]:
     """The volume prompt options on the command line."""
-    names = ("ras_point", "ras_negative", "ras_box", "ijk_point", "ijk_negative", "ijk_box", "roi_center",
+    names = ("ras_point", "ras_negative", "ras_box", *STROKE_OPTIONS, "ijk_point", "ijk_negative", "ijk_box", "roi_center",
              "roi_size", "roi_axes", "roi_json")
     return ["--" + name.replace("_", "-") for name in names if getattr(args, name, None) not in (None, [])]
 
@@ -83,42 +77,59 @@ def check_combinations(args) -> None:
         raise InputError(f"{boxes[0]}: give a box or clicks, not both")
     if len(positives) > 1 or (options & {"--ras-negative", "--ijk-negative"}) == {"--ras-negative", "--ijk-negative"}:
         raise InputError("--ijk-point: give the clicks in one frame, voxel indices or RAS, not both")
-    if "--ras-negative" in options and "--ras-point" not in options:
-        raise InputError("--ras-negative: needs at least one --ras-point (positive click)")
-    if "--ijk-negative" in options and "--ijk-point" not in options:
-        raise InputError("--ijk-negative: needs at least one --ijk-point (positive click)")
+    positive_strokes = options & {"--ras-scribble", "--ras-lasso"}
+    for negative, positive in (("--ras-negative", "--ras-point"), ("--ijk-negative", "--ijk-point")):
+        if negative in options and positive not in options and not positive_strokes:
+            raise InputError(f"{negative}: needs at least one {positive} (positive click) or a positive scribble or "
+                             f"lasso")
+    negative_strokes = sorted(options & {"--ras-negative-scribble", "--ras-negative-lasso"})
+    if negative_strokes and not (boxes or positives or positive_strokes):
+        raise InputError(f"{negative_strokes[0]}: negative prompts need a positive one too (a click, a box, a scribble "
+                         f"or a lasso): they say what is not the structure")
     if "--roi-json" in options and options & {"--roi-center", "--roi-size", "--roi-axes"}:
         raise InputError("--roi-json: the file gives the ROI; drop --roi-center/--roi-size/--roi-axes")
     if options & {"--roi-center", "--roi-size", "--roi-axes"} and not {"--roi-center", "--roi-size"} <= options:
         raise InputError("--roi-center: a ROI needs both --roi-center and --roi-size (and optionally --roi-axes)")
 
 
-def volume_prompt(args, volume) -> VolumePrompt | None:
-    """The command line's volume prompt in RAS (voxels and ROIs mapped through the volume's geometry)."""
+def volume_prompt(args, volume):
+    """The command line's volume prompt as one RAS `SlicePrompt` (voxels and ROIs mapped through the
+    volume's geometry), or None when none was given."""
     from ..geometry import ijk_box_corners_ras, ijk_points_to_ras, roi_corners_from_axes
+    from ..slice_prompt import SlicePrompt, parse_vertex_list
 
-    options = tuple(given(args))
-    if args.ras_point:
-        points = list(args.ras_point) + list(args.ras_negative or [])
-        labels = [1] * len(args.ras_point) + [0] * len(args.ras_negative or [])
-        return VolumePrompt(np.asarray(points, dtype=np.float64), np.asarray(labels, np.int64), options=options)
-    if args.ijk_point:
-        ijk = list(args.ijk_point) + list(args.ijk_negative or [])
-        labels = [1] * len(args.ijk_point) + [0] * len(args.ijk_negative or [])
-        return VolumePrompt(ijk_points_to_ras(volume, ijk, "--ijk-point"), np.asarray(labels, np.int64),
-                            options=options)
+    points = labels = box = None
+    if args.ras_point or args.ras_negative:
+        points = np.asarray(list(args.ras_point or []) + list(args.ras_negative or []), dtype=np.float64)
+        labels = [1] * len(args.ras_point or []) + [0] * len(args.ras_negative or [])
+    elif args.ijk_point or args.ijk_negative:
+        ijk = list(args.ijk_point or []) + list(args.ijk_negative or [])
+        points = ijk_points_to_ras(volume, ijk, "--ijk-point" if args.ijk_point else "--ijk-negative")
+        labels = [1] * len(args.ijk_point or []) + [0] * len(args.ijk_negative or [])
     if args.ras_box is not None:
-        return VolumePrompt(box_ras=np.asarray(args.ras_box, dtype=np.float64).reshape(2, 3), options=options)
-    if args.ijk_box is not None:
-        first, last = args.ijk_box[:3], args.ijk_box[3:]
-        return VolumePrompt(box_ras=ijk_box_corners_ras(volume, first, last), options=options)
-    if args.roi_json is not None:
+        box = np.asarray(args.ras_box, dtype=np.float64).reshape(2, 3)
+    elif args.ijk_box is not None:
+        box = ijk_box_corners_ras(volume, args.ijk_box[:3], args.ijk_box[3:])
+    elif args.roi_json is not None:
         center, size, axes = read_markups_roi(args.roi_json)
-        return VolumePrompt(box_ras=_roi(roi_corners_from_axes, center, size, axes, "--roi-json"), options=options)
-    if args.roi_center is not None:
-        return VolumePrompt(box_ras=_roi(roi_corners_from_axes, args.roi_center, args.roi_size, args.roi_axes,
-                                         "--roi-center"), options=options)
-    return None
+        box = _roi(roi_corners_from_axes, center, size, axes, "--roi-json")
+    elif args.roi_center is not None:
+        box = _roi(roi_corners_from_axes, args.roi_center, args.roi_size, args.roi_axes, "--roi-center")
+    strokes = {name: [parse_vertex_list(text, 3, "--" + name.replace("_", "-")) for text in getattr(args, name, None) or []]
+               for name in STROKE_OPTIONS}
+    if points is None and box is None and not any(strokes.values()):
+        return None
+    return SlicePrompt.build("ras", points=points, labels=labels, box=box,
+                             scribbles=strokes["ras_scribble"], negative_scribbles=strokes["ras_negative_scribble"],
+                             lassos=strokes["ras_lasso"], negative_lassos=strokes["ras_negative_lasso"])
+
+
+def box_option(args) -> str:
+    """The option that gave the box, for messages."""
+    for option in ("--ras-box", "--ijk-box", "--roi-json", "--roi-center"):
+        if getattr(args, option[2:].replace("-", "_"), None) is not None:
+            return option
+    return "box"
 
 
 def _roi(make, center, size, axes, option: str) -> np.ndarray:
@@ -160,18 +171,24 @@ def read_markups_roi(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return center, size, orientation.T
 
 
-def check_clicks_on_one_slice(prompt: VolumePrompt, volume, orientation: str) -> None:
-    """Clicks are prompts on the slice through the first positive click; one on another slice would
-    be projected onto it silently, a different point than the one the user chose."""
-    from ..geometry import ras_to_voxel, slice_axis_for
+def check_on_one_slice(args, volume, ref, prompt) -> None:
+    """Clicks and strokes are prompts on the slice through the first of them; one on another slice
+    would be projected onto it silently, a different place than the one the user chose."""
+    from ..geometry import orientation_of_axis
+    from ..volume import round_half_up
 
-    axis = slice_axis_for(volume, orientation)
-    indices = ras_to_voxel(volume, prompt.points_ras)[:, axis]
-    first = int(indices[0])
-    frame = "ijk" if "--ijk-point" in prompt.options else "ras"
-    for point, label, index in zip(prompt.points_ras, prompt.labels, indices):
-        if int(index) != first:
-            option = f"--{frame}-{'point' if label else 'negative'}"
-            where = " ".join(f"{value:g}" for value in point)
-            raise InputError(f"{option}: the click at RAS {where} lies on slice {int(index)} of the {orientation} axis, "
-                             f"the first click on slice {first}; all clicks must be on the same slice")
+    frame = "ijk" if args.ijk_point or args.ijk_negative else "ras"
+    options = ([f"--{frame}-point"] * len(getattr(args, f"{frame}_point") or [])
+               + [f"--{frame}-negative"] * len(getattr(args, f"{frame}_negative") or []))
+    groups = [(option, point[None]) for option, point in zip(options, prompt.points_array() if prompt.points else [])]
+    for name, strokes in (("scribble", prompt.scribbles), ("lasso", prompt.lassos)):
+        for stroke in strokes:
+            groups.append((f"--ras-{'' if stroke.positive else 'negative-'}{name}", stroke.array))
+    for option, coordinates in groups:
+        indices = round_half_up(volume.ras_to_ijk_points(coordinates)[:, ref.axis])
+        off = np.flatnonzero(indices != ref.index)
+        if off.size:
+            where = " ".join(f"{value:g}" for value in coordinates[off[0]])
+            name = orientation_of_axis(volume, ref.axis)
+            raise InputError(f"{option}: the vertex at RAS {where} lies on {name} slice {int(indices[off[0]])}, "
+                             f"the prompt on slice {ref.index}; all clicks and strokes must be on the same slice")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import InputError, one_line
 
-GRAPH_VERSION = 5   # bump whenever graphs.py changes what an exported graph computes
+GRAPH_VERSION = 6   # bump whenever graphs.py changes what an exported graph computes
 OPSET = 17
 METADATA = "graphs.json"
 CACHE_VARIABLE = "SEGMOTE_CACHE_DIR"
@@ -43,6 +43,17 @@ INPUTS = {
     "segmote_all": ("embedding", "image_terms", *PROMPT_INPUTS),
     "auto": ("embedding", "image_terms"),
 }
+
+
+STROKE_INPUTS = ("stroke_maps", "has_strokes")  # the SegMoTE graphs of an adapter with a stroke encoder
+
+
+def graph_inputs(name: str, model) -> tuple[str, ...]:
+    """The input names of graph `name` for this model: INPUTS, and the stroke maps where the SegMoTE
+    decoder reads them (`SegMoTEModel.reads_stroke_maps`)."""
+    if name in ("segmote", "segmote_all") and model.reads_stroke_maps:
+        return INPUTS[name] + STROKE_INPUTS
+    return INPUTS[name]
 
 
 def cache_root() -> Path:
@@ -213,18 +224,21 @@ def export_graphs(model, uses_adapter: bool, folder: Path, names: tuple[str, ...
         if "segmote" in names:
             segmote = SegMoTEPromptGraph(model)
             outputs = ("masks", "iou", "confidence") + (("presence",) if model.adapter.presence is not None else ())
-            graphs["segmote"] = (segmote, (embedding, terms, *prompt), outputs)
-            graphs["segmote_all"] = (SegMoTEPromptGraph(model, all_experts=True), (embedding, terms, *prompt), outputs)
+            strokes = (torch.zeros(1, 4, low_res, low_res), torch.ones(1)) if model.reads_stroke_maps else ()
+            graphs["segmote"] = (segmote, (embedding, terms, *prompt, *strokes), outputs)
+            graphs["segmote_all"] = (SegMoTEPromptGraph(model, all_experts=True), (embedding, terms, *prompt, *strokes),
+                                     outputs)
             graphs["auto"] = (AutoGraph(segmote), (embedding, terms), outputs)
         for name in names:
             module, arguments, outputs = graphs[name]
-            _export(module.eval(), arguments, folder / f"{name}.onnx", INPUTS[name], outputs)
+            _export(module.eval(), arguments, folder / f"{name}.onnx", graph_inputs(name, model), outputs)
 
 
 def _dynamic_axes(inputs: tuple[str, ...], outputs: tuple[str, ...]) -> dict:
     # The encoder takes one image: TinyViT reads its batch size with len(), which the tracer records
     # as a constant (a batch of 4 would be folded into the channels); the runtime loops instead.
-    axes = {"coords": {0: "batch", 1: "points"}, "labels": {0: "batch", 1: "points"}, "mask_input": {0: "batch"}}
+    axes = {"coords": {0: "batch", 1: "points"}, "labels": {0: "batch", 1: "points"}, "mask_input": {0: "batch"},
+            "stroke_maps": {0: "batch"}}
     dynamic = {name: axes[name] for name in inputs if name in axes}
     if "coords" in inputs:
         dynamic.update({name: {0: "batch"} for name in outputs})

@@ -153,7 +153,7 @@ class BasePromptGraph(nn.Module):
 
 class SegMoTEPromptGraph(nn.Module):
     """(embedding (1, D, h, w), image terms (1, D/8, 4h, 4w), coords, labels, mask_input,
-    has_mask_input) → the chosen expert token's logits (B, 1, 4h, 4w), IoU prediction (B, 1),
+    has_mask_input[, stroke_maps (B, 4, 4h, 4w), has_strokes (1,) for an adapter with a stroke encoder]) → the chosen expert token's logits (B, 1, 4h, 4w), IoU prediction (B, 1),
     router confidence (B, 1) and, for an adapter with a presence head, the walk's presence
     probability (B, 1) — the most confident expert, as the torch path picks it; with `all_experts`
     every expert's (B, E, ...) (multimask; the predictor orders them)."""
@@ -171,9 +171,15 @@ class SegMoTEPromptGraph(nn.Module):
         refine = adapter.fused_features.refine  # Conv 3×3, LayerNorm2d, GELU, Conv 3×3
         self.refine_in, self.refine_norm, self.refine_act, self.refine_out = refine
 
-    def forward(self, embedding, image_terms, coords, labels, mask_input, has_mask_input):
+    def forward(self, embedding, image_terms, coords, labels, mask_input, has_mask_input, stroke_maps=None,
+                has_strokes=None):
         sparse = self.prompts.sparse(coords, labels)
         dense = self.prompts.dense(mask_input, has_mask_input)
+        stroke_encoder = self.decoder.adapter.stroke_encoder
+        if stroke_encoder is not None:
+            # The scribbles' and lassos' dense channel (modeling/stroke_encoder.py), added as torch adds it;
+            # without strokes the flag is 0 and the sum adds exactly zero (the maps are zeros then).
+            dense = dense + stroke_encoder(stroke_maps) * has_strokes.reshape(-1, 1, 1, 1)
         return self.decode(embedding, image_terms, sparse, dense)
 
     def decode(self, embedding, image_terms, sparse, dense):

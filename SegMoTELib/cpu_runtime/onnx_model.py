@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..modeling.prompt_path import PromptCall
-from .export import INPUTS
 from .graphs import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, PADDING
 
 
@@ -45,6 +44,8 @@ class OnnxModel:
         self.sessions = {name: ort.InferenceSession(str(folder / f"{name}.onnx"), options,
                                                     providers=["CPUExecutionProvider"]) for name in names}
         self.image_terms = "segmote" in self.sessions
+        # what each graph takes (the SegMoTE graphs of an adapter with a stroke encoder take the stroke maps too)
+        self.inputs = {name: tuple(item.name for item in session.get_inputs()) for name, session in self.sessions.items()}
         self._background = None
 
     def describe(self) -> str:
@@ -87,6 +88,7 @@ class OnnxModel:
         points = (next(rest), next(rest)) if call.points else None
         boxes = next(rest) if call.boxes else None
         masks = next(rest) if call.masks else None
+        strokes = next(rest) if getattr(call, "strokes", False) else None
         feeds = {"embedding": _numpy(embedding)}
         if call.needs_early_features:
             feeds["image_terms"] = _numpy(terms)
@@ -102,7 +104,13 @@ class OnnxModel:
                 feeds.update(mask_input=np.zeros((batch, 1, self.low_res, self.low_res), np.float32),
                              has_mask_input=np.zeros(1, np.float32))
             graph = "segmote_all" if call.decoder == "segmote" and call.multimask else call.decoder
-            outputs = self.sessions[graph].run(None, {name: feeds[name] for name in INPUTS[graph]})
+            if "stroke_maps" in self.inputs[graph]:  # (the predictor passes maps only to such graphs)
+                if strokes is not None:
+                    feeds.update(stroke_maps=_numpy(strokes), has_strokes=np.ones(1, np.float32))
+                else:
+                    feeds.update(stroke_maps=np.zeros((batch, 4, self.low_res, self.low_res), np.float32),
+                                 has_strokes=np.zeros(1, np.float32))
+            outputs = self.sessions[graph].run(None, {name: feeds[name] for name in self.inputs[graph]})
         low_res, scores, presence = select_outputs(call, outputs)
         low_res, scores = torch.from_numpy(low_res), torch.from_numpy(scores)
         presence = None if presence is None else torch.from_numpy(presence)

@@ -19,6 +19,7 @@ class AdapterConfig:
     ppt_mlp_ratio: float = 8.0   # hidden width 2048 at D = 256, as SAM's token MLP
     router_noise_floor: float = 1e-2
     training_mode: str = "adapter"  # which parameters train: see TRAINING_MODES
+    stroke_encoder: bool = False  # a dense channel for scribbles and lassos (modeling.stroke_encoder)
     presence_head: bool = False   # the walk's learned continuation decision (modeling/presence.py)
 
     def __post_init__(self):

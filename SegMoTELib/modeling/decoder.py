@@ -19,6 +19,7 @@ from .config import AdapterConfig
 from .hq_features import FusedFeatures
 from .mote import MixtureOfTokenExperts, Routing, load_balance_loss
 from .ppt import PromptTokenizer
+from .stroke_encoder import StrokeEncoder
 from .presence import PresenceHead, presence_features
 
 
@@ -79,6 +80,8 @@ class SegMoTEAdapter(nn.Module):
         self.hypernetworks = nn.ModuleList(HypernetworkMLP(dim) for _ in range(config.num_experts))
         self.fused_features = FusedFeatures(dim, early_channels)
         self.prompt_tokenizer = PromptTokenizer(dim, config.ppt_queries, config.ppt_mlp_ratio)
+        # only where configured, so adapter files without it load unchanged (strict state dicts)
+        self.stroke_encoder = StrokeEncoder(dim) if config.stroke_encoder else None
         # Only adapters that declare it have one, so older adapter files load unchanged.
         self.presence = PresenceHead(dim) if config.presence_head else None
 

@@ -61,10 +61,20 @@ class SegMoTEModel(nn.Module):
         # become noise, so prompt and image positional encodings are always computed in fp32.
         return torch.autocast(self.backbone.pixel_mean.device.type, enabled=False)
 
-    def encode_prompts(self, points=None, boxes=None, masks=None):
-        """SAM's prompt encoder (frozen). points = (coords (B,N,2), labels (B,N)) in model-input pixels."""
+    @property
+    def reads_stroke_maps(self) -> bool:
+        """Whether the SegMoTE path takes scribbles and lassos as a dense channel too."""
+        return self.uses_experts and self.adapter.stroke_encoder is not None
+
+    def encode_prompts(self, points=None, boxes=None, masks=None, strokes=None):
+        """SAM's prompt encoder (frozen). points = (coords (B,N,2), labels (B,N)) in model-input pixels;
+        `strokes` (B, 4, L, L): the stroke maps of `prompt_encoding`, added to the dense embedding by
+        the adapter's stroke encoder (ignored without one)."""
         with self._full_precision():
-            return self.backbone.prompt_encoder(points=points, boxes=boxes, masks=masks)
+            sparse, dense = self.backbone.prompt_encoder(points=points, boxes=boxes, masks=masks)
+        if strokes is not None and self.reads_stroke_maps:
+            dense = dense + self.adapter.stroke_encoder(strokes.to(dense.dtype))
+        return sparse, dense
 
     def dense_pe(self) -> torch.Tensor:
         """The prompt encoder's dense positional encoding (1, D, h, w): it depends on no input, so it

@@ -27,10 +27,11 @@ class PromptCall:
     decoder: str          # one of DECODERS; prompt-free calls use "segmote"
     multimask: bool
     transform: ImageTransform
+    strokes: bool = False  # dense stroke maps (read by the SegMoTE decoder's stroke encoder only)
 
     @property
     def prompt_free(self) -> bool:
-        return not (self.points or self.boxes or self.masks)
+        return not (self.points or self.boxes or self.masks or self.strokes)
 
     @property
     def needs_early_features(self) -> bool:
@@ -50,10 +51,10 @@ def adapter_outputs(output, multimask: bool) -> tuple[torch.Tensor, torch.Tensor
 
 
 def prompt_function(model, call: PromptCall) -> Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """`run(embedding, [early], [coords, labels], [boxes], [mask logits])` → (masks bool (B, K, H, W)
-    at the image's size, low-res logits (B, K, s, s), scores (B, K), presence (B, K) or None); the
-    bracketed tensors are passed when `call` says so. Presence is the walk's continuation
-    probability, from adapters with a presence head (`modeling/presence.py`)."""
+    """`run(embedding, [early], [coords, labels], [boxes], [mask logits], [stroke maps])` → (masks
+    bool (B, K, H, W) at the image's size, low-res logits (B, K, s, s), scores (B, K), presence (B, K)
+    or None); the bracketed tensors are passed when `call` says so. Presence is the walk's
+    continuation probability, from adapters with a presence head (`modeling/presence.py`)."""
 
     def run(embedding, *tensors):
         rest = iter(tensors)
@@ -61,12 +62,14 @@ def prompt_function(model, call: PromptCall) -> Callable[..., tuple[torch.Tensor
         points = (next(rest), next(rest)) if call.points else None
         boxes = next(rest) if call.boxes else None
         masks = next(rest) if call.masks else None
+        strokes = next(rest) if call.strokes else None
         presence = None
         if call.prompt_free:
             low_res, scores, presence = adapter_outputs(
                 model.decode(embedding, early, None, model.dense_no_prompt(1)), call.multimask)
         else:
-            sparse, dense = model.encode_prompts(points=points, boxes=boxes, masks=masks)
+            sparse, dense = model.encode_prompts(points=points, boxes=boxes, masks=masks,
+                                                 strokes=strokes if call.decoder == "segmote" else None)
             batch = sparse.shape[0]
             embedding = embedding.expand(batch, -1, -1, -1)
             if call.decoder == "segmote":

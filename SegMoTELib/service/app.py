@@ -42,7 +42,7 @@ from .schemas import (
     SeedRequest,
     SessionCreate,
     SessionInfo,
-    SlicePrompt,
+    SliceRequest,
     SliceResponse,
 )
 
@@ -80,7 +80,7 @@ def create_app(store, token: str, info: dict, access_log: bool = True) -> FastAP
 
     def check_points(count: int) -> None:
         if count > limits.max_points:
-            raise Refusal(422, f"points_ras: {count} points; at most {limits.max_points} per request on this "
+            raise Refusal(422, f"points: {count} points; at most {limits.max_points} per request on this "
                                f"server (--max-points)")
 
     @app.get("/health")
@@ -138,9 +138,9 @@ def create_app(store, token: str, info: dict, access_log: bool = True) -> FastAP
     # A prompt goes from the event loop straight to the device thread and back: no pool thread
     # in between, whose hand-overs (and GIL waits beside a running propagation) a click would pay.
     @app.post("/v1/sessions/{session_id}/slice", response_model=SliceResponse)
-    async def segment_slice(session_id: str, prompt: SlicePrompt) -> dict:
+    async def segment_slice(session_id: str, prompt: SliceRequest) -> dict:
         session = store.get(session_id)
-        check_points(len(prompt.points_ras or ()))
+        check_points(len(prompt.points) + len(prompt.box or ()))  # strokes: bounded by the prompt value
         return await device.run_async(INTERACTIVE, lambda: session.segment_slice(prompt), deadline())
 
     @app.post("/v1/sessions/{session_id}/auto", response_model=SliceResponse)

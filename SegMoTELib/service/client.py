@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import SegMoTEError
 from ..geometry import SliceRef
+from ..slice_prompt import SlicePrompt
 from . import operations
 from .operations import (  # noqa: F401  (re-exported: callers import them from here)
     JOB_POLL_S,
@@ -210,13 +211,10 @@ class RemoteVolume:
             if not quiet:
                 raise
 
-    def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
-                      slice_index: int | None = None, seed_mask=None) -> RemoteSliceResult:
-        """As VolumeSegmenter.segment_slice; `mask_input`: an earlier RemoteSliceResult to refine
-        (seeded again from its mask if the server forgot it), or its `low_res_logits`; `seed_mask`:
-        bool (H, W), the slice's mask made elsewhere."""
-        return self.client.run(self.calls.segment_slice(orientation, points_ras, labels, box_ras, mask_input,
-                                                        slice_index, seed_mask))
+    def segment_slice(self, prompt: SlicePrompt, orientation="axial", slice_index: int | None = None) -> RemoteSliceResult:
+        """As VolumeSegmenter.segment_slice; the prompt's `mask_input`: an earlier RemoteSliceResult to
+        refine (seeded again from its mask if the server forgot it), or its `low_res_logits`."""
+        return self.client.run(self.calls.segment_slice(prompt, orientation, slice_index))
 
     def seed_result(self, ref: SliceRef, mask: dict) -> RemoteSliceResult:
         """A server-side result made from a one-slice mask in the server's format (`RemoteSliceResult.mask`)."""
@@ -242,8 +240,8 @@ class RemoteVolume:
     def segment_box3d(self, corners_ras, orientation="auto", progress=None, rules=None) -> np.ndarray:
         return self.client.run(self.calls.segment_box3d(corners_ras, orientation, progress, rules))
 
-    def correct(self, labelmap, orientation="auto", points_ras=None, labels=None, box_ras=None,
-                slice_index: int | None = None, rules=None, progress=None, agreement: float | None = None):
+    def correct(self, labelmap, prompt, orientation="auto", slice_index: int | None = None, rules=None, progress=None,
+                agreement: float | None = None):
         """As VolumeSegmenter.correct: a `corrections.Correction`."""
-        return self.client.run(self.calls.correct(labelmap, orientation, points_ras, labels, box_ras, slice_index,
-                                                  rules, progress, agreement))
+        return self.client.run(self.calls.correct(labelmap, prompt, orientation, slice_index, rules, progress,
+                                                  agreement))

@@ -157,9 +157,9 @@ class SessionPredictor:
             raise InputError("image: no image is set; call set_image(image) before predict()")
         return self._image
 
-    def predict(self, **prompt):
+    def predict(self, prompt=None, **parts):
         return self._host.call(self._require_image(), self._keys, self._priority,
-                               lambda predictor: predictor.predict(**prompt))
+                               lambda predictor: predictor.predict(prompt, **parts))
 
     def predict_auto(self):
         return self._host.call(self._require_image(), self._keys, self._priority,

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import InputError, SegMoTEError
 from ..geometry import SliceRef
+from ..slice_prompt import SlicePrompt
 from .codec import MaskBlock, decode_mask, encode_mask, slab_slices, voxel_slabs
 from .wire import (
     EngineError,
@@ -160,19 +161,16 @@ class SessionCalls:
     def close(self):
         yield Request("DELETE", self.path, None, "closing the session")
 
-    def segment_slice(self, orientation="axial", points_ras=None, labels=None, box_ras=None, mask_input=None,
-                      slice_index: int | None = None, seed_mask=None):
-        """`seed_mask`: bool (H, W), the slice's mask made elsewhere (a segment drawn by any tool),
-        the dense prompt instead of `mask_input`."""
+    def segment_slice(self, prompt: SlicePrompt, orientation="axial", slice_index: int | None = None):
+        """The prompt value (`SlicePrompt`, RAS or IJK); its `mask_input` is an earlier result to refine
+        (a RemoteSliceResult or its `low_res_logits`), its `seed_mask` a slice mask made elsewhere."""
+        if not isinstance(prompt, SlicePrompt):
+            raise InputError(f"prompt: expected a SlicePrompt, got {type(prompt).__name__}")
+        mask_input = prompt.mask_input
         if mask_input is not None and not isinstance(mask_input, (RemoteSliceResult, ServerLogits)):
             raise InputError("mask_input: through the engine service, give the earlier slice result "
                              "(its logits stay on the server)")
-        body = slice_body(orientation, points_ras, labels, box_ras, slice_index)
-        if seed_mask is not None:
-            seed = np.asarray(seed_mask, dtype=bool)
-            if seed.ndim != 2:
-                raise InputError(f"seed_mask: expected a 2D slice mask (H, W), got shape {seed.shape}")
-            body["seed_mask"] = {"shape": list(seed.shape), **encode_mask(seed)}
+        body = slice_body(prompt, orientation, slice_index)
 
         def send(previous_id):
             return Request("POST", self.path + "/slice", {**body, "previous_result": previous_id}, "the slice prompt")
@@ -230,19 +228,19 @@ class SessionCalls:
         job = yield Request("POST", self.path + "/box3d", body, "the 3D box")
         return (yield from self._follow(job, progress, "the 3D box"))
 
-    def correct(self, labelmap, orientation="auto", points_ras=None, labels=None, box_ras=None,
-                slice_index: int | None = None, rules=None, progress=None, agreement: float | None = None):
+    def correct(self, labelmap, prompt: SlicePrompt, orientation="auto", slice_index: int | None = None, rules=None,
+                progress=None, agreement: float | None = None):
         """As VolumeSegmenter.correct: a `corrections.Correction` (the whole corrected segment, the slices
         re-segmented, where the re-walk ended)."""
         from ..corrections import DEFAULT_AGREEMENT, Correction
 
+        if not isinstance(prompt, SlicePrompt):
+            raise InputError(f"prompt: expected a SlicePrompt, got {type(prompt).__name__}")
         labelmap = np.asarray(labelmap, dtype=bool)
         if labelmap.shape != self.shape:
             raise InputError(f"labelmap: expected the segment as an array of shape {self.shape} [k, j, i], "
                              f"got {labelmap.shape}")
-        body = {"segment": encode_mask(labelmap), "orientation": orientation_body(orientation),
-                "points_ras": points_body(points_ras), "box_ras": points_body(box_ras),
-                "labels": None if labels is None else [int(v) for v in np.asarray(labels).reshape(-1)],
+        body = {"segment": encode_mask(labelmap), **prompt.to_wire(), "orientation": orientation_body(orientation),
                 "slice_index": index_body(slice_index), "rules": rules_body(rules),
                 "agreement": float(DEFAULT_AGREEMENT if agreement is None else agreement)}
         job = yield Request("POST", self.path + "/correct", body, "the correction")

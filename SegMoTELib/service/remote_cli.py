@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..slice_prompt import SlicePrompt
 from .client import EngineClient
 
 _MODEL_DEFAULTS = {"backbone": "litemedsam", "checkpoint": None, "adapter": "default", "device": "auto", "fast": False}
@@ -62,16 +63,15 @@ class RemoteEngine:
             raise InputError("image: no image is set; call set_image(image) before predict()")
         return self._image_session
 
-    def predict(self, points=None, labels=None, box=None, mask_input=None) -> RemotePrediction:
+    def predict(self, prompt: SlicePrompt | None = None, *, points=None, labels=None, box=None,
+                mask_input=None) -> RemotePrediction:
+        """As SegMoTEPredictor.predict, on the image set last (a one-slice volume on the server)."""
         session = self._session()
-        points_ras = None if points is None else _pixels_to_ras(session.volume, np.asarray(points, dtype=np.float64))
-        box_ras = None
-        if box is not None:
-            x0, y0, x1, y1 = np.asarray(box, dtype=np.float64).reshape(4)
-            box_ras = _pixels_to_ras(session.volume, np.array([[x0, y0], [x1, y1]]))
-        result = session.segment_slice("axial", points_ras=points_ras, labels=labels, box_ras=box_ras,
-                                       mask_input=mask_input, slice_index=0)
-        return self._prediction(result)
+        if prompt is None:
+            prompt = SlicePrompt.build(points=points, labels=labels, box=box, mask_input=mask_input)
+        # pixel x, y of the image as stored are voxel i, j of its one slice
+        voxels = prompt.mapped(lambda xy: np.column_stack([xy, np.zeros(len(xy))]), "ijk")
+        return self._prediction(session.segment_slice(voxels, "axial", slice_index=0))
 
     def predict_auto(self) -> RemotePrediction:
         return self._prediction(self._session().segment_auto("axial", 0))
@@ -86,7 +86,3 @@ class RemoteEngine:
         self._sessions.clear()
         self.client.close()
 
-
-def _pixels_to_ras(volume, xy: np.ndarray) -> np.ndarray:
-    ijk = np.column_stack([xy, np.zeros(len(xy))])
-    return volume.ijk_to_ras_points(ijk)

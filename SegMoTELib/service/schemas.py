@@ -1,6 +1,7 @@
 """The request and response bodies of the engine service (pydantic; they make the OpenAPI schema).
 
-Coordinates are RAS millimetres in the volume's world, as everywhere in SegMoTELib. A malformed
+Coordinates are RAS millimetres in the volume's world by default (or voxel indices, see
+`PromptFields`). A malformed
 body is refused by FastAPI with 422 before any engine code runs; the app turns pydantic's error
 list into one line naming the field (see `app.py`). NaN and infinities are refused in every
 number (JSON has neither; Python's parser takes them), and so are paths no file system can hold.
@@ -12,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..errors import InputError
+from ..slice_prompt import MAX_POINTS, MAX_STROKE_VERTICES, MAX_STROKES, WIRE_FIELDS, SlicePrompt
 from .codec import VOXEL_DTYPES
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -80,6 +83,41 @@ class SessionInfo(BaseModel):
     upload: str | None = Field(None, description="while slabs arrive: how many slices have been received")
 
 
+class Mask(BaseModel):
+    """A bool labelmap [k, j, i]: the inclusive extent of its voxels and that block's bits
+    (numpy packbits, C order, zlib, base64); extent None = empty."""
+
+    extent: list[list[int]] | None
+    bits: str
+
+
+Coordinate = list[Finite]
+
+
+class StrokeModel(_Strict):
+    vertices: list[Coordinate] = Field(min_length=1, max_length=MAX_STROKE_VERTICES,
+                                       description="a scribble's polyline (1+ vertices) or a lasso's polygon (3+)")
+    positive: bool = True
+
+
+class PromptFields(_Strict):
+    """The wire form of `SegMoTELib.slice_prompt.SlicePrompt` (its `to_wire()`; a test keeps the
+    two in step). Coordinates: RAS mm ("ras"), voxel indices i, j, k ("ijk"), or pixels x, y of the
+    slice named by `slice_index` ("pixel")."""
+
+    frame: Literal["ras", "ijk", "pixel"] = "ras"
+    points: list[Coordinate] = Field([], max_length=MAX_POINTS, description="clicks")
+    labels: list[Literal[0, 1]] = Field([], description="1 positive, 0 negative, one per point; default all positive")
+    box: list[Coordinate] | None = Field(None, description="2 opposite corners (ras: or the 4 or 8 corners of a "
+                                                           "rotated box)")
+    scribbles: list[StrokeModel] = Field([], max_length=MAX_STROKES)
+    lassos: list[StrokeModel] = Field([], max_length=MAX_STROKES)
+
+    def slice_prompt(self, seed_mask=None, mask_input=None) -> SlicePrompt:
+        return SlicePrompt.from_wire(self.model_dump(include=set(WIRE_FIELDS)), mask_input=mask_input,
+                                     seed_mask=seed_mask)
+
+
 class SeedMask(_Strict):
     """A binary slice mask (H, W) in the slice's display orientation, encoded as `Mask` is."""
 
@@ -88,15 +126,8 @@ class SeedMask(_Strict):
     bits: str
 
 
-class SlicePrompt(_Strict):
+class SliceRequest(PromptFields):
     orientation: Orientation = "axial"
-    points_ras: list[Vec3] | None = Field(None, min_length=1)
-    points_ijk: list[IJK] | None = Field(None, min_length=1, description="points as voxel indices i, j, k of the "
-                                         "volume as stored (instead of points_ras)")
-    labels: list[Literal[0, 1]] | None = Field(None, description="1 positive, 0 negative; default all positive")
-    box_ras: list[Vec3] | None = Field(None, description="2 opposite corners or the 8 corners of a rotated box")
-    box_ijk: list[IJK] | None = Field(None, min_length=2, max_length=2, description="a box as 2 opposite voxels "
-                                      "i, j, k (inclusive; instead of box_ras)")
     slice_index: Annotated[int, Field(ge=0)] | None = None
     previous_result: str | None = Field(None, description="refine: the result whose low-res logits go along")
     seed_mask: SeedMask | None = Field(None, description="refine a mask made elsewhere: the slice's current mask "
@@ -104,20 +135,16 @@ class SlicePrompt(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.points_ras is not None and self.points_ijk is not None:
-            raise ValueError("give points_ras or points_ijk, not both")
-        if self.box_ras is not None and self.box_ijk is not None:
-            raise ValueError("give box_ras or box_ijk, not both")
-        points = self.points_ras if self.points_ras is not None else self.points_ijk
-        if points is None and self.box_ras is None and self.box_ijk is None and self.previous_result is None \
-                and self.seed_mask is None:
-            raise ValueError("give points_ras (or points_ijk), box_ras (or box_ijk), previous_result or seed_mask")
+        if not (self.points or self.box or self.scribbles or self.lassos or self.previous_result or self.seed_mask):
+            raise ValueError("give points, box, scribbles, lassos, previous_result or seed_mask")
+        if self.labels and len(self.labels) != len(self.points):
+            raise ValueError("labels: give one label per point of points")
         if self.previous_result is not None and self.seed_mask is not None:
             raise ValueError("give previous_result or seed_mask, not both")
-        if self.labels is not None and (points is None or len(self.labels) != len(points)):
-            raise ValueError("labels: give one label per point")
-        if self.box_ras is not None and len(self.box_ras) not in (2, 8):
-            raise ValueError(f"box_ras: expected 2 or 8 corners, got {len(self.box_ras)}")
+        try:  # the value's own checks (vertices per frame, box corners, counts), named by field
+            self.slice_prompt()
+        except InputError as error:
+            raise ValueError(str(error)) from None
         return self
 
 
@@ -178,15 +205,12 @@ class Box3DRequest(_Strict):
         return self
 
 
-class CorrectRequest(_Strict):
-    """Correct one slice of a segment and carry the fix to its neighbours (SegMoTELib.corrections)."""
+class CorrectRequest(PromptFields):
+    """Correct one slice of a segment with the prompt value (clicks, a box, scribbles, lassos) and
+    carry the fix to its neighbours (SegMoTELib.corrections)."""
 
     segment: "Mask" = Field(description="the segment as it is now (a labelmap of the volume's shape)")
     orientation: Orientation = "auto"
-    points_ras: list[Vec3] | None = Field(None, min_length=1)
-    points_ijk: list[IJK] | None = Field(None, min_length=1)
-    labels: list[Literal[0, 1]] | None = Field(None, description="1 positive, 0 negative; default all positive")
-    box_ras: list[Vec3] | None = None
     slice_index: Annotated[int, Field(ge=0)] | None = None
     agreement: Annotated[float, Field(gt=0, le=1)] = Field(0.9, description="Dice with the old mask that ends the "
                                                           "re-walk on a slice")
@@ -194,13 +218,14 @@ class CorrectRequest(_Strict):
 
     @model_validator(mode="after")
     def _prompt(self):
-        if self.points_ras is not None and self.points_ijk is not None:
-            raise ValueError("give points_ras or points_ijk, not both")
-        points = self.points_ras if self.points_ras is not None else self.points_ijk
-        if points is None and self.box_ras is None:
-            raise ValueError("give the correcting click(s) (points_ras or points_ijk) or box_ras")
-        if self.labels is not None and (points is None or len(self.labels) != len(points)):
-            raise ValueError("labels: give one label per point")
+        if not (self.points or self.box or self.scribbles or self.lassos):
+            raise ValueError("give the correcting click(s), a box, scribbles or lassos")
+        if self.labels and len(self.labels) != len(self.points):
+            raise ValueError("labels: give one label per point of points")
+        try:
+            self.slice_prompt()
+        except InputError as error:
+            raise ValueError(str(error)) from None
         return self
 
 
@@ -231,14 +256,6 @@ class SeedRequest(_Strict):
     axis: Annotated[int, Field(ge=0, le=2)] = Field(description="the voxel axis the slice is normal to")
     index: Annotated[int, Field(ge=0)]
     mask: MaskIn = Field(description="the slice's mask, one voxel thick, as the server returns masks")
-
-
-class Mask(BaseModel):
-    """A bool labelmap [k, j, i]: the inclusive extent of its voxels and that block's bits
-    (numpy packbits, C order, zlib, base64); extent None = empty."""
-
-    extent: list[list[int]] | None
-    bits: str
 
 
 class SliceResponse(BaseModel):

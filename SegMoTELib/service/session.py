@@ -22,8 +22,9 @@ from ..geometry import (
     SliceRef,
     extract_slice,
     ijk_box_corners_ras,
-    ijk_points_to_ras,
     insert_slice,
+    prompt_on_slice,
+    prompt_slice,
     slice_axis_for,
     slice_count,
     slice_extent_of_box,
@@ -99,26 +100,19 @@ class Session:
         return segmenter
 
     # --- slices --------------------------------------------------------------------------------
-    def segment_slice(self, prompt) -> dict:
+    def segment_slice(self, request) -> dict:
+        """A `schemas.SliceRequest`: the prompt value, with an earlier result's logits or a seed mask."""
         segmenter = self._require_ready()
-        mask_input, slice_index = None, prompt.slice_index
-        if prompt.previous_result is not None:
-            previous = self.result(prompt.previous_result)
+        mask_input, slice_index = None, request.slice_index
+        if request.previous_result is not None:
+            previous = self.result(request.previous_result)
             mask_input = previous.low_res_logits
-            if slice_index is None and prompt.points_ras is None and prompt.box_ras is None:
+            if slice_index is None and request.slice_prompt().anchor() is None:
                 slice_index = previous.ref.index
-        points = _points_ras(segmenter.volume, prompt.points_ras, prompt.points_ijk)
-        labels = None
-        if points is not None:
-            labels = np.ones(len(points), np.int64) if prompt.labels is None else np.asarray(prompt.labels, np.int64)
-        box = None if prompt.box_ras is None else np.asarray(prompt.box_ras, dtype=np.float64)
-        if prompt.box_ijk is not None:
-            box = ijk_box_corners_ras(segmenter.volume, *prompt.box_ijk)
-        seed = None if prompt.seed_mask is None else self._seed_mask(prompt.seed_mask)
+        seed = None if request.seed_mask is None else self._seed_mask(request.seed_mask)
+        prompt = request.slice_prompt(seed_mask=seed, mask_input=mask_input)
         with self._lock:
-            result = segmenter.segment_slice(_orientation(prompt.orientation), points_ras=points, labels=labels,
-                                             box_ras=box, mask_input=mask_input, slice_index=slice_index,
-                                             seed_mask=seed)
+            result = segmenter.segment_slice(prompt, _orientation(request.orientation), slice_index=slice_index)
         self.touch()
         self._embed_neighbours(segmenter, result.ref)
         return self._keep(result)
@@ -256,16 +250,15 @@ class Session:
     def correct(self, request) -> dict:
         segmenter = self._segmenter_with(BATCH)
         segment = decode_mask(request.segment.model_dump(), tuple(segmenter.volume.array.shape[:3]))
-        points = _points_ras(segmenter.volume, request.points_ras, request.points_ijk)
-        labels = None if request.labels is None else np.asarray(request.labels, np.int64)
-        box = None if request.box_ras is None else np.asarray(request.box_ras, dtype=np.float64)
+        prompt = request.slice_prompt()
         orientation = _orientation(request.orientation)
         rules = self._rules(segmenter, request.rules)
-        segmenter._slice_for_prompt(orientation, points, box, request.slice_index)  # noqa: SLF001 - fails now
+        prompt_on_slice(segmenter.volume, prompt_slice(segmenter.volume, orientation, prompt, request.slice_index),
+                        prompt)  # a bad prompt fails now, not in the job
 
         def work(progress):
-            correction = segmenter.correct(segment, orientation, points, labels, box, request.slice_index, rules,
-                                           progress, request.agreement)
+            correction = segmenter.correct(segment, prompt, orientation, request.slice_index, rules, progress,
+                                           request.agreement)
             return correction.labelmap, correction.stops, correction.changed, correction.slice_ref
 
         return self._start(Job(self._on_device(work), "correction"))
@@ -306,12 +299,6 @@ class Session:
 
 def _orientation(value):
     return value if isinstance(value, str) else np.asarray(value, dtype=np.float64)
-
-
-def _points_ras(volume, points_ras, points_ijk):
-    if points_ijk is not None:
-        return ijk_points_to_ras(volume, points_ijk, "points_ijk")
-    return None if points_ras is None else np.asarray(points_ras, dtype=np.float64)
 
 
 def slice_mask(result) -> dict:

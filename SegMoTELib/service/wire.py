@@ -157,14 +157,14 @@ def _wire_dtype(array: np.ndarray) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def slice_body(orientation, points_ras, labels, box_ras, slice_index) -> dict:
-    """The body of POST .../slice (without `previous_result`)."""
-    body = {"orientation": orientation_body(orientation), "slice_index": index_body(slice_index),
-            "points_ras": points_body(points_ras), "box_ras": points_body(box_ras),
-            "labels": None if labels is None else [int(v) for v in np.asarray(labels).reshape(-1)]}
-    if body["points_ras"] is not None and body["labels"] is None:
-        body["labels"] = [1] * len(body["points_ras"])
-    return body
+def slice_body(prompt, orientation, slice_index) -> dict:
+    """The body of POST .../slice (without `previous_result`): the prompt value's wire form
+    (`SlicePrompt.to_wire`), its seed mask in the mask encoding, the slice."""
+    from .codec import encode_mask
+
+    seed = prompt.seed_mask
+    return {**prompt.to_wire(), "orientation": orientation_body(orientation), "slice_index": index_body(slice_index),
+            "seed_mask": None if seed is None else {"shape": list(seed.shape), **encode_mask(seed)}}
 
 
 def mapping_body(mapping) -> dict:

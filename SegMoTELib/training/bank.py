@@ -19,10 +19,11 @@ import torch
 
 from ..preprocessing import ImageTransform, to_model_input
 from .augment import apply_view, draw_view
+from .config import KINDS
 from .datasets import PairDataset, load_entry
 from .walks import WalkStack, walk_steps
 
-KINDS = ("box", "click", "auto", "walk")
+STROKE_KINDS = ("scribble", "lasso")  # drawn on the same 2D targets as boxes and clicks
 
 
 @dataclass
@@ -69,8 +70,8 @@ class EmbeddingBank:
             if target.walk:
                 self.pools["walk"].append(index)
                 continue
-            self.pools["box"].append(index)
-            self.pools["click"].append(index)
+            for kind in ("box", "click", *STROKE_KINDS):
+                self.pools[kind].append(index)
             if target.prompt_free:
                 self.pools["auto"].append(index)
         self.pool_weights = {kind: _normalised([targets[i].weight for i in pool]) for kind, pool in self.pools.items()}

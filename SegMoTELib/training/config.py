@@ -9,6 +9,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..modeling.config import AdapterConfig
 
+KINDS = ("box", "click", "auto", "walk", "scribble", "lasso")  # the prompt groups of a step (`prompt_mix`)
+
 
 @dataclass
 class TrainConfig:
@@ -32,6 +34,11 @@ class TrainConfig:
     no_click_probability: float = 0.0                # a correction round feeds back the logits only
     box_refinement_probability: float = 0.0          # share of box targets that get correction clicks too
     box_jitter: float = 0.01
+    # scribble and lasso groups (prompt_mix "scribble", "lasso"; training/stroke_rounds.py)
+    max_stroke_rounds: int = 2                       # strokes per scribble/lasso group: 1..this
+    scribble_first_probability: float = 0.5          # the first prompt is the scribble (else a click or box)
+    negative_lasso_probability: float = 0.3          # lasso groups: a click, then a negative loop on its leak
+    stroke_vertices: int = 6                         # vertices of a simulated scribble
     walk_data: list[str] = field(default_factory=list)  # folders of WalkStack .npz (scripts/pack_for_gpu.py walks)
     walk_max_gap: int = 2                            # neighbour slices up to this far prompt a walk target
     walk_box_margin: float = 0.04                    # walk box grown by up to this fraction of the side
@@ -40,8 +47,8 @@ class TrainConfig:
     walk_end_weight: float = 1.0                     # sampling weight of walk targets where the structure ended
     presence_weight: float = 0.0                     # BCE weight of the presence head on walk steps (needs
                                                      # adapter.presence_head; 0: no presence training)
-    init_adapter: str | None = None                  # fine-tune from this adapter file (its weights; a presence
-                                                     # head it lacks starts fresh)
+    init_adapter: str | None = None                  # fine-tune from this adapter file (its weights; modules it
+                                                     # lacks, e.g. a new stroke encoder or presence head, start fresh)
     augment_views: int = 1                           # embedded views per image: the original + augmented ones
     score_temperature: float = 0.85                  # sampling weight score^(1/τ), as curation's sampler
     router_noise: bool = True                        # MoTE router noise in training (off: exact reproducibility)
@@ -57,10 +64,12 @@ class TrainConfig:
             raise InputError("config: steps and batch_size must be positive")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise InputError(f"config: precision {self.precision!r} not in auto, fp32, bf16, fp16")
-        unknown = set(self.prompt_mix) - {"box", "click", "auto", "walk"}
+        unknown = set(self.prompt_mix) - set(KINDS)
         if unknown or not self.prompt_mix or min(self.prompt_mix.values()) < 0 or sum(self.prompt_mix.values()) <= 0:
-            raise InputError("config: prompt_mix must weight box, click, auto and walk with non-negative numbers, "
+            raise InputError(f"config: prompt_mix must weight {', '.join(KINDS)} with non-negative numbers, "
                              f"got {self.prompt_mix}")
+        if self.max_stroke_rounds < 1 or self.stroke_vertices < 2:
+            raise InputError("config: max_stroke_rounds must be >= 1 and stroke_vertices >= 2")
         if self.bank_dtype not in ("auto", "fp32", "fp16"):
             raise InputError(f"config: bank_dtype {self.bank_dtype!r} not in auto, fp32, fp16")
         if self.augment_views < 1 or self.max_refinement_clicks < 0 or self.walk_max_gap < 1:
@@ -70,6 +79,7 @@ class TrainConfig:
         if self.presence_weight > 0 and not self.adapter.get("presence_head", False):
             raise InputError("config: presence_weight > 0 needs \"presence_head\": true in adapter")
         for name in ("refinement_probability", "no_click_probability", "box_refinement_probability",
+                     "scribble_first_probability", "negative_lasso_probability",
                      "walk_logits_probability", "walk_point_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"config: {name} must be a probability in 0..1, got {getattr(self, name)}")

@@ -5,12 +5,13 @@
   segments with the clicks so far and its own previous logits as dense prompt, and the next click
   lands in its current error (false negative → positive, false positive → negative); some rounds
   add no click and only feed the logits back (SAM's interactive training);
+* scribble, lasso -- strokes from the target and from the model's own error (`stroke_rounds`);
 * walk -- the propagation step: the model segments a neighbouring slice from its (jittered) box,
   and that result prompts this slice as `VolumeSegmenter` does: its box grown by a margin, with
   its low-res logits and/or a positive point at its deepest pixel. The slice's target may be
   empty (the structure ended): the walk has to learn to stop there.
 
-All masks and prompts stay on the training device (`gpu_prompts`).
+All masks and prompts stay on the training device (`simulated_user_gpu`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import gpu_prompts
+from . import simulated_user_gpu
+from .stroke_rounds import StrokeRounds
 
 
 @dataclass
@@ -33,6 +35,7 @@ class GroupPrompt:
     mask_input: torch.Tensor | None
     prompt_free: bool
     targets: torch.Tensor  # (B, 1, s, s) float at the low-res logits' size
+    strokes: torch.Tensor | None = None  # (B, 4, s, s) stroke maps (scribble and lasso groups)
 
 
 class PromptSimulator:
@@ -41,16 +44,17 @@ class PromptSimulator:
         self.config = trainer.config
         self.bank = trainer.bank
         self.device = trainer.device
+        self.strokes = StrokeRounds(self)
 
     # --- helpers ---------------------------------------------------------------------------
     def _features(self, image_rows: torch.Tensor):
         bank = self.bank
         return bank.embeddings[image_rows].float(), bank.early[image_rows].float()
 
-    def _decode(self, embeddings, early, points, boxes, mask_input):
+    def _decode(self, embeddings, early, points, boxes, mask_input, strokes=None):
         trainer = self.trainer
         with torch.no_grad(), trainer._autocast():
-            output = trainer.step_module(embeddings, early, points, boxes, mask_input, False)
+            output = trainer.step_module(embeddings, early, points, boxes, mask_input, False, strokes)
         return output.masks.float()
 
     def _predicted(self, logits: torch.Tensor, size: int) -> torch.Tensor:
@@ -76,7 +80,7 @@ class PromptSimulator:
             if rng.random() < self.config.no_click_probability:
                 continue
             predicted = self._predicted(logits, masks.shape[-1])
-            click, label, has_error = gpu_prompts.error_clicks(masks, predicted, generator)
+            click, label, has_error = simulated_user_gpu.error_clicks(masks, predicted, generator)
             if points is None:
                 points, labels = click[:, None], label[:, None]
                 continue
@@ -102,14 +106,18 @@ class PromptSimulator:
         points = labels = boxes = mask_input = None
         if kind == "auto":
             return GroupPrompt(embeddings, early, None, None, None, True, self.low_res_targets(masks))
+        if kind in ("scribble", "lasso"):
+            inputs = self.strokes.group(kind, embeddings, early, masks, rng, generator)
+            return GroupPrompt(embeddings, early, inputs["points"], inputs["boxes"], inputs["mask_input"], False,
+                               self.low_res_targets(masks), inputs["strokes"])
         if kind == "box":
-            tight, _ = gpu_prompts.tight_boxes(masks)
-            boxes = gpu_prompts.perturbed_boxes(tight, side, config.box_jitter, 0.0, generator)
+            tight, _ = simulated_user_gpu.tight_boxes(masks)
+            boxes = simulated_user_gpu.perturbed_boxes(tight, side, config.box_jitter, 0.0, generator)
             rounds = self._rounds(rng, config.box_refinement_probability)
             points, labels, mask_input = self._correction_rounds(rounds, embeddings, early, masks, None, None, boxes,
                                                                  generator, rng)
         elif kind == "click":
-            first, _ = gpu_prompts.first_clicks(masks, generator)
+            first, _ = simulated_user_gpu.first_clicks(masks, generator)
             points = first[:, None]
             labels = torch.ones(len(indices), 1, dtype=torch.long, device=self.device)
             rounds = self._rounds(rng, config.refinement_probability)
@@ -128,21 +136,21 @@ class PromptSimulator:
         neighbour_rows = torch.as_tensor([t.neighbour_image for t in targets], device=device)
         neighbour_masks = bank.masks[torch.as_tensor([t.neighbour_mask for t in targets], device=device)]
         embeddings, early = self._features(neighbour_rows)
-        tight, _ = gpu_prompts.tight_boxes(neighbour_masks)
-        seed_boxes = gpu_prompts.perturbed_boxes(tight, side, config.box_jitter, 0.0, generator)
+        tight, _ = simulated_user_gpu.tight_boxes(neighbour_masks)
+        seed_boxes = simulated_user_gpu.perturbed_boxes(tight, side, config.box_jitter, 0.0, generator)
         logits = self._decode(embeddings, early, None, seed_boxes, None)
         previous = self._predicted(logits, side)
-        found, found_any = gpu_prompts.tight_boxes(previous)
+        found, found_any = simulated_user_gpu.tight_boxes(previous)
         # where the model found nothing on the neighbour, the walk would have stopped: use the truth
         previous_boxes = torch.where(found_any[:, None], found, tight)
         margin = torch.rand(count, generator=generator, device=device) * config.walk_box_margin
-        boxes = gpu_prompts.perturbed_boxes(previous_boxes, side, config.box_jitter, margin, generator)
+        boxes = simulated_user_gpu.perturbed_boxes(previous_boxes, side, config.box_jitter, margin, generator)
         mask_input = None
         if float(torch.rand(1, generator=generator, device=device)) < config.walk_logits_probability:
             mask_input = logits
         points = labels = None
         if float(torch.rand(1, generator=generator, device=device)) < config.walk_point_probability:
             inside = torch.where(found_any.view(-1, 1, 1), previous, neighbour_masks)
-            point, _ = gpu_prompts.deepest_pixels(inside)
+            point, _ = simulated_user_gpu.deepest_pixels(inside)
             points, labels = point[:, None], torch.ones(count, 1, dtype=torch.long, device=device)
         return boxes, points, labels, mask_input

@@ -34,13 +34,16 @@ from ..device import select_device
 from ..errors import DataError
 from ..modeling import SegMoTEModel
 from ..modeling.mote import MixtureOfTokenExperts
-from . import gpu_prompts
+from . import simulated_user_gpu
 from .bank import KINDS, EmbeddingBank
 from .config import TrainConfig
 from .datasets import PairDataset
 from .interactive import PromptSimulator
 from .losses import presence_loss, segmentation_loss
 from .walks import WalkStack
+
+
+NEW_MODULES = ("stroke_encoder.", "presence.")  # adapter modules an `init_adapter` file may lack
 
 
 class DecoderStep(nn.Module):
@@ -50,12 +53,12 @@ class DecoderStep(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, embeddings, early, points, boxes, mask_input, prompt_free: bool):
+    def forward(self, embeddings, early, points, boxes, mask_input, prompt_free: bool, strokes=None):
         model = self.model
         batch = embeddings.shape[0]
         if prompt_free:
             return model.decode(embeddings, early, None, model.dense_no_prompt(batch))
-        sparse, dense = model.encode_prompts(points=points, boxes=boxes, masks=mask_input)
+        sparse, dense = model.encode_prompts(points=points, boxes=boxes, masks=mask_input, strokes=strokes)
         sparse, dense = sparse.to(embeddings.dtype), dense.to(embeddings.dtype)
         if not model.uses_experts:
             logits, iou = model.decode_base(embeddings, sparse, dense, multimask=False, tuned=True)
@@ -134,14 +137,15 @@ class Trainer:
         self.bank: EmbeddingBank | None = None  # the setter also sets self.prompts
 
     def _load_initial_adapter(self, path) -> None:
-        """Start from an adapter file's weights (fine-tuning); parameters it lacks (a new presence head)
+        """Start from an adapter file's weights (fine-tuning); modules it lacks (NEW_MODULES: a stroke
+        encoder, whose zero-initialised projection then changes no mask at the start; a presence head)
         keep their fresh initialisation."""
         from ..modeling.adapter_io import read_adapter
 
         payload = read_adapter(path, expected_backbone=self.model.backbone.name)
         state = {k: v.float() if v.is_floating_point() else v for k, v in payload["adapter"].items()}
         missing, unexpected = self.model.adapter.load_state_dict(state, strict=False)
-        if unexpected or any(not name.startswith("presence.") for name in missing):
+        if unexpected or any(not name.startswith(NEW_MODULES) for name in missing):
             raise DataError(f"init_adapter: {path} does not fit this adapter configuration "
                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         if payload.get("decoder") is not None and self.config.adapter_config.training_mode != "adapter":
@@ -150,7 +154,7 @@ class Trainer:
         # the fine-tuned one until its own evaluation says otherwise
         self.inherited_metadata = {k: v for k, v in payload.get("metadata", {}).items()
                                    if k in ("use_for_boxes", "boxes_reason", "propagation")}
-        self.log(f"fine-tuning from {path}" + (" (new presence head)" if missing else ""))
+        self.log(f"fine-tuning from {path}" + (f" (new: {sorted({n.split('.')[0] for n in missing})})" if missing else ""))
 
     def _broadcast_parameters(self) -> None:
         """Every rank starts from rank 0's initial adapter (seeded alike, but make it certain)."""
@@ -253,7 +257,7 @@ class Trainer:
         prompt = self.prompts.group(kind, indices, rng, generator)
         with self._autocast():
             output = self.step_module(prompt.embeddings, prompt.early, prompt.points, prompt.boxes,
-                                      prompt.mask_input, prompt.prompt_free)
+                                      prompt.mask_input, prompt.prompt_free, prompt.strokes)
             logits = output.masks.float()
             total, parts = segmentation_loss(logits, prompt.targets, output.iou.float(), output.balance_loss(),
                                              self.config.loss_weights)
@@ -324,7 +328,7 @@ class Trainer:
         targets = [self.bank.targets[i] for i in indices]
         rows = torch.as_tensor([t.image_index for t in targets], device=self.device)
         masks = self.bank.masks[torch.as_tensor([t.mask_index for t in targets], device=self.device)]
-        boxes, _ = gpu_prompts.tight_boxes(masks)
+        boxes, _ = simulated_user_gpu.tight_boxes(masks)
         with self._autocast():
             output = self.step_module(self.bank.embeddings[rows].float(), self.bank.early[rows].float(), None, boxes,
                                       None, False)
@@ -386,7 +390,7 @@ def plot_metrics(log_path: Path, png_path: Path) -> None:
     steps = [r["step"] for r in rows]
     loss_axis.plot(steps, [r["loss"] for r in rows], lw=0.6)
     loss_axis.set(title="training loss", xlabel="step", yscale="log")
-    for kind in KINDS:
+    for kind in ("box", "click", "auto", "scribble", "lasso"):
         pairs = [(r["step"], r[f"dice_{kind}"]) for r in rows if f"dice_{kind}" in r]
         if pairs:
             xs, ys = zip(*pairs)

@@ -1,19 +1,21 @@
 """Prompt simulation on batches of masks, on the training device.
 
-The numpy functions of `prompts` cost about a millisecond per mask; interactive training draws a
+The numpy functions of `simulated_user` cost about a millisecond per mask; interactive training draws a
 click from the model's own error several times per target and step, which on the CPU would take
 longer than the decoder itself on a GPU. These are their batched torch counterparts, with the same
 conventions: masks (B, H, W) bool, points (x, y) in pixels, boxes (x0, y0, x1, y1) inclusive.
 
 Depth (distance to the nearest pixel outside a region, the image border counting as outside) is
-the chessboard distance from repeated 3×3 erosions here, not the Euclidean one of `prompts`: it
+the chessboard distance from repeated 3×3 erosions here (`modeling.stroke_raster.depth`, shared
+with the stroke encoding), not the Euclidean one of `simulated_user`: it
 only decides which pixels count as "deep", where both agree to within a pixel or two.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from ..modeling.stroke_raster import deepest_pixels, depth  # noqa: F401  (also this module's API)
 
 
 def tight_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,18 +43,6 @@ def perturbed_boxes(boxes: torch.Tensor, side: int, jitter: float, grow: torch.T
     return torch.stack([xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]], dim=1)
 
 
-def depth(regions: torch.Tensor, max_steps: int = 256) -> torch.Tensor:
-    """(B, H, W) int: how many 3×3 erosions each region pixel survives, plus one (0 outside)."""
-    current = regions[:, None].float()
-    total = torch.zeros_like(current)
-    for step in range(max_steps):
-        total += current
-        if step % 8 == 7 and not bool(current.any()):
-            break
-        current = -F.max_pool2d(-F.pad(current, (1, 1, 1, 1), value=0.0), 3, stride=1)
-    return total[:, 0]
-
-
 def _sample_pixels(weights: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One pixel (x, y) per row of (B, H, W) non-negative weights; rows of zeros give (0, 0), False."""
     batch, height, width = weights.shape
@@ -69,15 +59,6 @@ def deep_pixels(regions: torch.Tensor, generator: torch.Generator, depth_fractio
     depths = depth(regions)
     deepest = depths.flatten(1).max(dim=1).values.reshape(-1, 1, 1)
     return _sample_pixels((depths >= depth_fraction * deepest) & regions, generator)
-
-
-def deepest_pixels(regions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each region's deepest pixel (first in raster order on ties) and whether the region is non-empty."""
-    depths = depth(regions).flatten(1)
-    index = depths.argmax(dim=1)
-    width = regions.shape[2]
-    valid = depths.max(dim=1).values > 0
-    return torch.stack([index % width, index // width], dim=1).float() * valid[:, None], valid
 
 
 def first_clicks(masks: torch.Tensor, generator: torch.Generator, fraction: float = 0.5):
@@ -98,7 +79,7 @@ def first_clicks(masks: torch.Tensor, generator: torch.Generator, fraction: floa
 
 
 def error_clicks(targets: torch.Tensor, predicted: torch.Tensor, generator: torch.Generator):
-    """A corrective click per mask, as `prompts.refinement_click`: in the larger of the two error
+    """A corrective click per mask, as `simulated_user.refinement_click`: in the larger of the two error
     regions (false negatives → label 1, false positives → label 0), among its deep pixels.
 
     Returns (points (B, 2), labels (B,) long, has_error (B,) bool)."""

@@ -1,8 +1,9 @@
 """Prompt bookkeeping shared by the Logic and the effect (no Slicer imports, no geometry).
 
-`SlicePrompts` is a prompt set: the clicks and the box placed on one slice of one view for one
-segment. A prompt on another slice (or in a view of another orientation) starts a new set, as in
-SAM: prompts describe one 2D image. The key names the segmentation and the segment too, so the
+`SlicePrompts` is a prompt set: the clicks, the box, the scribbles and the lassos placed on one
+slice of one view for one segment; `prompt()` gives it as SegMoTELib's one prompt value
+(`SlicePrompt`, RAS frame). A prompt on another slice (or in a view of another orientation) starts
+a new set, as in SAM: prompts describe one 2D image. The key names the segmentation and the segment too, so the
 points and logits of one segment never refine, or get propagated as, another one (`PromptBook`).
 Coordinates stay in world RAS; SegMoTELib maps them.
 """
@@ -13,11 +14,15 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+from SegMoTELib.slice_prompt import SlicePrompt
 
 MODE_CLICK = "click"
 MODE_BOX = "box"
+MODE_SCRIBBLE = "scribble"
+MODE_LASSO = "lasso"
 MODE_AUTO = "prompt-free"
-MODES = (MODE_CLICK, MODE_BOX, MODE_AUTO)
+MODES = (MODE_CLICK, MODE_BOX, MODE_SCRIBBLE, MODE_LASSO, MODE_AUTO)
+STROKE_MODES = (MODE_SCRIBBLE, MODE_LASSO)
 
 
 class SliceKey(NamedTuple):
@@ -43,6 +48,8 @@ class SlicePrompts:
     boxCornersRas: list | None = None           # two opposite corners in world RAS
     boxOutlineRas: list | None = None           # the rectangle as drawn (4 corners), for the marker only
     lastResult: object = None                   # SegMoTELib slice result, for refinement and propagation
+    scribbles: list = field(default_factory=list)  # (vertices RAS, positive) each
+    lassos: list = field(default_factory=list)     # (vertices RAS, positive) each, closed
     seedMask: object = None                     # bool (H, W): the segment's slice before the first prompt
     segmentToken: object = None                 # the segment labelmap's state after this set's last write
 
@@ -55,37 +62,51 @@ class SlicePrompts:
 
         A rectangle drawn in a rotated or reformatted view is not aligned with the RAS axes, and two
         of its corners would stand for the RAS-aligned box they span. Its 4 corners go to the engine
-        as 8 (each twice): `segment_slice` takes 8 corners as given and projects them onto the slice.
+        as they are: a 4-corner RAS box is projected onto the slice as given.
         """
         self.boxOutlineRas = None if outlineRas is None else [[float(v) for v in c] for c in outlineRas]
         if self.boxOutlineRas is not None and len(self.boxOutlineRas) == 4:
-            self.boxCornersRas = self.boxOutlineRas + self.boxOutlineRas
+            self.boxCornersRas = list(self.boxOutlineRas)
         else:
             self.boxCornersRas = [[float(v) for v in cornerRas0], [float(v) for v in cornerRas1]]
 
+    def addStroke(self, kind: str, verticesRas, positive: bool) -> None:
+        """A scribble (MODE_SCRIBBLE) or a lasso (MODE_LASSO) as drawn, in world RAS."""
+        stroke = ([[float(value) for value in vertex] for vertex in verticesRas], bool(positive))
+        (self.lassos if kind == MODE_LASSO else self.scribbles).append(stroke)
+
+    def strokes(self) -> list:
+        """(vertices RAS, positive, closed) of each stroke, for drawing."""
+        return [(v, p, False) for v, p in self.scribbles] + [(v, p, True) for v, p in self.lassos]
+
     @property
     def empty(self) -> bool:
-        return not self.pointsRas and self.boxCornersRas is None
+        return not self.pointsRas and self.boxCornersRas is None and not self.scribbles and not self.lassos
+
+    def prompt(self) -> SlicePrompt:
+        """The set as SegMoTELib's prompt value (RAS). After the first prediction, the previous
+        low-res logits go along as a dense prompt, so a new click refines the mask instead of
+        starting over. Before it, a segment that already has voxels on the slice (made by any tool)
+        goes along as `seed_mask`, for the same reason."""
+        previous = self.lastResult
+        return SlicePrompt.build(
+            "ras", points=np.asarray(self.pointsRas, dtype=np.float64) if self.pointsRas else None,
+            labels=np.asarray(self.labels, dtype=np.int64) if self.labels else None,
+            box=np.asarray(self.boxCornersRas, dtype=np.float64) if self.boxCornersRas else None,
+            scribbles=[v for v, positive in self.scribbles if positive],
+            negative_scribbles=[v for v, positive in self.scribbles if not positive],
+            lassos=[v for v, positive in self.lassos if positive],
+            negative_lassos=[v for v, positive in self.lassos if not positive],
+            mask_input=None if previous is None else previous.low_res_logits,
+            seed_mask=self.seedMask if previous is None else None)
+
+    def hasCorrection(self) -> bool:
+        """Clicks or scribbles: what corrects a propagated segment in 3D (a box or a lasso draws anew)."""
+        return bool(self.pointsRas or self.scribbles)
 
     def arguments(self) -> dict:
-        """Keyword arguments of `VolumeSegmenter.segment_slice` for this slice.
-
-        After the first prediction, the previous low-res logits go along as a dense prompt, so a
-        new click refines the mask instead of starting over. Before it, a segment that already has
-        voxels on the slice (made by any tool) goes along as `seed_mask`, for the same reason.
-        """
-        previous = self.lastResult
-        arguments = {
-            "orientation": self.orientation,
-            "slice_index": self.sliceKey.index,
-            "mask_input": None if previous is None else previous.low_res_logits,
-            "points_ras": np.asarray(self.pointsRas, dtype=np.float64) if self.pointsRas else None,
-            "labels": np.asarray(self.labels, dtype=np.int64) if self.labels else None,
-            "box_ras": np.asarray(self.boxCornersRas, dtype=np.float64) if self.boxCornersRas else None,
-        }
-        if previous is None and self.seedMask is not None:
-            arguments["seed_mask"] = self.seedMask
-        return arguments
+        """Keyword arguments of `VolumeSegmenter.segment_slice` (and the client's) for this slice."""
+        return {"prompt": self.prompt(), "orientation": self.orientation, "slice_index": self.sliceKey.index}
 
 
 

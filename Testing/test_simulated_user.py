@@ -1,4 +1,4 @@
-"""Prompt simulation (SegMoTELib.training.prompts) on constructed and real masks."""
+"""Prompt simulation (SegMoTELib.training.simulated_user) on constructed and real masks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PIL import Image
 from scipy import ndimage
 
 from SegMoTELib.errors import InputError
-from SegMoTELib.training.prompts import (
+from SegMoTELib.training.simulated_user import (
     central_click,
     central_half,
     deepest_error_click,

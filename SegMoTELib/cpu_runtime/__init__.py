@@ -2,12 +2,12 @@
 (prompt encoder, PPT, mask upsampling) exported to ONNX and run by ONNX Runtime.
 
 Why ONNX Runtime: measured on the project's 2-core AMD EPYC (BENCHMARKS.md, "Choosing the CPU
-runtime"), ONNX Runtime and OpenVINO run the encoder in about the same time (both ~1.5× faster
-than PyTorch), ONNX Runtime ran the decoders faster and takes any number of prompt points in one
-graph, where OpenVINO 2026.4's CPU plugin failed to compile the decoder graphs with a dynamic
-point count (it compiled them only with fixed shapes, one compilation per count). int8 (dynamic
-or static with calibration on train_pool) was no faster on this AVX2 CPU (no VNNI) and moved the
-embedding by 18-85 %: the runtime is fp32.
+runtime"), OpenVINO's encoder was at most ~10-25 % cheaper, but OpenVINO 2026.4's CPU plugin does
+not compile the decoder graphs with a dynamic point count (only with fixed shapes, one compilation
+per count, and its SAM decoder was slower there); ONNX Runtime takes any number of prompt points
+in one graph and installs with pip everywhere Slicer runs. int8 (dynamic, or static with
+calibration on train_pool) was no faster on this AVX2 CPU (no VNNI) and moved the embedding by
+18-78 %: the runtime is fp32.
 
 `choose_runtime(requested, device, backbone)` decides what a predictor runs on: "torch", or
 "onnx" on a CPU device for LiteMedSAM when onnxruntime (and onnx, for the export) import; "auto"

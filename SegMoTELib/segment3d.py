@@ -255,7 +255,7 @@ class VolumeSegmenter:
                judge: WalkJudge, clip_box, tracker, agrees) -> list[SliceResult]:
         """Patience: after a doubtful slice, try the slices beyond it from the last kept mask. When one
         passes, the doubtful slices between are prompted again from both sides and kept with it."""
-        for gap in range(1, rules.patience + 1):
+        for gap in range(1, rules.patience_for(judge.learned, judge.in_box) + 1):
             beyond = doubtful + gap * direction
             if (end - beyond) * direction < 0:
                 return []

@@ -10,9 +10,9 @@ going on. Two ways to decide:
 * **rules** (the measured fallback for adapters without the head): six hand-set thresholds —
   predicted IoU, area collapse and growth, centroid jump, grey level against the seed's.
 
-Either way the walk crosses up to `patience` doubtful slices: it prompts the slice beyond from the
-last accepted mask, and when that one passes, the doubtful slice is prompted again from both
-neighbours and kept. A structure seen at 8–10 mm steps changes a lot between slices, and one
+The walk crosses up to `patience` doubtful slices (by default: one, with the learned decision or
+inside a 3D box): it prompts the slice beyond from the last accepted mask, and when that one
+passes, the doubtful slice is prompted again from both neighbours and kept. A structure seen at 8–10 mm steps changes a lot between slices, and one
 poor slice (partial volume, a flow artefact) no longer ends the walk.
 
 `segment3d.VolumeSegmenter` runs the walk; evaluation, the service and the CLI pass the rules as
@@ -70,7 +70,9 @@ class PropagationRules:
     # decision
     decision: str = "auto"              # "learned", "rules" or "auto" (learned when the adapter can)
     presence_threshold: float | None = None  # None: the adapter's calibrated threshold for the volume's family
-    patience: int = 1                   # doubtful slices the walk crosses before it ends
+    patience: int | None = None         # doubtful slices the walk crosses before it ends; None: 1 with the
+                                        # learned decision (calibrated so) or inside a 3D box, else 0 (the
+                                        # hand rules with 1 cross a leak's first slice and follow it: brain1)
     # hand rules (the fallback)
     min_score: float = 0.5              # predicted IoU below this ends the walk
     min_area_ratio: float = 0.2         # area below this fraction of the previous slice's ends the walk
@@ -104,7 +106,8 @@ class PropagationRules:
         if self.presence_threshold is not None and not 0.0 < self.presence_threshold < 1.0:
             raise InputError(f"presence_threshold: expected a probability in (0, 1) or None, "
                              f"got {self.presence_threshold}")
-        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or not 0 <= self.patience <= 3:
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
+                                          or not 0 <= self.patience <= 3):
             raise InputError(f"patience: expected 0, 1, 2 or 3 slices, got {self.patience!r}")
 
     # --- construction ---------------------------------------------------------------------------
@@ -120,6 +123,11 @@ class PropagationRules:
     def legacy(cls) -> PropagationRules:
         """The walk before issue 13: the previous box alone; stops on score, area collapse, brightness."""
         return cls(max_area_growth=None, max_centroid_shift=None, decision="rules", patience=0)
+
+    def patience_for(self, learned: bool, in_box: bool) -> int:
+        """The doubtful slices to cross: as set; else 1 for the learned decision or inside a 3D box
+        (its ends bound a leak), 0 for the hand rules' open walk."""
+        return self.patience if self.patience is not None else (1 if learned or in_box else 0)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -10,6 +10,7 @@
 #   .devdata/lite_medsam_fp16.pth.xz   the LiteMedSAM weights (fp16 copy, xz)
 #   .devdata/holdout3d/   `scripts/pack_for_gpu.py holdout` of the 3D hold-out sets (npz; no SimpleITK there)
 #   CANDIDATE (default .devdata/adapter_v3_fp16.pt; the train command's $OUT/adapter_fp16.pt)
+#   .devdata/dev_eval/  (EVAL2D=1) a copy of ../shared/data/dev_eval
 #   .devdata/pool_val/  (EVAL2D=1 only) `scripts/pack_for_gpu.py val .devdata/pool .devdata/pool_val`:
 #                   the validation cases of the packed 2D pool (the 2D regression check)
 # Environment: HOLDOUT (default .devdata/holdout3d), METHODS of the candidate's learned run (default
@@ -22,6 +23,10 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD/.devdata/site:$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" runs
 CANDIDATE=${CANDIDATE:-.devdata/adapter_v3_fp16.pt}
+# on a machine still warm from the training call, the run's adapter is there
+[ -f "$CANDIDATE" ] || { [ -f runs/segmote_litemedsam_v3/adapter_walk.pt ] && CANDIDATE=runs/segmote_litemedsam_v3/adapter_walk.pt; }
+[ -f "$CANDIDATE" ] || { [ -f runs/segmote_litemedsam_v3/adapter.pt ] && CANDIDATE=runs/segmote_litemedsam_v3/adapter.pt; }
+echo "candidate: $CANDIDATE" | tee -a "$OUT/log.txt"
 HOLDOUT=${HOLDOUT:-.devdata/holdout3d}
 METHODS=${METHODS:-click,box3d,corrections,oracle}
 SHIPPED=Resources/adapters/segmote_litemedsam_v2.pt
@@ -59,20 +64,34 @@ if [ "${EVAL3D:-1}" = 1 ] && [ -d "$HOLDOUT" ]; then
     evaluate3d shipped_rules "$SHIPPED" rules click,box3d,oracle &
     evaluate3d shipped_learned default learned click,box3d &  # the shipped adapter with its walk-head add-on
 fi
-if [ "${EVAL2D:-1}" = 1 ] && [ -d .devdata/pool_val ]; then
+evaluate2d() {  # name adapter data prompt [extra args]: one `segmote evaluate` in the background
+    local name=$1 adapter=$2 data=$3 prompt=$4; shift 4
+    local tag; tag=$(basename "$data")
+    timeout 420 python3 -m SegMoTELib.cli evaluate "$data" --prompt "$prompt" "$@" --adapter "$adapter" \
+        --device cuda --quiet --out "runs/e2d_${name}_${tag}_$prompt" > "runs/e2d_${name}_${tag}_$prompt.log" 2>&1 &
+}
+if [ "${EVAL2D:-1}" = 1 ]; then
+    # 2D regression (box, click + 4 corrections, prompt-free) and strokes (one scribble then
+    # corrections, the negative scribble after a leaking click; a lasso) on the pool's validation
+    # cases and on dev_eval, for both adapters
     for name in shipped candidate; do
         adapter=$SHIPPED; [ $name = candidate ] && adapter=$CANDIDATE
         [ -f "$adapter" ] || continue
-        for prompt in box click; do
-            timeout 400 python3 -m SegMoTELib.cli evaluate .devdata/pool_val --split val --prompt $prompt --clicks 5 \
-                --adapter "$adapter" --device cuda --quiet --out "runs/e2d_${name}_$prompt" \
-                > "runs/e2d_${name}_$prompt.log" 2>&1 &
-        done
+        if [ -d .devdata/pool_val ]; then
+            for prompt in box auto lasso; do evaluate2d $name "$adapter" .devdata/pool_val $prompt --split val; done
+            evaluate2d $name "$adapter" .devdata/pool_val click --split val --clicks 5
+            evaluate2d $name "$adapter" .devdata/pool_val scribble --split val --clicks 3
+        fi
+        if [ -d .devdata/dev_eval ]; then
+            for prompt in box auto lasso; do evaluate2d $name "$adapter" .devdata/dev_eval $prompt; done
+            evaluate2d $name "$adapter" .devdata/dev_eval click --clicks 5
+            evaluate2d $name "$adapter" .devdata/dev_eval scribble --clicks 3
+        fi
     done
 fi
 wait
 for f in runs/e3d_*/*.md; do echo "== $f"; sed -n '/## Mean by dataset/,$p' "$f" | grep -v "^- " | head -n 60; done | tee -a "$OUT/log.txt"
-grep -h -B1 -A3 "macro" runs/e2d_*/*.md 2>/dev/null | tee -a "$OUT/log.txt"
+for f in runs/e2d_*/*.md; do echo "== $f"; grep -h -B1 -A4 "macro" "$f"; done 2>/dev/null | tee -a "$OUT/log.txt"
 tail -n 3 runs/e3d_*.log | tee -a "$OUT/log.txt"
 tar czf "$OUT/e3d.tar.gz" runs/e3d_* runs/e2d_* 2>/dev/null
 ls -la "$OUT"

@@ -61,23 +61,24 @@ cp "$RUN/metrics.jsonl" "$RUN/metrics.png" "$OUT/" 2>/dev/null
 if [ "${EVAL:-1}" = 1 ]; then
     evaluate() {  # name adapter prompt [extra args]
         local name=$1 adapter=$2 prompt=$3; shift 3
-        python3 -m SegMoTELib.cli evaluate .devdata/pool --split val --prompt "$prompt" "$@" \
+        timeout "${EVAL_TIMEOUT:-240}" python3 -m SegMoTELib.cli evaluate .devdata/pool --split val --prompt "$prompt" "$@" \
             --adapter "$adapter" --checkpoint "$WEIGHTS" --device cuda --quiet \
-            --out "runs/eval_${name}_${prompt}" > "runs/eval_${name}_${prompt}.log" 2>&1
+            --out "runs/eval_${name}_${prompt}" > "runs/eval_${name}_${prompt}.log" 2>&1 || tail -n 5 "runs/eval_${name}_${prompt}.log"
     }
+    # every evaluation at once on the one GPU (each is small): box, click + 4 corrections,
+    # prompt-free, scribbles (a stroke then corrections; the negative scribble after a leaking click)
+    # and lassos, for the new adapter and the shipped one
     for name in new shipped; do
         adapter=$FINAL; [ $name = shipped ] && adapter=Resources/adapters/segmote_litemedsam_v2.pt
         [ -f "$adapter" ] || continue
-        CUDA_VISIBLE_DEVICES=0 evaluate $name "$adapter" box &
-        CUDA_VISIBLE_DEVICES=$((GPUS - 1)) evaluate $name "$adapter" click --clicks 5 &
-        CUDA_VISIBLE_DEVICES=0 evaluate $name "$adapter" auto &
-        wait
-        # scribbles (a centre-line stroke, then corrections; the negative scribble after a leaking click) and lassos
-        CUDA_VISIBLE_DEVICES=0 evaluate $name "$adapter" scribble --clicks 3 &
-        CUDA_VISIBLE_DEVICES=$((GPUS - 1)) evaluate $name "$adapter" lasso &
-        wait
+        evaluate $name "$adapter" box &
+        evaluate $name "$adapter" click --clicks 5 &
+        evaluate $name "$adapter" auto &
+        evaluate $name "$adapter" scribble --clicks 3 &
+        evaluate $name "$adapter" lasso &
     done
-    grep -h -B1 -A3 "macro" runs/eval_*/*.md | tee -a "$OUT/log.txt"
+    wait
+    for f in runs/eval_*/*.md; do echo "== $f"; grep -h -B1 -A6 "macro" "$f"; done | tee -a "$OUT/log.txt"
     tar czf "$OUT/eval.tar.gz" runs/eval_* 2>/dev/null
 fi
 ls -la "$OUT"

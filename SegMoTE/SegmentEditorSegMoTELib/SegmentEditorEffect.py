@@ -37,7 +37,6 @@ from SegMoTEGlue.jobtargets import EditTarget, PendingJobs, dropReason
 from SegMoTEGlue.markers import PromptMarkers
 from SegMoTEGlue.mrmlconvert import (
     geometryOfNode,
-    orientedImageArray,
     orientedImageSessionKey,
     orientedImageToVolume,
     sliceNormalWorld,
@@ -49,7 +48,8 @@ from SegMoTEGlue.segmentwatch import SegmentWatch, labelmapToken
 from SegMoTEGlue.segmentwrite import replaceSegmentOnSlab
 from SegMoTEGlue.sliceprefetch import SlicePrefetch
 from SegMoTEGlue.strokedrawing import StrokeDrawing
-from SegMoTELib.priorities import BATCH, INTERACTIVE
+from SegMoTEGlue.volumeactions import VolumeActions
+from SegMoTELib.priorities import INTERACTIVE
 from SegMoTELib import geometry
 from SegMoTELib.errors import InputError
 from SegMoTELib.intensity import MODALITIES, IntensityMapping
@@ -78,6 +78,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.prefetch = SlicePrefetch(self, lambda: engineFor())  # the name at call time (tests replace it)
         self.propagatedTargets: set = set()  # segments made by "Propagate to 3D": a click there corrects in 3D
         self.listenedEngine = None  # the engine whose states the status line shows
+        self.volumeActions = VolumeActions(self)
 
     def clone(self):
         clonedEffect = slicer.qSlicerSegmentEditorScriptedEffect(None)
@@ -496,44 +497,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def submitSlicePrompt(self, prompts: SlicePrompts) -> None:
         self.showPrompts(prompts)
         if prompts.hasCorrection() and self.currentTarget() in self.propagatedTargets:
-            self.submitCorrection(prompts)
+            self.volumeActions.correctPropagated(prompts)
             return
         arguments = prompts.arguments()
         self.submit(lambda segmenter: segmenter.segment_slice(**arguments), prompts, "Segmenting the slice...")
-
-    def submitCorrection(self, prompts: SlicePrompts) -> None:
-        """A click on a propagated segment: the engine corrects this slice and re-walks outward until the
-        new masks agree with the segment as it is (`VolumeSegmenter.correct`); the re-segmented slices
-        are written."""
-        try:
-            _segmentationNode, image, volume, key = self.context()
-        except InputError as error:
-            self.setStatus(str(error))
-            return
-        segment = self.scriptedEffect.selectedSegmentLabelmap()  # in the source image's layout (see segmentseed)
-        if segment is None or tuple(segment.GetExtent()) != tuple(image.GetExtent()):
-            arguments = prompts.arguments()  # nothing to correct in 3D here: a slice prompt as usual
-            self.submit(lambda segmenter: segmenter.segment_slice(**arguments), prompts, "Segmenting the slice...")
-            return
-        if not self.editingConfirmed():
-            return
-        current = orientedImageArray(segment) > 0
-        arguments = prompts.arguments()
-        engine = engineFor()
-        mapping = self.mapping()
-
-        def run(call):
-            segmenter = engine.segmenterFor(key, volume, mapping)
-            return segmenter.correct(current, arguments["prompt"], arguments["orientation"],
-                                     slice_index=arguments["slice_index"], progress=call.reportProgress)
-
-        def onDone(correction):
-            first, last = min(correction.changed), max(correction.changed)
-            if self.writeLabelmap(correction.labelmap, image, correction.slice_ref.axis, first, last):
-                self.setStatus(f"Corrected slice {correction.slice_ref.index} and carried it to slices {first} to "
-                               f"{last}, where the masks agree again.")
-
-        self.startJob(engine, run, "Correcting and re-propagating...", BATCH, onDone)
 
     def segmentPromptFree(self, pointRas, orientation, viewName: str) -> None:
         target = self.currentTarget()
@@ -578,40 +545,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.startJob(engine, run, title, INTERACTIVE, onDone)
 
     def onPropagate(self) -> None:
-        try:
-            _segmentationNode, image, volume, key = self.context()
-        except InputError as error:
-            self.setStatus(str(error))
-            return
-        prompts = self.prompts  # the selected segment's own prompts, never another segment's
-        if prompts is None or prompts.lastResult is None:
-            self.setStatus("Place a prompt on a slice of this segment first; its mask is what gets propagated.")
-            return
-        if not self.editingConfirmed():
-            return
-        seed = prompts.lastResult
-        sliceRange = None
-        if self.scriptedEffect.integerParameter("LimitRange"):
-            sliceRange = (self.scriptedEffect.integerParameter("FirstSlice"),
-                          self.scriptedEffect.integerParameter("LastSlice"))
-        self.propagateTo3D(seed, sliceRange, image, volume, key)
-
-    def propagateTo3D(self, seed, sliceRange, image, volume, key) -> None:
-        engine = self.currentEngine()
-        mapping = self.mapping()
-
-        def run(call):
-            segmenter = engine.segmenterFor(key, volume, mapping)
-            return segmenter.propagate(seed, slice_range=sliceRange, progress=call.reportProgress)
-
-        def onDone(labelmap):
-            first, last = sliceRange if sliceRange is not None else (0, geometry.slice_count(volume, seed.ref.axis) - 1)
-            if self.writeLabelmap(labelmap, image, seed.ref.axis, first, last):
-                self.propagatedTargets.add(self.currentTarget())
-                self.setStatus(f"Propagated through slices {first} to {last}; the segment's other slices are kept. "
-                               f"A click on any slice now corrects it in 3D.")
-
-        self.startJob(engine, run, "Propagating to 3D...", BATCH, onDone)
+        self.volumeActions.propagateSelected()
 
     def startJob(self, engine, run, title: str, priority: int, onDone) -> None:
         """Submit `run`; busy cursor, then a progress dialog (with Cancel, prompts included: a slow or

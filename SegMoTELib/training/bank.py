@@ -157,16 +157,21 @@ def _add_walks(collector: _Collector, targets: list[Target], stacks, max_gap: in
 
 
 def _embed(images, backbone, device, storage_dtype, batch_size, progress):
-    embeddings, earlies = [], []
+    """All views' embeddings and early features, written into tensors allocated once: a
+    concatenation at the end would hold every view twice (an 80 GB GPU ran out at 6,000 views)."""
+    embeddings = earlies = None
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             batch = torch.cat([to_model_input(image, backbone, device)[0] for image in images[start:start + batch_size]])
             embedding, early = backbone.encode(batch)  # fp32, exactly as the predictor embeds
-            embeddings.append(embedding.to(storage_dtype))
-            earlies.append(early.to(storage_dtype))
+            if embeddings is None:
+                embeddings = torch.empty((len(images), *embedding.shape[1:]), dtype=storage_dtype, device=device)
+                earlies = torch.empty((len(images), *early.shape[1:]), dtype=storage_dtype, device=device)
+            embeddings[start:start + len(batch)] = embedding
+            earlies[start:start + len(batch)] = early
             if progress:
                 progress(min(start + batch_size, len(images)), len(images))
-    return torch.cat(embeddings), torch.cat(earlies)
+    return embeddings, earlies
 
 
 def _normalised(weights: list[float]) -> np.ndarray:

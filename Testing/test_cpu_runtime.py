@@ -471,7 +471,8 @@ def test_the_service_embeds_the_neighbours_of_a_prompted_slice(runtimes, monkeyp
     from SegMoTELib.intensity import IntensityMapping
     from SegMoTELib.phantom import make_phantom
     from SegMoTELib.service.host import EngineHost
-    from SegMoTELib.service.schemas import SlicePrompt
+    from SegMoTELib.geometry import SliceRef
+    from SegMoTELib.service.schemas import SliceRequest
     from SegMoTELib.service.session import Session
 
     _, optimized = runtimes
@@ -487,15 +488,15 @@ def test_the_service_embeds_the_neighbours_of_a_prompted_slice(runtimes, monkeyp
         real = optimized.embed_in_background
         monkeypatch.setattr(optimized, "embed_in_background", lambda images: submitted.append(images) or real(images))
         click = phantom.image.ijk_to_ras_points(np.array([[100.0, 90.0, middle]]))[0].tolist()
-        prompt = SlicePrompt(orientation="axial", slice_index=middle, points_ras=[click])
+        prompt = SliceRequest(orientation="axial", slice_index=middle, points=[click])
         started = time.perf_counter()
         session.segment_slice(prompt)
         answered = time.perf_counter() - started
         while not submitted and time.perf_counter() - started < answered + 60:  # queued after the answer
             time.sleep(0.01)
         assert len(submitted) == 1 and len(submitted[0]) == 2
-        expected = [session.segmenter.slice_image(session.segmenter._slice_for_prompt("axial", None, None, index))
-                    for index in (middle + 1, middle - 1)]
+        axis = session.segmenter._slice_for_prompt("axial", middle).axis
+        expected = [session.segmenter.slice_image(SliceRef(axis, index)) for index in (middle + 1, middle - 1)]
         assert all(np.array_equal(a, b) for a, b in zip(submitted[0], expected))
     finally:
         host.close()

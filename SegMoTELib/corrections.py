@@ -6,7 +6,8 @@ the dense prompt — the model's correction rounds were trained exactly so: clic
 logits. The new mask then prompts its neighbours as a walk does (`walk_rules`), outward in both
 directions, and each direction ends at the first slice where the new mask agrees with the old one
 (Dice ≥ `agreement`): from there on the old segmentation already holds, and nothing beyond that
-slice is touched. A direction also ends where the walk's decision says the structure ended; the
+slice is touched. It also ends where a new mask barely overlaps the old one (Dice < `DEPARTURE`):
+the walk has left the structure, and the old masks stay. A direction also ends where the walk's decision says the structure ended; the
 old masks beyond stay as they were (a correction never erases slices it did not re-segment).
 """
 
@@ -23,6 +24,9 @@ from .slice_prompt import SlicePrompt
 from .walk_rules import PropagationRules, WalkStop
 
 DEFAULT_AGREEMENT = 0.9   # Dice between the new and the old mask of a slice that ends the re-walk there
+# Below this Dice with the old mask the re-walk has left the segment (a negative click at the LV's
+# apex walked the new masks into the RV: 3D Dice 0.75 -> 0.20); the old mask stays there.
+DEPARTURE = 0.35
 LOW_RES = 256             # side of the decoder's low-res logits
 
 
@@ -71,11 +75,17 @@ def correct_segment(segmenter, labelmap, prompt: SlicePrompt, orientation, slice
     if seed.area == 0:  # the correction removed the structure from this slice: nothing to carry
         return Correction(corrected, ref, [ref.index], [])
 
-    def agrees(result) -> bool:
-        return slice_dice(result.mask2d, old_of(result.ref.index)) >= agreement
+    def settles(result):
+        old_mask = old_of(result.ref.index)
+        dice = slice_dice(result.mask2d, old_mask)
+        if dice >= agreement:
+            return "agrees", f"Dice {dice:.2f} with the segment there"
+        if old_mask.any() and dice < DEPARTURE:
+            return "departs", f"Dice {dice:.2f} with the segment there"
+        return None
 
     span = (0, slice_count(volume, ref.axis) - 1)
-    accepted = segmenter.walk_both_ways(seed, span, rules, progress, None, agrees=agrees)
+    accepted = segmenter.walk_both_ways(seed, span, rules, progress, None, settles=settles)
     for result in accepted.values():
         insert_slice(corrected, result.ref, result.mask2d, geometry=volume)
     return Correction(corrected, ref, sorted(accepted), list(segmenter.last_stops))

@@ -188,10 +188,10 @@ class VolumeSegmenter:
         return labelmap
 
     def walk_both_ways(self, seed: SliceResult, span: tuple[int, int], rules: PropagationRules,
-                       progress: Progress | None, clip_box, agrees=None) -> dict[int, SliceResult]:
+                       progress: Progress | None, clip_box, settles=None) -> dict[int, SliceResult]:
         """{slice index: result} of the seed and every slice the walk kept, both directions.
-        `agrees(result)` (corrections): True where the new mask matches the old one, which ends
-        that direction without keeping it."""
+        `settles(result)` (corrections): (reason, detail) where the old mask should stay (the new one
+        agrees with it, or departs from it), which ends that direction without keeping the new one."""
         tracker = WalkProgress(progress, seed.ref.index, span)
         accepted = {seed.ref.index: seed}
         if seed.area > 0:
@@ -200,7 +200,7 @@ class VolumeSegmenter:
             # included (the predictor's policy may send boxes to the base decoder, which has no head)
             self._walk_prompt_extra = {"decoder": "segmote"} if judge.learned else {}
             for direction, end in ((+1, span[1]), (-1, span[0])):
-                for result in self._walk(seed, direction, end, rules, judge, clip_box, tracker, agrees):
+                for result in self._walk(seed, direction, end, rules, judge, clip_box, tracker, settles):
                     accepted[result.ref.index] = result
                 tracker.end(direction)
             if rules.refine:
@@ -219,7 +219,7 @@ class VolumeSegmenter:
         return self._result(ref, self.predictor.predict(**prompt), clip_box), image
 
     def _walk(self, seed: SliceResult, direction: int, end: int, rules: PropagationRules, judge: WalkJudge,
-              clip_box, tracker, agrees):
+              clip_box, tracker, settles):
         """Yield the kept SliceResults from the seed's neighbour towards `end`; record why it ended."""
         previous = seed
         prefetch = _Prefetcher(self, seed.ref.axis, range(seed.ref.index + direction, end + direction, direction))
@@ -232,12 +232,13 @@ class VolumeSegmenter:
                 reason = ("blank slice", "")
                 break
             tracker.step(direction)
-            if agrees is not None and agrees(result):
-                reason = ("agrees", "")
+            settled = None if settles is None else settles(result)
+            if settled is not None:
+                reason = settled
                 break
             verdict = judge.verdict(previous, result, image)
             if verdict is not None:
-                crossed = self._cross(previous, index, direction, end, rules, judge, clip_box, tracker, agrees)
+                crossed = self._cross(previous, index, direction, end, rules, judge, clip_box, tracker, settles)
                 if not crossed:
                     reason = verdict
                     break
@@ -252,7 +253,7 @@ class VolumeSegmenter:
         self.last_stops.append(WalkStop(direction, previous.ref.index, *reason))
 
     def _cross(self, previous: SliceResult, doubtful: int, direction: int, end: int, rules: PropagationRules,
-               judge: WalkJudge, clip_box, tracker, agrees) -> list[SliceResult]:
+               judge: WalkJudge, clip_box, tracker, settles) -> list[SliceResult]:
         """Patience: after a doubtful slice, try the slices beyond it from the last kept mask. When one
         passes, the doubtful slices between are prompted again from both sides and kept with it."""
         for gap in range(1, rules.patience_for(judge.learned, judge.in_box) + 1):
@@ -263,7 +264,7 @@ class VolumeSegmenter:
             if result is None:
                 return []
             tracker.step(direction)
-            if agrees is not None and agrees(result):
+            if settles is not None and settles(result) is not None:
                 return []
             if judge.verdict(previous, result, image) is None:
                 judge.accepted(image, result)

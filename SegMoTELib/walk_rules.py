@@ -151,7 +151,7 @@ class WalkStop:
     direction: int     # +1 or -1 along the slice axis
     last_index: int    # the last slice kept (the seed's if none was)
     reason: str        # "end of range", "blank slice", "empty", "presence", "score", "area collapse",
-                       # "area growth", "centroid jump", "brightness", "agrees" (a correction met the old mask)
+                       # "area growth", "centroid jump", "brightness", "agrees" / "departs" (a correction met the old mask / left it)
     detail: str = ""   # the value that decided, e.g. "presence 0.21 < 0.40"
 
     def describe(self, total: int) -> str:
@@ -174,6 +174,7 @@ REASONS = {
     "centroid jump": "the mask jumped away from the previous one",
     "brightness": "the mask's grey level left the seed's",
     "agrees": "the new mask agrees with the previous segmentation from here on",
+    "departs": "the new mask left the segment (another structure): the segment is kept from here on",
 }
 
 

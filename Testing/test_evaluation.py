@@ -82,7 +82,11 @@ class ScriptedPredictor:
     def set_image(self, image):
         self.image = image
 
-    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask=False, decoder=None):
+    def predict(self, prompt=None, *, points=None, labels=None, box=None, mask_input=None, multimask=False,
+                decoder=None):
+        if prompt is not None:  # the prompt value, as the evaluation gives it
+            points, labels, box, mask_input = (prompt.points_array(), prompt.labels_array(), prompt.pixel_box(),
+                                               prompt.mask_input)
         self.calls.append(SimpleNamespace(points=points, labels=labels, box=box, mask_input=mask_input,
                                           decoder=decoder))
         mask = np.zeros(self.shape, bool)

@@ -320,7 +320,8 @@ def fit_head(features: np.ndarray, targets: np.ndarray, dim: int, epochs: int = 
              seed: int = 0, device="cpu", head: PresenceHead | None = None) -> PresenceHead:
     """Train a PresenceHead (or go on training `head`) on (features, 0/1 targets), class-balanced BCE."""
     torch.manual_seed(seed)
-    head = (head or PresenceHead(dim)).to(device).train()
+    # a head read from an adapter file comes frozen (inference): it trains here
+    head = (head or PresenceHead(dim)).to(device).train().requires_grad_(True)
     x = torch.as_tensor(features, device=device)
     y = torch.as_tensor(targets, dtype=torch.float32, device=device)
     positives = float(y.sum())

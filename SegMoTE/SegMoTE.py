@@ -27,7 +27,7 @@ import SegMoTEGlue  # noqa: F401  (makes SegMoTELib importable from a source che
 from SegMoTEGlue import dependencies
 from SegMoTEGlue.engine import READY, STARTING, enginePool, engineFor
 from SegMoTEGlue.mrmlconvert import volumeFromNode
-from SegMoTEGlue.settings import DEVICES, EngineSettings, loadSettings, saveSettings
+from SegMoTEGlue.settings import DEVICES, RUNTIMES, EngineSettings, loadSettings, saveSettings
 from SegMoTEGlue.volumelogic import VolumeSegmentationLogic
 from SegMoTELib.priorities import BATCH
 from SegMoTELib.resources import load_manifest
@@ -63,6 +63,8 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
 
         for device in DEVICES:
             self.ui.deviceComboBox.addItem(device)
+        for runtime in RUNTIMES:
+            self.ui.runtimeComboBox.addItem(runtime)
         for name, spec in load_manifest()["backbones"].items():
             self.ui.backboneComboBox.addItem(spec.get("title", name), name)
         for title, value in _ADAPTER_CHOICES:
@@ -190,6 +192,7 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
             self.ui.adapterPathLineEdit.currentPath = engineSettings.adapter
         self.ui.adapterComboBox.setCurrentIndex(adapterIndex)
         self.ui.fastCheckBox.checked = engineSettings.fast
+        self.ui.runtimeComboBox.setCurrentText(engineSettings.runtime)
         self._updateAdapterPathVisibility()
         self._showingSettings = False
 
@@ -203,6 +206,7 @@ class SegMoTEWidget(ScriptedLoadableModuleWidget):
             checkpoint=self.ui.checkpointPathLineEdit.currentPath,
             adapter=adapter,
             fast=self.ui.fastCheckBox.checked,
+            runtime=self.ui.runtimeComboBox.currentText,
             engine=self.engineComboBox.currentData,
             serverUrl=self.serverUrlLineEdit.text.strip(),
             serverToken=self.serverTokenLineEdit.text.strip(),

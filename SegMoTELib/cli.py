@@ -16,7 +16,8 @@ import sys
 from .errors import SegMoTEError, one_line
 from .io.outputs import describe_os_error
 
-COMMANDS = ("info", "segment", "batch", "demo", "curate", "train", "evaluate", "evaluate-3d", "bench", "serve")
+COMMANDS = ("info", "segment", "batch", "demo", "curate", "train", "evaluate", "evaluate-3d", "bench", "serve",
+            "export-cpu")
 
 
 def _available_commands():

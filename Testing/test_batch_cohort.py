@@ -62,7 +62,7 @@ def _dice(a, b) -> float:
 @pytest.fixture
 def no_model(monkeypatch):
     """Building a predictor fails the test: --check must never load the model."""
-    from SegMoTELib.cohort.model import ModelSpec
+    from SegMoTELib.model_spec import ModelSpec
 
     def refuse(self):
         raise AssertionError("the model was loaded")

@@ -214,7 +214,7 @@ def base_predictor():
     pytest.importorskip("torch", reason="the predictor needs torch")
     from SegMoTELib.predictor import SegMoTEPredictor
 
-    return SegMoTEPredictor(adapter=None, device="cpu")
+    return SegMoTEPredictor(adapter=None, device="cpu", runtime="torch")
 
 
 def test_box_dice_of_the_base_decoder_on_real_dev_eval_images(base_predictor):

@@ -43,7 +43,7 @@ def _inner_point(mask: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def fast_base():
-    return SegMoTEPredictor(adapter=None, device="cpu", optimize=True, cache_size=16)
+    return SegMoTEPredictor(adapter=None, device="cpu", optimize=True, cache_size=16, runtime="torch")
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def test_optimized_propagation_equals_the_default(fast_base):
 
     tube = tube_volume(n_slices=5, size=256)
     labelmaps = []
-    for predictor in (SegMoTEPredictor(adapter=None, device="cpu"), fast_base):
+    for predictor in (SegMoTEPredictor(adapter=None, device="cpu", runtime="torch"), fast_base):
         segmenter = VolumeSegmenter(predictor, tube.volume, mapping=BENCH_MAPPING)
         seed = segmenter.segment_slice(SlicePrompt.build("ras", box=tube.seed_box_ras), slice_index=tube.seed_index)
         labelmaps.append(segmenter.propagate(seed))
@@ -172,8 +172,8 @@ def _bf16_device() -> str:
 def test_bf16_encoder_masks_match_fp32_on_a_real_image(chest_xray):
     device = _bf16_device()
     image, truth, box = chest_xray
-    fp32 = SegMoTEPredictor(adapter=None, device=device)
-    bf16 = SegMoTEPredictor(adapter=None, device=device, precision="bf16", optimize=True)
+    fp32 = SegMoTEPredictor(adapter=None, device=device, runtime="torch")
+    bf16 = SegMoTEPredictor(adapter=None, device=device, precision="bf16", optimize=True, runtime="torch")
     fp32.set_image(image)
     bf16.set_image(image)
     ours, low = fp32.predict(box=box), bf16.predict(box=box)
@@ -328,7 +328,7 @@ def test_batched_model_inputs_equal_one_by_one_and_grey_equals_rgb(backbone, che
 
 def test_embed_images_caches_what_set_image_would(base_predictor, monkeypatch):
     images = [load_dev_sample(*CT_LIVER)[0], load_dev_sample(*CT_LIVER_2)[0]]
-    predictor = SegMoTEPredictor(adapter=None, device="cpu")
+    predictor = SegMoTEPredictor(adapter=None, device="cpu", runtime="torch")
     predictor.embed_images(images)
     calls = []
     monkeypatch.setattr(predictor.model, "encode", lambda *a: calls.append(1))
@@ -497,6 +497,6 @@ def test_fast_options_suit_the_device():
     assert fast_options("cpu") == {"optimize": True}
     if torch.cuda.is_available():
         assert fast_options("cuda") == {"optimize": True, "precision": "fp16", "cuda_graphs": True}
-    predictor = SegMoTEPredictor(adapter=None, device="cpu", **fast_options("cpu"))
+    predictor = SegMoTEPredictor(adapter=None, device="cpu", runtime="torch", **fast_options("cpu"))
     assert predictor.optimize and predictor.precision == "fp32" and predictor.decoder_graphs is None
 

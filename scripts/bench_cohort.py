@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from SegMoTELib.cohort import read_cohort, run_cohort
-    from SegMoTELib.cohort.model import ModelSpec
+    from SegMoTELib.model_spec import ModelSpec
     from SegMoTELib.cohort.ray_actors import RayCohortEngine
     from SegMoTELib.io import read_labelmap
     from SegMoTELib.ray_session import RaySession

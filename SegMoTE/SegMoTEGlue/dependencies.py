@@ -36,6 +36,9 @@ PIP_REQUIREMENTS = {
     "fastapi": "fastapi>=0.110,<1",  # the local engine service (segmote serve)
     "uvicorn": "uvicorn>=0.29,<1",
     "fastapi_offline": "fastapi-offline>=1.7,<2",  # the engine's /docs page without a CDN
+    # the optimized CPU runtime (SegMoTELib.cpu_runtime): wheels for Python 3.12 on Linux, Windows, macOS
+    "onnxruntime": "onnxruntime>=1.17,<2",
+    "onnx": "onnx>=1.16,<2",
 }
 
 

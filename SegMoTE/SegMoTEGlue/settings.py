@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 import qt
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# What runs the model (SegMoTELib.cpu_runtime.RUNTIMES): "auto" is ONNX Runtime on a CPU device, else PyTorch.
+RUNTIMES = ("auto", "onnx", "torch")
 DEFAULT_BACKBONE = "litemedsam"
 # adapter: "default" (the shipped adapter if any, else the base decoder), "none", or a file path.
 ADAPTER_DEFAULT = "default"
@@ -29,6 +31,7 @@ class EngineSettings:
     checkpoint: str = ""
     adapter: str = ADAPTER_DEFAULT
     fast: bool = True  # SegMoTELib's speed options for the device (fp16 encoder and CUDA graphs on a GPU)
+    runtime: str = "auto"
     engine: str = "local"
     serverUrl: str = ""
     serverToken: str = field(default="", repr=False)
@@ -39,6 +42,7 @@ class EngineSettings:
                      "--backbone", self.backbone or DEFAULT_BACKBONE, "--adapter", self.adapter or ADAPTER_DEFAULT]
         if self.checkpoint:
             arguments += ["--checkpoint", self.checkpoint]
+        arguments += ["--runtime", self.runtime if self.runtime in RUNTIMES else "auto"]
         return arguments + (["--fast"] if self.fast else [])
 
     def withChanges(self, **changes) -> EngineSettings:
@@ -54,6 +58,7 @@ def loadSettings() -> EngineSettings:
         checkpoint=str(settings.value(_PREFIX + "checkpoint", defaults.checkpoint)),
         adapter=str(settings.value(_PREFIX + "adapter", defaults.adapter)),
         fast=_asBool(settings.value(_PREFIX + "fast", defaults.fast)),
+        runtime=_choice(settings.value(_PREFIX + "runtime", defaults.runtime), RUNTIMES),
         engine=_choice(settings.value(_PREFIX + "engine", defaults.engine), ENGINES),
         serverUrl=str(settings.value(_PREFIX + "serverUrl", defaults.serverUrl)),
         serverToken=str(settings.value(_PREFIX + "serverToken", defaults.serverToken)),
@@ -76,6 +81,7 @@ def saveSettings(engineSettings: EngineSettings) -> None:
     settings.setValue(_PREFIX + "checkpoint", engineSettings.checkpoint)
     settings.setValue(_PREFIX + "adapter", engineSettings.adapter)
     settings.setValue(_PREFIX + "fast", bool(engineSettings.fast))
+    settings.setValue(_PREFIX + "runtime", engineSettings.runtime)
     settings.setValue(_PREFIX + "engine", engineSettings.engine)
     settings.setValue(_PREFIX + "serverUrl", engineSettings.serverUrl)
     settings.setValue(_PREFIX + "serverToken", engineSettings.serverToken)

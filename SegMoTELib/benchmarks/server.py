@@ -32,7 +32,7 @@ SECTIONS = ("prompts", "propagation", "during", "gil", "glue")  # --only for `be
 
 def run_service_benchmark(device: str = "auto", quick: bool = False, repeats: int | None = None,
                           volume_slices: int | None = None, threads: int | None = 2, fast: bool = True,
-                          log=print, sections: tuple[str, ...] = SECTIONS) -> dict:
+                          runtime: str = "auto", log=print, sections: tuple[str, ...] = SECTIONS) -> dict:
     import torch
 
     from .data import BENCH_MAPPING, tube_volume
@@ -54,12 +54,13 @@ def run_service_benchmark(device: str = "auto", quick: bool = False, repeats: in
     tube = tube_volume(n_slices=slices)
     options = fast_options(str(chosen)) if fast else {}
     log(f"loading the in-process predictor on {chosen} and starting a local server ...")
-    predictor = SegMoTEPredictor(device=str(chosen), cache_size=slices + 16, **options)
-    engine = LocalEngine(options=["--device", str(chosen), *(["--fast"] if fast else []),
+    predictor = SegMoTEPredictor(device=str(chosen), cache_size=slices + 16, runtime=runtime, **options)
+    engine = LocalEngine(options=["--device", str(chosen), "--runtime", runtime, *(["--fast"] if fast else []),
                                   "--cache-mb", "16384", "--max-voxels", str(max(tube.volume.array.size, 1 << 28))])
     engine.start()
     result = {"machine": machine_info(chosen), "settings": {"device": str(chosen), "repeats": repeats,
-                                                             "volume_slices": slices, "fast": fast, "threads": threads},
+                                                             "volume_slices": slices, "fast": fast, "threads": threads,
+                                                             "runtime": predictor.runtime_name},
               "rows": [], "errors": []}
     try:
         client = engine.client()

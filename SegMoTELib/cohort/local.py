@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .model import ModelSpec
+from ..model_spec import ModelSpec
 from .study import run_job
 
 

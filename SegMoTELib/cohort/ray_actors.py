@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from ..errors import DataError, InputError, first_line
 from ..ray_session import RaySession
-from .model import ModelSpec
+from ..model_spec import ModelSpec
 from .study import run_job
 
 

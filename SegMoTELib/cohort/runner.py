@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import InputError, one_line
 from ..io.outputs import make_output_folder
-from .model import ModelSpec
+from ..model_spec import ModelSpec
 from .study import StudyJob, written_segments
 from .table import CohortRow, RowProblem
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model_spec import ModelSpec
 from ..slice_prompt import SlicePrompt
-from .model import ModelSpec
 from .row_prompt import ORIENTATION
 
 

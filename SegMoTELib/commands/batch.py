@@ -9,7 +9,7 @@ import time
 
 from ..errors import InputError, one_line
 
-from .model_options import add_model_arguments
+from .model_options import add_model_arguments, model_spec
 from .ray_options import add_ray_arguments, check_ray_arguments, whole_number
 
 HELP = "segment a cohort (CSV image,prompt,name: a structure per row) into <study>.seg.nrrd files, locally or on Ray"
@@ -48,7 +48,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from ..cohort import read_cohort, run_cohort
     from ..cohort.check import check_rows
-    from ..cohort.model import ModelSpec
     from ..cohort.runner import make_cohort_engine, prepare_out_dir
     from ..intensity import normalise_modality
 
@@ -71,8 +70,7 @@ def run(args) -> int:
         print(one_line(f"segmote batch: line {problem.line} ({problem.study or problem.image}, {problem.name}) "
                        f"cannot run: {problem.error}"), file=sys.stderr)
     prepare_out_dir(args.out)
-    model = ModelSpec(backbone=args.backbone, checkpoint=args.checkpoint, adapter=args.adapter, device=args.device,
-                      fast=args.fast, modality=args.modality)
+    model = model_spec(args, modality=args.modality)
     with make_cohort_engine(model, args.engine, args.address, args.workers, args.num_cpus,
                             args.cpus_per_worker) as engine:
         summary = run_cohort(good, args.out, engine, progress=not args.quiet, problems=problems)

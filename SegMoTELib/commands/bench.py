@@ -21,12 +21,25 @@ def _positive(text: str) -> int:
     return value
 
 
+def _thread_counts(text: str) -> tuple[int, ...]:
+    counts = tuple(sorted({_positive(part.strip()) for part in text.split(",") if part.strip()}))
+    if not counts:
+        raise argparse.ArgumentTypeError(f"expected thread counts such as 2 or 1,2, got {text!r}")
+    return counts
+
+
+SWEEP_SECTIONS = ("encoder", "prompt")  # what the smaller thread counts of a sweep run
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     from ..benchmarks import SECTIONS
 
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and slices: a fast run")
-    parser.add_argument("--threads", type=_positive, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--threads", type=_thread_counts, default=None, metavar="N[,N...]",
+                        help="CPU threads of torch and ONNX Runtime; a comma list is a sweep (the largest count "
+                             "runs every section, the others the encoder and prompt rows). Default: 1,2 on a CPU "
+                             "device, 2 otherwise")
     parser.add_argument("--repeats", type=_positive, default=None, help="latency repeats (default 10 CPU, 20 GPU)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                         help="encoder precision of the fast path (auto: fp16 on CUDA, fp32 elsewhere)")
@@ -34,11 +47,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-compile", action="store_true", help="fast path without the compiled encoder (CUDA)")
     parser.add_argument("--embed-slices", type=_positive, default=None, help="slices embedded (default 300 GPU, 8 CPU)")
     parser.add_argument("--volume-slices", type=_positive, default=None,
-                        help="slices of the propagation volume (default 300 GPU, 16 CPU)")
+                        help="slices of the propagation volume (default 300 GPU, 100 CPU)")
     parser.add_argument("--batch-size", type=_positive, default=None, help="embedding batch (default 64 GPU, 4 CPU)")
     parser.add_argument("--curation-slices", type=_positive, default=None, help="curation slices (default 1024)")
     parser.add_argument("--only", default=None, help=f"comma list of sections: {', '.join(SECTIONS)}; with --server: "
                                                      f"prompts, propagation, during, gil")
+    parser.add_argument("--runtime", default="all", type=str.lower, choices=("all", "torch", "onnx", "auto"),
+                        help="our runtimes to time beside the reference: all (default: PyTorch, and ONNX Runtime on a "
+                             "CPU), torch or onnx; with --server the runtime of both sides (auto by default)")
     parser.add_argument("--server", action="store_true",
                         help="instead: click, box and propagation through a local `segmote serve` against in-process "
                              "(same model, same run), and a click from a worker beside an emulated Slicer GUI thread")
@@ -72,17 +88,34 @@ def run(args) -> int:
     if args.server:
         return _run_server_bench(args)
     from ..benchmarks import BenchConfig, run_benchmarks
-    from ..benchmarks.report import format_markdown
+    from ..benchmarks.report import format_markdown, format_sweep
+    from ..device import select_device
 
-    config = BenchConfig(device=args.device, quick=args.quick, repeats=args.repeats, threads=args.threads,
-                         precision=args.precision, cuda_graphs=False if args.no_cuda_graphs else None,
-                         compile_encoder=False if args.no_compile else None,
-                         embed_slices=args.embed_slices, volume_slices=args.volume_slices,
-                         batch_size=args.batch_size, curation_slices=args.curation_slices,
-                         sections=_sections(args.only))
+    sections = _sections(args.only)
     out, markdown_path = _outputs(args)
-    result = run_benchmarks(config, log=lambda message: print(message, flush=True))
-    _publish(result, format_markdown(result), out, markdown_path)
+    counts = args.threads or ((1, 2) if select_device(args.device).type == "cpu" else (2,))
+    results, tables = [], []
+    for count in sorted(counts, reverse=True):  # the full run first
+        chosen = sections if count == max(counts) else tuple(name for name in sections if name in SWEEP_SECTIONS)
+        if not chosen:
+            continue
+        config = BenchConfig(device=args.device, quick=args.quick, repeats=args.repeats, threads=count,
+                             precision=args.precision, cuda_graphs=False if args.no_cuda_graphs else None,
+                             compile_encoder=False if args.no_compile else None,
+                             embed_slices=args.embed_slices, volume_slices=args.volume_slices,
+                             batch_size=args.batch_size, curation_slices=args.curation_slices, sections=chosen,
+                             runtimes=args.runtime)
+        print(f"--- {count} thread{'s' if count > 1 else ''}: {', '.join(chosen)}", flush=True)
+        results.append(run_benchmarks(config, log=lambda message: print(message, flush=True)))
+        tables.append(format_markdown(results[-1]))
+    if len(results) == 1:
+        _publish(results[0], tables[0], out, markdown_path)
+    else:
+        headed = [f"#### {result['settings']['threads']} thread{'s' if result['settings']['threads'] > 1 else ''}\n\n"
+                  f"{table}" for result, table in zip(results, tables)]
+        ordered = sorted(results, key=lambda result: result["settings"]["threads"])
+        headed.append(f"#### Thread sweep\n\n{format_sweep(ordered)}")
+        _publish({"runs": results}, "\n\n".join(headed), out, markdown_path)
     return 0
 
 
@@ -108,7 +141,8 @@ def _run_server_bench(args) -> int:
 
     out, markdown_path = _outputs(args)
     result = run_service_benchmark(device=args.device, quick=args.quick, repeats=args.repeats,
-                                   volume_slices=args.volume_slices, threads=args.threads,
+                                   volume_slices=args.volume_slices, threads=max(args.threads or (2,)),
+                                   runtime="auto" if args.runtime == "all" else args.runtime,
                                    log=lambda message: print(message, flush=True),
                                    sections=_sections(args.only, server=True))
     _publish(result, format_markdown(result), out, markdown_path)

@@ -116,6 +116,7 @@ def run(args) -> int:
             print(f"[{next(done)}] {result.dataset} {result.case} {result.target}: {scores}", file=sys.stderr)
 
     report = evaluate(_samples(args), views, prompt=args.prompt, clicks=args.clicks, progress=progress)
+    report.notes.append(f"runtime: {predictor.runtime_name} ({predictor.runtime_description})")
     if predictor.notice:
         report.notes.append(predictor.notice)
     if not report.samples:

@@ -191,7 +191,8 @@ def run(args) -> int:
                             save_masks=mask_writer(args.save_masks) if args.save_masks else None)
     report.settings.update({"walk": f"{args.walk} ({decision})", "split": args.split, "backbone": args.backbone,
                             "adapter": "shipped" if args.adapter == "default" and predictor.uses_adapter
-                            else str(args.adapter)})
+                            else str(args.adapter), "runtime": predictor.runtime_name,
+                            "runtime_detail": predictor.runtime_description})
     if predictor.notice:
         report.notes.append(predictor.notice)
     if not report.results:

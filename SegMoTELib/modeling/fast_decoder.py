@@ -108,7 +108,7 @@ class FusedLayerNorm2d(nn.Module):
         self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        normed = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        normed = F.layer_norm(x.permute(0, 2, 3, 1), self.weight.shape, self.weight, self.bias, self.eps)
         return normed.permute(0, 3, 1, 2)
 
 
@@ -133,7 +133,8 @@ class MatmulUpscaling(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first, norm, act1, second, act2 = self
         hidden = _transposed_conv_2x2(x.permute(0, 2, 3, 1), first)
-        hidden = act1(F.layer_norm(hidden, (hidden.shape[-1],), norm.weight, norm.bias, norm.eps))
+        # (the weight's shape, not the tensor's: a constant when the graph is exported with dynamic shapes)
+        hidden = act1(F.layer_norm(hidden, norm.weight.shape, norm.weight, norm.bias, norm.eps))
         return act2(_transposed_conv_2x2(hidden, second)).permute(0, 3, 1, 2)
 
 

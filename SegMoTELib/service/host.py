@@ -10,6 +10,7 @@ embeddings are dropped unless a live session uses the same slice.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from ..errors import InputError
 from .device_queue import INTERACTIVE, DeviceQueue
@@ -25,6 +26,7 @@ class EngineHost:
         self.cache_bytes = int(cache_bytes)
         self._entry_bytes: int | None = None
         self._priority = INTERACTIVE  # of the call running on the device thread
+        self._neighbours = None  # the thread that queues neighbour slices for background embedding
         predictor.while_embedding_pending = self._while_embedding_pending
 
     def session_predictor(self, keys: set, priority: int = INTERACTIVE) -> SessionPredictor:
@@ -55,6 +57,26 @@ class EngineHost:
 
         self.device_queue.run(priority, step)
 
+    @property
+    def embeds_in_background(self) -> bool:
+        """Whether the predictor embeds slices on a background thread (the ONNX CPU runtime)."""
+        return getattr(self.predictor, "onnx", None) is not None
+
+    def embed_in_background(self, images: Callable[[], list], keys: set) -> None:
+        """Embed the slices `images()` returns at the lowest priority beside the device thread (the
+        neighbours of the slice a user looks at); a prompt on one of them later finds its embedding
+        ready. Returns at once: the slices are read and prepared on a thread of their own, after the
+        answer to the prompt has gone."""
+        if self._neighbours is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._neighbours = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmote neighbours")
+
+        def queue():
+            keys.update(self.predictor.embed_in_background(images()))
+
+        self._neighbours.submit(queue)
+
     def _while_embedding_pending(self) -> None:
         """The slice a propagation reached is still being embedded in the background (a chunk of
         slices at a time): meanwhile run the clicks queued, rather than hold the device thread idle
@@ -64,6 +86,8 @@ class EngineHost:
 
     def close(self) -> None:
         """Stop the device thread once its queued calls have run (the server is stopping)."""
+        if self._neighbours is not None:
+            self._neighbours.shutdown(wait=False, cancel_futures=True)
         self.device_queue.close()
 
     # --- cache bookkeeping (the predictor's LRU, an OrderedDict keyed by content hash) ----------
@@ -77,7 +101,8 @@ class EngineHost:
         cache = self._cache()
         if self._entry_bytes is None and cache:
             entry = next(iter(cache.values()))
-            self._entry_bytes = sum(t.element_size() * t.nelement() for t in (entry.embedding, entry.early))
+            self._entry_bytes = sum(t.element_size() * t.nelement() for t in (entry.embedding, entry.early)
+                                    if t is not None)  # (the ONNX runtime without an adapter keeps no second map)
         if self._entry_bytes:
             self.predictor.cache_size = max(2, self.cache_bytes // self._entry_bytes)
             while len(cache) > self.predictor.cache_size:

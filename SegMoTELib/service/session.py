@@ -38,6 +38,9 @@ from .jobs import Job
 from .refusal import Refusal
 
 
+NEIGHBOUR_OFFSETS = (1, -1)  # slices embedded in the background around the one a user looks at
+
+
 class Session:
     def __init__(self, host, shape: list[int], mapping, max_results: int, job_seconds: float | None = None):
         self.id = secrets.token_urlsafe(16)
@@ -111,7 +114,18 @@ class Session:
         with self._lock:
             result = segmenter.segment_slice(prompt, _orientation(request.orientation), slice_index=slice_index)
         self.touch()
+        self._embed_neighbours(segmenter, result.ref)
         return self._keep(result)
+
+    def _embed_neighbours(self, segmenter, ref: SliceRef) -> None:
+        """While the user looks at slice `ref`, embed the slices one step either way at the lowest
+        priority (CPU runtime), so scrolling one slice and clicking costs no embedding."""
+        if not self.host.embeds_in_background:
+            return
+        count = slice_count(segmenter.volume, ref.axis)
+        indices = [index for index in (ref.index + offset for offset in NEIGHBOUR_OFFSETS) if 0 <= index < count]
+        self.host.embed_in_background(lambda: [segmenter.slice_image(SliceRef(ref.axis, i)) for i in indices],
+                                      self.keys)
 
     def _seed_mask(self, seed) -> np.ndarray:
         """The decoded seed mask; a shape no slice of this volume can have is refused before decoding."""
@@ -192,6 +206,7 @@ class Session:
         def embed():
             if serial == self._prefetch_serial and self.segmenter is not None:
                 predictor.prefetch(image)
+                self._embed_neighbours(segmenter, ref)
 
         executor.submit(embed)
 

@@ -374,14 +374,14 @@ def test_voxel_prompts_corrections_and_walk_stops_through_http_equal_the_in_proc
     expected_stops = [(s.direction, s.last_index, s.reason) for s in local.last_stops]
     centre = [int(v) for v in np.round(present.mean(axis=0))[::-1]]
     with client.open_volume(volume) as remote:
-        job = remote.client.request("POST", remote._path + "/box3d", {"corners_ijk": [low, high]})[1]  # noqa: SLF001
+        job = remote.client.request("POST", remote.calls.path + "/box3d", {"corners_ijk": [low, high]})[1]  # noqa: SLF001
         while job["state"] == "running":
-            job = remote.client.request("GET", f"{remote._path}/jobs/{job['job_id']}?wait=5")[1]  # noqa: SLF001
+            job = remote.client.request("GET", f"{remote.calls.path}/jobs/{job['job_id']}?wait=5")[1]  # noqa: SLF001
         from SegMoTELib.service.codec import decode_mask
 
         np.testing.assert_array_equal(decode_mask(job["mask"], remote.shape), expected_box)
         assert [(s["direction"], s["last_index"], s["reason"]) for s in job["stops"]] == expected_stops
-        by_voxel = remote.client.request("POST", remote._path + "/slice",  # noqa: SLF001
+        by_voxel = remote.client.request("POST", remote.calls.path + "/slice",  # noqa: SLF001
                                          {"frame": "ijk", "points": [centre], "orientation": "auto"})[1]
         by_ras = remote.segment_slice(SlicePrompt.build("ras", points=ijk_points_to_ras(volume, [centre])), "auto")
         assert by_voxel["index"] == by_ras.ref.index and by_voxel["mask"] == by_ras.mask

@@ -12,7 +12,7 @@ requirements() {
     awk -v list="$1" '
         $0 ~ "^" list " = \\[" { inside = 1; next }
         inside && /^\]/ { inside = 0 }
-        inside && /^ *"/ { gsub(/^ *"|",? *$/, ""); printf "%s%s", sep, $0; sep = ", " }
+        inside && /^ *"/ { sub(/ *#.*$/, ""); gsub(/^ *"|",? *$/, ""); printf "%s%s", sep, $0; sep = ", " }
     ' pyproject.toml
 }
 

@@ -58,4 +58,4 @@ def test_itk_warnings_do_not_precede_a_refusal(tmp_path):
     result = _segmote("segment", skewed, "--ras-point", 0, 0, 0, "-o", tmp_path / "out.seg.nrrd")
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, lines
-    assert lines[0].startswith("segmote segment: error: points_ras: point 0") and "outside the volume" in lines[0]
+    assert lines[0].startswith("segmote segment: error: points: ") and "outside the volume" in lines[0]

@@ -125,7 +125,7 @@ def test_stroke_groups_of_a_real_bank_start_from_the_shipped_adapters_masks(tmp_
     from SegMoTELib.slice_prompt import SlicePrompt
 
     path = trainer.model.save_adapter(tmp_path / "adapter.pt")
-    predictor = SegMoTEPredictor(adapter=path, device="cpu", model=None)
+    predictor = SegMoTEPredictor(adapter=path, device="cpu", model=None, runtime="torch")  # its modules watched
     assert predictor.model.reads_stroke_maps
     seen = []
     encode = predictor.model.encode_prompts

@@ -111,13 +111,20 @@ def local_ray():
 def signal_once_journalled(command: list[str], journal: Path, how: int) -> int:
     """Start `command` (a `segmote curate` run) in its own process group, wait until its journal holds
     a finished unit (at most 300 s), then send `how` to the whole group; its exit status."""
+    import signal
     import subprocess
     import time
 
-    # the run at a lower priority than this watcher: on a loaded machine the watcher, descheduled
-    # between polls, once saw the journal only after the whole run had finished (exit 0, not 130)
+    def child_setup():
+        # An ignored SIGINT is inherited through exec, and Python then installs no Ctrl-C handler: in
+        # the full suite something before this test left SIGINT ignored in the pytest process, and
+        # the run ignored the signal and finished (exit 0, not 130). A user's shell starts it with the
+        # default. Lower priority too, so this watcher sees the first journal line in time.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.nice(10)
+
     process = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, preexec_fn=lambda: os.nice(10))
+                               stderr=subprocess.PIPE, preexec_fn=child_setup)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         if journal.is_file() and journal.read_bytes().count(b"\n") >= 1:

@@ -341,6 +341,7 @@ class SegMoTEPredictor:
         `decoder` None follows the predictor's policy (the adapter for clicks and strokes, for boxes
         only where it beat the base decoder on validation); "base" or "segmote" forces one (for
         comparisons)."""
+        from .lasso_bounds import bound_by_lassos
         from .prompt_encoding import encode_prompts
 
         current = self._require_image()
@@ -366,7 +367,10 @@ class SegMoTEPredictor:
                               masks=inputs.masks is not None, decoder=kind, multimask=bool(multimask),
                               transform=current.transform, strokes=inputs.strokes is not None)
             outputs = self._run(call, current, tensors)
-        return self._finish(*outputs, batched, "segmote" if use_adapter else "base")
+        prediction = self._finish(*outputs, batched, "segmote" if use_adapter else "base")
+        if not batched and prompts[0].lassos:
+            prediction.masks = bound_by_lassos(prediction.masks, prompts[0])
+        return prediction
 
     @staticmethod
     def _prompt_batch(prompt, points, labels, box, mask_input, seed_mask=None) -> tuple[list[SlicePrompt], bool]:

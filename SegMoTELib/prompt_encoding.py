@@ -12,6 +12,8 @@ The encoding of each kind, and why:
   too) — the box is what the model knows best, and a loop around a structure is a loose box;
   a negative lasso gives a negative point at the deepest cell inside it; with a stroke encoder,
   the filled polygon is a dense channel too, which tells the model the outline, not only its box;
+  after decoding, the lassos also bound the mask on their slice (`lasso_bounds`: nothing outside a
+  positive loop, nothing inside a negative one), as a user who draws a loop means;
 - earlier result: its low-res logits as SAM's mask prompt; or a seed mask (a segment the user
   already has) as such logits (`preprocessing.mask_to_low_res_logits`).
 Dense stroke channels: positive scribbles, negative scribbles, positive lassos, negative lassos.

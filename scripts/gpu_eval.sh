@@ -52,7 +52,8 @@ if [ -n "${EXTRA:-}" ]; then  # a diagnostic script run with the same environmen
 fi
 [ "${EVALS:-1}" = 1 ] || exit 0
 
-evaluate3d() {  # name adapter walk methods
+evaluate3d() {  # name adapter walk methods (ONLY3D=name: that run alone)
+    [ -n "${ONLY3D:-}" ] && [ "$ONLY3D" != "$1" ] && return 0
     timeout "${EVAL_TIMEOUT:-480}" python3 -m SegMoTELib.cli evaluate-3d "$HOLDOUT" --split holdout --methods "$4" \
         --corrections "${CORRECTIONS:-5}" --adapter "$2" --walk "$3" --device cuda --out "runs/e3d_$1" \
         > "runs/e3d_$1.log" 2>&1
@@ -67,7 +68,9 @@ fi
 evaluate2d() {  # name adapter data prompt [extra args]: one `segmote evaluate` in the background
     local name=$1 adapter=$2 data=$3 prompt=$4; shift 4
     local tag; tag=$(basename "$data")
-    timeout 420 python3 -m SegMoTELib.cli evaluate "$data" --prompt "$prompt" "$@" --adapter "$adapter" \
+    # dev_eval is a parent of three evaluation folders: each is given
+    local folders=("$data"); [ "$tag" = dev_eval ] && folders=("$data"/*/)
+    timeout 420 python3 -m SegMoTELib.cli evaluate "${folders[@]}" --prompt "$prompt" "$@" --adapter "$adapter" \
         --device cuda --quiet --out "runs/e2d_${name}_${tag}_$prompt" > "runs/e2d_${name}_${tag}_$prompt.log" 2>&1 &
 }
 if [ "${EVAL2D:-1}" = 1 ]; then
@@ -77,7 +80,7 @@ if [ "${EVAL2D:-1}" = 1 ]; then
     for name in shipped candidate; do
         adapter=$SHIPPED; [ $name = candidate ] && adapter=$CANDIDATE
         [ -f "$adapter" ] || continue
-        if [ -d .devdata/pool_val ]; then
+        if [ -d .devdata/pool_val ] && [ "${POOL_VAL:-1}" = 1 ]; then
             for prompt in box auto lasso; do evaluate2d $name "$adapter" .devdata/pool_val $prompt --split val; done
             evaluate2d $name "$adapter" .devdata/pool_val click --split val --clicks 5
             evaluate2d $name "$adapter" .devdata/pool_val scribble --split val --clicks 3

@@ -52,16 +52,27 @@ def _parallel_map(function, items: list) -> list:
         return list(pool.map(function, items))
 
 
-def resolve_walk_head(backbone: str) -> Path | None:
-    """The walk-head add-on the manifest lists for the default adapter of `backbone` (sha256 checked), or None."""
+def resolve_walk_head(backbone: str, adapter_path=None) -> Path | None:
+    """The walk-head add-on the manifest lists for the shipped adapter at `adapter_path` (default: the
+    default adapter of `backbone`), sha256 checked; None when it lists none."""
     from .backbones.checkpoints import verify_checkpoint
     from .resources import load_manifest, resources_dir
 
     for name, entry in load_manifest().get("adapters", {}).items():
         head = entry.get("walk_head")
-        if entry.get("backbone") == backbone and entry.get("default") and head:
+        if entry.get("backbone") != backbone or not head:
+            continue
+        listed = resources_dir() / entry["file"]
+        if adapter_path is None and entry.get("default") or adapter_path is not None and _same_file(listed, adapter_path):
             return verify_checkpoint(resources_dir() / head["file"], head["sha256"], f"walk head of {name}")
     return None
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return Path(a).resolve().samefile(Path(b).resolve())
+    except OSError:
+        return False
 
 
 def resolve_default_adapter(backbone: str) -> Path | None:
@@ -129,7 +140,7 @@ class SegMoTEPredictor:
             else:
                 self.model = SegMoTEModel.from_adapter(base, adapter_path)
                 self.uses_adapter = True
-                if adapter == "default" and self.model.adapter.presence is None:
+                if self.model.adapter.presence is None:  # a shipped adapter with a walk-head add-on
                     self._attach_walk_head(backbone, adapter_path)
                 self.box_decoder = "segmote" if self.model.metadata.get("use_for_boxes", False) else "base"
         self.adapter_path = None if model is not None or not self.uses_adapter else Path(adapter_path)
@@ -177,7 +188,7 @@ class SegMoTEPredictor:
     def _attach_walk_head(self, backbone: str, adapter_path) -> None:
         from .modeling.adapter_io import read_walk_head
 
-        head = resolve_walk_head(backbone)
+        head = resolve_walk_head(backbone, adapter_path)
         if head is not None:
             self.model.attach_walk_head(read_walk_head(head, adapter_path))
 

@@ -206,17 +206,18 @@ def _assert_same_answers(reference, optimized, image, prompts):
 
 
 def test_scribbles_and_lassos_match_pytorch_with_the_shipped_adapter(runtimes):
-    """The shipped v2 has no stroke encoder: a scribble reaches it as points along it, a lasso as its box."""
+    """The shipped v3 has a stroke encoder: a scribble reaches it as points along it and a drawn line,
+    a lasso as its box and a filled loop (dense stroke maps into the SegMoTE graphs)."""
     reference, optimized = runtimes
-    assert not optimized.model.reads_stroke_maps
+    assert optimized.model.reads_stroke_maps and "stroke_maps" in optimized.onnx.inputs["segmote"]
     image, liver, _ = load_dev_sample(*LIVER)
     _assert_same_answers(reference, optimized, image, _stroke_prompts(liver))
 
 
 def test_an_adapter_with_a_stroke_encoder_reads_the_stroke_maps_in_the_onnx_graphs():
-    """An adapter with a stroke encoder (v3's form; none is shipped yet): the SegMoTE graphs take the
-    dense stroke maps as the torch path adds them. The shipped v2's weights with a stroke encoder of
-    seeded random weights (so that the maps change the masks), on a real CT slice."""
+    """Any adapter with a stroke encoder: the SegMoTE graphs take the dense stroke maps as the torch
+    path adds them. The shipped weights with a stroke encoder of seeded random weights (larger than
+    trained ones, so that the maps change the masks a lot), on a real CT slice."""
     import dataclasses
 
     from SegMoTELib.backbones import load_backbone
@@ -301,17 +302,24 @@ def test_results_are_deterministic_for_the_runtime(runtimes, chest_xray):
 
 
 # --- export and its cache ---------------------------------------------------------------------------
+def _default_adapter_entry() -> tuple[str, dict]:
+    """(name, manifest entry) of the shipped default adapter of LiteMedSAM."""
+    from SegMoTELib.resources import load_manifest
+
+    return next((name, entry) for name, entry in load_manifest()["adapters"].items()
+                if entry.get("default") and entry["backbone"] == "litemedsam")
+
+
 def test_export_records_the_adapter_hash_the_exporter_and_every_file_hash(runtimes):
     from SegMoTELib.backbones.checkpoints import file_sha256
     from SegMoTELib.cpu_runtime.export import METADATA, cache_root
-    from SegMoTELib.resources import load_manifest
 
     _, optimized = runtimes
     folder = optimized.onnx.folder
-    assert folder.parent.parent == cache_root() and folder.name.startswith("litemedsam-segmote_litemedsam_v2-")
+    name, shipped = _default_adapter_entry()
+    assert folder.parent.parent == cache_root() and folder.name.startswith(f"litemedsam-{name}-")
     metadata = json.loads((folder / METADATA).read_text())
-    shipped = load_manifest()["adapters"]["segmote_litemedsam_v2"]
-    assert metadata["adapter"] == {"file": "segmote_litemedsam_v2.pt", "sha256": shipped["sha256"]}
+    assert metadata["adapter"] == {"file": f"{name}.pt", "sha256": shipped["sha256"]}
     assert metadata["exporter"]["torch"] == torch.__version__ and metadata["exporter"]["opset"] == 17
     assert set(metadata["files"]) == {"encoder.onnx", "base.onnx", "segmote.onnx", "segmote_all.onnx", "auto.onnx"}
     for name, digest in metadata["files"].items():
@@ -344,7 +352,7 @@ def test_export_cpu_command_reports_the_graphs_and_agrees_with_pytorch(runtimes,
 
     assert main(["export-cpu"]) == 0
     out = capsys.readouterr().out
-    assert "segmote_litemedsam_v2" in out and '"opset": 17' in out
+    assert _default_adapter_entry()[0] in out and '"opset": 17' in out
     checks = [line for line in out.splitlines() if line.startswith("check ")]
     assert len(checks) == 3 and all("Dice vs PyTorch 1.0000" in line for line in checks)
 

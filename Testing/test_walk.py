@@ -211,6 +211,30 @@ def test_replay_keeps_steps_until_the_first_rejected_one_and_crosses_one_with_pa
     assert 0.6 < thresholds["other"] <= 0.8 and thresholds["default"] == thresholds["other"]
 
 
+def test_a_family_with_few_structures_takes_the_pooled_threshold():
+    """CT with 3 structures (too few to choose a threshold of its own) takes the threshold calibrated on
+    every walk; "other", with 20, keeps its own."""
+    from SegMoTELib.training.walk_head import MIN_FAMILY_STRUCTURES
+
+    steps, keep = _steps()
+    truth, many, probabilities = {}, [], []
+    for stack in range(MIN_FAMILY_STRUCTURES):
+        family = "CT" if stack < 3 else "other"
+        many += [Step(stack, 1, stack, s.direction, s.distance, family, s.dice, s.intersection, s.area, None) for s in steps]
+        # CT walks score the leak 0.45 and the doubtful step 0.5: alone, CT would choose 0.475
+        probabilities += [0.9, 0.8, 0.5, 0.85, 0.45] if family == "CT" else [0.9, 0.8, 0.3, 0.85, 0.6]
+        truth[(stack, 1)] = 10
+    many += [Step(stack + 100, 1, stack + 100, s.direction, s.distance, "other", s.dice, s.intersection, s.area, None)
+             for stack in range(3) for s in steps]
+    probabilities += [0.9, 0.8, 0.3, 0.85, 0.6] * 3
+    truth.update({(stack + 100, 1): 10 for stack in range(3)})
+    thresholds = calibrate(many, np.array(probabilities), truth)
+    assert thresholds["CT"] == thresholds["default"] and 0.6 < thresholds["default"] <= 0.8
+    assert 0.6 < thresholds["other"] <= 0.8
+    ct_alone = calibrate([s for s in many if s.family == "CT"] * 1, np.array(probabilities[:15]), truth)
+    assert ct_alone["default"] == pytest.approx(0.475)  # what CT's own 3 structures would have chosen
+
+
 def test_rules_refuse_bad_decision_fields():
     with pytest.raises(InputError, match="decision"):
         PropagationRules(decision="maybe")
@@ -236,7 +260,7 @@ def test_walk_head_records_fits_calibrates_and_attaches_to_the_adapter_it_was_fi
     from SegMoTELib.errors import CheckpointError
     from SegMoTELib.modeling import SegMoTEModel
     from SegMoTELib.modeling.adapter_io import read_walk_head
-    from SegMoTELib.predictor import resolve_default_adapter
+    from SegMoTELib.resources import resources_dir
     from SegMoTELib.training import walk_head
     from SegMoTELib.training.walks import read_walk_stack, volumes3d_pairs
 
@@ -247,7 +271,8 @@ def test_walk_head_records_fits_calibrates_and_attaches_to_the_adapter_it_was_fi
     stack.images, stack.labels = stack.images[keep], np.where(stack.labels[keep] == 2, 2, 0).astype(np.uint8)
     (tmp_path / "walks").mkdir()
     stack.save(tmp_path / "walks" / "s.npz", compact=True)
-    shipped = resolve_default_adapter("litemedsam")
+    # an adapter without a presence head of its own (v2; the default v3 has one)
+    shipped = resources_dir() / "adapters" / "segmote_litemedsam_v2.pt"
     out = tmp_path / "head.pt"
     records = tmp_path / "records.npz"
     assert walk_head.main(["--adapter", str(shipped), "--walks", str(tmp_path / "walks"), "--out", str(out),

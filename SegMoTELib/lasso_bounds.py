@@ -13,6 +13,7 @@ its centre is inside.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from .slice_prompt import SlicePrompt
 
@@ -36,17 +37,6 @@ def polygon_pixels(vertices: np.ndarray, height: int, width: int) -> np.ndarray:
         # inside where an odd number of crossings lie at or left of the pixel centre
         inside[row] = np.searchsorted(at_x[row], columns, side="right") % 2 == 1
     return inside
-
-
-def _grown(region: np.ndarray) -> np.ndarray:
-    """The region and its 8-neighbours."""
-    padded = np.pad(region, 1)
-    out = np.zeros_like(region)
-    height, width = region.shape
-    for dy in range(3):
-        for dx in range(3):
-            out |= padded[dy:dy + height, dx:dx + width]
-    return out
 
 
 def _positive_prompts_inside(prompt: SlicePrompt, region: np.ndarray) -> bool:
@@ -74,7 +64,7 @@ def bound_by_lassos(masks: np.ndarray, prompt: SlicePrompt) -> np.ndarray:
         region = np.zeros((height, width), dtype=bool)
         for stroke in positives:
             region |= polygon_pixels(stroke.array, height, width)
-        region = _grown(region)
+        region = ndimage.binary_dilation(region, structure=np.ones((3, 3), bool))  # and its 8-neighbours
         if _positive_prompts_inside(prompt, region):
             keep &= region
     for stroke in prompt.lassos:

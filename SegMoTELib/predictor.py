@@ -63,14 +63,14 @@ def resolve_walk_head(backbone: str, adapter_path=None) -> Path | None:
         if entry.get("backbone") != backbone or not head:
             continue
         listed = resources_dir() / entry["file"]
-        if adapter_path is None and entry.get("default") or adapter_path is not None and _same_file(listed, adapter_path):
+        if entry.get("default") if adapter_path is None else _same_file(listed, adapter_path):
             return verify_checkpoint(resources_dir() / head["file"], head["sha256"], f"walk head of {name}")
     return None
 
 
 def _same_file(a, b) -> bool:
     try:
-        return Path(a).resolve().samefile(Path(b).resolve())
+        return Path(a).samefile(b)
     except OSError:
         return False
 

@@ -10,8 +10,10 @@ are down, silent, or never listen.
 from __future__ import annotations
 
 import ast
+import http.server
 import socket
 import sys
+import threading
 import time
 import types
 from dataclasses import dataclass, field
@@ -252,9 +254,64 @@ def test_a_failed_local_start_is_reported_to_the_waiting_call(glue, qt, tmp_path
     engine = module.Engine(Settings(), qt, python=str(broken))
     outcome = Outcome()
     engine.submit(lambda call: iter(()), "a click", onDone=outcome.ok, onError=outcome.failed)
+    # the failure is found in the start timer's timeout(): the engine must not delete the timer while
+    # it emits (Qt then skips the slots after the engine's, or calls into freed memory). PySide6 keeps
+    # an object alive after deleteLater(); PythonQt does not, so under Slicer only the engine's
+    # release_later() keeps this true.
+    seen_by_a_later_slot = []
+    engine._startTimer.timeout.connect(lambda: seen_by_a_later_slot.append(outcome.done))  # noqa: SLF001
     assert _until(lambda: outcome.done, 30)
     assert "did not start" in str(outcome.error) and "No module named fastapi" in str(outcome.error)
     assert engine.state == module.FAILED and "No module named fastapi" in engine.reason
+    assert _until(lambda: True in seen_by_a_later_slot, 2), "the start timer was deleted inside its own timeout()"
+
+
+class NotSegMoTE(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802  (http.server's name)
+        body = b"<html><body>Not Found</body></html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_start_that_fails_in_a_reply_deletes_the_network_manager_from_the_event_loop(glue, qt, monkeypatch):
+    """The engine drops its runner inside the info reply's finished(); the manager (the reply's parent)
+    must outlive that emission and still be deleted afterwards, not leaked."""
+    from SegMoTELib.service.qt_client import QtRunner
+
+    module, _slicer = glue
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotSegMoTE)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    later_slots, managers_destroyed, managers = [], [], []
+    send = QtRunner._send
+
+    def send_and_watch(runner, request, on_finished):
+        if not managers:
+            managers.append(runner.manager)
+            runner.manager.destroyed.connect(lambda *_: managers_destroyed.append(True))
+        reply = send(runner, request, on_finished)
+        reply.finished.connect(lambda: later_slots.append(outcome.done))
+        return reply
+
+    monkeypatch.setattr(QtRunner, "_send", send_and_watch)
+    try:
+        engine = module.Engine(Settings(engine="remote", serverUrl=f"http://127.0.0.1:{server.server_port}",
+                                        serverToken="t" * 20), qt)
+        outcome = Outcome()
+        engine.submit(lambda call: iter(()), "a click", onDone=outcome.ok, onError=outcome.failed)
+        assert _until(lambda: outcome.done, 15)
+        assert engine.state == module.FAILED and "Not Found" in str(outcome.error)
+        assert later_slots == [True], "the reply was deleted inside its own finished()"
+        managers.clear()
+        assert _until(lambda: managers_destroyed, 2), "the network manager of the failed start was never deleted"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # --- engines kept by settings; stopped with the application --------------------------------------------
@@ -316,6 +373,9 @@ class HeldRunner:
 
     def cancel_all(self):
         pass
+
+    def release(self):
+        pass  # holds no Qt object
 
 
 def _ready(module, engine, runner):

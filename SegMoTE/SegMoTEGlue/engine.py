@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from SegMoTELib.priorities import BATCH, INTERACTIVE, PREFETCH
 from SegMoTELib.service import operations
 from SegMoTELib.service.launcher import LocalEngine
-from SegMoTELib.service.qt_client import Cancelled, QtRunner
+from SegMoTELib.service.qt_client import Cancelled, QtRunner, release_later
 from SegMoTELib.service.wire import EngineUnavailable, SessionClosed
 
 from .dependencies import dependencyStatus, requireDependencies
@@ -288,10 +288,17 @@ class Engine:
         self._askInfo()
 
     def _stopStartTimer(self) -> None:
-        if self._startTimer is not None:
-            self._startTimer.stop()
-            self._startTimer.deleteLater()
-            self._startTimer = None
+        timer, self._startTimer = self._startTimer, None
+        if timer is not None:  # often from its own timeout(): deleted from the event loop, not now
+            timer.stop()
+            release_later(self.qt, timer)
+
+    def _releaseRunner(self) -> None:
+        """Drop the runner; its network manager is deleted from the event loop (this often runs in
+        one of its replies' finished())."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.release()
 
     def _askInfo(self) -> None:
         self._runner.start(operations.info(), self._ready, self._startFailed)
@@ -310,7 +317,7 @@ class Engine:
         if self._local is not None:
             self._local.stop(timeout=5.0)
             self._local = None
-        self._runner = None
+        self._releaseRunner()
         self._sessions.clear()
         self._setState(FAILED, describeError(error))
         pending, self._pending = self._pending, []
@@ -325,7 +332,8 @@ class Engine:
         self._abandonCurrent(None)
         if self._runner is not None:
             self._runner.cancel_all()
-        local, self._local, self._runner = self._local, None, None
+        local, self._local = self._local, None
+        self._releaseRunner()
         self._sessions.clear()
         self._restarts = 0
         if local is not None:
@@ -454,7 +462,8 @@ class Engine:
         """The local engine ended under a call: restart it once and run the call again; after a second
         death, say so (exit status and last output line) and stop trying."""
         died = self._local.describe_exit()
-        self._local, self._runner = None, None
+        self._local = None
+        self._releaseRunner()
         for session in self._sessions.values():
             session.forget()
         if self._restarts >= 1 or call.attempts >= 2:

@@ -10,6 +10,7 @@ import logging
 
 import qt
 import slicer
+from SegMoTELib.service.qt_client import release_later
 
 DIALOG_DELAY_MSEC = 2000
 _REFRESH_MSEC = 100
@@ -50,12 +51,13 @@ class BusyFeedback:
     def close(self) -> None:
         if self._timer is None:
             return
-        # Parentless Qt objects made from Python live until Qt deletes them: deleteLater() frees
-        # the timer and the dialog once control is back in the event loop (a dialog that was only
-        # closed stays allocated, with its connection to the job, for the rest of the session).
+        # Usually called from the timer's own timeout(): PythonQt deletes a parentless object made from
+        # Python when its last reference goes, so dropping the timer here would delete it while it
+        # emits. Qt deletes it from the event loop instead; deleteLater() also frees the dialog there
+        # (one only closed stays allocated, with its connection to the job, for the session).
         self._timer.stop()
         self._timer.disconnect("timeout()", self._refresh)
-        self._timer.deleteLater()
+        release_later(qt, self._timer)
         self._timer = None
         if self.dialog is not None:
             if self.cancellable:

@@ -30,6 +30,19 @@ READ_TIMEOUT_S = 300.0
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def release_later(qt, qobject) -> None:
+    """Delete `qobject` from the event loop, never inside one of its own signals.
+
+    PythonQt and PySide6 delete a parentless QObject made from Python as soon as its last Python
+    reference goes. Dropping that reference in a slot of the object's own signal (a timer's
+    `timeout()`, a reply's `finished()` whose handler drops the network manager) deletes it while Qt
+    is still emitting: a use after free (the test process died with a jump to address 0x31). Qt's rule
+    is `deleteLater()`; the reference a zero-delay single shot keeps stops the binding from deleting
+    the object before that."""
+    qobject.deleteLater()
+    qt.QTimer.singleShot(0, lambda kept=qobject: None)
+
+
 class Cancelled(Exception):
     """The user cancelled the call (thrown into the operation, which may clean up on the server)."""
 
@@ -53,6 +66,11 @@ class QtRunner:
         if parsed.scheme == "https":
             _trust_ssl_cert_file(qt)
         self._running: set = set()
+
+    def release(self) -> None:
+        """Hand the network manager, with any reply still open, to Qt for deletion from the event loop
+        (the runner may be dropped inside one of its replies' signals); the runner is done."""
+        release_later(self.qt, self.manager)
 
     # --- reaching the server -------------------------------------------------------------------
     def probe(self, on_reachable, on_error) -> None:
@@ -211,7 +229,7 @@ class Running:
         self._reply = None
         if self._timer is not None:
             self._timer.stop()
-            self._timer.deleteLater()
+            release_later(self.runner.qt, self._timer)
             self._timer = None
         answer, error = None, None
         tell_cancel = self._cancel_asked and not self._cancel_told

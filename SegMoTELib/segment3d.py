@@ -239,18 +239,40 @@ class VolumeSegmenter:
             verdict = judge.verdict(previous, result, image)
             if verdict is not None:
                 crossed = self._cross(previous, index, direction, end, rules, judge, clip_box, tracker, settles)
+                if not crossed and self._sweeps(rules, judge, clip_box, settles):
+                    result, verdict = self._box_afresh(previous, index, clip_box, judge)
+                    crossed = [] if result is None else [result]
+                    if not crossed:  # absent here: skipped, and the walk goes on to the box's end
+                        reason = verdict
+                        index += direction
+                        continue
                 if not crossed:
                     reason = verdict
                     break
                 yield from crossed
                 previous = crossed[-1]
                 index = previous.ref.index + direction
+                reason = ("end of range", "")
                 continue
             yield result
             judge.accepted(image, result)
             previous = result
             index += direction
+            reason = ("end of range", "")
         self.last_stops.append(WalkStop(direction, previous.ref.index, *reason))
+
+    @staticmethod
+    def _sweeps(rules: PropagationRules, judge: WalkJudge, clip_box, settles) -> bool:
+        """Whether a doubted slice is tried afresh instead of ending the walk: in a 3D box, with the
+        learned decision (a presence that means the same for any prompt), not in a correction's re-walk."""
+        return rules.sweep_box and judge.learned and clip_box is not None and settles is None
+
+    def _box_afresh(self, previous: SliceResult, index: int, clip_box, judge: WalkJudge):
+        """The slice prompted with the 3D box alone; (result, None) when present, else (None, why)."""
+        ref = SliceRef(previous.ref.axis, index)
+        result = self.predict_on(ref, clip_box, box=clip_box, **self._walk_prompt_extra)
+        verdict = judge.verdict(previous, result, self.slice_image(ref))
+        return (result, None) if verdict is None else (None, verdict)
 
     def _cross(self, previous: SliceResult, doubtful: int, direction: int, end: int, rules: PropagationRules,
                judge: WalkJudge, clip_box, tracker, settles) -> list[SliceResult]:

@@ -81,6 +81,9 @@ class PropagationRules:
     max_intensity_shift: float | None = 40.0  # mean 8-bit grey under the mask vs the seed's; None: off
     grey_reference: str = "seed"        # brightness compared with the "seed" mask's or the "previous" slice's
     trust_box: bool = False             # in a 3D box, only an empty mask ends the rules' walk before the box does
+    sweep_box: bool = True              # in a 3D box, the learned walk goes to the box's ends: a slice it still
+                                        # doubts after `patience` is prompted afresh with the box, kept if
+                                        # present, else skipped (the user's box says where the structure is)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_score <= 1.0:

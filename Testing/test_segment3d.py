@@ -35,6 +35,8 @@ AXIAL = 2  # the phantom's axial slices are along k
 class TruthInBoxPredictor:
     """Answers like a model whose mask is the ground truth clipped to the prompt box."""
 
+    has_presence_head = False  # True: a learned walk reads `presence_of`
+
     def __init__(self, segmenter: VolumeSegmenter, truth_kji: np.ndarray, device: str = "cpu"):
         self.device = type("Device", (), {"type": device})()
         self.truth_of = {}
@@ -44,6 +46,7 @@ class TruthInBoxPredictor:
                 segmenter.volume.with_array(truth_kji.astype(np.uint8)), ref).astype(bool)
         self.current = None
         self.score_of = {}  # slice bytes -> predicted IoU to report (default 0.9)
+        self.presence_of = {}  # slice bytes -> presence probability to report (default 0.9)
         self.shrink_at = set()  # slice bytes whose mask collapses to a few pixels
         self.elsewhere_at = set()  # slice bytes whose mask jumps to the air in the slice's corner
         self.swell_at = set()  # slice bytes whose mask fills the whole prompt box and more
@@ -83,8 +86,9 @@ class TruthInBoxPredictor:
             moved.flat[:int(mask.sum())] = True  # same area, in the top rows: air outside the body
             mask = moved
         score = self.score_of.get(self.current, 0.9)
+        presence = np.array([self.presence_of.get(self.current, 0.9)], np.float32) if self.has_presence_head else None
         return Prediction(masks=mask[None], scores=np.array([score], dtype=np.float32),
-                          low_res_logits=np.zeros((1, 256, 256), np.float32), decoder="base")
+                          low_res_logits=np.zeros((1, 256, 256), np.float32), decoder="base", presence=presence)
 
 
 @pytest.fixture(scope="module")
@@ -309,6 +313,28 @@ def test_box3d_trusting_the_box_walks_to_its_ends_through_a_doubtful_slice(phant
     # by default the walk crosses one doubtful slice: the slice beyond it passes, so both are kept
     default = segmenter.segment_box3d(corners)
     assert _slices(default)[-1] == present[-1] and default[doubtful].any()
+
+
+def test_box3d_learned_walk_tries_each_doubted_slice_afresh_and_goes_on_to_the_box_end(phantom):
+    """Two slices in a row where the organ looks absent (an artefact) end a learned walk that may cross
+    one; inside a 3D box, the first is prompted afresh with the box and skipped, and the walk goes on:
+    the slices beyond the gap, to the box's last one, are kept."""
+    truth = phantom.mask("spleen")
+    segmenter, fake = _fake(phantom)
+    fake.has_presence_head = True
+    present = _slices(truth)
+    top = int(present[-1])
+    for index in (top - 3, top - 2):
+        fake.presence_of[segmenter.slice_image(SliceRef(AXIAL, index)).tobytes()] = 0.1
+    corners = _box_corners_ras(phantom.image, truth)
+    learned = PropagationRules(decision="learned", presence_threshold=0.5)
+    stopped = segmenter.segment_box3d(corners, rules=learned.replace(sweep_box=False))
+    upward = next(stop for stop in segmenter.last_stops if stop.direction > 0)
+    assert _slices(stopped)[-1] == top - 4 and upward.reason == "presence"
+    swept = segmenter.segment_box3d(corners, rules=learned)
+    assert _slices(swept).tolist() == [i for i in present if i != top - 3]
+    upward = next(stop for stop in segmenter.last_stops if stop.direction > 0)
+    assert upward.reason == "end of range" and upward.last_index == top
 
 
 def test_gpu_prefetches_the_walk_in_batches_and_cpu_embeds_lazily(phantom):

@@ -173,6 +173,7 @@ class Rules(_Strict):
     max_intensity_shift: Annotated[float, Field(gt=0, le=255)] | None = None
     grey_reference: Literal["seed", "previous"] | None = None
     trust_box: bool | None = None
+    sweep_box: bool | None = None
     off: list[Literal["max_area_growth", "max_centroid_shift", "max_intensity_shift"]] = Field(
         default_factory=list, description="hand rules to turn off (their value None)")
 

@@ -23,6 +23,9 @@ from .preprocessing import ImageTransform, as_model_uint8, to_model_input, to_mo
 from .slice_prompt import SlicePrompt
 
 LOW_RES = 256
+# a lasso's second decode: the found mask's box grown by this fraction of the image's longest side
+# (3 px on a 512-px image; measured in MODEL_CARD, "Scribbles and lassos")
+LASSO_BOX_GROWTH = 0.006
 
 
 @dataclass
@@ -381,7 +384,35 @@ class SegMoTEPredictor:
         prediction = self._finish(*outputs, batched, "segmote" if use_adapter else "base")
         if not batched and prompts[0].lassos:
             prediction.masks = bound_by_lassos(prediction.masks, prompts[0])
+            if not multimask:
+                prediction = self._tightened_to_lasso(prompts[0], prediction, decoder)
         return prediction
+
+    def _tightened_to_lasso(self, prompt: SlicePrompt, prediction: Prediction, decoder) -> Prediction:
+        """A positive lasso stands for its bounding box, which is looser than a drawn box (the loop runs
+        around the structure, with a margin). Decode once more with the box of the mask found inside
+        the lasso (grown by `LASSO_BOX_GROWTH`) and that mask's logits, the other prompts kept, bound
+        the result by the lassos again, and keep the answer with the higher predicted IoU. One round:
+        a second one measured lower (MODEL_CARD)."""
+        from .lasso_bounds import bound_by_lassos
+
+        if prompt.box is not None or not any(stroke.positive for stroke in prompt.lassos):
+            return prediction  # a drawn box already says where; a negative lasso adds no box
+        mask = np.asarray(prediction.masks)[0]
+        ys, xs = np.nonzero(mask)
+        if not len(xs):
+            return prediction
+        grow = LASSO_BOX_GROWTH * max(mask.shape)
+        low = (max(xs.min() - grow, 0.0), max(ys.min() - grow, 0.0))
+        high = (min(xs.max() + grow, mask.shape[1] - 1.0), min(ys.max() + grow, mask.shape[0] - 1.0))
+        tighter = prompt.with_(box=(tuple(map(float, low)), tuple(map(float, high))),
+                               lassos=tuple(stroke for stroke in prompt.lassos if not stroke.positive),
+                               mask_input=prediction.low_res_logits[0], seed_mask=None)
+        refined = self.predict(tighter, decoder=decoder)
+        refined.masks = bound_by_lassos(refined.masks, prompt)
+        # kept only where the model rates it higher: the box of a poor first mask (a small structure
+        # half found) would lose the rest
+        return refined if float(refined.scores[0]) > float(prediction.scores[0]) else prediction
 
     @staticmethod
     def _prompt_batch(prompt, points, labels, box, mask_input, seed_mask=None) -> tuple[list[SlicePrompt], bool]:

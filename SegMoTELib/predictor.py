@@ -385,10 +385,10 @@ class SegMoTEPredictor:
         if not batched and prompts[0].lassos:
             prediction.masks = bound_by_lassos(prediction.masks, prompts[0])
             if not multimask:
-                prediction = self._tightened_to_lasso(prompts[0], prediction, decoder)
+                prediction = self._tightened_to_lasso(prompts[0], prediction)
         return prediction
 
-    def _tightened_to_lasso(self, prompt: SlicePrompt, prediction: Prediction, decoder) -> Prediction:
+    def _tightened_to_lasso(self, prompt: SlicePrompt, prediction: Prediction) -> Prediction:
         """A positive lasso stands for its bounding box, which is looser than a drawn box (the loop runs
         around the structure, with a margin). Decode once more with the box of the mask found inside
         the lasso (grown by `LASSO_BOX_GROWTH`) and that mask's logits, the other prompts kept, bound
@@ -408,7 +408,7 @@ class SegMoTEPredictor:
         tighter = prompt.with_(box=(tuple(map(float, low)), tuple(map(float, high))),
                                lassos=tuple(stroke for stroke in prompt.lassos if not stroke.positive),
                                mask_input=prediction.low_res_logits[0], seed_mask=None)
-        refined = self.predict(tighter, decoder=decoder)
+        refined = self.predict(tighter, decoder=prediction.decoder)  # the decoder that read the lasso
         refined.masks = bound_by_lassos(refined.masks, prompt)
         # kept only where the model rates it higher: the box of a poor first mask (a small structure
         # half found) would lose the rest

@@ -398,13 +398,16 @@ class SegMoTEPredictor:
 
         if prompt.box is not None or not any(stroke.positive for stroke in prompt.lassos):
             return prediction  # a drawn box already says where; a negative lasso adds no box
+        from .walk_rules import mask_box
+
         mask = np.asarray(prediction.masks)[0]
-        ys, xs = np.nonzero(mask)
-        if not len(xs):
+        found = mask_box(mask)
+        if found is None:
             return prediction
+        x0, y0, x1, y1 = found
         grow = LASSO_BOX_GROWTH * max(mask.shape)
-        low = (max(xs.min() - grow, 0.0), max(ys.min() - grow, 0.0))
-        high = (min(xs.max() + grow, mask.shape[1] - 1.0), min(ys.max() + grow, mask.shape[0] - 1.0))
+        low = (max(x0 - grow, 0.0), max(y0 - grow, 0.0))
+        high = (min(x1 + grow, mask.shape[1] - 1.0), min(y1 + grow, mask.shape[0] - 1.0))
         tighter = prompt.with_(box=(tuple(map(float, low)), tuple(map(float, high))),
                                lassos=tuple(stroke for stroke in prompt.lassos if not stroke.positive),
                                mask_input=prediction.low_res_logits[0], seed_mask=None)

